@@ -1,0 +1,108 @@
+"""Lamplighter: background work in desktop applications and long-running processes,
+on time.
+
+The model (task ids, triggers, constraints, retry policies, requests, results) is imported
+eagerly; everything heavier (the plugin manager, the facade, serialization) loads on first
+use, because the OS relaunches the application for every scheduled run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lamplighter.calendar import CalendarExpr
+from lamplighter.ids import TaskId
+from lamplighter.model import (
+    BatteryLow,
+    BatteryOkay,
+    Calendar,
+    Constraints,
+    ConstraintsNotMet,
+    DeviceIdle,
+    Exact,
+    ExistingTaskPolicy,
+    ExponentialBackoff,
+    Failure,
+    FixedDelay,
+    LinearBackoff,
+    NetworkType,
+    OneTime,
+    OnLogin,
+    PathChanged,
+    Periodic,
+    Retry,
+    RetryPolicy,
+    StorageLow,
+    Success,
+    Task,
+    TaskContext,
+    TaskInfo,
+    TaskRequest,
+    TaskResult,
+    TaskState,
+    Trigger,
+    Windowed,
+)
+
+if TYPE_CHECKING:
+    from lamplighter.hookspecs import hookimpl
+    from lamplighter.plugins import PluginManager
+
+__all__ = [
+    "BatteryLow",
+    "BatteryOkay",
+    "Calendar",
+    "CalendarExpr",
+    "Constraints",
+    "ConstraintsNotMet",
+    "DeviceIdle",
+    "Exact",
+    "ExistingTaskPolicy",
+    "ExponentialBackoff",
+    "Failure",
+    "FixedDelay",
+    "LinearBackoff",
+    "NetworkType",
+    "OnLogin",
+    "OneTime",
+    "PathChanged",
+    "Periodic",
+    "PluginManager",
+    "Retry",
+    "RetryPolicy",
+    "StorageLow",
+    "Success",
+    "Task",
+    "TaskContext",
+    "TaskId",
+    "TaskInfo",
+    "TaskRequest",
+    "TaskResult",
+    "TaskState",
+    "Trigger",
+    "Windowed",
+    "hookimpl",
+]
+
+__version__ = "0.1.0"
+
+# Names resolved on first access, so that `import lamplighter` stays cheap.
+_LAZY = {
+    "hookimpl": "lamplighter.hookspecs",
+    "PluginManager": "lamplighter.plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lamplighter' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,77 @@
+"""The interface every backend implements.
+
+A backend maps the model onto one scheduler: it installs, replaces and removes schedules,
+arranges one-shot retries, and answers when a task runs next. It never decides *what* a run
+does: every firing is handed to the core's runner (through :class:`BackendHost`), so
+constraints, retries, recording and events behave identically on every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from lamplighter.hookspecs import Capabilities
+    from lamplighter.ids import TaskId
+    from lamplighter.model import TaskRequest
+
+__all__ = ["Backend", "BackendHost", "BackendUnavailable", "UnsupportedRequest"]
+
+
+class BackendUnavailable(LookupError):
+    """The requested backend is not installed or cannot work here; the message says which
+    distribution to install or what is missing."""
+
+
+class UnsupportedRequest(ValueError):
+    """The backend cannot honour a trigger or constraint; the message names what would."""
+
+
+class BackendHost(Protocol):
+    """What the application offers its backend."""
+
+    app_id: str
+
+    def now(self) -> datetime:
+        """The current time (aware); virtual in tests."""
+        ...
+
+
+class Backend(abc.ABC):
+    """Base class of backends. A plugin returns the subclass from ``BackendInfo.load``.
+
+    Subclasses set ``name`` and ``capabilities`` and implement the abstract methods. All
+    methods are called from one thread at a time (the application serializes management
+    calls).
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, host: BackendHost, **options: Any) -> None:
+        self.host = host
+        self.options = options
+
+    def check(self, request: TaskRequest) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`UnsupportedRequest` if this backend cannot honour ``request``."""
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Begin serving (called by ``Lamplighter.start()``)."""
+
+    @abc.abstractmethod
+    def install(self, requests: Sequence[TaskRequest]) -> None:
+        """Create or replace the schedules of ``requests`` in one transaction."""
+
+    @abc.abstractmethod
+    def remove(self, task_ids: Sequence[TaskId]) -> None:
+        """Remove the schedules of ``task_ids``; unknown ids are ignored."""
+
+    @abc.abstractmethod
+    def next_run(self, task_id: TaskId) -> datetime | None:
+        """When the task fires next, as far as the scheduler knows."""
+
+    def shutdown(self, timeout: float | None = None) -> None:  # noqa: B027 - optional hook
+        """Stop serving; wait at most ``timeout`` seconds for running work."""

@@ -1,0 +1,208 @@
+"""The hooks a Lamplighter plugin implements, and the records they return.
+
+A plugin is a module (or any object) with functions marked ``@lamplighter.hookimpl`` whose
+names are the hooks below. A distribution makes its plugin discoverable by naming the module
+in the ``lamplighter`` entry-point group::
+
+    [project.entry-points.lamplighter]
+    myplugin = "myplugin.plugin"
+
+Registration hooks return small frozen records; the core collects them, rejects two plugins
+that claim one name, and loads the heavy parts (a backend class, a checker) only when used.
+Keep the plugin module itself light: the OS relaunches the application for every run, so
+import heavy modules inside the ``load`` callables, not at the top of the plugin module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import pluggy
+
+if TYPE_CHECKING:
+    from lamplighter.backend import Backend
+    from lamplighter.model import Constraints, Trigger
+
+__all__ = [
+    "BackendInfo",
+    "Capabilities",
+    "CheckerInfo",
+    "ConstraintChecker",
+    "TriggerTypeInfo",
+    "Verdict",
+    "hookimpl",
+]
+
+PROJECT_NAME = "lamplighter"
+
+_hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a plugin function as the implementation of a ``lamplighter_*`` hook.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------------
+
+
+def _frozenset_of_str(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset((value,))
+    return frozenset(value)
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a backend can do, so the core can refuse what it cannot.
+
+    Attributes:
+        survives_process_death: runs still happen after the application exits.
+        survives_reboot: the schedule outlives a reboot.
+        triggers: the trigger kinds (``Trigger.kind``) the backend schedules.
+        exact_next_run: ``TaskInfo.next_run`` comes from the scheduler itself.
+        min_interval_seconds: the shortest periodic interval it accepts, or None for any
+            interval the request allows.
+    """
+
+    survives_process_death: bool
+    survives_reboot: bool
+    triggers: frozenset[str] = attrs.field(converter=_frozenset_of_str)
+    exact_next_run: bool = False
+    min_interval_seconds: float | None = 900.0
+
+
+@attrs.frozen(kw_only=True)
+class BackendInfo:
+    """A backend, as a plugin registers it.
+
+    Attributes:
+        name: what ``Lamplighter(backend=...)`` calls it, e.g. ``"systemd"``.
+        load: returns the backend class; import heavy modules inside it.
+        platforms: the ``sys.platform`` prefixes it runs on (``"linux"``, ``"darwin"``,
+            ``"win32"``); empty means every platform.
+        priority: ``backend="auto"`` picks the available backend with the highest priority.
+        capabilities: what it can schedule.
+        is_available: a cheap check that the backend can work here now (e.g. a systemd
+            user manager is reachable); returns a reason string when it cannot, else None.
+        description: one line for ``lamplighter plugins``.
+    """
+
+    name: str
+    load: Callable[[], type[Backend]]
+    capabilities: Capabilities
+    platforms: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset_of_str)
+    priority: int = 0
+    is_available: Callable[[], str | None] = attrs.field(default=lambda: None)
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """A checker's answer for one constraint.
+
+    Attributes:
+        constraint: the ``Constraints`` field it judges, e.g. ``"network"``.
+        satisfied: whether a run may start as far as this constraint goes.
+        reason: why, in words an operator understands ("battery at 9 %, below 15 %").
+        known: False when the state could not be determined; ``satisfied`` then follows
+            the checker's documented rule for the unknown case.
+    """
+
+    constraint: str
+    satisfied: bool
+    reason: str = ""
+    known: bool = True
+
+
+class ConstraintChecker(Protocol):
+    """Evaluates some of the ``Constraints`` fields right now."""
+
+    def check(self, constraints: Constraints) -> Sequence[Verdict]:
+        """One :class:`Verdict` for each constraint this checker evaluates that
+        ``constraints`` requires (see :meth:`Constraints.required`)."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class CheckerInfo:
+    """A constraint checker, as a plugin registers it.
+
+    Attributes:
+        name: unique among checkers, e.g. ``"device"``.
+        constraints: the ``Constraints`` field names it evaluates; no two checkers may
+            claim the same one.
+        load: builds the checker; import heavy modules inside it.
+        description: one line for ``lamplighter plugins``.
+    """
+
+    name: str
+    constraints: frozenset[str] = attrs.field(converter=_frozenset_of_str)
+    load: Callable[[], ConstraintChecker]
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class TriggerTypeInfo:
+    """A trigger type a plugin adds.
+
+    The class must be a frozen attrs subclass of :class:`lamplighter.Trigger` with a unique
+    ``kind`` class attribute; its fields must be storable (numbers, strings, booleans,
+    timedeltas, aware datetimes, or attrs classes of those). It is stored as
+    ``{"type": kind, **fields}``.
+    """
+
+    cls: type[Trigger]
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# registration hooks
+# --------------------------------------------------------------------------------------------
+
+
+@_hookspec
+def lamplighter_backends() -> Sequence[BackendInfo]:  # type: ignore[empty-body]
+    """Return the backends this plugin provides.
+
+    Called once, when the plugin manager loads. Each :class:`BackendInfo` names the backend,
+    its platforms, its priority for ``backend="auto"``, its capabilities and a ``load``
+    callable returning the :class:`~lamplighter.backend.Backend` subclass. Two plugins
+    returning the same name is an error naming both distributions.
+    """
+
+
+@_hookspec
+def lamplighter_constraint_checkers() -> Sequence[CheckerInfo]:  # type: ignore[empty-body]
+    """Return the constraint checkers this plugin provides.
+
+    Each :class:`CheckerInfo` names the ``Constraints`` fields it evaluates. A constraint
+    no installed checker evaluates makes ``schedule()`` fail with a message naming the
+    plugin that would evaluate it. Two checkers claiming one name or one constraint is an
+    error naming both distributions.
+    """
+
+
+@_hookspec
+def lamplighter_trigger_types() -> Sequence[TriggerTypeInfo]:  # type: ignore[empty-body]
+    """Return the trigger types this plugin adds to the model.
+
+    They are registered with the converter that stores requests, so a stored request using
+    one of them loads again while the plugin is installed.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# monitoring hooks
+# --------------------------------------------------------------------------------------------
+
+
+@_hookspec
+def lamplighter_monitors(app: Any) -> Sequence[Any]:  # type: ignore[empty-body]
+    """Return monitors to attach to ``app`` when it starts.
+
+    A monitor is an object with an ``on_event(event)`` method, plain or ``async``; it
+    receives every :class:`~lamplighter.events.MonitorEvent` of the application. A monitor
+    that raises is reported as a ``LibraryError`` event and keeps receiving events.
+    """

@@ -1,0 +1,742 @@
+"""The scheduling model shared by every backend.
+
+Triggers say *when* a task runs, :class:`Constraints` say *under what conditions*, a
+:class:`RetryPolicy` says how a ``Retry`` result is retried, and :class:`TaskRequest` bundles
+them with the task id, the existing-task policy and the task's input.
+
+Every record is an immutable ``attrs`` class validated at construction: an invalid value
+raises ``ValueError`` (or ``TypeError`` for a value of the wrong type) whose message names the
+field, the value and what is allowed.
+
+Datetimes: every datetime the model accepts must be timezone-aware. A naive datetime is
+rejected with ``ValueError`` because a task file outlives the process that wrote it and the
+OS scheduler may run in another zone; write ``datetime.now().astimezone()`` for local time.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+import attrs
+
+from lamplighter.calendar import CalendarExpr
+from lamplighter.ids import TaskId
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "PERIODIC_FLOOR",
+    "BatteryLow",
+    "BatteryOkay",
+    "Calendar",
+    "Constraints",
+    "ConstraintsNotMet",
+    "DeviceIdle",
+    "Exact",
+    "ExistingTaskPolicy",
+    "ExponentialBackoff",
+    "Failure",
+    "FixedDelay",
+    "LinearBackoff",
+    "NetworkType",
+    "OnLogin",
+    "OneTime",
+    "PathChanged",
+    "Periodic",
+    "Retry",
+    "RetryPolicy",
+    "StorageLow",
+    "Success",
+    "Task",
+    "TaskContext",
+    "TaskInfo",
+    "TaskRequest",
+    "TaskResult",
+    "TaskState",
+    "Trigger",
+    "Windowed",
+    "require_aware",
+]
+
+#: The shortest periodic interval, as on the platforms this model descends from.
+PERIODIC_FLOOR = timedelta(minutes=15)
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------------------------
+# validators shared by the records below
+# --------------------------------------------------------------------------------------------
+
+
+def require_aware(value: datetime, field: str) -> datetime:
+    """Return ``value`` if it is an aware datetime, else raise naming ``field``."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{field} must be a datetime, got {type(value).__name__} {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{field} {value.isoformat()} is a naive datetime; a timezone-aware datetime is "
+            "required (e.g. datetime.now().astimezone() or a zoneinfo.ZoneInfo tzinfo)"
+        )
+    return value
+
+
+def _aware(instance: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
+    require_aware(value, attribute.name)
+
+
+def _timedelta(
+    *, minimum: timedelta | None = None, strictly_positive: bool = False
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, timedelta):
+            raise TypeError(
+                f"{attribute.name} must be a datetime.timedelta, got {type(value).__name__} "
+                f"{value!r}"
+            )
+        if strictly_positive and value <= timedelta(0):
+            raise ValueError(f"{attribute.name} must be positive, got {value}")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
+
+    return check
+
+
+def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
+
+
+def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
+
+
+def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]:
+    def convert(value: object) -> Any:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls[value] if isinstance(value, str) and value in cls.__members__ else cls(value)
+        except ValueError:
+            allowed = ", ".join(m.name for m in cls)
+            raise ValueError(f"{field} {value!r} is not one of {allowed}") from None
+
+    return convert
+
+
+# --------------------------------------------------------------------------------------------
+# triggers
+# --------------------------------------------------------------------------------------------
+
+
+class Trigger:
+    """Base class of every trigger; says *when* a task runs.
+
+    Subclasses are frozen attrs classes with a unique ``kind`` (the tag used when the
+    trigger is stored). Plugins add trigger types through the ``lamplighter_trigger_types``
+    hook.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str]
+
+
+@attrs.frozen
+class OneTime(Trigger):
+    """Run once, ``delay`` after scheduling (at once by default)."""
+
+    kind: ClassVar[str] = "one_time"
+    delay: timedelta = attrs.field(
+        default=timedelta(0), validator=_timedelta(minimum=timedelta(0))
+    )
+
+
+def _check_interval(instance: Periodic, attribute: attrs.Attribute[Any], value: object) -> None:
+    _timedelta(strictly_positive=True)(instance, attribute, value)
+    assert isinstance(value, timedelta)
+    if value < PERIODIC_FLOOR and not instance.allow_short_interval:
+        raise ValueError(
+            f"interval {value} is below the 15-minute floor ({PERIODIC_FLOOR}); only the "
+            "in-process backend runs shorter intervals, and only with allow_short_interval=True"
+        )
+
+
+def _check_flex(instance: Periodic, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    _timedelta(strictly_positive=True)(instance, attribute, value)
+    assert isinstance(value, timedelta)
+    if value > instance.interval:
+        raise ValueError(f"flex {value} must not exceed the interval {instance.interval}")
+
+
+@attrs.frozen
+class Periodic(Trigger):
+    """Run every ``interval``; the first run comes one interval after scheduling.
+
+    Args:
+        interval: time between runs; at least 15 minutes unless ``allow_short_interval``.
+        flex: the window at the end of each interval in which the run may happen, so the
+            OS can batch work (``AccuracySec`` on systemd). At most ``interval``.
+        run_immediately: also run once right after scheduling.
+        allow_short_interval: accept an interval under the 15-minute floor. Only the
+            in-process backend honours it; OS backends refuse such requests at ``schedule()``.
+    """
+
+    kind: ClassVar[str] = "periodic"
+    # attrs runs validators after every field is set, so the interval check can read
+    # allow_short_interval although it is declared last.
+    interval: timedelta = attrs.field(validator=_check_interval)
+    flex: timedelta | None = attrs.field(default=None, validator=_check_flex)
+    run_immediately: bool = attrs.field(default=False, validator=_bool)
+    allow_short_interval: bool = attrs.field(default=False, validator=_bool, kw_only=True)
+
+
+def _to_calendar_expr(value: object) -> CalendarExpr:
+    if isinstance(value, CalendarExpr):
+        return value
+    if isinstance(value, str):
+        return CalendarExpr.parse(value)
+    raise TypeError(f"expr must be a CalendarExpr or a str, got {type(value).__name__} {value!r}")
+
+
+@attrs.frozen
+class Calendar(Trigger):
+    """Run at the wall-clock times of a :class:`~lamplighter.calendar.CalendarExpr`.
+
+    A string is parsed with :meth:`CalendarExpr.parse`. Runs missed while the machine was off
+    or asleep run once, as soon as possible.
+    """
+
+    kind: ClassVar[str] = "calendar"
+    expr: CalendarExpr = attrs.field(converter=_to_calendar_expr)
+
+
+@attrs.frozen
+class Exact(Trigger):
+    """Run once at a precise, timezone-aware instant."""
+
+    kind: ClassVar[str] = "exact"
+    at: datetime = attrs.field(validator=_aware)
+
+
+def _check_window_end(instance: Windowed, attribute: attrs.Attribute[Any], value: datetime) -> None:
+    require_aware(value, "end")
+    if not instance.start < value:
+        raise ValueError(
+            f"window start {instance.start.isoformat()} must be before end {value.isoformat()}"
+        )
+
+
+@attrs.frozen
+class Windowed(Trigger):
+    """Run once, at some moment between ``start`` and ``end`` (both aware)."""
+
+    kind: ClassVar[str] = "windowed"
+    start: datetime = attrs.field(validator=_aware)
+    end: datetime = attrs.field(validator=_check_window_end)
+
+
+@attrs.frozen
+class OnLogin(Trigger):
+    """Run when the user logs in (the OS backends) or at ``start()`` (in-process)."""
+
+    kind: ClassVar[str] = "on_login"
+
+
+@attrs.frozen
+class BatteryLow(Trigger):
+    """Run when the battery falls below the low threshold (15 %)."""
+
+    kind: ClassVar[str] = "battery_low"
+
+
+@attrs.frozen
+class BatteryOkay(Trigger):
+    """Run when the battery rises back above the low threshold."""
+
+    kind: ClassVar[str] = "battery_okay"
+
+
+@attrs.frozen
+class StorageLow(Trigger):
+    """Run when free storage in the data directory falls low."""
+
+    kind: ClassVar[str] = "storage_low"
+
+
+@attrs.frozen
+class DeviceIdle(Trigger):
+    """Run when the user has been idle for at least 5 minutes."""
+
+    kind: ClassVar[str] = "device_idle"
+
+
+def _to_path(value: object) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(value).__name__}")
+    text = os.fspath(value)
+    if not isinstance(text, str):
+        raise TypeError(f"path must be a text path, got {text!r}")
+    return text
+
+
+def _check_path(_instance: object, _attribute: attrs.Attribute[Any], value: str) -> None:
+    if not os.path.isabs(value):
+        raise ValueError(
+            f"path {value!r} is relative; an absolute path is required because the OS "
+            "scheduler does not run in the application's working directory"
+        )
+    if any(c in value for c in "\0\n\r"):
+        raise ValueError(f"path {value!r} contains a NUL or line break, which is not allowed")
+
+
+@attrs.frozen
+class PathChanged(Trigger):
+    """Run when the file or directory at ``path`` (absolute) changes."""
+
+    kind: ClassVar[str] = "path_changed"
+    path: str = attrs.field(converter=_to_path, validator=_check_path)
+
+
+#: The trigger types the core defines; plugins add more through ``lamplighter_trigger_types``.
+BUILTIN_TRIGGERS: tuple[type[Trigger], ...] = (
+    OneTime,
+    Periodic,
+    Calendar,
+    Exact,
+    Windowed,
+    OnLogin,
+    BatteryLow,
+    BatteryOkay,
+    StorageLow,
+    DeviceIdle,
+    PathChanged,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# constraints
+# --------------------------------------------------------------------------------------------
+
+
+class NetworkType(enum.Enum):
+    """What kind of network a task needs."""
+
+    NOT_REQUIRED = "not_required"
+    CONNECTED = "connected"
+    UNMETERED = "unmetered"
+    NOT_ROAMING = "not_roaming"
+    METERED = "metered"
+
+
+def _check_storage(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(
+            f"{attribute.name} must be None or a non-negative number of bytes, got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Constraints:
+    """Conditions that must hold when a run starts.
+
+    Thresholds: the battery is low under 15 % (a machine without a battery is never low);
+    the device is idle after 5 minutes without user input; ``min_storage_bytes`` is the free
+    space needed in the application's data directory.
+    """
+
+    network: NetworkType = attrs.field(
+        default=NetworkType.NOT_REQUIRED, converter=_enum_converter(NetworkType, "network")
+    )
+    battery_not_low: bool = attrs.field(default=False, validator=_bool)
+    charging: bool = attrs.field(default=False, validator=_bool)
+    device_idle: bool = attrs.field(default=False, validator=_bool)
+    min_storage_bytes: int | None = attrs.field(default=None, validator=_check_storage)
+
+    def required(self) -> tuple[str, ...]:
+        """The names of the constraints this record actually asks for."""
+        names = []
+        if self.network is not NetworkType.NOT_REQUIRED:
+            names.append("network")
+        if self.battery_not_low:
+            names.append("battery_not_low")
+        if self.charging:
+            names.append("charging")
+        if self.device_idle:
+            names.append("device_idle")
+        if self.min_storage_bytes is not None:
+            names.append("min_storage_bytes")
+        return tuple(names)
+
+
+#: Every constraint name, in the order of the ``Constraints`` fields.
+CONSTRAINT_NAMES = ("network", "battery_not_low", "charging", "device_idle", "min_storage_bytes")
+
+
+# --------------------------------------------------------------------------------------------
+# retry policies
+# --------------------------------------------------------------------------------------------
+
+
+class RetryPolicy:
+    """How a task that returned ``Retry`` is run again.
+
+    ``delay_for(attempt)`` is the wait after attempt number ``attempt`` (1-based) returned
+    ``Retry``; after ``max_attempts`` attempts the outcome becomes a ``Failure``.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str]
+    max_attempts: int
+
+    def delay_for(self, attempt: int) -> timedelta:
+        """The wait after attempt ``attempt`` returned ``Retry``."""
+        raise NotImplementedError
+
+    def _check_attempt(self, attempt: int) -> None:
+        if not isinstance(attempt, int) or attempt < 1:
+            raise ValueError(f"attempt must be an integer of at least 1, got {attempt!r}")
+
+
+_positive_delay = _timedelta(strictly_positive=True)
+
+
+def _check_max_delay(
+    instance: ExponentialBackoff, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    _positive_delay(instance, attribute, value)
+    assert isinstance(value, timedelta)
+    if value < instance.initial_delay:
+        raise ValueError(
+            f"max_delay {value} must be at least initial_delay {instance.initial_delay}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ExponentialBackoff(RetryPolicy):
+    """The delay doubles per retry: ``initial_delay * 2**(attempt-1)``, capped at ``max_delay``."""
+
+    kind: ClassVar[str] = "exponential"
+    initial_delay: timedelta = attrs.field(default=timedelta(minutes=30), validator=_positive_delay)
+    max_attempts: int = attrs.field(default=3, validator=_positive_int)
+    max_delay: timedelta = attrs.field(default=timedelta(hours=5), validator=_check_max_delay)
+
+    def delay_for(self, attempt: int) -> timedelta:
+        self._check_attempt(attempt)
+        # Compare exponents first so a large attempt number cannot overflow timedelta.
+        if attempt > 40:
+            return self.max_delay
+        return min(self.initial_delay * (2 ** (attempt - 1)), self.max_delay)
+
+
+@attrs.frozen(kw_only=True)
+class LinearBackoff(RetryPolicy):
+    """The delay grows by ``delay`` per retry: ``delay * attempt``."""
+
+    kind: ClassVar[str] = "linear"
+    delay: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive_delay)
+    max_attempts: int = attrs.field(default=3, validator=_positive_int)
+
+    def delay_for(self, attempt: int) -> timedelta:
+        self._check_attempt(attempt)
+        return self.delay * attempt
+
+
+@attrs.frozen(kw_only=True)
+class FixedDelay(RetryPolicy):
+    """The same ``delay`` before every retry."""
+
+    kind: ClassVar[str] = "fixed"
+    delay: timedelta = attrs.field(validator=_positive_delay)
+    max_attempts: int = attrs.field(default=3, validator=_positive_int)
+
+    def delay_for(self, attempt: int) -> timedelta:
+        self._check_attempt(attempt)
+        return self.delay
+
+
+RETRY_POLICIES: tuple[type[RetryPolicy], ...] = (ExponentialBackoff, LinearBackoff, FixedDelay)
+
+
+# --------------------------------------------------------------------------------------------
+# requests
+# --------------------------------------------------------------------------------------------
+
+
+class ExistingTaskPolicy(enum.Enum):
+    """What ``schedule()`` does when a task with the same id is already scheduled.
+
+    - ``KEEP``: nothing at all; the existing schedule, input and constraints stay.
+    - ``UPDATE_DATA``: keep the OS schedule, replace the stored input and constraints.
+    - ``REPLACE``: tear the existing task down and create it anew.
+    - ``APPEND``: one-shot work is queued to run after the existing run.
+    """
+
+    KEEP = "keep"
+    UPDATE_DATA = "update_data"
+    REPLACE = "replace"
+    APPEND = "append"
+
+
+def _check_trigger(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Trigger):
+        raise TypeError(
+            f"trigger must be a lamplighter Trigger (OneTime, Periodic, Calendar, ...), got "
+            f"{type(value).__name__} {value!r}"
+        )
+
+
+def _check_constraints(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Constraints):
+        raise TypeError(f"constraints must be a Constraints, got {type(value).__name__}")
+
+
+def _check_retry(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, RetryPolicy):
+        raise TypeError(
+            "retry must be ExponentialBackoff, LinearBackoff or FixedDelay, got "
+            f"{type(value).__name__}"
+        )
+
+
+def _check_input(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    # Imported here: cattrs is only needed once a request carries input.
+    from lamplighter.serialization import dump_input
+
+    dump_input(value)
+
+
+def _check_timeout(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _positive_delay(_instance, attribute, value)
+
+
+@attrs.frozen(kw_only=True)
+class TaskRequest:
+    """Everything needed to schedule one task.
+
+    Args:
+        task_id: the task's id (a :class:`TaskId` or a valid string).
+        trigger: when it runs.
+        constraints: conditions that must hold when a run starts.
+        retry: how ``Retry`` results are retried.
+        existing: what happens when the id is already scheduled.
+        input: the task's input: an attrs class, a dataclass or a JSON-able value. It is
+            stored as JSON; a value that cannot be stored raises ``TypeError`` here.
+        timeout: an optional limit on one run's execution time.
+    """
+
+    task_id: TaskId = attrs.field(converter=TaskId.of)
+    trigger: Trigger = attrs.field(validator=_check_trigger)
+    constraints: Constraints = attrs.field(factory=Constraints, validator=_check_constraints)
+    retry: RetryPolicy = attrs.field(factory=ExponentialBackoff, validator=_check_retry)
+    existing: ExistingTaskPolicy = attrs.field(
+        default=ExistingTaskPolicy.KEEP,
+        converter=_enum_converter(ExistingTaskPolicy, "existing"),
+    )
+    # Excluded from the hash (a dict input is unhashable) but part of equality.
+    input: object = attrs.field(default=None, validator=_check_input, hash=False)
+    timeout: timedelta | None = attrs.field(default=None, validator=_check_timeout)
+
+    @classmethod
+    def periodic(
+        cls,
+        task_id: TaskId | str,
+        interval: timedelta,
+        *,
+        flex: timedelta | None = None,
+        run_immediately: bool = False,
+        allow_short_interval: bool = False,
+        **options: Any,
+    ) -> TaskRequest:
+        """A request with a :class:`Periodic` trigger; ``options`` are the other fields."""
+        trigger = Periodic(
+            interval,
+            flex=flex,
+            run_immediately=run_immediately,
+            allow_short_interval=allow_short_interval,
+        )
+        return cls(task_id=task_id, trigger=trigger, **options)
+
+    @classmethod
+    def calendar(
+        cls, task_id: TaskId | str, expr: CalendarExpr | str, **options: Any
+    ) -> TaskRequest:
+        """A request with a :class:`Calendar` trigger."""
+        return cls(task_id=task_id, trigger=Calendar(expr), **options)
+
+    @classmethod
+    def on_login(cls, task_id: TaskId | str, **options: Any) -> TaskRequest:
+        """A request with an :class:`OnLogin` trigger."""
+        return cls(task_id=task_id, trigger=OnLogin(), **options)
+
+    @classmethod
+    def one_time(
+        cls, task_id: TaskId | str, delay: timedelta = timedelta(0), **options: Any
+    ) -> TaskRequest:
+        """A request with a :class:`OneTime` trigger."""
+        return cls(task_id=task_id, trigger=OneTime(delay), **options)
+
+    @classmethod
+    def exact(cls, task_id: TaskId | str, at: datetime, **options: Any) -> TaskRequest:
+        """A request with an :class:`Exact` trigger."""
+        return cls(task_id=task_id, trigger=Exact(at), **options)
+
+    @classmethod
+    def windowed(
+        cls, task_id: TaskId | str, start: datetime, end: datetime, **options: Any
+    ) -> TaskRequest:
+        """A request with a :class:`Windowed` trigger."""
+        return cls(task_id=task_id, trigger=Windowed(start, end), **options)
+
+    def stored_input(self) -> Any:
+        """The input as the JSON-able value it is stored as."""
+        if self.input is None:
+            return None
+        from lamplighter.serialization import dump_input
+
+        return dump_input(self.input)
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+
+class TaskResult:
+    """What a run returned: :class:`Success`, :class:`Failure` or :class:`Retry`.
+
+    Stored outcomes add :class:`ConstraintsNotMet`.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str]
+
+
+def _str_field(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
+
+
+@attrs.frozen
+class Success(TaskResult):
+    """The run did its work."""
+
+    kind: ClassVar[str] = "success"
+
+
+@attrs.frozen
+class Failure(TaskResult):
+    """The run failed and is not retried."""
+
+    kind: ClassVar[str] = "failure"
+    message: str = attrs.field(default="", validator=_str_field)
+
+
+@attrs.frozen
+class Retry(TaskResult):
+    """The run should be tried again, after the request's retry delay."""
+
+    kind: ClassVar[str] = "retry"
+    message: str = attrs.field(default="", validator=_str_field)
+
+
+def _to_str_tuple(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)  # type: ignore[attr-defined]
+
+
+@attrs.frozen
+class ConstraintsNotMet(TaskResult):
+    """The run did not start: these constraints were unsatisfied (each with its reason)."""
+
+    kind: ClassVar[str] = "constraints_not_met"
+    unsatisfied: tuple[str, ...] = attrs.field(converter=_to_str_tuple)
+
+
+RESULT_TYPES: tuple[type[TaskResult], ...] = (Success, Failure, Retry, ConstraintsNotMet)
+
+
+# --------------------------------------------------------------------------------------------
+# tasks and their context
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TaskContext:
+    """What a task's ``run`` receives.
+
+    Attributes:
+        task_id: the id the task runs under.
+        attempt: 1 for a first run, growing by one per retry.
+        scheduled_for: when the run was due (aware), or None for an unscheduled run.
+    """
+
+    task_id: TaskId = attrs.field(converter=TaskId.of)
+    attempt: int = attrs.field(default=1, validator=_positive_int)
+    scheduled_for: datetime | None = None
+    stored_input: Any = attrs.field(default=None, repr=False)
+
+    def input(self, cls: type[T] | None = None) -> T | Any:
+        """The request's input, decoded into ``cls`` (or as stored JSON when ``cls`` is None).
+
+        Returns None when the request had no input.
+        """
+        if self.stored_input is None:
+            return None
+        if cls is None:
+            return self.stored_input
+        from lamplighter.serialization import load_input
+
+        return load_input(self.stored_input, cls, task_id=self.task_id.value)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Any object with a ``run(ctx)`` method returning a :class:`TaskResult`.
+
+    ``async def run`` runs on the scheduler's event loop; a plain ``def run`` runs in a
+    worker thread.
+    """
+
+    def run(self, ctx: TaskContext) -> TaskResult | Awaitable[TaskResult]:
+        """Do the work once."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# queries
+# --------------------------------------------------------------------------------------------
+
+
+class TaskState(enum.Enum):
+    """Where a task stands."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    INACTIVE = "inactive"
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it."""
+
+    task_id: TaskId
+    state: TaskState
+    last_run: datetime | None = None
+    next_run: datetime | None = None
+    run_count: int = 0
+    attempt: int = 1
+    last_result: TaskResult | None = None

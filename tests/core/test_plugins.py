@@ -1,0 +1,225 @@
+"""The plugin manager: discovery, isolation of broken plugins, conflicts, disabling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from lamplighter import hookimpl
+from lamplighter.backend import Backend
+from lamplighter.hookspecs import BackendInfo, Capabilities, CheckerInfo, Verdict
+from lamplighter.model import Constraints
+from lamplighter.plugins import DISABLE_ENV, PluginConflictError, PluginManager
+
+CAPS = Capabilities(survives_process_death=False, survives_reboot=False, triggers={"one_time"})
+
+
+def _backend(name: str) -> BackendInfo:
+    return BackendInfo(name=name, load=lambda: Backend, capabilities=CAPS)
+
+
+class BackendPlugin:
+    def __init__(self, name: str, backend: str) -> None:
+        self.name = name
+        self.backend = backend
+
+    @hookimpl
+    def lamplighter_backends(self) -> Sequence[BackendInfo]:
+        return [_backend(self.backend)]
+
+
+class NetworkChecker:
+    def check(self, constraints: Constraints) -> Sequence[Verdict]:
+        return [Verdict(constraint="network", satisfied=True, reason="test")]
+
+
+class CheckerPlugin:
+    name = "net"
+
+    @hookimpl
+    def lamplighter_constraint_checkers(self) -> Sequence[CheckerInfo]:
+        return [CheckerInfo(name="net", constraints={"network"}, load=NetworkChecker)]
+
+
+def test_explicit_plugins_are_collected_without_reading_entry_points() -> None:
+    manager = PluginManager([BackendPlugin("one", "alpha"), CheckerPlugin()], builtins=False)
+    assert set(manager.backends) == {"alpha"}
+    assert manager.checker_for("network") is not None
+    assert manager.checker_for("charging") is None
+    assert set(manager.plugins) == {"one", "net"}
+    assert manager.failures == ()
+
+
+def test_builtin_device_checker_is_registered_through_the_hooks() -> None:
+    manager = PluginManager([])
+    checker = manager.checker_for("battery_not_low")
+    assert checker is not None
+    assert checker.name == "device"
+    assert manager.plugins["device"].distribution == "lamplighter"
+
+
+def test_two_plugins_claiming_one_backend_name_is_an_error() -> None:
+    manager = PluginManager([BackendPlugin("one", "alpha"), BackendPlugin("two", "alpha")])
+    with pytest.raises(PluginConflictError, match="backend 'alpha' is claimed by both") as info:
+        manager.load()
+    assert "plugin 'one'" in str(info.value)
+    assert "plugin 'two'" in str(info.value)
+    # the error stays: the manager does not half-load on a second call
+    with pytest.raises(PluginConflictError):
+        _ = manager.backends
+
+
+def test_two_checkers_claiming_one_constraint_is_an_error() -> None:
+    class Other:
+        name = "other"
+
+        @hookimpl
+        def lamplighter_constraint_checkers(self) -> Sequence[CheckerInfo]:
+            return [CheckerInfo(name="other", constraints={"network"}, load=NetworkChecker)]
+
+    with pytest.raises(PluginConflictError, match="constraint 'network' is claimed by both"):
+        PluginManager([CheckerPlugin(), Other()]).load()
+
+
+def test_disabled_by_argument_and_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins = [BackendPlugin("one", "alpha"), BackendPlugin("two", "beta")]
+    assert set(PluginManager(plugins, disable=["one"]).backends) == {"beta"}
+    monkeypatch.setenv(DISABLE_ENV, "two, device")
+    manager = PluginManager(plugins)
+    assert set(manager.backends) == {"alpha"}
+    assert manager.checker_for("charging") is None
+
+
+def test_misspelled_hook_is_reported_and_isolated() -> None:
+    class Typo:
+        name = "typo"
+
+        @hookimpl
+        def lamplighter_backend(self) -> list[BackendInfo]:
+            return [_backend("gamma")]
+
+    manager = PluginManager([Typo(), BackendPlugin("one", "alpha")], builtins=False)
+    assert set(manager.backends) == {"alpha"}
+    [failure] = manager.failures
+    assert failure.name == "typo"
+    assert "unknown hooks ['lamplighter_backend']" in failure.error
+
+
+def test_a_hook_with_wrong_arguments_is_reported() -> None:
+    class WrongArgs:
+        name = "wrong"
+
+        @hookimpl
+        def lamplighter_monitors(self, application: object) -> list[object]:
+            return []
+
+    manager = PluginManager([WrongArgs()], builtins=False)
+    [failure] = manager.failures
+    assert "application" in failure.error
+
+
+def test_hook_that_raises_or_returns_junk_is_isolated() -> None:
+    class Raises:
+        name = "raises"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[BackendInfo]:
+            raise RuntimeError("no D-Bus here")
+
+    class Junk:
+        name = "junk"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[object]:
+            return ["systemd"]
+
+    manager = PluginManager([Raises(), Junk(), BackendPlugin("one", "alpha")], builtins=False)
+    assert set(manager.backends) == {"alpha"}
+    errors = {f.name: f.error for f in manager.failures}
+    assert "RuntimeError: no D-Bus here" in errors["raises"]
+    assert "must return BackendInfo records, got str" in errors["junk"]
+
+
+def test_monitors_hook_receives_the_app() -> None:
+    seen = []
+
+    class Mon:
+        name = "mon"
+
+        @hookimpl
+        def lamplighter_monitors(self, app: object) -> list[object]:
+            seen.append(app)
+            return ["monitor"]
+
+    app = object()
+    assert PluginManager([Mon()], builtins=False).monitors(app) == ["monitor"]
+    assert seen == [app]
+
+
+# ------------------------------------------------------------------------- entry points
+
+
+def _fake_distribution(site: Path, dist: str, module: str, source: str, ep_name: str) -> None:
+    """Make an installed-looking distribution: a module plus a .dist-info directory."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[lamplighter]\n{ep_name} = {module}\n")
+
+
+GOOD = """
+from lamplighter import hookimpl
+from lamplighter.backend import Backend
+from lamplighter.hookspecs import BackendInfo, Capabilities
+
+@hookimpl
+def lamplighter_backends():
+    caps = Capabilities(survives_process_death=True, survives_reboot=True, triggers={"calendar"})
+    return [BackendInfo(name="{backend}", load=lambda: Backend, capabilities=caps)]
+"""
+
+
+def test_entry_points_are_discovered_and_a_broken_one_is_isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_distribution(tmp_path, "acme-good", "acme_good", GOOD.replace("{backend}", "acme"), "good")
+    _fake_distribution(tmp_path, "acme-broken", "acme_broken", "raise ImportError('libfoo')", "broken")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    manager = PluginManager()
+    assert "acme" in manager.backends
+    assert manager.plugins["good"].distribution == "acme-good"
+    broken = [f for f in manager.failures if f.name == "broken"]
+    assert len(broken) == 1
+    assert broken[0].distribution == "acme-broken"
+    assert "libfoo" in str(broken[0])
+
+
+def test_conflict_between_distributions_names_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_distribution(tmp_path, "acme-one", "acme_one", GOOD.replace("{backend}", "same"), "one")
+    _fake_distribution(tmp_path, "acme-two", "acme_two", GOOD.replace("{backend}", "same"), "two")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginConflictError) as info:
+        PluginManager().load()
+    assert "acme-one" in str(info.value)
+    assert "acme-two" in str(info.value)
+    # disabling one resolves it
+    assert "same" in PluginManager(disable=["two"]).backends
+
+
+def test_constructing_a_manager_reads_no_entry_points() -> None:
+    code = (
+        "import sys; from lamplighter.plugins import PluginManager; PluginManager(); "
+        "print('importlib.metadata' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
