@@ -23,6 +23,12 @@ import attrs
 import cattrs
 from cattrs.preconf.json import make_converter as make_json_converter
 
+from lamplighter._schema import (
+    SCHEMA_VERSION,
+    StoredDataError,
+    UnsupportedSchemaVersion,
+    check_schema_version,
+)
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 from lamplighter.model import (
@@ -50,32 +56,7 @@ __all__ = [
     "load_input",
 ]
 
-#: The version of every document this release writes.
-SCHEMA_VERSION = 1
-
 T = TypeVar("T")
-
-
-class StoredDataError(ValueError):
-    """A stored document does not describe a valid value; the message says where."""
-
-
-class UnsupportedSchemaVersion(StoredDataError):
-    """A stored document was written by a newer release (or is unversioned)."""
-
-
-def check_schema_version(document: Mapping[str, Any], source: str) -> None:
-    """Refuse a document whose ``schema_version`` this release does not know."""
-    version = document.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise UnsupportedSchemaVersion(
-            f"{source}: schema_version is {version!r}; a positive integer is required"
-        )
-    if version > SCHEMA_VERSION:
-        raise UnsupportedSchemaVersion(
-            f"{source}: schema_version {version} was written by a newer lamplighter; this "
-            f"release reads versions up to {SCHEMA_VERSION} (upgrade lamplighter to read it)"
-        )
 
 
 # --------------------------------------------------------------------------------------------

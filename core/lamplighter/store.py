@@ -1,0 +1,578 @@
+"""Task files, run locks and run history of one application.
+
+Layout under the application's data directory (``<data_dir>/<app_id>/``, mode 0700)::
+
+    tasks/<task_id>.json        one document per task (mode 0600), written atomically
+    tasks/<task_id>.json.corrupt-<UTC timestamp>
+                                a task file that could not be read, moved aside
+    history/<task_id>.jsonl     the task's recent firings, one JSON record per line
+    locks/<task_id>.run         held while a run of the task is in progress
+    locks/<task_id>.write       held while the task file is being rewritten
+
+Every write goes to a temporary file in the same directory, is flushed to disk and then
+renamed over the old file, so a reader (or a process killed half-way through writing) only
+ever sees a complete old or a complete new file. A file that cannot be read marks only its own
+task broken: it is moved aside, never overwritten, and listed by :meth:`TaskStore.load_all`
+until someone deletes it. A file written by a newer release is refused and left in place.
+
+The base directory is, in order: the ``data_dir`` argument, the ``LAMPLIGHTER_DATA_DIR``
+environment variable, ``platformdirs.user_data_dir("lamplighter")``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import attrs
+
+from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
+from lamplighter.ids import TaskId, validate_app_id
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "HISTORY_LIMIT",
+    "BrokenTask",
+    "CorruptTaskFile",
+    "RunLock",
+    "StoreScan",
+    "TaskStore",
+    "default_data_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable that moves every application's data directory (tests, sandboxes).
+DATA_DIR_ENV = "LAMPLIGHTER_DATA_DIR"
+#: Firings kept per task by :meth:`TaskStore.history`.
+HISTORY_LIMIT = 100
+# The history file is compacted to HISTORY_LIMIT lines once it grows past this size.
+_HISTORY_COMPACT_BYTES = 96 * 1024
+_TMP_SUFFIX = ".tmp"
+_CORRUPT_MARK = ".corrupt-"
+_WINDOWS = sys.platform == "win32"
+
+
+class CorruptTaskFile(StoredDataError):
+    """A task file could not be read; it has been moved aside (see ``moved_to``)."""
+
+    def __init__(self, message: str, *, path: Path, moved_to: Path | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.moved_to = moved_to
+
+
+@attrs.frozen(kw_only=True)
+class BrokenTask:
+    """A task whose file cannot be used."""
+
+    task_id: str
+    path: Path
+    reason: str
+    moved_to: Path | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StoreScan:
+    """Every readable task document, and the tasks whose files are broken."""
+
+    documents: dict[TaskId, dict[str, Any]]
+    broken: list[BrokenTask]
+
+
+def default_data_dir() -> Path:
+    """The base directory that holds every application's data directory."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("lamplighter", appauthor=False))
+
+
+def _make_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _WINDOWS:
+        # mkdir's mode is filtered by the umask, and an existing directory keeps its mode.
+        mode = path.stat().st_mode & 0o777
+        if mode != 0o700:
+            os.chmod(path, 0o700)
+
+
+def _fsync_dir(path: Path) -> None:
+    if _WINDOWS:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{_TMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+# --------------------------------------------------------------------------------------------
+# cross-process locks
+# --------------------------------------------------------------------------------------------
+
+
+def _lock_fd(fd: int, *, blocking: bool) -> bool:
+    """Lock an open file exclusively; False if ``blocking`` is off and someone holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.01)
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock_fd(fd: int) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+class RunLock:
+    """The per-task lock held while a run is in progress, across processes.
+
+    :meth:`try_acquire` never waits: a run that finds the lock held is skipped. The holder
+    writes its pid and process start time into the lock file so :meth:`TaskStore.is_running`
+    can answer without touching the lock; the lock itself is released by the OS when the
+    holder dies, however it dies.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if nobody holds it; returns whether it was taken."""
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already held by this RunLock")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        try:
+            if not _lock_fd(fd, blocking=False):
+                os.close(fd)
+                return False
+            started = _process_start_time(os.getpid())
+            # Byte 0 is the lock region on Windows; the marker starts after it.
+            marker = json.dumps({"pid": os.getpid(), "started": started}).encode()
+            os.ftruncate(fd, 1)
+            os.lseek(fd, 1, os.SEEK_SET)
+            os.write(fd, marker)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Give the lock back (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)
+            _unlock_fd(fd)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        if not self.try_acquire():
+            raise BlockingIOError(f"a run of this task is already in progress ({self.path})")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+def _marker_alive(path: Path) -> bool:
+    """Whether the run marker in ``path`` names a live process."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(1)
+            content = handle.read(4096)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return True  # Windows: the region is locked by a running holder
+    if not content:
+        return False
+    try:
+        marker = json.loads(content)
+        pid = int(marker["pid"])
+        started = marker.get("started")
+    except (ValueError, KeyError, TypeError):
+        return False
+    actual = _process_start_time(pid)
+    if actual is None:
+        return False
+    # A recycled pid belongs to a process started later than the recorded one.
+    return started is None or abs(actual - float(started)) < 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# the store
+# --------------------------------------------------------------------------------------------
+
+
+class TaskStore:
+    """The task files, run locks and histories of one application (thread- and
+    process-safe)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tasks_dir = self.root / "tasks"
+        self.history_dir = self.root / "history"
+        self.locks_dir = self.root / "locks"
+        self._ready = False
+        self._thread_lock = threading.RLock()
+
+    @classmethod
+    def for_app(cls, app_id: str, data_dir: str | Path | None = None) -> TaskStore:
+        """The store of ``app_id`` under ``data_dir`` (see the module docstring)."""
+        app_id = validate_app_id(app_id)
+        base = Path(data_dir) if data_dir is not None else default_data_dir()
+        return cls(base / app_id)
+
+    # ------------------------------------------------------------------ paths
+
+    def _ensure_dirs(self) -> None:
+        if self._ready:
+            return
+        for directory in (self.root, self.tasks_dir, self.history_dir, self.locks_dir):
+            _make_private_dir(directory)
+        self._ready = True
+
+    def task_path(self, task_id: TaskId) -> Path:
+        """The task file of ``task_id``."""
+        return self.tasks_dir / f"{TaskId.of(task_id).value}.json"
+
+    def history_path(self, task_id: TaskId) -> Path:
+        """The history file of ``task_id``."""
+        return self.history_dir / f"{TaskId.of(task_id).value}.jsonl"
+
+    @contextmanager
+    def _write_lock(self, task_id: TaskId) -> Iterator[None]:
+        self._ensure_dirs()
+        path = self.locks_dir / f"{task_id.value}.write"
+        with self._thread_lock:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            try:
+                _lock_fd(fd, blocking=True)
+                try:
+                    yield
+                finally:
+                    _unlock_fd(fd)
+            finally:
+                os.close(fd)
+
+    # ------------------------------------------------------------------ documents
+
+    def load(self, task_id: TaskId) -> dict[str, Any] | None:
+        """The stored document of ``task_id``, or None if there is none.
+
+        Raises:
+            CorruptTaskFile: the file was unreadable; it has been moved aside.
+            UnsupportedSchemaVersion: a newer release wrote it; it is left in place.
+        """
+        path = self.task_path(task_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return self._parse(path, data)
+
+    def load_quiet(self, task_id: TaskId) -> dict[str, Any] | None:
+        """Like :meth:`load`, but a broken file reads as None (it is logged and, if
+        corrupt, moved aside)."""
+        try:
+            return self.load(task_id)
+        except StoredDataError as exc:
+            logger.warning("lamplighter: %s", exc)
+            return None
+
+    def _parse(self, path: Path, data: bytes) -> dict[str, Any]:
+        try:
+            document = json.loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise self._move_aside(path, f"not valid JSON ({exc})") from None
+        if not isinstance(document, dict):
+            raise self._move_aside(path, f"expected a JSON object, found {type(document).__name__}")
+        version = document.get("schema_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise UnsupportedSchemaVersion(
+                f"{path}: schema_version {version} was written by a newer lamplighter; this "
+                f"release reads versions up to {SCHEMA_VERSION}. The file is left untouched; "
+                "upgrade lamplighter to use it"
+            )
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self._move_aside(path, f"schema_version is {version!r}, not a positive integer")
+        for key in ("request", "state"):
+            if not isinstance(document.get(key), dict):
+                raise self._move_aside(path, f"{key!r} is missing or not an object")
+        return document
+
+    def _move_aside(self, path: Path, reason: str) -> CorruptTaskFile:
+        target: Path | None = path.with_name(f"{path.name}{_CORRUPT_MARK}{_utc_stamp()}")
+        assert target is not None
+        try:
+            # os.link refuses an existing target, so an older corrupt copy is never replaced.
+            os.link(path, target)
+            path.unlink()
+        except FileNotFoundError:
+            target = None  # someone else moved it first
+        except OSError as exc:
+            logger.warning("lamplighter: cannot move %s aside: %s", path, exc)
+            target = None
+        where = f"moved to {target}" if target is not None else "left in place"
+        message = f"task file {path} is corrupt: {reason}; {where}"
+        logger.error("lamplighter: %s", message)
+        return CorruptTaskFile(message, path=path, moved_to=target)
+
+    def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
+        """Write ``document`` as the task file (adds ``schema_version``)."""
+        task_id = TaskId.of(task_id)
+        with self._write_lock(task_id):
+            self._write(task_id, document)
+
+    def _write(self, task_id: TaskId, document: dict[str, Any]) -> None:
+        body = {"schema_version": SCHEMA_VERSION, **document}
+        body["schema_version"] = SCHEMA_VERSION
+        data = json.dumps(body, indent=1, sort_keys=True).encode()
+        _write_atomic(self.task_path(task_id), data)
+
+    def update(
+        self,
+        task_id: TaskId,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        """Read, change and write the task file while holding its write lock.
+
+        ``change`` receives the current document (None if there is none) and returns the
+        new one; returning None leaves the file as it is. Returns what ``change`` returned.
+        """
+        task_id = TaskId.of(task_id)
+        with self._write_lock(task_id):
+            new = change(self.load(task_id))
+            if new is not None:
+                self._write(task_id, new)
+            return new
+
+    def delete(self, task_id: TaskId) -> bool:
+        """Remove the task file and history; returns whether a task file existed."""
+        task_id = TaskId.of(task_id)
+        with self._write_lock(task_id):
+            try:
+                self.task_path(task_id).unlink()
+                existed = True
+            except FileNotFoundError:
+                existed = False
+            self.history_path(task_id).unlink(missing_ok=True)
+        return existed
+
+    def task_ids(self) -> list[TaskId]:
+        """The ids of every task file, sorted (broken ones included)."""
+        ids = []
+        for path in self._task_files():
+            try:
+                ids.append(TaskId(path.name[: -len(".json")]))
+            except ValueError:
+                continue  # not one of ours
+        return sorted(ids, key=lambda tid: tid.value)
+
+    def _task_files(self) -> list[Path]:
+        try:
+            entries = list(self.tasks_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        return [p for p in entries if p.name.endswith(".json") and not p.name.startswith(".")]
+
+    def load_all(self) -> StoreScan:
+        """Every task document; unreadable files are moved aside and reported."""
+        documents: dict[TaskId, dict[str, Any]] = {}
+        broken: list[BrokenTask] = []
+        for tid in self.task_ids():
+            try:
+                document = self.load(tid)
+            except CorruptTaskFile as exc:
+                broken.append(
+                    BrokenTask(
+                        task_id=tid.value, path=exc.path, reason=str(exc), moved_to=exc.moved_to
+                    )
+                )
+                continue
+            except StoredDataError as exc:
+                broken.append(
+                    BrokenTask(task_id=tid.value, path=self.task_path(tid), reason=str(exc))
+                )
+                continue
+            if document is not None:
+                documents[tid] = document
+        reported = {b.moved_to for b in broken}
+        try:
+            entries = sorted(self.tasks_dir.iterdir())
+        except FileNotFoundError:
+            entries = []
+        for path in entries:
+            name = path.name
+            if _CORRUPT_MARK not in name or path in reported:
+                continue
+            original = name.split(_CORRUPT_MARK, 1)[0]
+            broken.append(
+                BrokenTask(
+                    task_id=original[: -len(".json")],
+                    path=path.with_name(original),
+                    reason="the task file was unreadable and was moved aside; inspect or "
+                    "delete the moved file",
+                    moved_to=path,
+                )
+            )
+        return StoreScan(documents=documents, broken=broken)
+
+    # ------------------------------------------------------------------ locks
+
+    def run_lock(self, task_id: TaskId) -> RunLock:
+        """A (not yet acquired) run lock for ``task_id``."""
+        self._ensure_dirs()
+        return RunLock(self.locks_dir / f"{TaskId.of(task_id).value}.run")
+
+    def is_running(self, task_id: TaskId) -> bool:
+        """Whether any process is running ``task_id`` now (never waits)."""
+        return _marker_alive(self.locks_dir / f"{TaskId.of(task_id).value}.run")
+
+    # ------------------------------------------------------------------ history
+
+    def append_history(self, task_id: TaskId, record: dict[str, Any]) -> None:
+        """Add one firing to the task's history (bounded to :data:`HISTORY_LIMIT`)."""
+        task_id = TaskId.of(task_id)
+        self._ensure_dirs()
+        path = self.history_path(task_id)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags, 0o600)
+        try:
+            os.write(fd, line)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size > _HISTORY_COMPACT_BYTES:
+            with self._write_lock(task_id):
+                lines = self._history_lines(path)
+                if len(lines) > HISTORY_LIMIT:
+                    _write_atomic(path, b"".join(lines[-HISTORY_LIMIT:]))
+
+    @staticmethod
+    def _history_lines(path: Path) -> list[bytes]:
+        try:
+            return path.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+
+    def history(self, task_id: TaskId) -> list[dict[str, Any]]:
+        """The task's most recent firings, oldest first; unreadable lines are skipped."""
+        records = []
+        for line in self._history_lines(self.history_path(task_id))[-HISTORY_LIMIT:]:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a killed writer
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def sweep(self) -> dict[str, int]:
+        """Remove what dead processes left behind: temporary files and stale run markers.
+
+        Returns how many of each were removed.
+        """
+        self._ensure_dirs()
+        removed_tmp = 0
+        for directory in (self.tasks_dir, self.history_dir):
+            for path in directory.iterdir():
+                if not (path.name.startswith(".") and path.name.endswith(_TMP_SUFFIX)):
+                    continue
+                try:
+                    pid = int(path.name.split(".")[-3])
+                except (IndexError, ValueError):
+                    pid = -1
+                if pid != os.getpid() and _process_start_time(pid) is not None:
+                    continue  # its writer is still alive
+                path.unlink(missing_ok=True)
+                removed_tmp += 1
+        stale = 0
+        for path in self.locks_dir.glob("*.run"):
+            if path.stat().st_size > 1 and not _marker_alive(path):
+                lock = RunLock(path)
+                if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
+                    lock.release()
+                    stale += 1
+        return {"temporary_files": removed_tmp, "stale_run_markers": stale}
