@@ -14,9 +14,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from lamplighter.constraints import ConstraintEvaluator
+    from lamplighter.events import MonitorEvent
     from lamplighter.hookspecs import Capabilities
     from lamplighter.ids import TaskId
+    from lamplighter.invocation import LaunchCommand
     from lamplighter.model import TaskRequest
+    from lamplighter.runner import Runner
+    from lamplighter.store import TaskStore
 
 __all__ = ["Backend", "BackendHost", "BackendUnavailable", "UnsupportedRequest"]
 
@@ -31,12 +40,45 @@ class UnsupportedRequest(ValueError):
 
 
 class BackendHost(Protocol):
-    """What the application offers its backend."""
+    """What the application (:class:`~lamplighter.app.Lamplighter`) offers its backend."""
 
     app_id: str
+    data_dir: Path
+    store: TaskStore
 
     def now(self) -> datetime:
         """The current time (aware); virtual in tests."""
+        ...
+
+    @property
+    def runner(self) -> Runner:
+        """Hands a firing to the core (``fire`` on a loop, ``fire_blocking`` elsewhere)."""
+        ...
+
+    @property
+    def evaluator(self) -> ConstraintEvaluator:
+        """Evaluates constraints now."""
+        ...
+
+    @property
+    def launch_command(self) -> LaunchCommand:
+        """How the OS starts the application again."""
+        ...
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop for asynchronous work (the application's or a library-owned one)."""
+        ...
+
+    def emit(self, event: MonitorEvent) -> None:
+        """Publish a monitor event."""
+        ...
+
+    def encode_request(self, request: TaskRequest) -> dict[str, Any]:
+        """The stored form of a request."""
+        ...
+
+    def decode_request(self, data: Mapping[str, Any]) -> TaskRequest:
+        """Read a stored request."""
         ...
 
 
@@ -63,7 +105,16 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def install(self, requests: Sequence[TaskRequest]) -> None:
-        """Create or replace the schedules of ``requests`` in one transaction."""
+        """Create or replace the schedules of ``requests`` in one transaction.
+
+        The core has already written each task's file; the first periodic run comes one
+        interval after this call (plus one at once with ``run_immediately``).
+        """
+
+    @abc.abstractmethod
+    def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        """Fire ``task_id`` once more at ``at`` (a retry or a constraint deferral), keeping
+        its regular schedule."""
 
     @abc.abstractmethod
     def remove(self, task_ids: Sequence[TaskId]) -> None:
@@ -72,6 +123,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def next_run(self, task_id: TaskId) -> datetime | None:
         """When the task fires next, as far as the scheduler knows."""
+
+    def cancel_running(self, task_id: TaskId) -> bool:
+        """Interrupt a run of ``task_id`` in progress, if this backend can; returns whether
+        one was interrupted."""
+        return False
+
+    def is_running(self, task_id: TaskId) -> bool:
+        """Whether a run of ``task_id`` is in progress as far as this backend knows."""
+        return False
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Backend details for ``Lamplighter.diagnostics()``."""
+        return {}
 
     def shutdown(self, timeout: float | None = None) -> None:  # noqa: B027 - optional hook
         """Stop serving; wait at most ``timeout`` seconds for running work."""

@@ -16,7 +16,10 @@ import attrs
 __all__ = ["MAX_ID_LENGTH", "TaskId", "validate_app_id", "validate_id"]
 
 MAX_ID_LENGTH = 100
-_ALLOWED = "ASCII letters, digits, '_', '-' and '.', starting with a letter or digit, 1-100 characters, no '..'"
+_ALLOWED = (
+    "ASCII letters, digits, '_', '-' and '.', starting with a letter or digit, "
+    "1-100 characters, no '..'"
+)
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -38,9 +41,7 @@ def validate_id(value: object, *, field: str = "task_id") -> str:
     if not _ID_PATTERN.fullmatch(value):
         bad = next((c for c in value if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
         if bad is None:
-            raise ValueError(
-                f"{field} {value!r} starts with {value[0]!r}; allowed: {_ALLOWED}"
-            )
+            raise ValueError(f"{field} {value!r} starts with {value[0]!r}; allowed: {_ALLOWED}")
         raise ValueError(f"{field} {value!r} contains the character {bad!r}; allowed: {_ALLOWED}")
     return value
 
@@ -50,7 +51,7 @@ def validate_app_id(value: object) -> str:
     return validate_id(value, field="app_id")
 
 
-def _check_task_id(_instance: object, _attribute: object, value: object) -> None:
+def _check_task_id(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
     validate_id(value, field="task_id")
 
 

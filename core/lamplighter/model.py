@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -61,6 +61,8 @@ __all__ = [
     "Trigger",
     "Windowed",
     "require_aware",
+    "result_from_dict",
+    "result_to_dict",
 ]
 
 #: The shortest periodic interval, as on the platforms this model descends from.
@@ -112,6 +114,10 @@ def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
         raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
 
 
+def _to_task_id(value: TaskId | str) -> TaskId:
+    return TaskId.of(value)
+
+
 def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
@@ -152,9 +158,7 @@ class OneTime(Trigger):
     """Run once, ``delay`` after scheduling (at once by default)."""
 
     kind: ClassVar[str] = "one_time"
-    delay: timedelta = attrs.field(
-        default=timedelta(0), validator=_timedelta(minimum=timedelta(0))
-    )
+    delay: timedelta = attrs.field(default=timedelta(0), validator=_timedelta(minimum=timedelta(0)))
 
 
 def _check_interval(instance: Periodic, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -336,6 +340,11 @@ class NetworkType(enum.Enum):
     METERED = "metered"
 
 
+def _to_network_type(value: object) -> NetworkType:
+    result: NetworkType = _enum_converter(NetworkType, "network")(value)
+    return result
+
+
 def _check_storage(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
@@ -354,9 +363,7 @@ class Constraints:
     space needed in the application's data directory.
     """
 
-    network: NetworkType = attrs.field(
-        default=NetworkType.NOT_REQUIRED, converter=_enum_converter(NetworkType, "network")
-    )
+    network: NetworkType = attrs.field(default=NetworkType.NOT_REQUIRED, converter=_to_network_type)
     battery_not_low: bool = attrs.field(default=False, validator=_bool)
     charging: bool = attrs.field(default=False, validator=_bool)
     device_idle: bool = attrs.field(default=False, validator=_bool)
@@ -435,7 +442,8 @@ class ExponentialBackoff(RetryPolicy):
         # Compare exponents first so a large attempt number cannot overflow timedelta.
         if attempt > 40:
             return self.max_delay
-        return min(self.initial_delay * (2 ** (attempt - 1)), self.max_delay)
+        delay: timedelta = min(self.initial_delay * (2 ** (attempt - 1)), self.max_delay)
+        return delay
 
 
 @attrs.frozen(kw_only=True)
@@ -472,6 +480,12 @@ RETRY_POLICIES: tuple[type[RetryPolicy], ...] = (ExponentialBackoff, LinearBacko
 # --------------------------------------------------------------------------------------------
 
 
+#: The constraints of a request that gives none.
+NO_CONSTRAINTS = Constraints()
+#: The retry policy of a request that gives none.
+DEFAULT_RETRY = ExponentialBackoff()
+
+
 class ExistingTaskPolicy(enum.Enum):
     """What ``schedule()`` does when a task with the same id is already scheduled.
 
@@ -485,6 +499,11 @@ class ExistingTaskPolicy(enum.Enum):
     UPDATE_DATA = "update_data"
     REPLACE = "replace"
     APPEND = "append"
+
+
+def _to_existing_policy(value: object) -> ExistingTaskPolicy:
+    result: ExistingTaskPolicy = _enum_converter(ExistingTaskPolicy, "existing")(value)
+    return result
 
 
 def _check_trigger(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -537,13 +556,14 @@ class TaskRequest:
         timeout: an optional limit on one run's execution time.
     """
 
-    task_id: TaskId = attrs.field(converter=TaskId.of)
+    task_id: TaskId = attrs.field(converter=_to_task_id)
     trigger: Trigger = attrs.field(validator=_check_trigger)
-    constraints: Constraints = attrs.field(factory=Constraints, validator=_check_constraints)
-    retry: RetryPolicy = attrs.field(factory=ExponentialBackoff, validator=_check_retry)
+    # Frozen defaults are shared, so a large schedule does not hold a copy per request.
+    constraints: Constraints = attrs.field(default=NO_CONSTRAINTS, validator=_check_constraints)
+    retry: RetryPolicy = attrs.field(default=DEFAULT_RETRY, validator=_check_retry)
     existing: ExistingTaskPolicy = attrs.field(
         default=ExistingTaskPolicy.KEEP,
-        converter=_enum_converter(ExistingTaskPolicy, "existing"),
+        converter=_to_existing_policy,
     )
     # Excluded from the hash (a dict input is unhashable) but part of equality.
     input: object = attrs.field(default=None, validator=_check_input, hash=False)
@@ -669,6 +689,38 @@ class ConstraintsNotMet(TaskResult):
 RESULT_TYPES: tuple[type[TaskResult], ...] = (Success, Failure, Retry, ConstraintsNotMet)
 
 
+def result_to_dict(result: TaskResult) -> dict[str, Any]:
+    """The stored form of a result: ``{"type": kind, ...fields}``.
+
+    Hand-written rather than through cattrs because it runs in every process the OS
+    launches, where importing cattrs would cost more than the run itself.
+    """
+    if isinstance(result, Failure | Retry):
+        return {"type": result.kind, "message": result.message}
+    if isinstance(result, ConstraintsNotMet):
+        return {"type": result.kind, "unsatisfied": list(result.unsatisfied)}
+    if isinstance(result, Success):
+        return {"type": result.kind}
+    raise TypeError(f"not a TaskResult: {result!r}")
+
+
+def result_from_dict(data: Mapping[str, Any]) -> TaskResult:
+    """Read a result stored by :func:`result_to_dict`; ``ValueError`` if it is not one."""
+    kind = data.get("type") if isinstance(data, Mapping) else None
+    if kind == "success":
+        return Success()
+    if kind == "failure":
+        return Failure(str(data.get("message", "")))
+    if kind == "retry":
+        return Retry(str(data.get("message", "")))
+    if kind == "constraints_not_met":
+        return ConstraintsNotMet(tuple(str(v) for v in data.get("unsatisfied", ())))
+    raise ValueError(
+        f"not a stored result: {data!r}; type must be success, failure, retry or "
+        "constraints_not_met"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # tasks and their context
 # --------------------------------------------------------------------------------------------
@@ -684,7 +736,7 @@ class TaskContext:
         scheduled_for: when the run was due (aware), or None for an unscheduled run.
     """
 
-    task_id: TaskId = attrs.field(converter=TaskId.of)
+    task_id: TaskId = attrs.field(converter=_to_task_id)
     attempt: int = attrs.field(default=1, validator=_positive_int)
     scheduled_for: datetime | None = None
     stored_input: Any = attrs.field(default=None, repr=False)

@@ -31,7 +31,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import pluggy
@@ -199,9 +199,7 @@ class PluginManager:
             self._fail(name, distribution, _describe(exc))
             return
         unknown = [
-            impl.name
-            for impl in (self._pm.get_hookcallers(plugin) or [])
-            if impl.spec is None
+            impl.name for impl in (self._pm.get_hookcallers(plugin) or []) if impl.spec is None
         ]
         if unknown:
             self._pm.unregister(plugin)
@@ -222,7 +220,9 @@ class PluginManager:
 
     # ---------------------------------------------------------------------------- records
 
-    def _results(self, hook_name: str, record_type: type, **kwargs: Any) -> list[tuple[_Claim, Any]]:
+    def _results(
+        self, hook_name: str, record_type: type, **kwargs: Any
+    ) -> list[tuple[_Claim, Any]]:
         """Call ``hook_name`` plugin by plugin, so each record is attributed to its plugin
         and one plugin's error leaves the others' records intact."""
         caller = getattr(self._pm.hook, hook_name)
@@ -262,7 +262,9 @@ class PluginManager:
 
         for owner, backend in self._results("lamplighter_backends", BackendInfo):
             if not _NAME.fullmatch(backend.name):
-                self._fail(owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}")
+                self._fail(
+                    owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
+                )
                 continue
             claim("backend", backend.name, owner)
             self._backends[backend.name] = backend
@@ -285,13 +287,13 @@ class PluginManager:
 
         for owner, info in self._results("lamplighter_trigger_types", TriggerTypeInfo):
             cls = info.cls
-            kind = getattr(cls, "kind", None)
+            trigger_kind = getattr(cls, "kind", None)
             if not (
                 isinstance(cls, type)
                 and issubclass(cls, Trigger)
                 and attrs.has(cls)
-                and isinstance(kind, str)
-                and _KIND.fullmatch(kind)
+                and isinstance(trigger_kind, str)
+                and _KIND.fullmatch(trigger_kind)
             ):
                 self._fail(
                     owner.plugin,
@@ -300,8 +302,8 @@ class PluginManager:
                     "with a lowercase 'kind' class attribute",
                 )
                 continue
-            claim("trigger kind", kind, owner)
-            self._trigger_types[kind] = cls
+            claim("trigger kind", trigger_kind, owner)
+            self._trigger_types[trigger_kind] = info.cls
 
     # ---------------------------------------------------------------------------- queries
 
@@ -356,7 +358,8 @@ class PluginManager:
         for impl in self._pm.hook.lamplighter_monitors.get_hookimpls():
             plugin = self._plugins.get(impl.plugin_name)
             try:
-                monitors.extend(impl.function(app=app) or ())
+                contributed: Iterable[Any] = cast("Iterable[Any]", impl.function(app=app) or ())
+                monitors.extend(contributed)
             except Exception as exc:
                 dist = plugin.distribution if plugin else None
                 self._fail(impl.plugin_name, dist, f"lamplighter_monitors: {_describe(exc)}")
@@ -381,4 +384,3 @@ def _plugin_name(plugin: object) -> str:
 
 def _hook_names() -> list[str]:
     return [n for n in dir(hookspecs) if n.startswith("lamplighter_")]
-

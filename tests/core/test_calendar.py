@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from lamplighter.calendar import (
     CalendarExpr,
     CalendarSyntaxError,

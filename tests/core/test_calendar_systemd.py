@@ -29,8 +29,9 @@ from typing import NamedTuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lamplighter.calendar import CalendarExpr
 from test_calendar import calendar_texts  # shared strategy (tests/core is on sys.path)
+
+from lamplighter.calendar import CalendarExpr
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 if SYSTEMD_ANALYZE is None:

@@ -188,8 +188,12 @@ def lamplighter_backends():
 def test_entry_points_are_discovered_and_a_broken_one_is_isolated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _fake_distribution(tmp_path, "acme-good", "acme_good", GOOD.replace("{backend}", "acme"), "good")
-    _fake_distribution(tmp_path, "acme-broken", "acme_broken", "raise ImportError('libfoo')", "broken")
+    _fake_distribution(
+        tmp_path, "acme-good", "acme_good", GOOD.replace("{backend}", "acme"), "good"
+    )
+    _fake_distribution(
+        tmp_path, "acme-broken", "acme_broken", "raise ImportError('libfoo')", "broken"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     manager = PluginManager()
     assert "acme" in manager.backends

@@ -47,7 +47,9 @@ durations = st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedel
 aware = st.datetimes(
     min_value=datetime(1980, 1, 1),
     max_value=datetime(2200, 1, 1),
-    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+    ),
 )
 
 
@@ -55,10 +57,14 @@ aware = st.datetimes(
 def periodic(draw: st.DrawFn) -> Periodic:
     short = draw(st.booleans())
     interval = draw(
-        durations if short else st.timedeltas(min_value=timedelta(minutes=15), max_value=timedelta(days=3650))
+        durations
+        if short
+        else st.timedeltas(min_value=timedelta(minutes=15), max_value=timedelta(days=3650))
     )
     flex = draw(st.none() | st.timedeltas(min_value=timedelta(microseconds=1), max_value=interval))
-    return Periodic(interval, flex=flex, run_immediately=draw(st.booleans()), allow_short_interval=short)
+    return Periodic(
+        interval, flex=flex, run_immediately=draw(st.booleans()), allow_short_interval=short
+    )
 
 
 @st.composite
@@ -99,7 +105,11 @@ retries = st.one_of(
     st.builds(FixedDelay, delay=durations, max_attempts=st.integers(1, 100)),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
@@ -174,7 +184,14 @@ def _doc(**trigger: Any) -> dict[str, Any]:
         (_doc(type="teleport"), "unknown trigger type 'teleport'"),
         (_doc(type="periodic", interval=3600, colour="red"), "colour"),
         (_doc(type="exact", at="2026-01-01T09:00:00"), "naive datetime"),
-        ({"task_id": "../x", "trigger": {"type": "on_login"}, "retry": {"type": "fixed", "delay": 1}}, "task_id"),
+        (
+            {
+                "task_id": "../x",
+                "trigger": {"type": "on_login"},
+                "retry": {"type": "fixed", "delay": 1},
+            },
+            "task_id",
+        ),
         ({"trigger": {"type": "on_login"}, "retry": {"type": "fixed", "delay": 1}}, "task_id"),
     ],
 )

@@ -237,6 +237,8 @@ def test_run_lock_across_processes_and_after_the_holder_dies(store: TaskStore) -
     finally:
         holder.kill()
         holder.wait(30)
+        assert holder.stdout is not None
+        holder.stdout.close()
     # The OS released the lock with the process; the marker it left names a dead process.
     assert not store.is_running(TaskId("job"))
     assert store.sweep()["stale_run_markers"] == 1
@@ -285,6 +287,7 @@ def test_a_killed_writer_never_leaves_an_unreadable_task_file(
     assert loaded is not None
     assert loaded["request"]["i"] == loaded["state"]["i"]
     rest = writer.stdout.read()
+    writer.stdout.close()
     assert "done" not in rest, "the writer finished before it was killed"
     assert store.load_all().broken == []
     # The killed writer may leave a temporary file; sweep removes it and nothing else.

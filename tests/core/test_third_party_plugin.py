@@ -59,7 +59,7 @@ def lamplighter_monitors(app):
     return [f"monitor-for-{app}"]
 '''
 
-APP = '''
+APP = """
 import json, sys
 from lamplighter import Constraints, NetworkType, TaskRequest
 from lamplighter.plugins import PluginManager
@@ -83,7 +83,7 @@ print(json.dumps({
     "monitors": manager.monitors("app"),
     "calls": solar_plugin.CALLS,
 }))
-'''
+"""
 
 
 def _record_line(name: str, data: bytes) -> str:
@@ -130,8 +130,18 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(tmp_path: Path
 
     wheel = build_wheel(tmp_path)
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
-         "--no-deps", "--quiet", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-index",
+            "--no-deps",
+            "--quiet",
+            str(wheel),
+        ],
         check=True,
     )
     assert Path(site, "solar_plugin.py").is_file()

@@ -1,0 +1,1 @@
+"""Lamplighter plugin: asyncio backend owned by the library; the embedded default."""

@@ -1,0 +1,1 @@
+"""Lamplighter plugin: launchd LaunchAgents."""

@@ -1,0 +1,1 @@
+"""Lamplighter plugin: structlog monitor."""

@@ -1,0 +1,1 @@
+"""Lamplighter plugin: network constraint checker (connected, unmetered, roaming)."""

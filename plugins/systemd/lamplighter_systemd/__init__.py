@@ -1,0 +1,1 @@
+"""Lamplighter plugin: systemd user timers and services (+ .path units)."""

@@ -1,0 +1,1 @@
+"""Lamplighter plugin: Windows Task Scheduler 2.0."""
