@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -166,28 +166,24 @@ class PluginManager:
         self._collect()
 
     def _load_entry_points(self) -> None:
-        # Imported here: the metadata scan is the expensive part of start-up.
-        from importlib.metadata import entry_points
-
         seen: set[tuple[str, str]] = set()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if (ep.name, ep.value) in seen:
+        for name, value, dist, load in _discover():
+            if (name, value) in seen:
                 continue  # the same distribution visible twice on sys.path
-            seen.add((ep.name, ep.value))
-            dist = ep.dist.name if ep.dist is not None else None
-            if ep.name in self._disabled:
-                logger.debug("plugin %r disabled", ep.name)
+            seen.add((name, value))
+            if name in self._disabled:
+                logger.debug("plugin %r disabled", name)
                 continue
-            if ep.name in self._plugins:
-                other = self._plugins[ep.name].distribution
-                self._fail(ep.name, dist, f"the plugin name is already used by {other}")
+            if name in self._plugins:
+                other = self._plugins[name].distribution
+                self._fail(name, dist, f"the plugin name is already used by {other}")
                 continue
             try:
-                module = ep.load()
+                module = load()
             except Exception as exc:
-                self._fail(ep.name, dist, f"failed to import {ep.value}: {_describe(exc)}")
+                self._fail(name, dist, f"failed to import {value}: {_describe(exc)}")
                 continue
-            self._register(module, ep.name, dist)
+            self._register(module, name, dist)
 
     def _register(self, plugin: object, name: str, distribution: str | None) -> None:
         if name in self._disabled:
@@ -375,6 +371,27 @@ class PluginManager:
             "checkers": {name: sorted(c.constraints) for name, c in self._checkers.items()},
             "trigger_types": sorted(self._trigger_types),
         }
+
+
+def _discover() -> list[tuple[str, str, str | None, Callable[[], object]]]:
+    """(name, value, distribution, load) of every entry point in the ``lamplighter`` group.
+
+    The directories on ``sys.path`` are read directly, because importing
+    ``importlib.metadata`` costs more than the rest of an OS-launched run's start-up;
+    ``importlib.metadata`` is the fallback where that is not enough.
+    """
+    from lamplighter._entry_points import NeedsMetadata, scan
+
+    try:
+        return [(ep.name, ep.value, ep.distribution, ep.load) for ep in scan(ENTRY_POINT_GROUP)]
+    except NeedsMetadata as exc:
+        logger.debug("reading entry points through importlib.metadata: %s", exc)
+    from importlib.metadata import entry_points
+
+    return [
+        (ep.name, ep.value, ep.dist.name if ep.dist is not None else None, ep.load)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
 
 
 def _plugin_name(plugin: object) -> str:

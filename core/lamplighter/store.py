@@ -185,6 +185,22 @@ def _unlock_fd(fd: int) -> None:
 
 
 def _process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (comparable between calls), or None if it is gone."""
+    if pid <= 0:
+        return None
+    if sys.platform.startswith("linux"):
+        # /proc is cheaper than importing psutil on the OS launch path: field 22 of
+        # /proc/<pid>/stat is the start time in clock ticks since boot.
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return None
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        try:
+            return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        except (IndexError, ValueError):
+            return None
     import psutil
 
     try:
