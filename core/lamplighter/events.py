@@ -1,0 +1,898 @@
+"""Monitor events: what happened to which task, fanned out to every subscriber.
+
+Every schedule, start, completion, deferral, retry, cancellation and library-internal error
+is a :class:`MonitorEvent`. An :class:`EventBus` hands each event to every open
+:class:`Subscription`; the stream is *hot*:
+
+- no replay: a subscription sees only events published after :meth:`EventBus.subscribe`
+  returned (not after its first iteration);
+- each subscription holds at most ``capacity`` (64) unread events; when it is full the
+  oldest unread event is dropped and counted, so a publisher never waits for a reader and
+  one slow reader never affects another.
+
+Monitors (objects with ``on_event(event)``, plain or ``async``) are attached with
+:func:`attach`; a monitor that raises is reported as a :class:`LibraryError` and keeps
+receiving events. :class:`SnapshotPoller` polls ``tasks()`` and ``diagnostics()`` on an
+interval for inspector screens.
+
+This module imports no asyncio at import time: processes the OS launches for one run
+publish events without ever starting an event loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import inspect
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import attrs
+
+from lamplighter.ids import TaskId
+from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
+
+if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "EVENT_TYPES",
+    "MIN_POLL_INTERVAL",
+    "AttachedMonitor",
+    "AttemptDeferred",
+    "AttemptFailed",
+    "Cancelled",
+    "EventBus",
+    "LibraryError",
+    "Monitor",
+    "MonitorEvent",
+    "RetryScheduled",
+    "ScheduleReplaced",
+    "Scheduled",
+    "Skipped",
+    "Snapshot",
+    "SnapshotPoller",
+    "Subscription",
+    "WorkCompleted",
+    "WorkStarted",
+    "attach",
+    "event_from_dict",
+    "event_to_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Unread events each subscription holds before the oldest are dropped.
+DEFAULT_CAPACITY = 64
+
+#: The shortest interval :class:`SnapshotPoller` accepts.
+MIN_POLL_INTERVAL = timedelta(milliseconds=250)
+
+
+# --------------------------------------------------------------------------------------------
+# the events
+# --------------------------------------------------------------------------------------------
+
+
+def _to_task_id(value: TaskId | str | None) -> TaskId | None:
+    if value is None or isinstance(value, TaskId):
+        return value
+    if isinstance(value, str):
+        return TaskId(value)
+    raise TypeError(f"task_id must be a TaskId, a str or None, got {type(value).__name__}")
+
+
+def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{attribute.name} must be a datetime, got {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise ValueError(
+            f"{attribute.name} {value.isoformat()!r} is naive; events carry timezone-aware "
+            "datetimes (for example datetime.now(UTC))"
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _instance_of(*types: type) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        # bool is an int subclass, but True is never a sensible attempt number or pid.
+        if isinstance(value, bool) and bool not in types:
+            raise TypeError(f"{attribute.name} must be {allowed}, got bool {value!r}")
+        if not isinstance(value, types):
+            raise TypeError(
+                f"{attribute.name} must be {allowed}, got {type(value).__name__} {value!r}"
+            )
+
+    return check
+
+
+_STR = _instance_of(str)
+_OPT_STR = _instance_of(str, type(None))
+_INT = _instance_of(int)
+_TIMEDELTA = _instance_of(timedelta)
+
+
+@attrs.frozen(kw_only=True)
+class MonitorEvent:
+    """Base class of every event.
+
+    Attributes:
+        task_id: the task the event is about; None for application-wide events (a plugin
+            that failed to load, for example).
+        at: when it happened (timezone-aware; defaults to now, in UTC).
+        pid: the process that published it (defaults to this one); events of runs the OS
+            started in other processes arrive through the event journal with their pid.
+    """
+
+    kind: ClassVar[str] = "event"
+
+    task_id: TaskId | None = attrs.field(converter=_to_task_id)
+    at: datetime = attrs.field(factory=_now, validator=_aware)
+    pid: int = attrs.field(factory=os.getpid, validator=_INT)
+
+
+@attrs.frozen(kw_only=True)
+class Scheduled(MonitorEvent):
+    """The task was scheduled (also when ``UPDATE_DATA`` refreshed it or ``APPEND`` queued
+    work behind it)."""
+
+    kind: ClassVar[str] = "scheduled"
+
+
+@attrs.frozen(kw_only=True)
+class WorkStarted(MonitorEvent):
+    """A run began.
+
+    Attributes:
+        attempt: the 1-based attempt number.
+        expected_at: when the run was due, if the backend knows.
+    """
+
+    kind: ClassVar[str] = "work_started"
+
+    attempt: int = attrs.field(validator=_INT)
+    expected_at: datetime | None = attrs.field(
+        default=None, validator=_instance_of(datetime, type(None))
+    )
+
+
+@attrs.frozen(kw_only=True)
+class WorkCompleted(MonitorEvent):
+    """A run ended.
+
+    Attributes:
+        runtime: how long the run took.
+        result: its outcome (``Success``, ``Failure`` or ``Retry``).
+    """
+
+    kind: ClassVar[str] = "work_completed"
+
+    runtime: timedelta = attrs.field(validator=_TIMEDELTA)
+    result: TaskResult = attrs.field(validator=_instance_of(TaskResult))
+
+
+@attrs.frozen(kw_only=True)
+class AttemptDeferred(MonitorEvent):
+    """A due run did not start: its constraints were not met (a periodic run waits for its
+    next cycle, other runs are tried again later).
+
+    Attributes:
+        reason: why, in words.
+    """
+
+    kind: ClassVar[str] = "attempt_deferred"
+
+    reason: str = attrs.field(validator=_STR)
+
+
+def _cause_type(instance: AttemptFailed) -> str | None:
+    return None if instance.cause is None else type(instance.cause).__name__
+
+
+@attrs.frozen(kw_only=True)
+class AttemptFailed(MonitorEvent):
+    """An attempt failed: the task raised, its factory raised, or it timed out.
+
+    Attributes:
+        reason: what went wrong, in words.
+        attempt: the 1-based attempt number that failed.
+        error_type: the exception's class name, if an exception was the cause.
+        cause: the exception itself; only in the process where it was raised (it is neither
+            compared nor written to the journal).
+    """
+
+    kind: ClassVar[str] = "attempt_failed"
+
+    reason: str = attrs.field(validator=_STR)
+    attempt: int = attrs.field(validator=_INT)
+    cause: BaseException | None = attrs.field(
+        default=None, eq=False, validator=_instance_of(BaseException, type(None))
+    )
+    error_type: str | None = attrs.field(
+        default=attrs.Factory(_cause_type, takes_self=True), validator=_OPT_STR
+    )
+
+
+@attrs.frozen(kw_only=True)
+class RetryScheduled(MonitorEvent):
+    """A ``Retry`` result was arranged to run again.
+
+    Attributes:
+        next_attempt: the attempt number of the coming run.
+        delay: how long until it runs.
+    """
+
+    kind: ClassVar[str] = "retry_scheduled"
+
+    next_attempt: int = attrs.field(validator=_INT)
+    delay: timedelta = attrs.field(validator=_TIMEDELTA)
+
+
+@attrs.frozen(kw_only=True)
+class Cancelled(MonitorEvent):
+    """The task's schedule or run was cancelled.
+
+    Attributes:
+        source: what cancelled it: ``"cancel"``, ``"cancel_all"``, ``"replace"`` or
+            ``"run_now"``.
+    """
+
+    kind: ClassVar[str] = "cancelled"
+
+    source: str = attrs.field(validator=_STR)
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleReplaced(MonitorEvent):
+    """An existing schedule was torn down and re-created (``ExistingTaskPolicy.REPLACE``)."""
+
+    kind: ClassVar[str] = "schedule_replaced"
+
+
+@attrs.frozen(kw_only=True)
+class Skipped(MonitorEvent):
+    """A due run was skipped because another run of the task was in progress.
+
+    Attributes:
+        reason: why, in words.
+    """
+
+    kind: ClassVar[str] = "skipped"
+
+    reason: str = attrs.field(validator=_STR)
+
+
+def _cause_repr(instance: LibraryError) -> str | None:
+    return None if instance.cause is None else repr(instance.cause)
+
+
+@attrs.frozen(kw_only=True)
+class LibraryError(MonitorEvent):
+    """Lamplighter itself failed: a plugin did not load, a task file is corrupt, a monitor
+    raised, the backend refused a retry.
+
+    Attributes:
+        message: what failed, in words.
+        cause: the exception, in the process where it was raised; neither compared nor
+            written to the journal.
+        cause_text: ``repr(cause)``; unlike ``cause`` it survives the journal, so events
+            from other processes still say what the exception was.
+        monitor: the name of the monitor whose ``on_event`` raised, when that is what this
+            error reports.
+    """
+
+    kind: ClassVar[str] = "library_error"
+
+    message: str = attrs.field(validator=_STR)
+    cause: BaseException | None = attrs.field(
+        default=None, eq=False, validator=_instance_of(BaseException, type(None))
+    )
+    cause_text: str | None = attrs.field(
+        default=attrs.Factory(_cause_repr, takes_self=True), validator=_OPT_STR
+    )
+    monitor: str | None = attrs.field(default=None, validator=_OPT_STR)
+
+
+#: Every event class, in the order of the reference list.
+EVENT_TYPES: tuple[type[MonitorEvent], ...] = (
+    Scheduled,
+    WorkStarted,
+    WorkCompleted,
+    AttemptDeferred,
+    AttemptFailed,
+    RetryScheduled,
+    Cancelled,
+    ScheduleReplaced,
+    Skipped,
+    LibraryError,
+)
+_BY_KIND: dict[str, type[MonitorEvent]] = {cls.kind: cls for cls in EVENT_TYPES}
+
+# ------------------------------------------------------------------ dictionary form
+
+_BASE_FIELDS = frozenset({"task_id", "at", "pid"})
+# Attribute name -> key in the dictionary form, where they differ.
+_KEYS = {"cause_text": "cause"}
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, TaskResult):
+        return result_to_dict(value)
+    return value
+
+
+def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
+    """The JSON-able form of ``event``.
+
+    ``{"kind": ..., "task_id": str | None, "at": ISO 8601, "pid": int, ...fields}``:
+    durations are float seconds, results use the stored result form, and an exception
+    cause appears only as text (``LibraryError``'s ``"cause"`` is ``repr(cause)``;
+    ``AttemptFailed`` keeps its ``"error_type"``).
+
+    Raises:
+        TypeError: ``event`` is not one of the event classes of this module.
+    """
+    cls = type(event)
+    if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+        raise TypeError(f"not a lamplighter event: {event!r}")
+    data: dict[str, Any] = {
+        "kind": cls.kind,
+        "task_id": None if event.task_id is None else event.task_id.value,
+        "at": event.at.isoformat(),
+        "pid": event.pid,
+    }
+    for field in attrs.fields(cls):
+        if field.name in _BASE_FIELDS or not field.eq:
+            continue  # base fields are written above; eq=False fields hold live exceptions
+        data[_KEYS.get(field.name, field.name)] = _encode(getattr(event, field.name))
+    return data
+
+
+def _datetime(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    return datetime.fromisoformat(value)
+
+
+def _optional_datetime(value: object) -> datetime | None:
+    return None if value is None else _datetime(value)
+
+
+def _seconds(value: object) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
+    return timedelta(seconds=value)
+
+
+def _result(value: object) -> TaskResult:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected a stored result object, got {type(value).__name__}")
+    return result_from_dict(value)
+
+
+def _same(value: object) -> object:
+    return value  # the attrs validators check the type
+
+
+_DECODERS: dict[str, Callable[[object], object]] = {
+    "at": _datetime,
+    "expected_at": _optional_datetime,
+    "runtime": _seconds,
+    "delay": _seconds,
+    "result": _result,
+}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> MonitorEvent:
+    """Rebuild an event from :func:`event_to_dict`'s form.
+
+    Exceptions do not survive the round trip: ``cause`` is None, while ``LibraryError``
+    keeps the exception's text in ``cause_text`` and ``AttemptFailed`` its ``error_type``.
+    Keys this version does not know are ignored.
+
+    Raises:
+        ValueError: ``data`` is not an event: unknown ``kind``, a missing field or a value
+            of the wrong type (the message names the kind and the field).
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"an event must be a JSON object, got {type(data).__name__}")
+    kind = data.get("kind")
+    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(sorted(_BY_KIND))}")
+    values: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if not field.eq:
+            continue
+        key = _KEYS.get(field.name, field.name)
+        if key not in data:
+            if field.default is attrs.NOTHING:
+                raise ValueError(f"{kind} event: field {key!r} is missing")
+            continue
+        try:
+            values[field.name] = _DECODERS.get(field.name, _same)(data[key])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{kind} event: field {key!r} = {data[key]!r}: {exc}") from None
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{kind} event: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# the bus and its subscriptions
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting any more
+        loop.call_soon_threadsafe(_resolve, future)
+
+
+class Subscription:
+    """One reader's view of the bus: an async iterator of :class:`MonitorEvent`.
+
+    Created by :meth:`EventBus.subscribe` (``app.events()``). It receives every event
+    published from then on, into its own buffer of ``capacity`` unread events; when the
+    buffer is full the oldest unread event is dropped and counted in :attr:`dropped`.
+
+    Iterate it with ``async for`` on any event loop (publishers on other threads wake it),
+    or read it synchronously with :meth:`get_nowait` and :meth:`drain`. Iteration ends after
+    :meth:`close`, or when the bus is closed and the buffered events are read.
+    """
+
+    def __init__(self, bus: EventBus, capacity: int) -> None:
+        self._bus = bus
+        self._buffer: collections.deque[MonitorEvent] = collections.deque()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._dropped = 0
+        self._closed = False  # no more events will arrive
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    @property
+    def capacity(self) -> int:
+        """How many unread events the subscription holds."""
+        return self._capacity
+
+    @property
+    def dropped(self) -> int:
+        """How many events were dropped because the buffer was full."""
+        return self._dropped
+
+    @property
+    def closed(self) -> bool:
+        """True once no more events will arrive (buffered ones may remain)."""
+        return self._closed
+
+    @property
+    def pending(self) -> int:
+        """How many unread events the buffer holds now."""
+        return len(self._buffer)
+
+    # ---------------------------------------------------------------- producer side
+
+    def _offer(self, event: MonitorEvent) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if len(self._buffer) >= self._capacity:
+                self._buffer.popleft()
+                self._dropped += 1
+            self._buffer.append(event)
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            _wake(loop, future)
+
+    def _end(self, *, discard: bool) -> None:
+        with self._lock:
+            self._closed = True
+            if discard:
+                self._buffer.clear()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            _wake(loop, future)
+
+    # ---------------------------------------------------------------- consumer side
+
+    def get_nowait(self) -> MonitorEvent | None:
+        """The oldest unread event, or None if there is none."""
+        with self._lock:
+            return self._buffer.popleft() if self._buffer else None
+
+    def drain(self) -> list[MonitorEvent]:
+        """Every unread event, oldest first; the buffer is empty afterwards."""
+        with self._lock:
+            events = list(self._buffer)
+            self._buffer.clear()
+            return events
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> MonitorEvent:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                if self._buffer:
+                    return self._buffer.popleft()
+                if self._closed:
+                    raise StopAsyncIteration
+                future: asyncio.Future[None] = loop.create_future()
+                waiter = (loop, future)
+                self._waiters.append(waiter)
+            try:
+                await future
+            finally:
+                with self._lock:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+
+    def close(self) -> None:
+        """Unsubscribe: unread events are discarded and iteration ends. Idempotent, any
+        thread."""
+        self._end(discard=True)
+        self._bus._unsubscribe(self)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, for ``contextlib.aclosing(app.events())``."""
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"<Subscription {state} unread={self.pending}/{self._capacity} dropped={self._dropped}>"
+        )
+
+
+class EventBus:
+    """Fans each published event out to every open :class:`Subscription`.
+
+    Args:
+        capacity: unread events each subscription holds before the oldest are dropped.
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be an int of at least 1, got {capacity!r}")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._subscriptions: list[Subscription] = []
+        self._published = 0
+        self._dropped_by_closed = 0
+        self._monitors = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def publish(self, event: MonitorEvent) -> None:
+        """Hand ``event`` to every open subscription.
+
+        Callable from any thread; never blocks on a reader and never raises (a failure is
+        logged). Ignored once the bus is closed.
+        """
+        # Held while offering so every subscriber sees concurrent publishes in one order;
+        # offering only appends to a buffer and schedules a wake-up.
+        with self._lock:
+            if self._closed:
+                return
+            self._published += 1
+            for subscription in self._subscriptions:
+                try:
+                    subscription._offer(event)
+                except Exception:
+                    logger.warning("lamplighter: publishing %r failed", event, exc_info=True)
+
+    def subscribe(self) -> Subscription:
+        """A new subscription that receives every event published from now on.
+
+        After :meth:`close` the subscription is already ended.
+        """
+        subscription = Subscription(self, self.capacity)
+        with self._lock:
+            if self._closed:
+                subscription._end(discard=True)
+            else:
+                self._subscriptions.append(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+                self._dropped_by_closed += subscription.dropped
+
+    def _monitor_count(self, delta: int) -> None:
+        with self._lock:
+            self._monitors += delta
+
+    def close(self) -> None:
+        """End every subscription: readers get the events already buffered, then iteration
+        stops. Later publishes are ignored. Idempotent."""
+        with self._lock:
+            self._closed = True
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription._end(discard=False)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for diagnostics: open ``subscribers``, events ``published``, events
+        ``dropped`` (over every subscription, closed ones included) and attached
+        ``monitors``."""
+        with self._lock:
+            return {
+                "subscribers": len(self._subscriptions),
+                "published": self._published,
+                "dropped": self._dropped_by_closed + sum(s.dropped for s in self._subscriptions),
+                "monitors": self._monitors,
+            }
+
+
+# --------------------------------------------------------------------------------------------
+# monitors
+# --------------------------------------------------------------------------------------------
+
+
+class Monitor(Protocol):
+    """An object that receives every event. ``on_event`` may be plain or ``async``; an
+    optional ``name`` attribute names it in error messages (else its class name does)."""
+
+    def on_event(self, event: MonitorEvent) -> Any:  # pragma: no cover - protocol
+        """Handle one event."""
+
+
+def _monitor_name(monitor: object) -> str:
+    name = getattr(monitor, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return type(monitor).__qualname__
+
+
+class AttachedMonitor:
+    """A monitor receiving events; returned by :func:`attach` (``app.attach_monitor``)."""
+
+    def __init__(self, bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> None:
+        self.monitor = monitor
+        self.name = _monitor_name(monitor)
+        self._bus = bus
+        self._loop = loop
+        self._subscription = bus.subscribe()
+        self._handle: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._active = True
+        self._is_async = inspect.iscoroutinefunction(monitor.on_event)
+        bus._monitor_count(+1)
+
+    @property
+    def dropped(self) -> int:
+        """Events this monitor lost because it fell more than 64 events behind."""
+        return self._subscription.dropped
+
+    @property
+    def attached(self) -> bool:
+        """False after :meth:`detach` (or once the bus was closed and the monitor drained)."""
+        return self._active
+
+    def _finish(self) -> None:
+        with self._lock:
+            if not self._active:
+                return
+            self._active = False
+        self._bus._monitor_count(-1)
+
+    async def _consume(self) -> None:
+        import asyncio
+
+        try:
+            async for event in self._subscription:
+                try:
+                    if self._is_async:
+                        await self.monitor.on_event(event)
+                    else:
+                        # In a worker thread: a slow plain monitor must not stall the loop
+                        # that runs everyone else's work and monitors.
+                        result = await asyncio.to_thread(self.monitor.on_event, event)
+                        if inspect.isawaitable(result):
+                            await result
+                except Exception as exc:
+                    self._failed(event, exc)
+        finally:
+            self._finish()
+
+    def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+        if isinstance(event, LibraryError) and event.monitor is not None:
+            # Reporting a failure on a monitor-failure report could feed back forever
+            # (one monitor, or two failing monitors answering each other).
+            logger.warning(
+                "lamplighter: monitor %s failed on a monitor failure report: %r", self.name, exc
+            )
+            return
+        self._bus.publish(
+            LibraryError(
+                task_id=event.task_id,
+                message=f"monitor {self.name} failed on {type(event).__name__}: {exc}",
+                cause=exc,
+                monitor=self.name,
+            )
+        )
+
+    def detach(self) -> None:
+        """Stop delivering events to the monitor (an ``async`` ``on_event`` in progress is
+        cancelled). Idempotent, callable from any thread."""
+        self._subscription.close()
+        handle = self._handle
+        self._handle = None
+        if handle is not None and not handle.done():
+            # Task.cancel is not thread-safe and the loop may run in another thread; a closed
+            # loop (RuntimeError) has taken the task with it.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(handle.cancel)
+        self._finish()
+
+    def __repr__(self) -> str:
+        state = "attached" if self._active else "detached"
+        return f"<AttachedMonitor {self.name} {state} dropped={self.dropped}>"
+
+
+def attach(bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> AttachedMonitor:
+    """Deliver every event published on ``bus`` from now on to ``monitor.on_event``.
+
+    Delivery is driven by ``loop``, which may be running in another thread: an ``async``
+    ``on_event`` is awaited on it, a plain one runs in a worker thread so a slow monitor
+    never stalls the loop. Either way a monitor gets one event at a time, in order. A
+    monitor that falls more than the bus's capacity (64) behind loses its own oldest events
+    and nobody else's. When ``on_event`` raises, a :class:`LibraryError` naming the monitor
+    and the event kind is published and delivery continues; a failure on such a report is
+    only logged, so failing monitors cannot feed each other.
+
+    Raises:
+        TypeError: ``monitor`` has no callable ``on_event``.
+    """
+    import asyncio
+
+    if not callable(getattr(monitor, "on_event", None)):
+        raise TypeError(f"a monitor needs an on_event(event) method, got {monitor!r}")
+    attached = AttachedMonitor(bus, monitor, loop)
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    coro = attached._consume()
+    try:
+        if running is loop:
+            attached._handle = loop.create_task(coro, name=f"lamplighter-monitor-{attached.name}")
+        else:
+            attached._handle = asyncio.run_coroutine_threadsafe(coro, loop)
+    except BaseException:  # a closed loop: leave nothing subscribed or half-started behind
+        coro.close()
+        attached.detach()
+        raise
+    return attached
+
+
+# --------------------------------------------------------------------------------------------
+# snapshots
+# --------------------------------------------------------------------------------------------
+
+
+class _SnapshotSource(Protocol):
+    def tasks(self) -> list[TaskInfo]: ...
+
+    def diagnostics(self) -> dict[str, Any]: ...
+
+
+def _task_tuple(tasks: Iterable[TaskInfo]) -> tuple[TaskInfo, ...]:
+    return tuple(tasks)
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """The scheduler's state at one moment.
+
+    Attributes:
+        at: when the poll began (UTC).
+        tasks: ``app.tasks()``.
+        diagnostics: ``app.diagnostics()``.
+    """
+
+    at: datetime
+    tasks: tuple[TaskInfo, ...] = attrs.field(converter=_task_tuple)
+    diagnostics: Mapping[str, Any]
+
+
+def _interval(value: timedelta | float) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise TypeError(
+            f"interval must be a timedelta or a number of seconds, got {type(value).__name__}"
+        )
+    interval = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if interval < MIN_POLL_INTERVAL:
+        raise ValueError(
+            f"interval must be at least 250 ms (0.25 s), got {interval.total_seconds():g} s; "
+            "each poll queries the backend"
+        )
+    return interval
+
+
+class SnapshotPoller:
+    """Poll ``app.tasks()`` and ``app.diagnostics()`` every ``interval``: an async iterator
+    of :class:`Snapshot`, the first one at once.
+
+    The queries run in a worker thread, so they never stall the event loop. A consumer
+    slower than ``interval`` gets the next snapshot as soon as it asks (no burst of stale
+    ones).
+
+    Args:
+        app: the :class:`~lamplighter.app.Lamplighter` (anything with ``tasks()`` and
+            ``diagnostics()``).
+        interval: a ``timedelta`` or seconds; at least 250 ms.
+
+    Raises:
+        ValueError: ``interval`` is under 250 ms.
+    """
+
+    def __init__(self, app: _SnapshotSource, interval: timedelta | float = 1.0) -> None:
+        self.interval = _interval(interval)
+        self._app = app
+        self._closed = False
+        self._next_at: float | None = None
+        self._sleeper: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def __aiter__(self) -> SnapshotPoller:
+        return self
+
+    async def __anext__(self) -> Snapshot:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            raise StopAsyncIteration
+        if self._next_at is not None and self._next_at > loop.time():
+            future: asyncio.Future[None] = loop.create_future()
+            timer = loop.call_at(self._next_at, _resolve, future)
+            self._sleeper = (loop, future)
+            try:
+                await future
+            finally:
+                timer.cancel()
+                self._sleeper = None
+            if self._closed:
+                raise StopAsyncIteration
+        self._next_at = loop.time() + self.interval.total_seconds()
+        at = datetime.now(UTC)
+        tasks = await asyncio.to_thread(self._app.tasks)
+        diagnostics = await asyncio.to_thread(self._app.diagnostics)
+        return Snapshot(at=at, tasks=tasks, diagnostics=diagnostics)
+
+    def close(self) -> None:
+        """Stop polling: a waiting iteration ends at once. Idempotent, any thread."""
+        self._closed = True
+        sleeper = self._sleeper
+        if sleeper is not None:
+            _wake(*sleeper)

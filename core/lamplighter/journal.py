@@ -1,0 +1,325 @@
+"""The cross-process event journal: how runs the OS starts reach a running application.
+
+Every event an application publishes is also appended, as one JSON line, to
+``events.jsonl`` in the application's data directory. A running application follows that
+file and republishes the lines other processes wrote, so a run the OS started in a
+separate process shows up in ``app.events()`` and in monitors within a second.
+
+- Each line is written with one ``os.write`` on a descriptor opened with ``O_APPEND``, so
+  lines of concurrent processes never interleave.
+- The file is created with mode 0600.
+- When it grows past ``max_bytes`` it is renamed to ``events.jsonl.1`` (replacing the
+  previous generation) and a new file is started, so the journal never takes more than
+  about twice ``max_bytes``. A reader finishes the renamed file before reading the new one.
+- Appending never raises: the journal is a convenience and must never fail a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Self
+
+from lamplighter.events import EventBus, MonitorEvent, event_from_dict, event_to_dict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "pump"]
+
+logger = logging.getLogger(__name__)
+
+#: The journal's file name inside the application's data directory.
+JOURNAL_NAME = "events.jsonl"
+_ROTATED_SUFFIX = ".1"
+_LOCK_NAME = "events.lock"
+_HEAD_BYTES = 4096
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+
+
+class _RotationLock:
+    """A best-effort lock between processes, held while the journal is renamed.
+
+    ``fcntl.flock`` on POSIX, ``msvcrt.locking`` on Windows; where neither works the
+    rotation simply goes ahead (the worst case is one generation rotated twice).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return self
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(self._fd, msvcrt.LK_LOCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            pass
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases flock and msvcrt locks alike
+            self._fd = None
+
+
+class EventJournal:
+    """The append-only event file of one application.
+
+    Args:
+        root: the application's data directory; the journal is ``root / "events.jsonl"``.
+        max_bytes: the size past which the file is rotated (about 1 MiB by default).
+    """
+
+    def __init__(self, root: Path, *, max_bytes: int = 1 << 20) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        self.root = Path(root)
+        self.path = self.root / JOURNAL_NAME
+        self.rotated_path = self.root / (JOURNAL_NAME + _ROTATED_SUFFIX)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def append(self, event: MonitorEvent) -> None:
+        """Append ``event`` as one line. Thread-safe; never raises (a failure is logged)."""
+        try:
+            line = json.dumps(event_to_dict(event), separators=(",", ":")) + "\n"
+            data = line.encode("utf-8")
+            with self._lock:
+                size = self._write(data)
+                if size > self.max_bytes:
+                    self._rotate()
+            self._warned = False
+        except Exception as exc:
+            # One warning per run of failures: an unwritable directory must not flood the log.
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "lamplighter: cannot append to the event journal %s: %s", self.path, exc
+                )
+            else:
+                logger.debug("lamplighter: journal append failed again: %s", exc)
+
+    def _write(self, data: bytes) -> int:
+        # Opened per append: a rotation done by another process then never leaves this one
+        # writing into the old generation, and Windows can rename a file nobody holds open.
+        try:
+            fd = os.open(self.path, _FLAGS, 0o600)
+        except FileNotFoundError:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, _FLAGS, 0o600)
+        try:
+            written = os.write(fd, data)
+            if written < len(data):  # only on a full disk or a signal; finish the line
+                os.write(fd, data[written:])
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def _rotate(self) -> None:
+        with _RotationLock(self.root / _LOCK_NAME):
+            try:
+                # Another process may have rotated while this one waited for the lock.
+                if os.stat(self.path).st_size <= self.max_bytes:
+                    return
+                os.replace(self.path, self.rotated_path)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                # Windows refuses while another process has the file open; the line is
+                # written, and the next append tries again.
+                logger.debug("lamplighter: rotating the event journal failed: %s", exc)
+
+    def follow(self) -> JournalReader:
+        """A reader positioned at the current end of the journal: it returns only events
+        appended from now on."""
+        return JournalReader(self)
+
+    def __repr__(self) -> str:
+        return f"EventJournal({str(self.root)!r}, max_bytes={self.max_bytes})"
+
+
+class _Opened:
+    """A journal file opened for reading, with what identifies it.
+
+    A file is known by its device and inode *and* its first line: inodes freed by a
+    rotation are reused at once by the next file on many file systems, while a first line
+    (a timestamp to the microsecond and a pid) is never repeated.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        stat = os.fstat(handle.fileno())
+        self.identity = (stat.st_dev, stat.st_ino)
+        self.size = stat.st_size
+        head = handle.read(_HEAD_BYTES)
+        end = head.find(b"\n")
+        # A first line longer than the head is known by its prefix.
+        self.first: bytes | None = (
+            head[: end + 1] if end >= 0 else head if len(head) == _HEAD_BYTES else None
+        )
+
+    @classmethod
+    def open(cls, path: Path) -> _Opened | None:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+        except FileNotFoundError:
+            return None
+        try:
+            return cls(handle)
+        except BaseException:
+            handle.close()
+            raise
+
+    def read_from(self, offset: int) -> bytes:
+        self.handle.seek(offset)
+        return self.handle.read()
+
+
+class JournalReader:
+    """Reads the lines other processes append to an :class:`EventJournal`.
+
+    Created by :meth:`EventJournal.follow`. Each :meth:`read_new` returns the complete lines
+    added since the previous call. When the journal was rotated in between, the reader
+    finishes the renamed file (``events.jsonl.1``) before reading the new one; only a
+    second rotation before the next read loses events (and is logged).
+    """
+
+    def __init__(self, journal: EventJournal) -> None:
+        self.journal = journal
+        self._pid = os.getpid()
+        # The file being followed: its identity, first line and how far it was read.
+        self._identity: tuple[int, int] | None = None
+        self._first: bytes | None = None
+        self._offset = 0
+        self._partial = b""
+        # Without a current file, the renamed generation that already existed at follow().
+        self._old_rotated: tuple[tuple[int, int], bytes | None] | None = None
+        current = _Opened.open(journal.path)
+        if current is not None:
+            with current.handle:
+                self._identity, self._first = current.identity, current.first
+                self._offset = current.size
+            return
+        rotated = _Opened.open(journal.rotated_path)
+        if rotated is not None:
+            with rotated.handle:
+                self._old_rotated = (rotated.identity, rotated.first)
+
+    def read_new(self) -> list[MonitorEvent]:
+        """Events appended since the last call, oldest first.
+
+        Events published by this process are left out (it delivered them already);
+        malformed lines are logged and skipped; a line still being written is kept until
+        it is complete. Never raises.
+        """
+        try:
+            return list(self._events(self._read_bytes()))
+        except Exception as exc:
+            logger.warning("lamplighter: reading the event journal failed: %s", exc)
+            return []
+
+    def _follows(self, opened: _Opened) -> bool:
+        if self._identity is None or opened.identity != self._identity:
+            return False
+        if self._first is None:
+            self._first = opened.first  # it was empty or had no full line when first seen
+            return True
+        return opened.first == self._first
+
+    def _restart(self, opened: _Opened) -> None:
+        self._identity, self._first = opened.identity, opened.first
+        self._offset = 0
+        self._partial = b""
+
+    def _read(self, opened: _Opened) -> bytes:
+        data = opened.read_from(self._offset)
+        self._offset += len(data)
+        return data
+
+    def _read_bytes(self) -> bytes:
+        current = _Opened.open(self.journal.path)
+        if current is None:
+            # Rotated and no append since (or no journal at all yet).
+            return self._finish_rotated()
+        with current.handle:
+            if self._follows(current):
+                if current.size < self._offset:
+                    logger.warning(
+                        "lamplighter: the event journal %s shrank; reading it again",
+                        self.journal.path,
+                    )
+                    self._restart(current)
+                return self._read(current)
+            data = self._finish_rotated()
+            self._restart(current)
+            return data + self._read(current)
+
+    def _finish_rotated(self) -> bytes:
+        """The rest of the file being followed, now renamed to ``events.jsonl.1``; or the
+        whole renamed file when it was created (and rotated) after :meth:`follow`."""
+        rotated = _Opened.open(self.journal.rotated_path)
+        if rotated is None:
+            return b""
+        with rotated.handle:
+            if self._identity is None:
+                if self._old_rotated == (rotated.identity, rotated.first):
+                    return b""  # the generation that existed before follow(): not new
+                self._restart(rotated)  # follow it from its start until a new file appears
+            elif not self._follows(rotated):
+                logger.warning(
+                    "lamplighter: the event journal was rotated more than once between two "
+                    "reads (or replaced); some events of other processes were missed"
+                )
+                self._partial = b""
+                return b""
+            data = self._partial + self._read(rotated)
+        self._partial = b""
+        # Writers append whole lines, so a renamed file ending mid-line was torn by a crash.
+        if data and not data.endswith(b"\n"):
+            logger.warning(
+                "lamplighter: dropping an incomplete line at the end of %s",
+                self.journal.rotated_path,
+            )
+            data = data[: data.rfind(b"\n") + 1]
+        return data
+
+    def _events(self, data: bytes) -> Iterator[MonitorEvent]:
+        buffer = self._partial + data
+        cut = buffer.rfind(b"\n") + 1
+        self._partial = buffer[cut:]
+        for raw in buffer[:cut].splitlines():
+            if not raw.strip():
+                continue
+            try:
+                event = event_from_dict(json.loads(raw))
+            except Exception as exc:  # bad JSON, bad UTF-8, or not an event
+                logger.warning("lamplighter: skipping a malformed event journal line: %s", exc)
+                continue
+            if event.pid != self._pid:
+                yield event
+
+
+async def pump(reader: JournalReader, bus: EventBus, interval: float = 0.2) -> None:
+    """Publish on ``bus`` every event other processes append to the journal, checking
+    every ``interval`` seconds, until cancelled."""
+    import asyncio
+
+    while True:
+        for event in reader.read_new():
+            bus.publish(event)
+        await asyncio.sleep(interval)

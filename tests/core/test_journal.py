@@ -1,0 +1,321 @@
+"""The cross-process event journal: append, follow, rotation, concurrency, the pump."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lamplighter.events import (
+    EventBus,
+    LibraryError,
+    MonitorEvent,
+    Scheduled,
+    Skipped,
+    WorkCompleted,
+    event_from_dict,
+    event_to_dict,
+)
+from lamplighter.journal import EventJournal, pump
+from lamplighter.model import Success
+
+CORE = Path(__file__).resolve().parents[2] / "core"
+BOUND = 5.0
+OTHER_PID = os.getpid() + 1  # events "from another process" without starting one
+
+# argv: root, count, max_bytes; appends `count` Skipped events (reason = index) and prints
+# its pid. With count 0 it appends one WorkCompleted instead.
+CHILD = textwrap.dedent(
+    """
+    import os, sys
+    from datetime import timedelta
+    from pathlib import Path
+    from lamplighter.events import Skipped, WorkCompleted
+    from lamplighter.journal import EventJournal
+    from lamplighter.model import Success
+
+    journal = EventJournal(Path(sys.argv[1]), max_bytes=int(sys.argv[3]))
+    count = int(sys.argv[2])
+    if count == 0:
+        journal.append(
+            WorkCompleted(task_id="sync", runtime=timedelta(seconds=0.5), result=Success())
+        )
+    for i in range(count):
+        journal.append(Skipped(task_id="child", reason=str(i)))
+    print(os.getpid())
+    """
+)
+
+
+def _child_args(root: Path, count: int, max_bytes: int = 1 << 20) -> list[str]:
+    return [sys.executable, "-c", CHILD, str(root), str(count), str(max_bytes)]
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(CORE)}
+
+
+def _run_child(root: Path, count: int) -> int:
+    done = subprocess.run(
+        _child_args(root, count),
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.strip())
+
+
+def _skipped(i: int, pid: int = OTHER_PID) -> Skipped:
+    return Skipped(task_id="sync", reason=str(i), pid=pid)
+
+
+def _reasons(events: list[MonitorEvent]) -> list[str]:
+    return [e.reason for e in events if isinstance(e, Skipped)]
+
+
+def _line_length(event: MonitorEvent) -> int:
+    return len(json.dumps(event_to_dict(event), separators=(",", ":"))) + 1
+
+
+# ------------------------------------------------------------------------------- basics
+
+
+def test_append_and_follow_round_trip(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    reader = journal.follow()
+    assert reader.read_new() == []
+    events = [
+        _skipped(1),
+        WorkCompleted(
+            task_id="sync", runtime=timedelta(seconds=2), result=Success(), pid=OTHER_PID
+        ),
+        LibraryError(task_id=None, message="oops", cause=ValueError("x"), pid=OTHER_PID),
+    ]
+    for event in events:
+        journal.append(event)
+    assert reader.read_new() == events
+    assert reader.read_new() == []  # nothing new since
+    lines = journal.path.read_text().splitlines()
+    assert [event_from_dict(json.loads(line)) for line in lines] == events
+
+
+def test_follow_starts_at_the_current_end(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    journal.append(_skipped(0))
+    reader = journal.follow()
+    journal.append(_skipped(1))
+    assert _reasons(reader.read_new()) == ["1"]
+
+
+def test_follow_before_the_file_exists_reads_it_from_the_start(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path / "not-yet")
+    reader = journal.follow()
+    journal.append(_skipped(0))
+    assert _reasons(reader.read_new()) == ["0"]
+
+
+def test_events_of_this_process_are_skipped(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    reader = journal.follow()
+    journal.append(Scheduled(task_id="mine"))  # pid defaults to this process
+    journal.append(_skipped(1))
+    assert _reasons(reader.read_new()) == ["1"]
+
+
+def test_event_written_by_a_child_process_is_read(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    reader = journal.follow()
+    pid = _run_child(tmp_path, 0)
+    [event] = reader.read_new()
+    assert isinstance(event, WorkCompleted)
+    assert event.pid == pid != os.getpid()
+    assert event.result == Success()
+    assert event.runtime == timedelta(seconds=0.5)
+
+
+def test_partial_line_is_held_until_complete(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    journal.append(_skipped(0))
+    reader = journal.follow()
+    line = (json.dumps(event_to_dict(_skipped(1))) + "\n").encode()
+    with open(journal.path, "ab") as handle:
+        handle.write(line[:20])
+    assert reader.read_new() == []
+    with open(journal.path, "ab") as handle:
+        handle.write(line[20:])
+    assert _reasons(reader.read_new()) == ["1"]
+
+
+def test_malformed_lines_are_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = EventJournal(tmp_path)
+    reader = journal.follow()
+    with open(journal.path, "ab") as handle:
+        handle.write(b"{not json\n")
+        handle.write(b'{"kind": "exploded", "task_id": null, "at": "x", "pid": 1}\n')
+        handle.write(b"\xff\xfe\n")
+        handle.write(b"\n")
+    journal.append(_skipped(1))
+    with caplog.at_level(logging.WARNING, logger="lamplighter.journal"):
+        assert _reasons(reader.read_new()) == ["1"]
+    assert sum("malformed" in r.getMessage() for r in caplog.records) == 3
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+def test_files_are_private(tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    journal = EventJournal(root, max_bytes=_line_length(_skipped(0)))
+    journal.append(_skipped(0))
+    journal.append(_skipped(1))  # rotates, creating the lock file
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    for path in (journal.rotated_path, root / "events.lock"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    journal.append(_skipped(2))
+    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+
+
+def test_append_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    journal = EventJournal(blocker / "app")
+    with caplog.at_level(logging.WARNING, logger="lamplighter.journal"):
+        journal.append(_skipped(0))
+        journal.append(_skipped(1))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # one warning per run of failures, not one per event
+    assert str(journal.path) in warnings[0].getMessage()
+
+
+def test_max_bytes_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        EventJournal(tmp_path, max_bytes=0)
+
+
+# ------------------------------------------------------------------------------- rotation
+
+
+def test_rotation_keeps_the_size_bounded_and_the_reader_misses_nothing(tmp_path: Path) -> None:
+    line = _line_length(_skipped(999))
+    max_bytes = 20 * line
+    journal = EventJournal(tmp_path, max_bytes=max_bytes)
+    reader = journal.follow()
+    received: list[MonitorEvent] = []
+    for i in range(500):
+        journal.append(_skipped(i))
+        if i % 7 == 6:  # at most one rotation between two reads
+            received.extend(reader.read_new())
+    received.extend(reader.read_new())
+    assert _reasons(received) == [str(i) for i in range(500)]
+    assert journal.rotated_path.exists()
+    sizes = [p.stat().st_size for p in (journal.path, journal.rotated_path) if p.exists()]
+    assert all(size <= max_bytes + line for size in sizes)
+    assert sum(sizes) <= 2 * (max_bytes + line)
+
+
+def test_reader_between_a_rotation_and_the_next_append(tmp_path: Path) -> None:
+    line = _line_length(_skipped(0))
+    journal = EventJournal(tmp_path, max_bytes=2 * line)
+    reader = journal.follow()
+    for i in range(3):
+        journal.append(_skipped(i))
+    assert not journal.path.exists() and journal.rotated_path.exists()  # just rotated
+    assert _reasons(reader.read_new()) == ["0", "1", "2"]
+    journal.append(_skipped(3))
+    assert _reasons(reader.read_new()) == ["3"]
+
+
+def test_more_than_one_rotation_between_reads_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    line = _line_length(_skipped(0))
+    journal = EventJournal(tmp_path, max_bytes=4 * line)
+    journal.append(_skipped(0))
+    reader = journal.follow()
+    for i in range(1, 28):  # several rotations; 27 is not the last line before one
+        journal.append(_skipped(i))
+    with caplog.at_level(logging.WARNING, logger="lamplighter.journal"):
+        received = _reasons(reader.read_new())
+    assert "rotated more than once" in caplog.text
+    current = [event_from_dict(json.loads(raw)) for raw in journal.path.read_bytes().splitlines()]
+    assert received == _reasons(current) and received[-1] == "27"  # carries on with it
+    journal.append(_skipped(28))
+    assert _reasons(reader.read_new()) == ["28"]
+
+
+# ------------------------------------------------------------------------------- processes
+
+
+def _run_children(root: Path, processes: int, count: int, max_bytes: int) -> list[int]:
+    children = [
+        subprocess.Popen(
+            _child_args(root, count, max_bytes),
+            env=_child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    pids = []
+    for child in children:
+        out, _ = child.communicate(timeout=60)
+        assert child.returncode == 0
+        pids.append(int(out))
+    return pids
+
+
+def test_concurrent_appends_from_four_processes_never_interleave(tmp_path: Path) -> None:
+    pids = _run_children(tmp_path, processes=4, count=200, max_bytes=1 << 20)
+    lines = EventJournal(tmp_path).path.read_bytes().splitlines()
+    assert len(lines) == 800
+    events = [event_from_dict(json.loads(line)) for line in lines]
+    for pid in pids:
+        assert _reasons([e for e in events if e.pid == pid]) == [str(i) for i in range(200)]
+
+
+def test_concurrent_appends_with_rotation_stay_parseable_and_bounded(tmp_path: Path) -> None:
+    line = _line_length(Skipped(task_id="child", reason="199", pid=2**22))
+    max_bytes = 4096
+    _run_children(tmp_path, processes=4, count=200, max_bytes=max_bytes)
+    journal = EventJournal(tmp_path)
+    assert journal.rotated_path.exists()
+    for path in (journal.path, journal.rotated_path):
+        if not path.exists():
+            continue
+        data = path.read_bytes()
+        # Each writer appends at most one line after the size check before it rotates.
+        assert len(data) <= max_bytes + 4 * line + line, path
+        for raw in data.splitlines():
+            assert isinstance(event_from_dict(json.loads(raw)), Skipped)
+
+
+def test_pump_delivers_a_child_process_event_to_a_subscriber(tmp_path: Path) -> None:
+    async def main() -> None:
+        bus = EventBus()
+        journal = EventJournal(tmp_path)
+        reader = journal.follow()
+        subscription = bus.subscribe()
+        pumping = asyncio.create_task(pump(reader, bus))
+        journal.append(Scheduled(task_id="mine"))  # this process's own: already published
+        pid = await asyncio.to_thread(_run_child, tmp_path, 0)
+        event = await asyncio.wait_for(anext(subscription), BOUND)
+        assert isinstance(event, WorkCompleted)
+        assert event.pid == pid
+        assert event.task_id is not None and event.task_id.value == "sync"
+        pumping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pumping
+        assert subscription.drain() == []
+
+    asyncio.run(main())
