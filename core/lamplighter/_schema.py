@@ -14,6 +14,7 @@ __all__ = ["SCHEMA_VERSION", "StoredDataError", "UnsupportedSchemaVersion", "che
 #: The version of every document this release writes.
 SCHEMA_VERSION = 1
 
+
 class StoredDataError(ValueError):
     """A stored document does not describe a valid value; the message says where."""
 

@@ -55,7 +55,7 @@ def _check_task_id(_instance: object, _attribute: attrs.Attribute[str], value: s
     validate_id(value, field="task_id")
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)
 class TaskId:
     """The name of a task, unique within one application.
 

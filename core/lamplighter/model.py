@@ -428,7 +428,7 @@ def _check_max_delay(
         )
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ExponentialBackoff(RetryPolicy):
     """The delay doubles per retry: ``initial_delay * 2**(attempt-1)``, capped at ``max_delay``."""
 
@@ -446,7 +446,7 @@ class ExponentialBackoff(RetryPolicy):
         return delay
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LinearBackoff(RetryPolicy):
     """The delay grows by ``delay`` per retry: ``delay * attempt``."""
 
@@ -459,7 +459,7 @@ class LinearBackoff(RetryPolicy):
         return self.delay * attempt
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class FixedDelay(RetryPolicy):
     """The same ``delay`` before every retry."""
 
@@ -527,10 +527,28 @@ def _check_retry(_instance: object, _attribute: attrs.Attribute[Any], value: obj
         )
 
 
+def _is_plain_json(value: object, depth: int = 0) -> bool:
+    """Whether ``value`` is already its own stored form (JSON types only), so storing it
+    needs no converter."""
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if depth > 32:
+        return False
+    if type(value) is list:
+        return all(_is_plain_json(item, depth + 1) for item in value)
+    if type(value) is dict:
+        return all(
+            isinstance(key, str) and _is_plain_json(item, depth + 1) for key, item in value.items()
+        )
+    return False
+
+
 def _check_input(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
+    if _is_plain_json(value):
         return
-    # Imported here: cattrs is only needed once a request carries input.
+    # Imported here: cattrs is only needed for input that is not plain JSON already.
     from lamplighter.serialization import dump_input
 
     dump_input(value)
@@ -622,8 +640,8 @@ class TaskRequest:
 
     def stored_input(self) -> Any:
         """The input as the JSON-able value it is stored as."""
-        if self.input is None:
-            return None
+        if _is_plain_json(self.input):
+            return self.input
         from lamplighter.serialization import dump_input
 
         return dump_input(self.input)

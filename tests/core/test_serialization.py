@@ -225,3 +225,34 @@ def test_plugin_trigger_types_round_trip_once_registered() -> None:
     assert build_converter([Sunrise]).structure(document, TaskRequest) == request
     with pytest.raises(StoredDataError, match="a plugin that provides it may be missing"):
         structure(default_converter(), document, TaskRequest, "tasks/wake.json")
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests)
+def test_the_converter_free_decoder_agrees_with_the_converter(request: TaskRequest) -> None:
+    from lamplighter._request_codec import decode_request
+
+    document = json.loads(json.dumps(default_converter().unstructure(request), allow_nan=False))
+    assert decode_request(document) == request
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        _doc(type="teleport"),
+        _doc(type="periodic", interval=60),
+        _doc(type="periodic", interval=3600, colour="red"),
+        _doc(type="exact", at="2026-01-01T09:00:00"),
+        {
+            "task_id": "../x",
+            "trigger": {"type": "on_login"},
+            "retry": {"type": "fixed", "delay": 1},
+        },
+        {**_doc(type="on_login"), "extra": 1},
+        "not a mapping",
+    ],
+)
+def test_the_converter_free_decoder_leaves_anything_odd_to_the_converter(document: Any) -> None:
+    from lamplighter._request_codec import decode_request
+
+    assert decode_request(document) is None

@@ -1,0 +1,175 @@
+"""Reading a stored request of built-in types without cattrs.
+
+An OS-launched run reads one stored request and nothing else; building the cattrs converter
+(and discovering plugins so it knows their trigger types) costs more than the run's own
+start-up. This decoder handles the stored form of requests whose trigger, retry policy and
+constraints are the built-in ones, exactly as :mod:`lamplighter.serialization` writes them.
+Anything else — a plugin trigger, an unexpected key, a value of the wrong shape — makes it
+answer None, and the caller goes through the converter, which gives the precise error. The
+test suite checks that both decoders agree on every request shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from lamplighter.calendar import CalendarExpr
+from lamplighter.model import (
+    BUILTIN_TRIGGERS,
+    RETRY_POLICIES,
+    Constraints,
+    ExistingTaskPolicy,
+    NetworkType,
+    TaskRequest,
+)
+
+__all__ = ["decode_request"]
+
+
+class _Unsupported(Exception):
+    """The stored value is not in the shape this decoder handles."""
+
+
+def _seconds(value: object) -> timedelta:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Unsupported
+    return timedelta(seconds=value)
+
+
+def _optional_seconds(value: object) -> timedelta | None:
+    return None if value is None else _seconds(value)
+
+
+def _datetime(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise _Unsupported
+    return datetime.fromisoformat(value)
+
+
+def _typed(*types: type) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if type(value) not in types:
+            raise _Unsupported
+        return value
+
+    return check
+
+
+def _optional_int(value: object) -> object:
+    return None if value is None else _typed(int)(value)
+
+
+def _calendar(value: object) -> CalendarExpr:
+    if not isinstance(value, str):
+        raise _Unsupported
+    return CalendarExpr.parse(value)
+
+
+# How each annotation (as written in the model, a string) is read back.
+_READERS: dict[str, Callable[[object], object]] = {
+    "timedelta": _seconds,
+    "timedelta | None": _optional_seconds,
+    "datetime": _datetime,
+    "bool": _typed(bool),
+    "int": _typed(int),
+    "int | None": _optional_int,
+    "str": _typed(str),
+    "CalendarExpr": _calendar,
+}
+
+
+def _annotation(annotation: object) -> str:
+    """An annotation as written in the model, whether or not attrs resolved it already."""
+    if isinstance(annotation, str):
+        return annotation
+    args = getattr(annotation, "__args__", None)
+    if args:  # X | None, resolved
+        return " | ".join("None" if a is type(None) else getattr(a, "__name__", "?") for a in args)
+    return getattr(annotation, "__name__", "?")
+
+
+_Table = dict[str, tuple[type, tuple[tuple[str, Callable[[object], object]], ...]]]
+_tables: tuple[_Table, _Table] | None = None
+
+
+def _table(classes: tuple[type, ...]) -> _Table:
+    table: _Table = {}
+    for cls in classes:
+        fields = []
+        for field in attrs.fields(cls):
+            reader = _READERS.get(_annotation(field.type))
+            if reader is None:
+                break  # a field this decoder does not know: leave the class to cattrs
+            fields.append((field.name, reader))
+        else:
+            table[cls.kind] = (cls, tuple(fields))  # type: ignore[attr-defined]
+    return table
+
+
+def _tagged(table: _Table, value: object) -> Any:
+    if not isinstance(value, Mapping):
+        raise _Unsupported
+    entry = table.get(value.get("type"))  # type: ignore[arg-type]
+    if entry is None or len(value) != len(entry[1]) + 1:
+        raise _Unsupported
+    cls, fields = entry
+    try:
+        return cls(**{name: read(value[name]) for name, read in fields})
+    except KeyError:
+        raise _Unsupported from None
+
+
+_CONSTRAINT_READERS = (
+    ("battery_not_low", _typed(bool)),
+    ("charging", _typed(bool)),
+    ("device_idle", _typed(bool)),
+    ("min_storage_bytes", _optional_int),
+)
+
+
+def _constraints(value: object) -> Constraints:
+    if not isinstance(value, Mapping) or len(value) != 5:
+        raise _Unsupported
+    try:
+        network = NetworkType(value["network"])
+        rest = {name: read(value[name]) for name, read in _CONSTRAINT_READERS}
+    except (KeyError, ValueError):
+        raise _Unsupported from None
+    return Constraints(network=network, **rest)  # type: ignore[arg-type]
+
+
+_REQUEST_KEYS = frozenset(
+    {"task_id", "trigger", "constraints", "retry", "existing", "input", "timeout"}
+)
+
+
+def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
+    """The request stored as ``data``, or None when it needs the full converter."""
+    global _tables
+    if _tables is None:
+        _tables = (_table(BUILTIN_TRIGGERS), _table(RETRY_POLICIES))
+    triggers, policies = _tables
+    if not isinstance(data, Mapping) or set(data) != _REQUEST_KEYS:
+        return None
+    try:
+        task_id = _typed(str)(data["task_id"])
+        trigger = _tagged(triggers, data["trigger"])
+        retry = _tagged(policies, data["retry"])
+        constraints = _constraints(data["constraints"])
+        existing = ExistingTaskPolicy(data["existing"])
+        timeout = _optional_seconds(data["timeout"])
+        return TaskRequest(
+            task_id=task_id,  # type: ignore[arg-type]
+            trigger=trigger,
+            constraints=constraints,
+            retry=retry,
+            existing=existing,
+            input=data["input"],
+            timeout=timeout,
+        )
+    except (_Unsupported, ValueError, TypeError):
+        return None
