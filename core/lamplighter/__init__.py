@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
+from lamplighter.invocation import is_scheduler_invocation
 from lamplighter.model import (
     BatteryLow,
     BatteryOkay,
@@ -45,8 +46,10 @@ from lamplighter.model import (
 )
 
 if TYPE_CHECKING:
+    from lamplighter.app import Lamplighter
     from lamplighter.hookspecs import hookimpl
     from lamplighter.plugins import PluginManager
+    from lamplighter.runner import ExecutionRecord, ExitStatus
 
 __all__ = [
     "BatteryLow",
@@ -57,10 +60,13 @@ __all__ = [
     "ConstraintsNotMet",
     "DeviceIdle",
     "Exact",
+    "ExecutionRecord",
     "ExistingTaskPolicy",
+    "ExitStatus",
     "ExponentialBackoff",
     "Failure",
     "FixedDelay",
+    "Lamplighter",
     "LinearBackoff",
     "NetworkType",
     "OnLogin",
@@ -82,6 +88,7 @@ __all__ = [
     "Trigger",
     "Windowed",
     "hookimpl",
+    "is_scheduler_invocation",
 ]
 
 __version__ = "0.1.0"
@@ -90,6 +97,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "hookimpl": "lamplighter.hookspecs",
     "PluginManager": "lamplighter.plugins",
+    "Lamplighter": "lamplighter.app",
+    "ExitStatus": "lamplighter.runner",
+    "ExecutionRecord": "lamplighter.runner",
 }
 
 

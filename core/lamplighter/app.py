@@ -1,0 +1,924 @@
+"""The :class:`Lamplighter` facade: one object per application.
+
+Lifecycle::
+
+    app = Lamplighter(app_id="com.example.notes")
+    app.register(TaskId("sync"), SyncTask)   # every factory, before start()
+    app.start()                               # seals the registry, picks the backend
+    app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    ...
+    app.shutdown()
+
+Management calls (``schedule``, ``cancel``, queries) are synchronous and thread-safe, so
+plain programs (Qt, Tk, command-line tools) use them directly; asyncio programs call them
+from coroutines too (they do file I/O measured in microseconds to a few milliseconds).
+``run_now`` is a coroutine with blocking and future-returning forms for synchronous callers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
+
+from lamplighter.backend import Backend, BackendUnavailable, UnsupportedRequest
+from lamplighter.events import (
+    Cancelled,
+    EventBus,
+    LibraryError,
+    MonitorEvent,
+    Scheduled,
+    ScheduleReplaced,
+)
+from lamplighter.ids import TaskId, validate_app_id
+from lamplighter.invocation import (
+    InvocationError,
+    LaunchCommand,
+    default_launch_command,
+    parse_invocation,
+)
+from lamplighter.model import (
+    PERIODIC_FLOOR,
+    ExistingTaskPolicy,
+    Periodic,
+    Task,
+    TaskInfo,
+    TaskRequest,
+    TaskState,
+)
+from lamplighter.runner import (
+    ONE_SHOT_KINDS,
+    ExecutionRecord,
+    ExitStatus,
+    FireOutcome,
+    Runner,
+    TaskDocument,
+)
+from lamplighter.store import CorruptTaskFile, TaskStore
+
+if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
+    import cattrs
+
+    from lamplighter.constraints import ConstraintEvaluator
+    from lamplighter.events import AttachedMonitor, Subscription
+    from lamplighter.hookspecs import BackendInfo
+    from lamplighter.journal import EventJournal
+    from lamplighter.plugins import PluginManager
+
+__all__ = ["Lamplighter"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+TaskFactory = Callable[[], Task]
+
+
+def _asyncio() -> Any:
+    """The asyncio module, imported on first use (it is not needed on the OS launch path)."""
+    import asyncio
+
+    return asyncio
+
+
+class Lamplighter:
+    """Background work of one application.
+
+    Args:
+        app_id: the application's id, reverse-DNS (``com.example.notes``); it names the
+            data directory, unit files, labels and task names.
+        backend: ``"auto"`` (the best available backend for this OS among the installed
+            plugins) or a backend name such as ``"inprocess"`` or ``"systemd"``.
+        plugins: an explicit plugin set (modules or objects); None loads every installed
+            plugin through entry points.
+        data_dir: where task files live (default: ``LAMPLIGHTER_DATA_DIR`` or the
+            platform's user data directory), ``<data_dir>/<app_id>/``.
+        disable_plugins: plugin names to leave out.
+        launch_command: how the OS starts the application again (default: how this
+            process was started).
+        backend_options: keyword arguments for the backend's constructor.
+    """
+
+    def __init__(
+        self,
+        app_id: str,
+        backend: str = "auto",
+        plugins: Sequence[object] | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        disable_plugins: Iterable[str] = (),
+        launch_command: Sequence[str] | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.app_id = validate_app_id(app_id)
+        if not isinstance(backend, str) or not backend:
+            raise ValueError(f"backend must be 'auto' or a backend name, got {backend!r}")
+        self._backend_name = backend
+        self._explicit_plugins = None if plugins is None else list(plugins)
+        self._disable = list(disable_plugins)
+        self._backend_options = dict(backend_options or {})
+        self.store = TaskStore.for_app(self.app_id, data_dir)
+        self.data_dir: Path = self.store.root
+        self._launch = None if launch_command is None else LaunchCommand.of(launch_command)
+        self._factories: dict[TaskId, TaskFactory] = {}
+        self._lock = threading.RLock()
+        self._started = False
+        self._closed = False
+        self._bus = EventBus()
+        self._plugin_manager: PluginManager | None = None
+        self._evaluator: ConstraintEvaluator | None = None
+        self._backend: Backend | None = None
+        self._backend_info: BackendInfo | None = None
+        self._runner: Runner | None = None
+        self._journal: EventJournal | None = None
+        self._monitors: list[AttachedMonitor] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._pump: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
+        self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
+        self._scheduled_ids: set[TaskId] = set()
+        self._task_ids: dict[str, TaskId] = {}
+        # Events emitted in an OS-launched process go to monitors directly (no loop there).
+        self._inline_monitors: list[Any] | None = None
+
+    # ============================================================== registration, lifecycle
+
+    def register(self, task_id: TaskId | str, factory: TaskFactory) -> None:
+        """Register the factory that builds the task for ``task_id``.
+
+        Raises ``RuntimeError`` after :meth:`start` (the registry is sealed then) and
+        ``ValueError`` when the id is already registered.
+        """
+        tid = TaskId.of(task_id)
+        if not callable(factory):
+            raise TypeError(f"factory for {tid.value!r} must be callable, got {factory!r}")
+        with self._lock:
+            if self._started:
+                raise RuntimeError(
+                    f"cannot register {tid.value!r}: start() has sealed the registry; register "
+                    "every task before start()"
+                )
+            if tid in self._factories:
+                raise ValueError(f"task {tid.value!r} is already registered")
+            self._factories[tid] = factory
+
+    @property
+    def plugins(self) -> PluginManager:
+        """The application's plugin manager (loaded on first use)."""
+        if self._plugin_manager is None:
+            from lamplighter.plugins import PluginManager
+
+            self._plugin_manager = PluginManager(self._explicit_plugins, disable=self._disable)
+        return self._plugin_manager
+
+    def start(self) -> None:
+        """Seal the registry, load plugins, start the backend and sweep ephemeral state.
+
+        Called from a coroutine, the application's running event loop becomes the loop
+        that runs in-process work, monitors and ``events()``; otherwise Lamplighter runs
+        its own loop in a daemon thread when something needs one.
+        """
+        with self._lock:
+            if self._started:
+                raise RuntimeError("start() was already called")
+            if self._closed:
+                raise RuntimeError("this Lamplighter was shut down; create a new one")
+            self._adopt_running_loop()
+            self._started = True
+            manager = self.plugins
+            manager.load()
+            self._journal_open()
+            for failure in manager.failures:
+                self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
+            self._sweep()
+            backend = self._ensure_backend()
+            backend.start()
+            for monitor in manager.monitors(self):
+                self.attach_monitor(monitor)
+
+    def _adopt_running_loop(self) -> None:
+        if "asyncio" not in sys.modules:
+            return  # no loop can be running without asyncio imported
+        import asyncio
+
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def _require_started(self, what: str) -> None:
+        if not self._started:
+            raise RuntimeError(f"{what} needs start() first")
+        if self._closed:
+            raise RuntimeError(f"{what}: this Lamplighter was shut down")
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop the backend (waiting at most ``timeout`` seconds for running work), detach
+        monitors, stop the event loop thread. Schedules of OS backends stay installed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            backend = self._backend
+        if backend is not None:
+            try:
+                backend.shutdown(timeout)
+            except Exception as exc:
+                logger.warning("lamplighter: backend shutdown failed: %s", exc)
+        for attached in list(self._monitors):
+            attached.detach()
+        self._monitors.clear()
+        self._stop_pump()
+        self._bus.close()
+        thread = self._loop_thread
+        loop = self._loop
+        if thread is not None and loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            self._loop_thread = None
+
+    def __enter__(self) -> Self:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ============================================================== the event loop
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop that runs Lamplighter's asynchronous work: the application's
+        loop if ``start()`` was called from a coroutine, else a library-owned loop in a
+        daemon thread (started on first use)."""
+        with self._lock:
+            if self._loop is not None:
+                return self._loop
+            import asyncio
+
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                try:
+                    loop.run_forever()
+                finally:
+                    pending = asyncio.all_tasks(loop)
+                    for task in pending:
+                        task.cancel()
+                    if pending:
+                        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                    loop.close()
+
+            thread = threading.Thread(target=serve, name="lamplighter-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            self._loop = loop
+            self._loop_thread = thread
+            return loop
+
+    def _owns_loop_thread(self) -> bool:
+        return self._loop_thread is not None
+
+    # ============================================================== backend and runner
+
+    def _ensure_backend(self) -> Backend:
+        if self._backend is None:
+            info = self._select_backend()
+            cls = info.load()
+            self._backend_info = info
+            self._backend = cls(self, **self._backend_options)
+        return self._backend
+
+    def _select_backend(self) -> BackendInfo:
+        from lamplighter.constraints import KNOWN_BACKENDS
+
+        backends = self.plugins.backends
+        platform = sys.platform
+        if self._backend_name != "auto":
+            info = backends.get(self._backend_name)
+            if info is None:
+                known = KNOWN_BACKENDS.get(self._backend_name)
+                hint = (
+                    f"pip install {known[0]}"
+                    if known
+                    else "no known distribution provides it; check the name"
+                )
+                installed = ", ".join(sorted(backends)) or "none"
+                raise BackendUnavailable(
+                    f"backend {self._backend_name!r} is not installed ({hint}); installed "
+                    f"backends: {installed}"
+                )
+            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
+                raise BackendUnavailable(
+                    f"backend {info.name!r} runs on {', '.join(sorted(info.platforms))}, not "
+                    f"on {platform}"
+                )
+            reason = info.is_available()
+            if reason:
+                raise BackendUnavailable(f"backend {info.name!r} is unavailable here: {reason}")
+            return info
+        candidates = []
+        reasons = []
+        for info in backends.values():
+            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
+                continue
+            reason = info.is_available()
+            if reason:
+                reasons.append(f"{info.name}: {reason}")
+                continue
+            candidates.append(info)
+        if not candidates:
+            why = f" ({'; '.join(reasons)})" if reasons else ""
+            raise BackendUnavailable(
+                f"no backend is available for {platform}{why}; install one: pip install "
+                "lamplighter-inprocess (runs while the application runs), or the OS scheduler "
+                "backend for this platform (lamplighter-systemd, lamplighter-launchd, "
+                "lamplighter-windows)"
+            )
+        return max(candidates, key=lambda info: (info.priority, info.name))
+
+    @property
+    def backend(self) -> Backend:
+        """The backend in use (selected at ``start()``)."""
+        self._require_started("backend")
+        assert self._backend is not None
+        return self._backend
+
+    def converter(self) -> cattrs.Converter:
+        """The converter for stored documents (knows the plugins' trigger types)."""
+        return self.plugins.converter()
+
+    def encode_request(self, request: TaskRequest) -> dict[str, Any]:
+        """The stored form of ``request``."""
+        result: dict[str, Any] = self.converter().unstructure(request)
+        return result
+
+    def decode_request(self, data: Mapping[str, Any]) -> TaskRequest:
+        """Read a stored request; ``StoredDataError`` naming the task file if invalid."""
+        from lamplighter._request_codec import decode_request
+
+        request = decode_request(data)  # built-in types: no converter, no plugins needed
+        if request is not None:
+            return request
+        from lamplighter.serialization import structure
+
+        source = f"task {data.get('task_id')!r} in {self.store.root}"
+        return structure(self.converter(), data, TaskRequest, source)
+
+    @property
+    def evaluator(self) -> ConstraintEvaluator:
+        """Evaluates constraints through the installed checkers."""
+        return self._evaluator_instance()
+
+    def _evaluator_instance(self) -> ConstraintEvaluator:
+        if self._evaluator is None:
+            from lamplighter.constraints import ConstraintEvaluator
+
+            self._evaluator = ConstraintEvaluator(self.plugins)
+        return self._evaluator
+
+    @property
+    def runner(self) -> Runner:
+        """The runner every firing goes through."""
+        if self._runner is None:
+            self._runner = Runner(
+                store=self.store,
+                decode_request=self.decode_request,
+                factories=self._factories,
+                evaluator=self._evaluator_instance(),
+                emit=self._emit,
+                arrange_retry=self._arrange_retry,
+                install_next=self._install_next,
+                clock=self.now,
+            )
+        return self._runner
+
+    def now(self) -> datetime:
+        """The current time, aware (UTC); virtual in
+        :class:`~lamplighter.testing.VirtualScheduler`."""
+        return datetime.now(UTC)
+
+    def _arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        self._ensure_backend().arrange_retry(task_id, at)
+
+    def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
+        self._ensure_backend().install([request])
+        self._emit(Scheduled(task_id=task_id))
+
+    @property
+    def launch_command(self) -> LaunchCommand:
+        """How the OS starts this application again for a run."""
+        if self._launch is None:
+            self._launch = default_launch_command()
+            if self._launch is None:
+                raise RuntimeError(
+                    "cannot tell how to start this program again (was it started with "
+                    "'python -c' or interactively?); pass launch_command=[...] to Lamplighter"
+                )
+        return self._launch
+
+    # ============================================================== events
+
+    def _journal_open(self) -> EventJournal:
+        if self._journal is None:
+            from lamplighter.journal import EventJournal
+
+            self._journal = EventJournal(self.store.root)
+        return self._journal
+
+    def _emit(self, event: MonitorEvent) -> None:
+        self._bus.publish(event)
+        journal = self._journal
+        if journal is not None:
+            journal.append(event)
+        if self._inline_monitors:
+            self._deliver_inline(event)
+
+    def emit(self, event: MonitorEvent) -> None:
+        """Publish ``event`` to subscribers, monitors and the journal (for backends)."""
+        self._emit(event)
+
+    def events(self) -> Subscription:
+        """Subscribe to the event stream: an async iterator of :class:`MonitorEvent`.
+
+        The subscription starts now (not at the first iteration) and holds the newest 64
+        unread events. Events of runs that the OS started in other processes arrive through
+        the journal within a second while the application is started.
+        """
+        subscription = self._bus.subscribe()
+        self._ensure_pump()
+        return subscription
+
+    def attach_monitor(self, monitor: Any) -> AttachedMonitor:
+        """Deliver every event to ``monitor.on_event``, one at a time and in order: an
+        ``async`` one runs on Lamplighter's loop, a plain one in a worker thread so a slow
+        monitor never blocks the loop. A monitor that raises is reported as
+        ``LibraryError`` and keeps receiving events."""
+        from lamplighter.events import attach
+
+        attached = attach(self._bus, monitor, self.loop())
+        self._monitors.append(attached)
+        self._ensure_pump()
+        return attached
+
+    def _ensure_pump(self) -> None:
+        if self._pump is not None or not self._started or self._closed:
+            return
+        from lamplighter.journal import pump
+
+        journal = self._journal_open()
+        reader = journal.follow()
+        loop = self.loop()
+        import asyncio
+
+        with self._lock:
+            if self._pump is not None:
+                return
+            coro = pump(reader, self._bus)
+            if self._owns_loop_thread():
+                self._pump = asyncio.run_coroutine_threadsafe(coro, loop)
+            else:
+                self._pump = loop.create_task(coro)
+
+    def _stop_pump(self) -> None:
+        pump_task = self._pump
+        self._pump = None
+        if pump_task is None:
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(pump_task.cancel)
+            except RuntimeError:
+                pass
+
+    def _deliver_inline(self, event: MonitorEvent) -> None:
+        for monitor in self._inline_monitors or ():
+            try:
+                result = monitor.on_event(event)
+                if isinstance(result, Awaitable):
+                    import asyncio
+
+                    async def wait(awaitable: Awaitable[Any] = result) -> None:
+                        await awaitable
+
+                    asyncio.run(wait())
+            except Exception as exc:
+                logger.warning("lamplighter: monitor %r raised: %s", monitor, exc)
+
+    # ============================================================== scheduling
+
+    def _check_request(self, request: TaskRequest, backend: Backend) -> None:
+        from lamplighter.constraints import backends_for_trigger
+
+        info = self._backend_info
+        assert info is not None
+        kind = request.trigger.kind
+        caps = info.capabilities
+        if kind not in caps.triggers:
+            installed = [
+                (name, b.capabilities.triggers) for name, b in self.plugins.backends.items()
+            ]
+            honour = backends_for_trigger(kind, installed)
+            raise UnsupportedRequest(
+                f"task {request.task_id.value!r}: backend {info.name!r} cannot schedule "
+                f"{type(request.trigger).__name__} triggers; backends that can: "
+                + (", ".join(honour) or "none known")
+            )
+        trigger = request.trigger
+        if (
+            isinstance(trigger, Periodic)
+            and caps.min_interval_seconds is not None
+            and trigger.interval.total_seconds() < caps.min_interval_seconds
+        ):
+            raise UnsupportedRequest(
+                f"task {request.task_id.value!r}: backend {info.name!r} runs periodic tasks at "
+                f"most every {caps.min_interval_seconds:g} s (the {PERIODIC_FLOOR} floor); "
+                f"interval {trigger.interval} is shorter; only the in-process backend runs "
+                "shorter intervals"
+            )
+        from lamplighter.constraints import MissingChecker
+
+        try:
+            self._evaluator_instance().require(request.constraints)
+        except MissingChecker as exc:
+            raise UnsupportedRequest(f"task {request.task_id.value!r}: {exc}") from None
+        if request.existing is ExistingTaskPolicy.APPEND and kind not in ONE_SHOT_KINDS:
+            raise UnsupportedRequest(
+                f"task {request.task_id.value!r}: existing=APPEND queues one-shot work "
+                f"(OneTime, Exact, Windowed); a {type(trigger).__name__} trigger cannot be "
+                "appended"
+            )
+        backend.check(request)
+
+    def schedule(self, request: TaskRequest) -> bool:
+        """Schedule one request; returns False when ``existing=KEEP`` left an existing task
+        untouched, True otherwise.
+
+        Raises :class:`~lamplighter.backend.UnsupportedRequest` (a ``ValueError``) when the
+        backend or the installed checkers cannot honour the request, naming what would.
+        """
+        return self.schedule_many([request])[0]
+
+    def schedule_many(self, requests: Sequence[TaskRequest]) -> list[bool]:
+        """Schedule several requests in one backend transaction (one manager reload on
+        systemd). Every request is checked before anything is changed; if the backend
+        fails, the task files are restored as they were."""
+        self._require_started("schedule()")
+        requests = list(requests)
+        for request in requests:
+            if not isinstance(request, TaskRequest):
+                raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
+        ids = [r.task_id for r in requests]
+        duplicates = sorted({t.value for t in ids if ids.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"schedule_many() got the task ids {duplicates} more than once")
+        with self._lock:
+            backend = self._ensure_backend()
+            for request in requests:
+                self._check_request(request, backend)
+            return self._apply(requests, backend)
+
+    def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
+        now = self.now()
+        results: list[bool] = []
+        previous: dict[TaskId, dict[str, Any] | None] = {}
+        to_install: list[TaskRequest] = []
+        to_remove: list[TaskId] = []
+        events: list[MonitorEvent] = []
+        for request in requests:
+            tid = request.task_id
+            try:
+                raw = self.store.load(tid)
+            except CorruptTaskFile:
+                raw = None  # moved aside and reported; scheduling anew loses nothing
+            existing = None if raw is None else TaskDocument.from_dict(raw)
+            active = existing is not None and existing.state.get("status") == "scheduled"
+            encoded = self.encode_request(request)
+            policy = request.existing
+            if active and existing is not None:
+                if policy is ExistingTaskPolicy.KEEP:
+                    results.append(False)
+                    continue
+                previous[tid] = raw
+                if policy is ExistingTaskPolicy.UPDATE_DATA:
+                    existing.request["input"] = encoded["input"]
+                    existing.request["constraints"] = encoded["constraints"]
+                    self.store.save(tid, existing.to_dict())
+                    events.append(Scheduled(task_id=tid))
+                    results.append(True)
+                    continue
+                if policy is ExistingTaskPolicy.APPEND:
+                    queue = list(existing.state.get("queue") or [])
+                    queue.append(encoded)
+                    existing.state["queue"] = queue
+                    self.store.save(tid, existing.to_dict())
+                    events.append(Scheduled(task_id=tid))
+                    results.append(True)
+                    continue
+                # REPLACE
+                to_remove.append(tid)
+                events.append(ScheduleReplaced(task_id=tid))
+            else:
+                previous[tid] = raw
+                events.append(Scheduled(task_id=tid))
+            self.store.save(tid, TaskDocument.new(encoded, now).to_dict())
+            to_install.append(request)
+            results.append(True)
+        try:
+            if to_remove:
+                for tid in to_remove:
+                    backend.cancel_running(tid)
+                    events.insert(0, Cancelled(task_id=tid, source="replace"))
+            if to_install:
+                backend.install(to_install)
+        except BaseException:
+            for tid, raw in previous.items():
+                if raw is None:
+                    self.store.delete(tid)
+                else:
+                    self.store.save(tid, raw)
+            raise
+        self._scheduled_ids.update(r.task_id for r in requests)
+        for event in events:
+            self._emit(event)
+        return results
+
+    def cancel(self, task_id: TaskId | str) -> bool:
+        """Remove the task's schedule and task file, and interrupt a run in progress in
+        this process. Returns whether the task existed."""
+        return self._cancel([TaskId.of(task_id)], source="cancel") > 0
+
+    def cancel_all(self) -> int:
+        """Cancel every task of this application; returns how many there were."""
+        self._require_started("cancel_all()")
+        return self._cancel(self.store.task_ids(), source="cancel_all")
+
+    def _cancel(self, task_ids: Sequence[TaskId], *, source: str) -> int:
+        self._require_started(f"{source}()")
+        with self._lock:
+            backend = self._ensure_backend()
+            known = [tid for tid in task_ids if self.store.load_quiet(tid) is not None]
+            if not known:
+                for tid in task_ids:
+                    backend.cancel_running(tid)
+                return 0
+            backend.remove(known)
+            for tid in known:
+                backend.cancel_running(tid)
+                self.store.delete(tid)
+                self._scheduled_ids.discard(tid)
+        for tid in known:
+            self._emit(Cancelled(task_id=tid, source=source))
+        return len(known)
+
+    # ============================================================== queries
+
+    def is_scheduled(self, task_id: TaskId | str) -> bool:
+        """Whether the task has an active schedule."""
+        raw = self.store.load_quiet(TaskId.of(task_id))
+        return raw is not None and raw.get("state", {}).get("status") == "scheduled"
+
+    def task_info(self, task_id: TaskId | str) -> TaskInfo | None:
+        """A snapshot of one task, or None if it does not exist."""
+        tid = TaskId.of(task_id)
+        raw = self.store.load_quiet(tid)
+        if raw is None:
+            return None
+        return self._info(tid, TaskDocument.from_dict(raw))
+
+    def tasks(self) -> list[TaskInfo]:
+        """Snapshots of every task, sorted by id. Broken task files are listed in
+        ``diagnostics()``."""
+        scan = self.store.load_all()
+        return [
+            self._info(tid, TaskDocument.from_dict(raw))
+            for tid, raw in sorted(scan.documents.items())
+        ]
+
+    def _info(self, tid: TaskId, doc: TaskDocument) -> TaskInfo:
+        status = doc.state.get("status")
+        running = self._is_running(tid)
+        if running:
+            state = TaskState.RUNNING
+        elif status == "scheduled":
+            state = TaskState.SCHEDULED
+        else:
+            state = TaskState.INACTIVE
+        next_run = None
+        if status == "scheduled" and self._backend is not None:
+            try:
+                next_run = self._backend.next_run(tid)
+            except Exception as exc:
+                logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
+        return TaskInfo(
+            task_id=tid,
+            state=state,
+            last_run=doc.datetime_field("last_run"),
+            next_run=next_run,
+            run_count=int(doc.state.get("run_count", 0)),
+            attempt=doc.attempt,
+            last_result=doc.last_result,
+        )
+
+    def _is_running(self, tid: TaskId) -> bool:
+        backend = self._backend
+        if backend is not None and backend.is_running(tid):
+            return True
+        return self.store.is_running(tid)
+
+    def history(self, task_id: TaskId | str) -> list[ExecutionRecord]:
+        """The task's recent firings, oldest first (bounded per task)."""
+        records = []
+        for data in self.store.history(TaskId.of(task_id)):
+            try:
+                records.append(ExecutionRecord.from_dict(data))
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("lamplighter: skipping a bad history record: %s", exc)
+        return records
+
+    def diagnostics(self) -> dict[str, Any]:
+        """A JSON-able health report: backend, plugins, broken task files, event stream."""
+        scan = self.store.load_all()
+        backend = self._backend
+        info = self._backend_info
+        return {
+            "app_id": self.app_id,
+            "data_dir": str(self.store.root),
+            "started": self._started,
+            "backend": None
+            if info is None
+            else {
+                "name": info.name,
+                "survives_process_death": info.capabilities.survives_process_death,
+                "survives_reboot": info.capabilities.survives_reboot,
+                "triggers": sorted(info.capabilities.triggers),
+                "details": backend.diagnostics() if backend is not None else {},
+            },
+            "plugins": self.plugins.report(),
+            "tasks": len(scan.documents),
+            "broken_tasks": [
+                {
+                    "task_id": b.task_id,
+                    "path": str(b.path),
+                    "reason": b.reason,
+                    "moved_to": None if b.moved_to is None else str(b.moved_to),
+                }
+                for b in scan.broken
+            ],
+            "events": self._bus.stats(),
+        }
+
+    # ============================================================== run_now
+
+    async def run_now(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[P, Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """Run ``fn(*args, **kwargs)`` now on the caller's loop and return its value.
+
+        No constraints, no retries, no registration. The last call wins per task id: it
+        cancels an earlier ``run_now`` of the same id still in flight (that caller gets
+        ``asyncio.CancelledError``) and the scheduled work of that id (its schedule is
+        removed and a run in progress is interrupted). Cancelling the caller cancels the
+        work; the callable's exception reaches the caller unchanged. Use a distinct id to
+        keep a schedule alongside instant runs.
+        """
+        if not self._started or self._closed:
+            raise RuntimeError("run_now() needs start() first")
+        tid = self._task_id(task_id)
+        previous = self._run_now.get(tid)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        if tid in self._scheduled_ids:
+            self._cancel([tid], source="run_now")
+        elif self._backend is not None:
+            self._backend.cancel_running(tid)
+        awaitable = fn(*args, **kwargs)
+        work: asyncio.Future[R]
+        if inspect.iscoroutine(awaitable):
+            work = _asyncio().get_running_loop().create_task(awaitable)
+        else:
+            work = _asyncio().ensure_future(awaitable)
+        self._run_now[tid] = work
+        try:
+            return await work
+        finally:
+            if self._run_now.get(tid) is work:
+                del self._run_now[tid]
+
+    def _task_id(self, value: TaskId | str) -> TaskId:
+        """``value`` as a validated TaskId; strings seen before skip re-validation."""
+        if isinstance(value, TaskId):
+            return value
+        cached = self._task_ids.get(value)
+        if cached is None:
+            cached = TaskId(value)
+            if len(self._task_ids) < 4096:
+                self._task_ids[value] = cached
+        return cached
+
+    def submit_now(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[P, Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> concurrent.futures.Future[R]:
+        """``run_now`` for synchronous callers: runs on Lamplighter's loop and returns a
+        ``concurrent.futures.Future``; ``future.cancel()`` cancels the work."""
+        import asyncio
+
+        if not self._started or self._closed:
+            raise RuntimeError("submit_now() needs start() first")
+        return asyncio.run_coroutine_threadsafe(
+            self.run_now(task_id, fn, *args, **kwargs), self.loop()
+        )
+
+    def run_now_blocking(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[[Unpack[Ts]], Awaitable[R]],
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> R:
+        """``run_now`` for synchronous callers: blocks until the value is ready. Raises
+        ``TimeoutError`` after ``timeout`` seconds (and cancels the work), and
+        ``concurrent.futures.CancelledError`` when a later call with the same id won."""
+        import concurrent.futures
+
+        if self._loop is not None and self._loop_thread is None:
+            raise RuntimeError(
+                "run_now_blocking() would block the application's own event loop; await "
+                "run_now() instead"
+            )
+        future = self.submit_now(task_id, fn, *args)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"run_now of {TaskId.of(task_id).value!r} took over {timeout} s"
+            ) from None
+
+    # ============================================================== the OS invocation path
+
+    def handle_invocation(self, argv: Sequence[str] | None = None) -> int:
+        """Run the task named by ``--lamplighter-run ID`` in ``argv`` (default
+        ``sys.argv``) and return the process exit status (:class:`ExitStatus`).
+
+        Call it at the top of ``main()`` after registering every task::
+
+            if lamplighter.is_scheduler_invocation(sys.argv):
+                sys.exit(app.handle_invocation(sys.argv))
+
+        It does not need ``start()``: it loads plugins, runs the one task and records the
+        outcome, without starting an event loop unless the task is a coroutine.
+        """
+        args = sys.argv if argv is None else argv
+        try:
+            invocation = parse_invocation(args)
+        except InvocationError as exc:
+            print(f"lamplighter: {exc}", file=sys.stderr)
+            return int(ExitStatus.USAGE)
+        with self._lock:
+            self._started = True  # seal the registry for this process as well
+        self._journal_open()
+        try:
+            self._inline_monitors = list(self.plugins.monitors(self))
+        except Exception as exc:
+            logger.error("lamplighter: cannot load plugins: %s", exc)
+            return int(ExitStatus.INTERNAL_ERROR)
+        for failure in self.plugins.failures:
+            self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
+        outcome: FireOutcome = self.runner.fire_blocking(
+            invocation.task_id, scheduled_for=None, retry=invocation.retry
+        )
+        if outcome.status is ExitStatus.UNKNOWN_TASK:
+            print(f"lamplighter: {outcome.message}", file=sys.stderr)
+        return int(outcome.status)
+
+    # ============================================================== ephemeral state
+
+    def _sweep(self) -> None:
+        """Clear what a crashed process may have left: stale temporary files and running
+        markers whose process is gone."""
+        try:
+            self.store.sweep()
+        except OSError as exc:
+            logger.warning("lamplighter: sweeping %s failed: %s", self.store.root, exc)

@@ -1,0 +1,727 @@
+"""One firing of a task: lock → constraints → build → run → record → arrange a retry.
+
+Every backend hands each firing to the same :class:`Runner`, so constraints, retries,
+recording and events behave identically on the in-process loop, in tests and in a process
+the OS launched.
+
+The runner has a synchronous path (:meth:`Runner.fire_blocking`, used when the OS launches
+the application) that imports asyncio only when the task's ``run`` is a coroutine function,
+and an asynchronous path (:meth:`Runner.fire`) for event-loop backends.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from lamplighter.events import (
+    AttemptDeferred,
+    AttemptFailed,
+    LibraryError,
+    MonitorEvent,
+    RetryScheduled,
+    Skipped,
+    WorkCompleted,
+    WorkStarted,
+)
+from lamplighter.ids import TaskId
+from lamplighter.model import (
+    ConstraintsNotMet,
+    Failure,
+    Retry,
+    Success,
+    Task,
+    TaskContext,
+    TaskRequest,
+    TaskResult,
+    result_from_dict,
+    result_to_dict,
+)
+
+if TYPE_CHECKING:
+    from lamplighter.constraints import ConstraintEvaluator
+    from lamplighter.store import RunLock, TaskStore
+
+__all__ = [
+    "CONSTRAINT_RETRY_DELAY",
+    "ONE_SHOT_KINDS",
+    "ExecutionRecord",
+    "ExitStatus",
+    "FireOutcome",
+    "Runner",
+    "TaskDocument",
+    "run_coroutine_sync",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How long a non-periodic run whose constraints are unmet waits before it is tried again.
+CONSTRAINT_RETRY_DELAY = timedelta(minutes=5)
+#: Trigger kinds that run once; after their final outcome the task becomes inactive.
+ONE_SHOT_KINDS = frozenset({"one_time", "exact", "windowed"})
+# OS timers may fire a little early; a retry due within this margin counts as due.
+_RETRY_TOLERANCE = timedelta(seconds=2)
+
+
+class ExitStatus(enum.IntEnum):
+    """The exit status of a process the OS launched for one run (``handle_invocation``)."""
+
+    #: The run returned ``Success``.
+    OK = 0
+    #: The run returned ``Failure``, raised, or gave up after its last attempt.
+    FAILED = 1
+    #: Another run of the same task was in progress; nothing was done.
+    SKIPPED = 3
+    #: The command line was malformed or the task id invalid.
+    USAGE = 64
+    #: The task is not registered in the application or not scheduled.
+    UNKNOWN_TASK = 66
+    #: Lamplighter itself failed (a corrupt task file, a broken backend).
+    INTERNAL_ERROR = 70
+    #: The run will happen later: a retry was arranged or constraints were not met.
+    DEFERRED = 75
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionRecord:
+    """One firing, as ``history()`` and ``VirtualScheduler.advance()`` report it.
+
+    Attributes:
+        task_id: the task.
+        result: its outcome; ``ConstraintsNotMet`` for a firing whose constraints failed.
+        attempt: the attempt number of that firing.
+        at: when the firing started.
+        scheduled_for: when it was due, if known.
+        runtime: how long ``run`` took (zero when it did not run).
+    """
+
+    task_id: TaskId
+    result: TaskResult
+    attempt: int
+    at: datetime
+    scheduled_for: datetime | None = None
+    runtime: timedelta = timedelta(0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form stored in the history file."""
+        return {
+            "task_id": self.task_id.value,
+            "result": result_to_dict(self.result),
+            "attempt": self.attempt,
+            "at": self.at.isoformat(),
+            "scheduled_for": None if self.scheduled_for is None else self.scheduled_for.isoformat(),
+            "runtime": self.runtime.total_seconds(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
+        """Read a stored history record."""
+        scheduled = data.get("scheduled_for")
+        return cls(
+            task_id=TaskId(data["task_id"]),
+            result=result_from_dict(data["result"]),
+            attempt=int(data["attempt"]),
+            at=datetime.fromisoformat(data["at"]),
+            scheduled_for=None if scheduled is None else datetime.fromisoformat(scheduled),
+            runtime=timedelta(seconds=float(data.get("runtime", 0.0))),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class FireOutcome:
+    """What a firing came to."""
+
+    task_id: TaskId
+    status: ExitStatus
+    record: ExecutionRecord | None = None
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# the stored document of one task
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class TaskDocument:
+    """A task file's content: the request plus the mutable run state.
+
+    ``state`` keys: ``status`` (``"scheduled"``/``"inactive"``), ``attempt`` (of the next
+    run), ``run_count``, ``last_run``, ``last_result``, ``scheduled_at``, ``retry_at``.
+    ``backend`` holds what the backend recorded for itself (e.g. launch details).
+    """
+
+    request: dict[str, Any]
+    state: dict[str, Any]
+    backend: dict[str, Any] = attrs.Factory(dict)
+
+    @classmethod
+    def new(cls, request: dict[str, Any], scheduled_at: datetime) -> TaskDocument:
+        """The document of a freshly scheduled request."""
+        return cls(
+            request=request,
+            state={
+                "status": "scheduled",
+                "attempt": 1,
+                "run_count": 0,
+                "last_run": None,
+                "last_result": None,
+                "scheduled_at": scheduled_at.isoformat(),
+                "retry_at": None,
+            },
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskDocument:
+        """Read a stored document (``schema_version`` is checked by the store)."""
+        return cls(
+            request=dict(data["request"]),
+            state=dict(data["state"]),
+            backend=dict(data.get("backend") or {}),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form (the store adds ``schema_version``)."""
+        return {"request": self.request, "state": self.state, "backend": self.backend}
+
+    @property
+    def trigger_kind(self) -> str:
+        """The stored trigger's kind."""
+        return str(self.request["trigger"]["type"])
+
+    @property
+    def attempt(self) -> int:
+        """The attempt number of the next run."""
+        return int(self.state.get("attempt", 1))
+
+    def datetime_field(self, key: str) -> datetime | None:
+        """A stored datetime of the state, or None."""
+        value = self.state.get(key)
+        return None if value is None else datetime.fromisoformat(value)
+
+    @property
+    def last_result(self) -> TaskResult | None:
+        """The outcome of the last firing."""
+        value = self.state.get("last_result")
+        return None if value is None else result_from_dict(value)
+
+
+# --------------------------------------------------------------------------------------------
+# the runner
+# --------------------------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.define(kw_only=True, eq=False)
+class _Firing:
+    task_id: TaskId
+    request: TaskRequest
+    document: TaskDocument
+    attempt: int
+    scheduled_for: datetime | None
+    started_at: datetime
+    lock: RunLock
+    task: Task | None = None
+    factory_error: BaseException | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Runner:
+    """Runs firings for one application.
+
+    Args:
+        store: the application's task store.
+        decode_request: turns a stored request mapping into a :class:`TaskRequest`.
+        factories: the registered task factories.
+        evaluator: evaluates constraints now.
+        emit: publishes a monitor event.
+        arrange_retry: asks the backend to fire ``task_id`` again at the given time.
+        install_next: asks the backend to schedule a request that was queued with
+            ``ExistingTaskPolicy.APPEND`` once the one before it finished.
+        clock: the current time (aware); virtual in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TaskStore,
+        decode_request: Callable[[Mapping[str, Any]], TaskRequest],
+        factories: Mapping[TaskId, Callable[[], Task]],
+        evaluator: ConstraintEvaluator,
+        emit: Callable[[MonitorEvent], None],
+        arrange_retry: Callable[[TaskId, datetime], None],
+        install_next: Callable[[TaskId, TaskRequest], None],
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._install_next = install_next
+        self.store = store
+        self._decode = decode_request
+        self._factories = factories
+        self._evaluator = evaluator
+        self._emit = emit
+        self._arrange_retry = arrange_retry
+        self._clock = clock
+
+    # ------------------------------------------------------------------------ entry points
+
+    def fire_blocking(
+        self, task_id: TaskId, scheduled_for: datetime | None = None, *, retry: bool = False
+    ) -> FireOutcome:
+        """Fire once, synchronously. An async ``run`` runs under ``asyncio.run``; a sync
+        ``run`` runs in this thread (in a helper thread when the request has a timeout, so
+        the time limit can be enforced; the process that called this is expected to exit
+        soon after a timeout, which ends that thread)."""
+        begun = self._begin(task_id, scheduled_for, retry)
+        if isinstance(begun, FireOutcome):
+            return begun
+        firing = begun
+        try:
+            result, runtime = self._run_blocking(firing)
+            return self._finish(firing, result, runtime)
+        finally:
+            firing.lock.release()
+
+    async def fire(
+        self, task_id: TaskId, scheduled_for: datetime | None = None, *, retry: bool = False
+    ) -> FireOutcome:
+        """Fire once on the running event loop; a sync ``run`` runs in a worker thread.
+
+        Cancelling the awaiting task cancels an async ``run`` (a sync one finishes in its
+        thread but its result is dropped); a cancelled run is recorded as nothing and the
+        cancellation propagates.
+        """
+        begun = self._begin(task_id, scheduled_for, retry)
+        if isinstance(begun, FireOutcome):
+            return begun
+        firing = begun
+        try:
+            result, runtime = await self._run_async(firing)
+            return self._finish(firing, result, runtime)
+        finally:
+            firing.lock.release()
+
+    def give_up(
+        self, task_id: TaskId, reason: str, scheduled_for: datetime | None = None
+    ) -> FireOutcome:
+        """Record an attempt that did not start because a backend stopped waiting for a
+        condition (the in-process network gate): it counts as ``Retry(reason)``, so the
+        request's retry policy applies."""
+        begun = self._begin(task_id, scheduled_for, retry=False, check_constraints=False)
+        if isinstance(begun, FireOutcome):
+            return begun
+        firing = begun
+        try:
+            self._emit(AttemptDeferred(task_id=task_id, reason=reason))
+            return self._finish(firing, Retry(reason), timedelta(0))
+        finally:
+            firing.lock.release()
+
+    # ------------------------------------------------------------------------ steps
+
+    def _begin(
+        self,
+        task_id: TaskId,
+        scheduled_for: datetime | None,
+        retry: bool,
+        *,
+        check_constraints: bool = True,
+    ) -> _Firing | FireOutcome:
+        try:
+            raw = self.store.load(task_id)
+        except ValueError as exc:  # corrupt file or unknown schema version
+            return self._library_error(task_id, f"cannot read the task file: {exc}", exc)
+        if raw is None:
+            return self._unknown(task_id, "is not scheduled (no task file)")
+        try:
+            document = TaskDocument.from_dict(raw)
+            request = self._decode(document.request)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._library_error(task_id, f"cannot decode the task file: {exc}", exc)
+        if retry and not self._retry_is_due(document):
+            # A regular firing already served this retry, or a newer retry replaced it.
+            return FireOutcome(
+                task_id=task_id, status=ExitStatus.SKIPPED, message="retry superseded"
+            )
+        factory = self._factories.get(task_id)
+        if factory is None:
+            return self._unknown(task_id, "is not registered in this application")
+
+        lock = self.store.run_lock(task_id)
+        if not lock.try_acquire():
+            reason = "a run of this task is already in progress"
+            self._emit(Skipped(task_id=task_id, reason=reason))
+            return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=reason)
+        try:
+            now = self._clock()
+            firing = _Firing(
+                task_id=task_id,
+                request=request,
+                document=document,
+                attempt=document.attempt,
+                scheduled_for=scheduled_for,
+                started_at=now,
+                lock=lock,
+            )
+            unmet = self._unmet_constraints(request) if check_constraints else []
+            if unmet:
+                outcome = self._defer(firing, unmet)
+                lock.release()
+                return outcome
+            if check_constraints:
+                try:
+                    firing.task = factory()
+                except Exception as exc:
+                    firing.factory_error = exc
+            return firing
+        except BaseException:
+            lock.release()
+            raise
+
+    def _retry_is_due(self, document: TaskDocument) -> bool:
+        retry_at = document.datetime_field("retry_at")
+        return retry_at is not None and retry_at <= self._clock() + _RETRY_TOLERANCE
+
+    def _unmet_constraints(self, request: TaskRequest) -> list[str]:
+        if not request.constraints.required():
+            return []
+        verdicts = self._evaluator.evaluate(request.constraints)
+        return [f"{v.constraint}: {v.reason}" for v in verdicts if not v.satisfied]
+
+    def _defer(self, firing: _Firing, unmet: Sequence[str]) -> FireOutcome:
+        result = ConstraintsNotMet(tuple(unmet))
+        task_id = firing.task_id
+        periodic = firing.document.trigger_kind == "periodic"
+        retry_at = None if periodic else firing.started_at + CONSTRAINT_RETRY_DELAY
+        record = ExecutionRecord(
+            task_id=task_id,
+            result=result,
+            attempt=firing.attempt,
+            at=firing.started_at,
+            scheduled_for=firing.scheduled_for,
+        )
+
+        def update(document: dict[str, Any]) -> None:
+            state = document["state"]
+            state["last_result"] = result_to_dict(result)
+            state["retry_at"] = None if retry_at is None else retry_at.isoformat()
+
+        self._record(task_id, record, update)
+        if retry_at is None:
+            reason = "constraints not met (" + "; ".join(unmet) + "); skipped until the next run"
+        else:
+            reason = (
+                "constraints not met (" + "; ".join(unmet) + "); trying again in "
+                f"{_human(CONSTRAINT_RETRY_DELAY)}"
+            )
+            self._safe_arrange(task_id, retry_at)
+        self._emit(AttemptDeferred(task_id=task_id, reason=reason))
+        return FireOutcome(
+            task_id=task_id, status=ExitStatus.DEFERRED, record=record, message=reason
+        )
+
+    def _context(self, firing: _Firing) -> TaskContext:
+        return TaskContext(
+            task_id=firing.task_id,
+            attempt=firing.attempt,
+            scheduled_for=firing.scheduled_for,
+            stored_input=firing.document.request.get("input"),
+        )
+
+    def _started(self, firing: _Firing) -> None:
+        self._emit(
+            WorkStarted(
+                task_id=firing.task_id, attempt=firing.attempt, expected_at=firing.scheduled_for
+            )
+        )
+
+    def _run_blocking(self, firing: _Firing) -> tuple[TaskResult | BaseException, timedelta]:
+        if firing.factory_error is not None:
+            return firing.factory_error, timedelta(0)
+        assert firing.task is not None
+        ctx = self._context(firing)
+        timeout = firing.request.timeout
+        run = firing.task.run
+        self._started(firing)
+        started = time.perf_counter()
+        outcome: TaskResult | BaseException
+        try:
+            if inspect.iscoroutinefunction(run):
+                outcome = _run_coroutine_blocking(run, ctx, timeout)
+            elif timeout is None:
+                outcome = _checked(run(ctx))
+            else:
+                outcome = _run_in_thread_with_limit(run, ctx, timeout)
+        except Exception as exc:
+            outcome = exc
+        return outcome, timedelta(seconds=time.perf_counter() - started)
+
+    async def _run_async(self, firing: _Firing) -> tuple[TaskResult | BaseException, timedelta]:
+        import asyncio
+
+        if firing.factory_error is not None:
+            return firing.factory_error, timedelta(0)
+        assert firing.task is not None
+        ctx = self._context(firing)
+        timeout = firing.request.timeout
+        run = firing.task.run
+        self._started(firing)
+        started = time.perf_counter()
+        outcome: TaskResult | BaseException
+        try:
+            if inspect.iscoroutinefunction(run):
+                work = run(ctx)
+            else:
+                work = asyncio.to_thread(run, ctx)
+            if timeout is None:
+                value = await work
+            else:
+                value = await asyncio.wait_for(work, timeout.total_seconds())
+            outcome = _checked(value)
+        except TimeoutError:
+            outcome = _TimedOut(timeout or timedelta(0))
+        except Exception as exc:
+            outcome = exc
+        return outcome, timedelta(seconds=time.perf_counter() - started)
+
+    def _finish(
+        self, firing: _Firing, outcome: TaskResult | BaseException, runtime: timedelta
+    ) -> FireOutcome:
+        task_id = firing.task_id
+        attempt = firing.attempt
+        result: TaskResult
+        if isinstance(outcome, _TimedOut):
+            reason = f"timed out after {_human(outcome.limit)}"
+            self._emit(AttemptFailed(task_id=task_id, reason=reason, attempt=attempt))
+            result = Retry(reason)
+        elif isinstance(outcome, BaseException):
+            where = "factory threw" if firing.factory_error is not None else "worker threw"
+            reason = f"{where}: {_describe(outcome)}"
+            self._emit(
+                AttemptFailed(
+                    task_id=task_id,
+                    reason=reason,
+                    attempt=attempt,
+                    error_type=type(outcome).__name__,
+                    cause=outcome,
+                )
+            )
+            result = Failure(reason)
+        else:
+            result = outcome
+
+        retry_at: datetime | None = None
+        next_attempt = 1
+        policy = firing.request.retry
+        if isinstance(result, Retry):
+            if attempt >= policy.max_attempts:
+                result = Failure(
+                    f"gave up after {attempt} attempt{'s' if attempt != 1 else ''}"
+                    + (f": {result.message}" if result.message else "")
+                )
+            else:
+                delay = policy.delay_for(attempt)
+                next_attempt = attempt + 1
+                retry_at = self._clock() + delay
+
+        record = ExecutionRecord(
+            task_id=task_id,
+            result=result,
+            attempt=attempt,
+            at=firing.started_at,
+            scheduled_for=firing.scheduled_for,
+            runtime=runtime,
+        )
+        one_shot_done = retry_at is None and firing.document.trigger_kind in ONE_SHOT_KINDS
+
+        promoted: list[dict[str, Any]] = []
+
+        def update(document: dict[str, Any]) -> None:
+            state = document["state"]
+            state["attempt"] = next_attempt
+            state["run_count"] = int(state.get("run_count", 0)) + 1
+            state["last_run"] = firing.started_at.isoformat()
+            state["last_result"] = result_to_dict(result)
+            state["retry_at"] = None if retry_at is None else retry_at.isoformat()
+            if one_shot_done:
+                queue = list(state.get("queue") or [])
+                if queue:
+                    # APPEND: the next queued one-shot request takes this one's place.
+                    document["request"] = queue.pop(0)
+                    state["queue"] = queue
+                    state["scheduled_at"] = self._clock().isoformat()
+                    promoted.append(document["request"])
+                else:
+                    state["status"] = "inactive"
+
+        self._record(task_id, record, update)
+        for data in promoted:
+            try:
+                self._install_next(task_id, self._decode(data))
+            except Exception as exc:
+                self._library_error(task_id, f"cannot schedule the appended request: {exc}", exc)
+        if retry_at is not None:
+            self._safe_arrange(task_id, retry_at)
+            self._emit(
+                RetryScheduled(
+                    task_id=task_id, next_attempt=next_attempt, delay=retry_at - self._clock()
+                )
+            )
+        self._emit(WorkCompleted(task_id=task_id, runtime=runtime, result=result))
+        if isinstance(result, Success):
+            status = ExitStatus.OK
+        elif retry_at is not None:
+            status = ExitStatus.DEFERRED
+        else:
+            status = ExitStatus.FAILED
+        return FireOutcome(task_id=task_id, status=status, record=record)
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _record(
+        self, task_id: TaskId, record: ExecutionRecord, update: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any] | None:
+        """Apply ``update`` to the stored document (under the store's write lock) and append
+        the history record; returns the updated document (None if it was cancelled)."""
+        updated: list[dict[str, Any] | None] = [None]
+
+        def apply(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+            if raw is None:  # cancelled while running: nothing to update
+                return None
+            document = {**raw, "state": dict(raw.get("state") or {})}
+            update(document)
+            updated[0] = document
+            return document
+
+        try:
+            self.store.update(task_id, apply)
+            self.store.append_history(task_id, record.to_dict())
+        except (OSError, ValueError) as exc:
+            self._library_error(task_id, f"cannot record the outcome: {exc}", exc)
+        return updated[0]
+
+    def _safe_arrange(self, task_id: TaskId, at: datetime) -> None:
+        try:
+            self._arrange_retry(task_id, at)
+        except Exception as exc:
+            self._library_error(task_id, f"the backend could not arrange a retry: {exc}", exc)
+
+    def _unknown(self, task_id: TaskId, why: str) -> FireOutcome:
+        message = f"task {task_id.value!r} {why}"
+        logger.error("lamplighter: %s", message)
+        self._emit(LibraryError(task_id=task_id, message=message, cause=None))
+        return FireOutcome(task_id=task_id, status=ExitStatus.UNKNOWN_TASK, message=message)
+
+    def _library_error(self, task_id: TaskId, message: str, exc: BaseException) -> FireOutcome:
+        logger.error("lamplighter: task %r: %s", task_id.value, message)
+        self._emit(LibraryError(task_id=task_id, message=message, cause=exc))
+        return FireOutcome(task_id=task_id, status=ExitStatus.INTERNAL_ERROR, message=message)
+
+
+class _TimedOut(Exception):
+    """A run exceeded the request's timeout (an outcome, never raised)."""
+
+    def __init__(self, limit: timedelta) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+class _BadReturn(TypeError):
+    pass
+
+
+def _checked(value: object) -> TaskResult:
+    if isinstance(value, TaskResult):
+        return value
+    raise _BadReturn(
+        f"run() returned {value!r}; it must return Success(), Failure(message) or Retry(message)"
+    )
+
+
+def run_coroutine_sync(factory: Callable[[], Awaitable[Any]]) -> Any:
+    """Run the coroutine ``factory()`` to completion from synchronous code: with
+    ``asyncio.run``, or in a helper thread when this thread already runs an event loop."""
+    import asyncio
+
+    async def main() -> Any:
+        return await factory()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(asyncio.run(main()))
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, name="lamplighter-coroutine")
+    thread.start()
+    thread.join()
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _run_coroutine_blocking(
+    run: Callable[[TaskContext], Any], ctx: TaskContext, timeout: timedelta | None
+) -> TaskResult | _TimedOut:
+    import asyncio
+
+    async def main() -> object:
+        if timeout is None:
+            return await run(ctx)
+        return await asyncio.wait_for(run(ctx), timeout.total_seconds())
+
+    try:
+        return _checked(run_coroutine_sync(main))
+    except TimeoutError:
+        return _TimedOut(timeout or timedelta(0))
+
+
+def _run_in_thread_with_limit(
+    run: Callable[[TaskContext], Any], ctx: TaskContext, timeout: timedelta
+) -> TaskResult | _TimedOut:
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(run(ctx))
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, name=f"lamplighter-{ctx.task_id}", daemon=True)
+    thread.start()
+    thread.join(timeout.total_seconds())
+    if thread.is_alive():
+        return _TimedOut(timeout)
+    value = box[0]
+    if isinstance(value, BaseException):
+        raise value
+    return _checked(value)
+
+
+def _human(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
