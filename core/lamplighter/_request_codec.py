@@ -1,4 +1,4 @@
-"""Reading a stored request of built-in types without cattrs.
+"""Reading and writing a stored request of built-in types without cattrs.
 
 An OS-launched run reads one stored request and nothing else; building the cattrs converter
 (and discovering plugins so it knows their trigger types) costs more than the run's own
@@ -27,7 +27,7 @@ from lamplighter.model import (
     TaskRequest,
 )
 
-__all__ = ["decode_request"]
+__all__ = ["decode_request", "encode_request"]
 
 
 class _Unsupported(Exception):
@@ -173,3 +173,72 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
         )
     except (_Unsupported, ValueError, TypeError):
         return None
+
+
+def _seconds_out(value: timedelta) -> int | float:
+    if value.microseconds == 0:
+        return value.days * 86400 + value.seconds
+    return value.total_seconds()
+
+
+# How each annotation is written (the inverse of _READERS).
+_WRITERS: dict[str, Callable[[Any], object]] = {
+    "timedelta": _seconds_out,
+    "timedelta | None": lambda v: None if v is None else _seconds_out(v),
+    "datetime": lambda v: v.isoformat(),
+    "bool": lambda v: v,
+    "int": lambda v: v,
+    "int | None": lambda v: v,
+    "str": lambda v: v,
+    "CalendarExpr": str,
+}
+
+_Out = dict[type, tuple[str, tuple[tuple[str, Callable[[Any], object]], ...]]]
+_out_tables: _Out | None = None
+
+
+def _build_out_tables() -> _Out:
+    table: _Out = {}
+    classes: tuple[type[Any], ...] = (*BUILTIN_TRIGGERS, *RETRY_POLICIES)
+    for cls in classes:
+        fields = []
+        for field in attrs.fields(cls):
+            writer = _WRITERS.get(_annotation(field.type))
+            if writer is None:
+                break
+            fields.append((field.name, writer))
+        else:
+            table[cls] = (cls.kind, tuple(fields))
+    return table
+
+
+def encode_request(request: TaskRequest) -> dict[str, Any] | None:
+    """The stored form of ``request`` (as the converter writes it), or None when it holds
+    a type this encoder does not know (a plugin trigger)."""
+    global _out_tables
+    if _out_tables is None:
+        _out_tables = _build_out_tables()
+    trigger = _out_tables.get(type(request.trigger))
+    retry = _out_tables.get(type(request.retry))
+    if trigger is None or retry is None:
+        return None
+    c = request.constraints
+    timeout = request.timeout
+    return {
+        "task_id": request.task_id.value,
+        "trigger": {
+            "type": trigger[0],
+            **{n: w(getattr(request.trigger, n)) for n, w in trigger[1]},
+        },
+        "constraints": {
+            "network": c.network.value,
+            "battery_not_low": c.battery_not_low,
+            "charging": c.charging,
+            "device_idle": c.device_idle,
+            "min_storage_bytes": c.min_storage_bytes,
+        },
+        "retry": {"type": retry[0], **{n: w(getattr(request.retry, n)) for n, w in retry[1]}},
+        "existing": request.existing.value,
+        "input": request.stored_input(),
+        "timeout": None if timeout is None else _seconds_out(timeout),
+    }

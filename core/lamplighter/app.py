@@ -80,6 +80,9 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
+
+#: How long a running application may hold events before writing them to its journal.
+JOURNAL_FLUSH_INTERVAL = 0.05
 TaskFactory = Callable[[], Task]
 
 
@@ -146,6 +149,8 @@ class Lamplighter:
         self._pump: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
         self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
         self._scheduled_ids: set[TaskId] = set()
+        #: True in a process the OS scheduler started to run one task (handle_invocation).
+        self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
         self._inline_monitors: list[Any] | None = None
@@ -196,11 +201,20 @@ class Lamplighter:
             self._started = True
             manager = self.plugins
             manager.load()
-            self._journal_open()
+            # A running application batches its journal writes (other processes read them
+            # within a second); an OS-launched run writes each event at once.
+            self._journal_open(flush_interval=JOURNAL_FLUSH_INTERVAL)
             for failure in manager.failures:
                 self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
-            self._sweep()
             backend = self._ensure_backend()
+            info = self._backend_info
+            if info is not None and info.capabilities.state_in_memory:
+                # The schedule dies with this process: keep its state in memory as well.
+                from lamplighter.store import MemoryTaskStore
+
+                self.store = MemoryTaskStore(self.store.root)
+                self._runner = None
+            self._sweep()
             backend.start()
             for monitor in manager.monitors(self):
                 self.attach_monitor(monitor)
@@ -239,6 +253,8 @@ class Lamplighter:
         self._monitors.clear()
         self._stop_pump()
         self._bus.close()
+        if self._journal is not None:
+            self._journal.flush()
         thread = self._loop_thread
         loop = self._loop
         if thread is not None and loop is not None:
@@ -362,6 +378,11 @@ class Lamplighter:
 
     def encode_request(self, request: TaskRequest) -> dict[str, Any]:
         """The stored form of ``request``."""
+        from lamplighter._request_codec import encode_request
+
+        encoded = encode_request(request)  # built-in types: no converter needed
+        if encoded is not None:
+            return encoded
         result: dict[str, Any] = self.converter().unstructure(request)
         return result
 
@@ -431,11 +452,11 @@ class Lamplighter:
 
     # ============================================================== events
 
-    def _journal_open(self) -> EventJournal:
+    def _journal_open(self, flush_interval: float | None = None) -> EventJournal:
         if self._journal is None:
             from lamplighter.journal import EventJournal
 
-            self._journal = EventJournal(self.store.root)
+            self._journal = EventJournal(self.store.root, flush_interval=flush_interval)
         return self._journal
 
     def _emit(self, event: MonitorEvent) -> None:
@@ -581,8 +602,13 @@ class Lamplighter:
         for request in requests:
             if not isinstance(request, TaskRequest):
                 raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
-        ids = [r.task_id for r in requests]
-        duplicates = sorted({t.value for t in ids if ids.count(t) > 1})
+        seen: set[TaskId] = set()
+        repeated: set[str] = set()
+        for request in requests:
+            if request.task_id in seen:
+                repeated.add(request.task_id.value)
+            seen.add(request.task_id)
+        duplicates = sorted(repeated)
         if duplicates:
             raise ValueError(f"schedule_many() got the task ids {duplicates} more than once")
         with self._lock:
@@ -896,6 +922,7 @@ class Lamplighter:
         except InvocationError as exc:
             print(f"lamplighter: {exc}", file=sys.stderr)
             return int(ExitStatus.USAGE)
+        self.launched_by_os = True
         with self._lock:
             self._started = True  # seal the registry for this process as well
         self._journal_open()

@@ -32,6 +32,7 @@ __all__ = [
     "ConstraintChecker",
     "TriggerTypeInfo",
     "Verdict",
+    "WaitingConstraintChecker",
     "hookimpl",
 ]
 
@@ -64,6 +65,9 @@ class Capabilities:
         exact_next_run: ``TaskInfo.next_run`` comes from the scheduler itself.
         min_interval_seconds: the shortest periodic interval it accepts, or None for any
             interval the request allows.
+        state_in_memory: the schedule lives only in this process, so the application keeps
+            its task documents and history in memory instead of task files (nothing would
+            read them after the process ends).
     """
 
     survives_process_death: bool
@@ -71,6 +75,7 @@ class Capabilities:
     triggers: frozenset[str] = attrs.field(converter=_frozenset_of_str)
     exact_next_run: bool = False
     min_interval_seconds: float | None = 900.0
+    state_in_memory: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -117,11 +122,40 @@ class Verdict:
 
 
 class ConstraintChecker(Protocol):
-    """Evaluates some of the ``Constraints`` fields right now."""
+    """Evaluates some of the ``Constraints`` fields right now.
+
+    A checker may also offer the optional bounded wait of
+    :class:`WaitingConstraintChecker`: a coroutine method
+    ``wait_for(constraints, timeout)`` that returns as soon as its constraints hold, or at
+    the latest after ``timeout`` seconds. A backend that waits for a constraint
+    (``ConstraintEvaluator.wait_until_satisfied`` in ``lamplighter.constraints``) uses it
+    when it is there and re-checks with growing intervals when it is not.
+    """
 
     def check(self, constraints: Constraints) -> Sequence[Verdict]:
         """One :class:`Verdict` for each constraint this checker evaluates that
         ``constraints`` requires (see :meth:`Constraints.required`)."""
+        ...
+
+
+class WaitingConstraintChecker(ConstraintChecker, Protocol):
+    """A :class:`ConstraintChecker` that can also wait, a bounded time, for its constraints.
+
+    The checker knows how its state changes (a netlink socket, a D-Bus signal, a platform
+    notification), so it can wake up when it does instead of being asked again and again.
+    """
+
+    async def wait_for(self, constraints: Constraints, timeout: float) -> Sequence[Verdict]:
+        """Wait at most ``timeout`` seconds until every constraint of this checker that
+        ``constraints`` requires is satisfied.
+
+        Returns the verdicts of the last check (those :meth:`check` would give), as soon
+        as they are all satisfied, or once ``timeout`` has passed. It must not return
+        early with an unsatisfied verdict, and must not busy-loop while waiting: the
+        evaluator treats a checker that returns early unsatisfied as one that cannot wait,
+        and re-checks it with growing intervals instead. Cancelling the call stops the
+        wait.
+        """
         ...
 
 
@@ -133,7 +167,9 @@ class CheckerInfo:
         name: unique among checkers, e.g. ``"device"``.
         constraints: the ``Constraints`` field names it evaluates; no two checkers may
             claim the same one.
-        load: builds the checker; import heavy modules inside it.
+        load: builds the checker; import heavy modules inside it. The checker may be a
+            :class:`WaitingConstraintChecker`, which lets backends wait for its constraints
+            without asking again and again.
         description: one line for ``lamplighter plugins``.
     """
 

@@ -84,21 +84,66 @@ class EventJournal:
         max_bytes: the size past which the file is rotated (about 1 MiB by default).
     """
 
-    def __init__(self, root: Path, *, max_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, root: Path, *, max_bytes: int = 1 << 20, flush_interval: float | None = None
+    ) -> None:
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        if flush_interval is not None and not 0 < flush_interval <= 0.5:
+            raise ValueError(
+                f"flush_interval must be None or between 0 and 0.5 seconds, got {flush_interval!r}"
+            )
         self.root = Path(root)
         self.path = self.root / JOURNAL_NAME
         self.rotated_path = self.root / (JOURNAL_NAME + _ROTATED_SUFFIX)
         self.max_bytes = max_bytes
+        self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._warned = False
+        self._pending: list[MonitorEvent] = []
+        self._timer: threading.Timer | None = None
+        self._registered_exit = False
 
     def append(self, event: MonitorEvent) -> None:
-        """Append ``event`` as one line. Thread-safe; never raises (a failure is logged)."""
+        """Append ``event`` as one line. Thread-safe; never raises (a failure is logged).
+
+        With a ``flush_interval`` the event is queued and written, with the others queued
+        meanwhile, in one write at most that long after (a long-running application
+        publishes many events; other processes read them within a second anyway). Without
+        one it is written before ``append`` returns, as an OS-launched run needs.
+        """
+        if self.flush_interval is None:
+            self._append_now([event])
+            return
+        with self._lock:
+            self._pending.append(event)
+            if self._timer is not None:
+                return
+            timer = threading.Timer(self.flush_interval, self.flush)
+            timer.daemon = True
+            self._timer = timer
+            if not self._registered_exit:
+                self._registered_exit = True
+                import atexit
+
+                atexit.register(self.flush)
+        timer.start()
+
+    def flush(self) -> None:
+        """Write every queued event now."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        if pending:
+            self._append_now(pending)
+
+    def _append_now(self, events: list[MonitorEvent]) -> None:
         try:
-            line = json.dumps(event_to_dict(event), separators=(",", ":")) + "\n"
-            data = line.encode("utf-8")
+            data = "".join(
+                json.dumps(event_to_dict(event), separators=(",", ":")) + "\n" for event in events
+            ).encode("utf-8")
             with self._lock:
                 size = self._write(data)
                 if size > self.max_bytes:

@@ -271,6 +271,9 @@ class Runner:
         self._install_next = install_next
         self.store = store
         self._decode = decode_request
+        # The last decoded request per task, keyed by the stored mapping itself: an
+        # in-memory store hands out the same mapping until the request changes.
+        self._decode_cache: dict[TaskId, tuple[object, TaskRequest]] = {}
         self._factories = factories
         self._evaluator = evaluator
         self._emit = emit
@@ -349,7 +352,7 @@ class Runner:
             return self._unknown(task_id, "is not scheduled (no task file)")
         try:
             document = TaskDocument.from_dict(raw)
-            request = self._decode(document.request)
+            request = self._decoded(task_id, raw["request"])
         except (KeyError, TypeError, ValueError) as exc:
             return self._library_error(task_id, f"cannot decode the task file: {exc}", exc)
         if retry and not self._retry_is_due(document):
@@ -391,6 +394,16 @@ class Runner:
         except BaseException:
             lock.release()
             raise
+
+    def _decoded(self, task_id: TaskId, stored: Mapping[str, Any]) -> TaskRequest:
+        cached = self._decode_cache.get(task_id)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        request = self._decode(stored)
+        if len(self._decode_cache) >= 100_000:
+            self._decode_cache.clear()
+        self._decode_cache[task_id] = (stored, request)
+        return request
 
     def _retry_is_due(self, document: TaskDocument) -> bool:
         retry_at = document.datetime_field("retry_at")

@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ __all__ = [
     "HISTORY_LIMIT",
     "BrokenTask",
     "CorruptTaskFile",
+    "MemoryTaskStore",
     "RunLock",
     "StoreScan",
     "TaskStore",
@@ -592,3 +594,102 @@ class TaskStore:
                     lock.release()
                     stale += 1
         return {"temporary_files": removed_tmp, "stale_run_markers": stale}
+
+
+# --------------------------------------------------------------------------------------------
+# the in-memory store of a backend whose schedule dies with the process
+# --------------------------------------------------------------------------------------------
+
+
+class _MemoryRunLock(RunLock):
+    """A run lock within one process (the in-process backend runs every task here)."""
+
+    def __init__(self, store: MemoryTaskStore, task_id: TaskId) -> None:
+        super().__init__(store.locks_dir / f"{task_id.value}.run")
+        self._store = store
+        self._task_id = task_id
+        self._mine = False
+
+    @property
+    def held(self) -> bool:
+        return self._mine
+
+    def try_acquire(self) -> bool:
+        if self._mine:
+            raise RuntimeError(f"the run lock of {self._task_id.value!r} is already held")
+        with self._store._thread_lock:
+            if self._task_id in self._store._running:
+                return False
+            self._store._running.add(self._task_id)
+        self._mine = True
+        return True
+
+    def release(self) -> None:
+        if not self._mine:
+            return
+        self._mine = False
+        with self._store._thread_lock:
+            self._store._running.discard(self._task_id)
+
+
+class MemoryTaskStore(TaskStore):
+    """Task documents, run locks and history kept in this process only.
+
+    Used with a backend whose schedule dies with the process (the in-process backend):
+    writing task files nobody will read after the process ends would only cost time. The
+    interface is :class:`TaskStore`'s; nothing is written to disk.
+    """
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._documents: dict[TaskId, dict[str, Any]] = {}
+        self._histories: dict[TaskId, deque[dict[str, Any]]] = {}
+        self._running: set[TaskId] = set()
+
+    def load(self, task_id: TaskId) -> dict[str, Any] | None:
+        return self._documents.get(TaskId.of(task_id))
+
+    def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
+        self._documents[TaskId.of(task_id)] = {**document, "schema_version": SCHEMA_VERSION}
+
+    def update(
+        self,
+        task_id: TaskId,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        task_id = TaskId.of(task_id)
+        with self._thread_lock:
+            new = change(self._documents.get(task_id))
+            if new is not None:
+                self._documents[task_id] = {**new, "schema_version": SCHEMA_VERSION}
+            return new
+
+    def delete(self, task_id: TaskId) -> bool:
+        task_id = TaskId.of(task_id)
+        self._histories.pop(task_id, None)
+        return self._documents.pop(task_id, None) is not None
+
+    def task_ids(self) -> list[TaskId]:
+        return sorted(self._documents, key=lambda tid: tid.value)
+
+    def load_all(self) -> StoreScan:
+        return StoreScan(documents=dict(self._documents), broken=[])
+
+    def run_lock(self, task_id: TaskId) -> RunLock:
+        return _MemoryRunLock(self, TaskId.of(task_id))
+
+    def is_running(self, task_id: TaskId) -> bool:
+        return TaskId.of(task_id) in self._running
+
+    def append_history(self, task_id: TaskId, record: dict[str, Any]) -> None:
+        task_id = TaskId.of(task_id)
+        history = self._histories.get(task_id)
+        if history is None:
+            history = self._histories[task_id] = deque(maxlen=HISTORY_LIMIT)
+        history.append(record)
+
+    def history(self, task_id: TaskId) -> list[dict[str, Any]]:
+        return list(self._histories.get(TaskId.of(task_id), ()))
+
+    def sweep(self) -> dict[str, int]:
+        return {"temporary_files": 0, "stale_run_markers": 0}

@@ -256,3 +256,11 @@ def test_the_converter_free_decoder_leaves_anything_odd_to_the_converter(documen
     from lamplighter._request_codec import decode_request
 
     assert decode_request(document) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests)
+def test_the_converter_free_encoder_writes_what_the_converter_writes(request: TaskRequest) -> None:
+    from lamplighter._request_codec import encode_request
+
+    assert encode_request(request) == default_converter().unstructure(request)

@@ -17,9 +17,17 @@ from __future__ import annotations
 from lamplighter.runner import ExecutionRecord
 from lamplighter.testing.virtual import (
     FakeConditions,
+    FakeConditionsPlugin,
     VirtualBackend,
     VirtualScheduler,
     run_task,
 )
 
-__all__ = ["ExecutionRecord", "FakeConditions", "VirtualBackend", "VirtualScheduler", "run_task"]
+__all__ = [
+    "ExecutionRecord",
+    "FakeConditions",
+    "FakeConditionsPlugin",
+    "VirtualBackend",
+    "VirtualScheduler",
+    "run_task",
+]

@@ -300,24 +300,20 @@ class VirtualBackend(Backend):
         return dict(self._requests)
 
 
-class _VirtualPlugin:
-    """Registers the virtual backend and the fake-conditions checker."""
+class FakeConditionsPlugin:
+    """A plugin whose checker evaluates every constraint from a :class:`FakeConditions`.
 
-    name = "virtual"
+    Give it to any ``Lamplighter`` (with the built-in ``device`` checker disabled, since
+    both evaluate the device constraints)::
+
+        Lamplighter(app_id, plugins=[FakeConditionsPlugin(conditions), ...],
+                    disable_plugins=["device"])
+    """
+
+    name = "fake-conditions"
 
     def __init__(self, conditions: FakeConditions) -> None:
         self.conditions = conditions
-
-    @hookimpl
-    def lamplighter_backends(self) -> list[BackendInfo]:
-        return [
-            BackendInfo(
-                name="virtual",
-                load=lambda: VirtualBackend,
-                capabilities=VirtualBackend.capabilities,
-                description="in-memory backend on a virtual clock (tests)",
-            )
-        ]
 
     @hookimpl
     def lamplighter_constraint_checkers(self) -> list[CheckerInfo]:
@@ -328,6 +324,23 @@ class _VirtualPlugin:
                 constraints=frozenset(CONSTRAINT_NAMES),
                 load=lambda: FakeChecker(conditions),
                 description="constraints from FakeConditions (tests)",
+            )
+        ]
+
+
+class _VirtualPlugin(FakeConditionsPlugin):
+    """Registers the virtual backend and the fake-conditions checker."""
+
+    name = "virtual"
+
+    @hookimpl
+    def lamplighter_backends(self) -> list[BackendInfo]:
+        return [
+            BackendInfo(
+                name="virtual",
+                load=lambda: VirtualBackend,
+                capabilities=VirtualBackend.capabilities,
+                description="in-memory backend on a virtual clock (tests)",
             )
         ]
 
