@@ -57,17 +57,17 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lamplighter.plugins import PluginManager
 
-    backends = PluginManager().backends
-    if "inprocess" not in backends:
+    if "inprocess" not in PluginManager().backends:
         message = (
-            "no backend installed yet: the demo runs on the in-process backend "
-            "(lamplighter-inprocess), which does not provide a backend in this release"
+            "no backend installed yet: the demo runs on the in-process backend; install it "
+            "with: pip install lamplighter-inprocess (from a checkout: pip install -e "
+            "plugins/inprocess)"
         )
-        _print({"error": message, "backends": sorted(backends)}, args.json, message)
+        _print({"error": message}, args.json, message)
         return 0
-    message = f"the in-process backend is installed ({backends['inprocess'].description})"
-    _print({"backends": sorted(backends)}, args.json, message)
-    return 0
+    from lamplighter.demo import run_demo
+
+    return run_demo(as_json=args.json, seconds=args.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ import pytest
 from lamplighter import Lamplighter
 from lamplighter.ids import TaskId
 from lamplighter.runner import ExecutionRecord
-from lamplighter.testing import FakeConditions, VirtualScheduler
+from lamplighter.testing import FakeConditions, FakeConditionsPlugin, VirtualScheduler
 
 EPOCH = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
@@ -69,7 +69,41 @@ class VirtualHarness:
         self.app.shutdown()
 
 
-HARNESSES: dict[str, Callable[[Path], Harness]] = {"virtual": VirtualHarness}
+class InProcessHarness:
+    """The in-process backend on real time: ``fire`` runs the next due firing now through
+    the backend's own dispatch (``InProcessBackend.fire_now``)."""
+
+    name = "inprocess"
+
+    def __init__(self, data_dir: Path) -> None:
+        plugin = pytest.importorskip("lamplighter_inprocess.plugin")
+        self.conditions = FakeConditions()
+        self.app = Lamplighter(
+            app_id="com.example.contract",
+            backend="inprocess",
+            plugins=[plugin, FakeConditionsPlugin(self.conditions)],
+            disable_plugins=["device"],
+            data_dir=data_dir,
+        )
+
+    def fire(self, task_id: str) -> ExecutionRecord | None:
+        backend = self.app.backend
+        before = len(self.app.history(task_id))
+        backend.fire_now(TaskId(task_id)).result(timeout=30)  # type: ignore[attr-defined]
+        history = self.app.history(task_id)
+        return history[-1] if len(history) > before else None
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def close(self) -> None:
+        self.app.shutdown()
+
+
+HARNESSES: dict[str, Callable[[Path], Harness]] = {
+    "virtual": VirtualHarness,
+    "inprocess": InProcessHarness,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

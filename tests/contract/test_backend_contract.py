@@ -176,7 +176,7 @@ def test_retry_is_arranged_with_the_policy_delay(harness: Harness) -> None:
     task = Recorder(Retry("busy"), Retry("still busy"), Success())
     started(harness, job=task)
     app = harness.app
-    app.schedule(TaskRequest.one_time("job", retry=FixedDelay(timedelta(minutes=30), 5)))
+    app.schedule(TaskRequest.one_time("job", HOURLY, retry=FixedDelay(timedelta(minutes=30), 5)))
     first = harness.fire("job")
     assert first is not None and first.result == Retry("busy")
     info = app.task_info("job")
@@ -191,7 +191,9 @@ def test_retry_is_arranged_with_the_policy_delay(harness: Harness) -> None:
 def test_retries_stop_at_max_attempts(harness: Harness) -> None:
     task = Recorder(Retry("a"), Retry("b"))
     started(harness, job=task)
-    harness.app.schedule(TaskRequest.one_time("job", retry=FixedDelay(timedelta(minutes=1), 2)))
+    harness.app.schedule(
+        TaskRequest.one_time("job", HOURLY, retry=FixedDelay(timedelta(minutes=1), 2))
+    )
     harness.fire("job")
     last = harness.fire("job")
     assert last is not None and isinstance(last.result, Failure)
@@ -201,7 +203,7 @@ def test_retries_stop_at_max_attempts(harness: Harness) -> None:
 
 def test_failures_do_not_retry(harness: Harness) -> None:
     started(harness, job=Recorder(Failure("no")))
-    harness.app.schedule(TaskRequest.one_time("job"))
+    harness.app.schedule(TaskRequest.one_time("job", HOURLY))
     record = harness.fire("job")
     assert record is not None and record.result == Failure("no")
     info = harness.app.task_info("job")
@@ -231,7 +233,9 @@ def test_unmet_constraint_skips_a_periodic_run(harness: Harness) -> None:
 def test_unmet_constraint_defers_a_one_time_run_by_five_minutes(harness: Harness) -> None:
     started(harness, job=Recorder())
     harness.conditions.charging = False
-    harness.app.schedule(TaskRequest.one_time("job", constraints=Constraints(charging=True)))
+    harness.app.schedule(
+        TaskRequest.one_time("job", HOURLY, constraints=Constraints(charging=True))
+    )
     record = harness.fire("job")
     assert record is not None and isinstance(record.result, ConstraintsNotMet)
     info = harness.app.task_info("job")
@@ -247,7 +251,9 @@ def test_unmet_constraint_defers_a_one_time_run_by_five_minutes(harness: Harness
 def test_events_of_a_scheduled_run(harness: Harness) -> None:
     started(harness, job=Recorder(Retry("later")))
     events = harness.app.events()
-    harness.app.schedule(TaskRequest.one_time("job", retry=FixedDelay(timedelta(minutes=2), 3)))
+    harness.app.schedule(
+        TaskRequest.one_time("job", HOURLY, retry=FixedDelay(timedelta(minutes=2), 3))
+    )
     harness.fire("job")
     seen = events.drain()
     assert kinds(seen) == ["Scheduled", "WorkStarted", "RetryScheduled", "WorkCompleted"]

@@ -1,5 +1,55 @@
-"""Entry point of ``lamplighter-inprocess`` (group ``lamplighter``).
+"""Entry point of ``lamplighter-inprocess`` (group ``lamplighter``): the in-process backend.
 
-This distribution does not contribute any hook implementation yet, so Lamplighter loads it
-and finds nothing to offer; it never claims a backend, checker or trigger it cannot honour.
+The backend class is imported only when an application selects it.
 """
+
+from __future__ import annotations
+
+from lamplighter import hookimpl
+from lamplighter.hookspecs import BackendInfo, Capabilities
+
+# Kept in step with lamplighter_inprocess.backend.CAPABILITIES (a test checks it), so that
+# listing plugins does not import the backend.
+CAPABILITIES = Capabilities(
+    survives_process_death=False,
+    survives_reboot=False,
+    triggers=frozenset(
+        {
+            "one_time",
+            "periodic",
+            "calendar",
+            "exact",
+            "windowed",
+            "on_login",
+            "battery_low",
+            "battery_okay",
+            "storage_low",
+            "device_idle",
+            "path_changed",
+        }
+    ),
+    exact_next_run=True,
+    min_interval_seconds=None,
+    state_in_memory=True,
+)
+
+
+def _load() -> type:
+    from lamplighter_inprocess.backend import InProcessBackend
+
+    return InProcessBackend
+
+
+@hookimpl
+def lamplighter_backends() -> list[BackendInfo]:
+    """The in-process backend: runs tasks on a library-owned asyncio loop while the
+    application is up."""
+    return [
+        BackendInfo(
+            name="inprocess",
+            load=_load,
+            capabilities=CAPABILITIES,
+            priority=0,
+            description="asyncio scheduler inside the application (stops when it exits)",
+        )
+    ]

@@ -1,0 +1,556 @@
+"""The in-process backend: one timer heap, one loop timer, one asyncio loop.
+
+Schedules live in this process and die with it (``survives_process_death=False``): an
+application schedules its tasks after ``start()`` at each launch. Task state and history are
+kept in memory too (``state_in_memory``), so scheduling writes no files.
+
+Due times are wall-clock instants. The single loop timer sleeps until the earliest one, at
+most ``max_sleep`` seconds at a time, so a wall-clock jump or a suspend is noticed within
+that bound; periodic cycles missed meanwhile collapse into one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from lamplighter.backend import Backend, BackendHost, UnsupportedRequest
+from lamplighter.hookspecs import Capabilities
+from lamplighter.ids import TaskId
+from lamplighter.model import (
+    Calendar,
+    Exact,
+    NetworkType,
+    OneTime,
+    OnLogin,
+    PathChanged,
+    Periodic,
+    TaskRequest,
+    Windowed,
+)
+
+__all__ = ["InProcessBackend"]
+
+logger = logging.getLogger(__name__)
+
+EVERY_TRIGGER = frozenset(
+    {
+        "one_time",
+        "periodic",
+        "calendar",
+        "exact",
+        "windowed",
+        "on_login",
+        "battery_low",
+        "battery_okay",
+        "storage_low",
+        "device_idle",
+        "path_changed",
+    }
+)
+_WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
+
+CAPABILITIES = Capabilities(
+    survives_process_death=False,
+    survives_reboot=False,
+    triggers=EVERY_TRIGGER,
+    exact_next_run=True,
+    min_interval_seconds=None,
+    state_in_memory=True,
+)
+
+
+class _Job:
+    """The live schedule of one task. ``generation`` invalidates heap entries of an earlier
+    schedule of the same id without searching the heap."""
+
+    __slots__ = ("generation", "next_due", "request", "retry_due", "task_id", "watch_state")
+
+    def __init__(self, task_id: TaskId, request: TaskRequest, generation: int) -> None:
+        self.task_id = task_id
+        self.request = request
+        self.generation = generation
+        self.next_due: float | None = None
+        self.retry_due: float | None = None
+        self.watch_state: object = None
+
+
+def _ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class InProcessBackend(Backend):
+    """Runs scheduled work on Lamplighter's event loop.
+
+    Options (``Lamplighter(backend_options={...})``):
+        max_concurrency: how many runs may be in progress at once (default 16); further
+            due runs wait in order.
+        network_wait: seconds a run whose network constraint is unmet waits for the network
+            before it gives up and is retried per its retry policy (default 60).
+        watch_interval: seconds between polls of watched paths and device state for the
+            path, battery, storage and idle triggers (default 5).
+        max_sleep: the longest the loop timer sleeps before re-reading the wall clock
+            (default 30).
+    """
+
+    name = "inprocess"
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        host: BackendHost,
+        *,
+        max_concurrency: int = 16,
+        network_wait: float = 60.0,
+        watch_interval: float = 5.0,
+        max_sleep: float = 30.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(host, **options)
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(
+                f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}"
+            )
+        for name, value in (
+            ("network_wait", network_wait),
+            ("watch_interval", watch_interval),
+            ("max_sleep", max_sleep),
+        ):
+            if (
+                not isinstance(value, int | float)
+                or value < 0
+                or (name != "network_wait" and value == 0)
+            ):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.max_concurrency = max_concurrency
+        self.network_wait = float(network_wait)
+        self.watch_interval = float(watch_interval)
+        self.max_sleep = float(max_sleep)
+        self._lock = threading.Lock()
+        self._heap: list[tuple[float, int, TaskId, int, bool]] = []
+        self._seq = itertools.count()
+        self._jobs: dict[TaskId, _Job] = {}
+        self._generation = itertools.count(1)
+        self._running: dict[TaskId, asyncio.Task[Any]] = {}
+        self._waiting: deque[tuple[TaskId, int, float, bool]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._loop = self.host.loop()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = self.host.loop()
+        return self._loop
+
+    def _call(self, fn: Any, *args: Any) -> None:
+        """Run ``fn`` on the loop: directly when already on it, else thread-safely."""
+        loop = self.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self._closing = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        done = threading.Event()
+
+        def cancel_all() -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._watcher is not None:
+                self._watcher.cancel()
+            tasks = list(self._running.values())
+            for task in tasks:
+                task.cancel()
+            if not tasks:
+                done.set()
+                return
+            gathered = asyncio.gather(*tasks, return_exceptions=True)
+            gathered.add_done_callback(lambda _f: done.set())
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            cancel_all()  # cannot wait on our own loop; tasks finish cancelling on their own
+            return
+        try:
+            loop.call_soon_threadsafe(cancel_all)
+        except RuntimeError:
+            return
+        done.wait(timeout)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def check(self, request: TaskRequest) -> None:
+        trigger = request.trigger
+        if isinstance(trigger, PathChanged) and not os.path.isabs(trigger.path):
+            raise UnsupportedRequest(f"path {trigger.path!r} must be absolute")
+
+    def install(self, requests: Sequence[TaskRequest]) -> None:
+        now = _ts(self.host.now())
+        login: list[TaskId] = []
+        earliest: float | None = None
+        with self._lock:
+            for request in requests:
+                tid = request.task_id
+                job = _Job(tid, request, next(self._generation))
+                self._jobs[tid] = job
+                trigger = request.trigger
+                if isinstance(trigger, Periodic) and trigger.run_immediately:
+                    self._push(now, job, retry=False, regular=False)
+                first = self._first_due(request, now)
+                if first is not None:
+                    job.next_due = first
+                    self._push(first, job, retry=False)
+                    earliest = first if earliest is None else min(earliest, first)
+                if isinstance(trigger, OnLogin):
+                    login.append(tid)
+            if requests and any(r.trigger.kind in _WATCHED for r in requests):
+                self._call(self._ensure_watcher)
+        if (
+            login
+            or (earliest is not None and (self._timer_due is None or earliest < self._timer_due))
+            or any(isinstance(r.trigger, Periodic) and r.trigger.run_immediately for r in requests)
+        ):
+            self._call(self._rearm)
+        for tid in login:
+            # The in-process "login" is the application's start: run once now.
+            self._call(self._dispatch, tid, self._jobs[tid].generation, now, False)
+
+    def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
+        # Entry: (due, seq, task id, generation, kind) with kind True=retry, False=regular;
+        # an immediate extra run is pushed as regular=False through a negative generation.
+        generation = job.generation if regular or retry else -job.generation
+        heapq.heappush(self._heap, (due, next(self._seq), job.task_id, generation, retry))
+
+    @staticmethod
+    def _first_due(request: TaskRequest, now: float) -> float | None:
+        trigger = request.trigger
+        if isinstance(trigger, OneTime):
+            return now + trigger.delay.total_seconds()
+        if isinstance(trigger, Periodic):
+            return now + trigger.interval.total_seconds()
+        if isinstance(trigger, Calendar):
+            following = trigger.expr.next_after(_dt(now))
+            return None if following is None else _ts(following)
+        if isinstance(trigger, Exact):
+            return max(_ts(trigger.at), now)
+        if isinstance(trigger, Windowed):
+            start, end = _ts(trigger.start), _ts(trigger.end)
+            if end <= now:
+                return now  # the window has passed: run as soon as possible, once
+            import random
+
+            low = max(start, now)
+            return low + random.random() * (end - low)
+        return None
+
+    def remove(self, task_ids: Sequence[TaskId]) -> None:
+        with self._lock:
+            for tid in task_ids:
+                self._jobs.pop(tid, None)
+
+    def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        due = _ts(at)
+        with self._lock:
+            job = self._jobs.get(task_id)
+            if job is None:
+                return
+            job.retry_due = due
+            self._push(due, job, retry=True)
+        self._call(self._rearm)
+
+    def next_run(self, task_id: TaskId) -> datetime | None:
+        job = self._jobs.get(task_id)
+        if job is None:
+            return None
+        dues = [d for d in (job.next_due, job.retry_due) if d is not None]
+        return _dt(min(dues)) if dues else None
+
+    def is_running(self, task_id: TaskId) -> bool:
+        return task_id in self._running
+
+    def cancel_running(self, task_id: TaskId) -> bool:
+        task = self._running.get(task_id)
+        if task is None:
+            return False
+        self._call(task.cancel)
+        return True
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {
+            "scheduled": len(self._jobs),
+            "running": len(self._running),
+            "waiting": len(self._waiting),
+            "watching": sum(
+                1
+                for job in list(self._jobs.values())
+                if job.request.trigger.kind in _WATCHED and job.watch_state is not None
+            ),
+            "max_concurrency": self.max_concurrency,
+        }
+
+    # ------------------------------------------------------------------ the loop timer
+
+    def _rearm(self) -> None:
+        if self._closing:
+            return
+        with self._lock:
+            due = self._heap[0][0] if self._heap else None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_due = None
+        if due is None:
+            return
+        delay = min(max(due - time.time(), 0.0), self.max_sleep)
+        self._timer_due = due
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        now = time.time()
+        due_entries: list[tuple[TaskId, int, float, bool]] = []
+        with self._lock:
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                due, _seq, tid, generation, retry = heapq.heappop(heap)
+                job = self._jobs.get(tid)
+                if job is None or abs(generation) != job.generation:
+                    continue  # cancelled or replaced since it was queued
+                if retry:
+                    if job.retry_due != due:
+                        continue  # superseded by a newer retry, or fired early
+                    job.retry_due = None
+                elif generation > 0:
+                    if job.next_due != due:
+                        continue  # fired early through fire_now()
+                    following = self._following(job.request, due, now)
+                    job.next_due = following
+                    if following is not None:
+                        self._push(following, job, retry=False)
+                due_entries.append((tid, job.generation, due, retry))
+        for tid, generation, due, retry in due_entries:
+            self._dispatch(tid, generation, due, retry)
+        self._rearm()
+
+    @staticmethod
+    def _following(request: TaskRequest, due: float, now: float) -> float | None:
+        trigger = request.trigger
+        if isinstance(trigger, Periodic):
+            interval = trigger.interval.total_seconds()
+            following = due + interval
+            if following <= now:  # missed cycles (a stall, a clock jump) collapse into one run
+                following = due + interval * ((now - due) // interval + 1)
+            return following
+        if isinstance(trigger, Calendar):
+            following_dt = trigger.expr.next_after(_dt(max(due, now)))
+            return None if following_dt is None else _ts(following_dt)
+        return None
+
+    # ------------------------------------------------------------------ firing on demand
+
+    def fire_now(self, task_id: TaskId) -> concurrent.futures.Future[None]:
+        """Run the task's next due firing now, as its timer would when it came due: a
+        pending retry if there is one, else the next regular run (a periodic or calendar
+        task then moves on to the cycle after it); an event-triggered task runs once.
+
+        Returns a future that completes when the run has been recorded. It does not wait
+        for a free slot under ``max_concurrency``: it is an explicit request.
+        """
+        return asyncio.run_coroutine_threadsafe(self._fire_now(task_id), self.loop)
+
+    async def _fire_now(self, task_id: TaskId) -> None:
+        with self._lock:
+            job = self._jobs.get(task_id)
+            if job is None:
+                raise LookupError(f"task {task_id.value!r} is not scheduled on this backend")
+            now = time.time()
+            if job.retry_due is not None:
+                due, retry = job.retry_due, True
+                job.retry_due = None
+            elif job.next_due is not None:
+                due, retry = job.next_due, False
+                following = self._following(job.request, due, max(due, now))
+                job.next_due = following
+                if following is not None:
+                    self._push(following, job, retry=False)
+            else:
+                due, retry = now, False
+        self._rearm()
+        # Run as a regular firing: the runner refuses a retry before its time, and an
+        # explicit run serves the pending retry (its attempt number carries on).
+        del retry
+        task = self.loop.create_task(self._run(task_id, due, False))
+        self._running[task_id] = task
+        task.add_done_callback(lambda _t: self._finished(task_id))
+        await asyncio.shield(task)
+
+    # ------------------------------------------------------------------ running
+
+    def _dispatch(self, tid: TaskId, generation: int, due: float, retry: bool) -> None:
+        if self._closing:
+            return
+        if tid in self._running or len(self._running) >= self.max_concurrency:
+            self._waiting.append((tid, generation, due, retry))
+            return
+        task = self.loop.create_task(self._run(tid, due, retry), name=f"lamplighter:{tid.value}")
+        self._running[tid] = task
+        task.add_done_callback(functools.partial(self._finished_callback, tid))
+
+    def _finished_callback(self, tid: TaskId, _task: object) -> None:
+        self._finished(tid)
+
+    def _finished(self, tid: TaskId) -> None:
+        self._running.pop(tid, None)
+        # Start waiting runs whose task is not running now, in the order they came due.
+        for _ in range(len(self._waiting)):
+            if len(self._running) >= self.max_concurrency:
+                break
+            entry = self._waiting.popleft()
+            job = self._jobs.get(entry[0])
+            if job is None or job.generation != entry[1]:
+                continue
+            if entry[0] in self._running:
+                self._waiting.append(entry)
+                continue
+            self._dispatch(*entry)
+
+    async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
+        job = self._jobs.get(tid)
+        gated = job is not None and job.request.constraints.network is not NetworkType.NOT_REQUIRED
+        if gated and job is not None and not await self._network_gate(job):
+            return
+        try:
+            await self.host.runner.fire(tid, scheduled_for=_dt(due), retry=retry)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the runner records task errors; this is Lamplighter's own
+            logger.exception("lamplighter: firing %s failed", tid.value)
+
+    async def _network_gate(self, job: _Job) -> bool:
+        """Wait up to ``network_wait`` seconds for the network constraint. Returns True to
+        go on (the runner then checks every constraint), False when it gave up and
+        recorded a retry."""
+        evaluator = self.host.evaluator
+        constraints = job.request.constraints
+        deadline = time.monotonic() + self.network_wait
+        while True:
+            verdicts = [v for v in evaluator.evaluate(constraints) if v.constraint == "network"]
+            if all(v.satisfied for v in verdicts):
+                return True
+            if time.monotonic() >= deadline:
+                reason = "; ".join(v.reason for v in verdicts)
+                self.host.runner.give_up(
+                    job.task_id, f"network unavailable for {self.network_wait:g} s ({reason})"
+                )
+                return False
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    # ------------------------------------------------------------------ watchers
+
+    def _ensure_watcher(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = self.loop.create_task(self._watch(), name="lamplighter:watcher")
+
+    async def _watch(self) -> None:
+        """Poll watched paths and device state; fire event-triggered tasks on a change.
+
+        Polling keeps the backend free of platform notification APIs; the period is
+        ``watch_interval``."""
+        from lamplighter.conditions import read_device_state
+
+        previous_device: Any = None
+        while not self._closing:
+            with self._lock:
+                jobs = [j for j in self._jobs.values() if j.request.trigger.kind in _WATCHED]
+            if not jobs:
+                self._watcher = None
+                return
+            device_needed = any(j.request.trigger.kind != "path_changed" for j in jobs)
+            device = (
+                await asyncio.to_thread(read_device_state, self.host.data_dir)
+                if device_needed
+                else None
+            )
+            now = time.time()
+            for job in jobs:
+                if self._event_happened(job, device, previous_device):
+                    self._dispatch(job.task_id, job.generation, now, False)
+            previous_device = device
+            await asyncio.sleep(self.watch_interval)
+
+    @staticmethod
+    def _event_happened(job: _Job, device: Any, previous: Any) -> bool:
+        trigger = job.request.trigger
+        if isinstance(trigger, PathChanged):
+            try:
+                st = os.stat(trigger.path)
+                state: object = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except FileNotFoundError:
+                state = "missing"
+            except OSError as exc:
+                state = ("error", exc.errno)
+            previous_state, job.watch_state = job.watch_state, state
+            # The first poll only records the state: a change is a difference between polls.
+            return previous_state is not None and state != previous_state
+        if device is None:
+            return False
+        from lamplighter.conditions import BATTERY_LOW_PERCENT, IDLE_SECONDS, STORAGE_LOW_BYTES
+
+        kind = trigger.kind
+        if kind in ("battery_low", "battery_okay"):
+            level = device.battery_percent
+            low = None if level is None else level < BATTERY_LOW_PERCENT
+            was = job.watch_state
+            job.watch_state = low
+            if was is None or low is None:
+                return False
+            return bool(low and not was) if kind == "battery_low" else bool(was and not low)
+        if kind == "storage_low":
+            free = device.free_storage_bytes
+            low = None if free is None else free < STORAGE_LOW_BYTES
+            was = job.watch_state
+            job.watch_state = low
+            return bool(low and was is False)
+        if kind == "device_idle":
+            idle = device.idle_seconds
+            is_idle = None if idle is None else idle >= IDLE_SECONDS
+            was = job.watch_state
+            job.watch_state = is_idle
+            return bool(is_idle and was is False)
+        return False
