@@ -1,0 +1,244 @@
+"""The monitor: one structured line per Lamplighter event.
+
+structlog is imported when a :class:`LoggingMonitor` is built, never when this module is
+imported: the plugin module imports this one, and the OS starts the application again for
+every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from lamplighter import Failure
+from lamplighter.events import (
+    AttemptDeferred,
+    AttemptFailed,
+    Cancelled,
+    LibraryError,
+    MonitorEvent,
+    RetryScheduled,
+    Skipped,
+    WorkCompleted,
+    WorkStarted,
+)
+from lamplighter_logging.options import LEVELS, LogOptions, resolve_options
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, MutableMapping
+
+__all__ = ["LoggingMonitor", "event_fields", "event_level"]
+
+_METHODS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+# The keys a reader looks for first, in this order at the start of a JSON line.
+_LEAD = ("timestamp", "level", "event", "app_id", "task_id")
+
+
+class _App(Protocol):
+    app_id: str
+
+
+def event_level(event: MonitorEvent) -> int:
+    """The ``logging`` level of ``event``'s line: ``ERROR`` for a :class:`LibraryError`,
+    ``WARNING`` for a failed attempt or a run that ended in ``Failure``, ``INFO`` for the
+    rest."""
+    if isinstance(event, LibraryError):
+        return logging.ERROR
+    if isinstance(event, AttemptFailed):
+        return logging.WARNING
+    if isinstance(event, WorkCompleted) and isinstance(event.result, Failure):
+        return logging.WARNING
+    return logging.INFO
+
+
+def event_fields(event: MonitorEvent) -> dict[str, Any]:
+    """The fields of ``event`` that a line carries, JSON-able, under their line names.
+
+    Only the fields named here are read, so a field a later event class adds never reaches
+    a line unreviewed; an event class this version does not know gives its kind and the
+    common fields alone. Task input is not among them (events do not carry it).
+    """
+    fields: dict[str, Any] = {
+        "event": getattr(type(event), "kind", "event"),
+        "task_id": None if event.task_id is None else event.task_id.value,
+        "timestamp": event.at.isoformat(),
+        "pid": event.pid,
+    }
+    if isinstance(event, WorkStarted):
+        fields["attempt"] = event.attempt
+        if event.expected_at is not None:
+            fields["expected_at"] = event.expected_at.isoformat()
+    elif isinstance(event, WorkCompleted):
+        fields["runtime"] = event.runtime.total_seconds()
+        fields["result"] = event.result.kind
+        message = getattr(event.result, "message", None)
+        if message:
+            fields["result_message"] = message
+        unsatisfied = getattr(event.result, "unsatisfied", None)
+        if unsatisfied:
+            fields["unsatisfied"] = list(unsatisfied)
+    elif isinstance(event, AttemptFailed):
+        fields["attempt"] = event.attempt
+        fields["reason"] = event.reason
+        if event.error_type is not None:
+            fields["error_type"] = event.error_type
+    elif isinstance(event, AttemptDeferred | Skipped):
+        fields["reason"] = event.reason
+    elif isinstance(event, RetryScheduled):
+        fields["next_attempt"] = event.next_attempt
+        fields["delay"] = event.delay.total_seconds()
+    elif isinstance(event, Cancelled):
+        fields["source"] = event.source
+    elif isinstance(event, LibraryError):
+        fields["message"] = event.message
+        if event.cause_text is not None:
+            fields["cause"] = event.cause_text
+        if event.monitor is not None:
+            fields["monitor"] = event.monitor
+    return fields
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    if not callable(isatty):
+        return False
+    try:
+        return bool(isatty())
+    except (OSError, ValueError):  # a closed or detached stream
+        return False
+
+
+class LoggingMonitor:
+    """Writes one structured line per event through a structlog logger of its own.
+
+    The logger is built with ``structlog.wrap_logger`` and explicit processors, so the
+    application's structlog configuration is neither used nor changed (except with
+    ``output="structlog"``, which asks for it to be used), and nothing is configured in
+    the standard library's ``logging``.
+
+    Args:
+        app: the application (a :class:`~lamplighter.Lamplighter`): its ``app_id`` and
+            ``launched_by_os`` go on every line.
+        format: ``"auto"`` (console rendering on a terminal, JSON elsewhere), ``"json"`` or
+            ``"console"``; default ``LAMPLIGHTER_LOG_FORMAT`` or ``"auto"``.
+        output: ``"stderr"``, ``"stdout"``, a text stream, ``"stdlib"`` or ``"structlog"``;
+            default ``LAMPLIGHTER_LOG_OUTPUT`` or ``"stderr"``. A named stream is the one
+            ``sys`` holds when the monitor is built; when it is None (a GUI program without
+            a console) nothing is written.
+        logger_name: the logger of the ``stdlib`` and ``structlog`` outputs; default
+            ``LAMPLIGHTER_LOG_LOGGER`` or ``"lamplighter_logging"``.
+        level: ``"info"``, ``"warning"`` or ``"error"``: events below it are not written;
+            default ``LAMPLIGHTER_LOG_LEVEL`` or ``"info"``.
+
+    Raises:
+        ValueError: an option, given or from the environment, is not allowed.
+    """
+
+    #: Names the monitor in ``LibraryError`` reports.
+    name = "logging"
+
+    def __init__(
+        self,
+        app: _App,
+        *,
+        format: str | None = None,
+        output: str | TextIO | None = None,
+        logger_name: str | None = None,
+        level: str | None = None,
+    ) -> None:
+        self.options: LogOptions = resolve_options(
+            format=format, output=output, logger_name=logger_name, level=level
+        )
+        self._app = app
+        self.app_id = str(app.app_id)
+        self._min_level = LEVELS[self.options.level]
+        self._logger, self._enabled_for = _build_logger(self.options)
+
+    @property
+    def launched_by_os(self) -> bool:
+        """Whether this process was started by the OS scheduler to run one task."""
+        return bool(getattr(self._app, "launched_by_os", False))
+
+    def on_event(self, event: MonitorEvent) -> None:
+        """Write ``event`` as one line, unless it is below the level or there is no output."""
+        if self._logger is None:
+            return
+        level = event_level(event)
+        if level < self._min_level or not self._enabled_for(level):
+            return
+        fields = event_fields(event)
+        kind = fields.pop("event")
+        getattr(self._logger, _METHODS[level])(
+            kind,
+            app_id=self.app_id,
+            launched_by_os=self.launched_by_os,
+            # Events of runs in other processes arrive here through the event journal.
+            relayed=event.pid != os.getpid(),
+            **fields,
+        )
+
+    def __repr__(self) -> str:
+        options = self.options
+        output = options.output if isinstance(options.output, str) else "stream"
+        return (
+            f"<LoggingMonitor app_id={self.app_id!r} format={options.format!r} "
+            f"output={output!r} level={options.level!r}>"
+        )
+
+
+def _always(_level: int) -> bool:
+    return True
+
+
+def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
+    """The bound logger the lines go through (None when there is nowhere to write) and the
+    check of whether a level would be written at all."""
+    import structlog
+
+    output = options.output
+    if output == "structlog":
+        # Asked for: the application's structlog configuration renders and routes.
+        return structlog.get_logger(options.logger_name), _always
+    if output == "stdlib":
+        stdlib_logger = logging.getLogger(options.logger_name)
+        console = options.format == "console"
+        renderer = _renderer(structlog, console=console, colors=False)
+        logger = structlog.wrap_logger(
+            stdlib_logger,
+            processors=[_lead_keys_first, renderer],
+            wrapper_class=structlog.BoundLogger,
+            context_class=dict,
+        ).bind()
+        return logger, stdlib_logger.isEnabledFor
+    stream: object = getattr(sys, output) if isinstance(output, str) else output
+    if stream is None:
+        return None, _always
+    terminal = _is_terminal(stream)
+    console = options.format == "console" or (options.format == "auto" and terminal)
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(stream),  # type: ignore[arg-type]
+        processors=[
+            structlog.processors.add_log_level,
+            _lead_keys_first,
+            _renderer(structlog, console=console, colors=terminal),
+        ],
+        wrapper_class=structlog.BoundLogger,
+        context_class=dict,
+    ).bind()
+    return logger, _always
+
+
+def _lead_keys_first(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> dict[str, Any]:
+    lead = {key: event_dict.pop(key) for key in _LEAD if key in event_dict}
+    lead.update(event_dict)
+    return lead
+
+
+def _renderer(structlog: Any, *, console: bool, colors: bool) -> Any:
+    if console:
+        return structlog.dev.ConsoleRenderer(colors=colors)
+    return structlog.processors.JSONRenderer()
