@@ -322,15 +322,16 @@ class Runner:
         self, task_id: TaskId, reason: str, scheduled_for: datetime | None = None
     ) -> FireOutcome:
         """Record an attempt that did not start because a backend stopped waiting for a
-        condition (the in-process network gate): it counts as ``Retry(reason)``, so the
-        request's retry policy applies."""
+        condition (the in-process network gate): the outcome is ``ConstraintsNotMet``; a
+        periodic task waits for its next cycle, any other is tried again after the delay
+        its retry policy gives for this attempt."""
         begun = self._begin(task_id, scheduled_for, retry=False, check_constraints=False)
         if isinstance(begun, FireOutcome):
             return begun
         firing = begun
         try:
-            self._emit(AttemptDeferred(task_id=task_id, reason=reason))
-            return self._finish(firing, Retry(reason), timedelta(0))
+            delay = firing.request.retry.delay_for(firing.attempt)
+            return self._defer(firing, [reason], retry_delay=delay)
         finally:
             firing.lock.release()
 
@@ -415,11 +416,13 @@ class Runner:
         verdicts = self._evaluator.evaluate(request.constraints)
         return [f"{v.constraint}: {v.reason}" for v in verdicts if not v.satisfied]
 
-    def _defer(self, firing: _Firing, unmet: Sequence[str]) -> FireOutcome:
+    def _defer(
+        self, firing: _Firing, unmet: Sequence[str], retry_delay: timedelta = CONSTRAINT_RETRY_DELAY
+    ) -> FireOutcome:
         result = ConstraintsNotMet(tuple(unmet))
         task_id = firing.task_id
         periodic = firing.document.trigger_kind == "periodic"
-        retry_at = None if periodic else firing.started_at + CONSTRAINT_RETRY_DELAY
+        retry_at = None if periodic else firing.started_at + retry_delay
         record = ExecutionRecord(
             task_id=task_id,
             result=result,
@@ -439,7 +442,7 @@ class Runner:
         else:
             reason = (
                 "constraints not met (" + "; ".join(unmet) + "); trying again in "
-                f"{_human(CONSTRAINT_RETRY_DELAY)}"
+                f"{_human(retry_delay)}"
             )
             self._safe_arrange(task_id, retry_at)
         self._emit(AttemptDeferred(task_id=task_id, reason=reason))

@@ -465,21 +465,18 @@ class InProcessBackend(Backend):
     async def _network_gate(self, job: _Job) -> bool:
         """Wait up to ``network_wait`` seconds for the network constraint. Returns True to
         go on (the runner then checks every constraint), False when it gave up and
-        recorded a retry."""
-        evaluator = self.host.evaluator
+        recorded the attempt as not started (``ConstraintsNotMet``)."""
         constraints = job.request.constraints
-        deadline = time.monotonic() + self.network_wait
-        while True:
-            verdicts = [v for v in evaluator.evaluate(constraints) if v.constraint == "network"]
-            if all(v.satisfied for v in verdicts):
-                return True
-            if time.monotonic() >= deadline:
-                reason = "; ".join(v.reason for v in verdicts)
-                self.host.runner.give_up(
-                    job.task_id, f"network unavailable for {self.network_wait:g} s ({reason})"
-                )
-                return False
-            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        verdicts = await self.host.evaluator.wait_until_satisfied(
+            constraints, self.network_wait, only=("network",), poll_initial=0.05, poll_max=1.0
+        )
+        if all(v.satisfied for v in verdicts):
+            return True
+        reason = "; ".join(f"{v.constraint}: {v.reason}" for v in verdicts if not v.satisfied)
+        self.host.runner.give_up(
+            job.task_id, f"{reason} (waited {self.network_wait:g} s for the network)"
+        )
+        return False
 
     # ------------------------------------------------------------------ watchers
 
