@@ -8,19 +8,45 @@ a harness whose backend cannot run on this machine skips with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 from lamplighter import Lamplighter
+from lamplighter.events import MonitorEvent, Subscription
 from lamplighter.ids import TaskId
 from lamplighter.runner import ExecutionRecord
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin, VirtualScheduler
 
 EPOCH = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+
+def register_and_start(app: Lamplighter, tasks: Mapping[str, Any]) -> None:
+    for name, task in tasks.items():
+        app.register(name, lambda task=task: task)
+    app.start()
+
+
+def collect_events(
+    events: Subscription, *, until: type[MonitorEvent], bound: float = 15.0
+) -> list[MonitorEvent]:
+    """Read ``events`` until an event of type ``until`` (inclusive), at most ``bound`` s."""
+    seen = events.drain()
+    if any(isinstance(e, until) for e in seen):
+        return seen[: next(i for i, e in enumerate(seen) if isinstance(e, until)) + 1]
+
+    async def more() -> None:
+        async for event in events:
+            seen.append(event)
+            if isinstance(event, until):
+                return
+
+    asyncio.run(asyncio.wait_for(more(), bound))
+    return seen
 
 
 class Harness(Protocol):
@@ -30,8 +56,16 @@ class Harness(Protocol):
     app: Lamplighter
     conditions: FakeConditions
 
+    def start(self, tasks: Mapping[str, Any]) -> None:
+        """Register ``tasks`` (name → task object) and start the application."""
+
     def fire(self, task_id: str) -> ExecutionRecord | None:
         """Fire a scheduled task now through the backend; its record (None if not run)."""
+
+    def collect(
+        self, events: Subscription, *, until: type[MonitorEvent], bound: float = 15.0
+    ) -> list[MonitorEvent]:
+        """The events of ``events`` up to the first ``until`` (waiting at most ``bound``)."""
 
     def now(self) -> datetime:
         """The application's clock."""
@@ -51,6 +85,11 @@ class VirtualHarness:
             start_at=EPOCH,
             data_dir=data_dir,
         )
+
+    def start(self, tasks: Mapping[str, Any]) -> None:
+        register_and_start(self.app, tasks)
+
+    collect = staticmethod(collect_events)
 
     def fire(self, task_id: str) -> ExecutionRecord | None:
         # Fire exactly when the backend says the task is due, as the backend itself would.
@@ -85,6 +124,11 @@ class InProcessHarness:
             disable_plugins=["device"],
             data_dir=data_dir,
         )
+
+    def start(self, tasks: Mapping[str, Any]) -> None:
+        register_and_start(self.app, tasks)
+
+    collect = staticmethod(collect_events)
 
     def fire(self, task_id: str) -> ExecutionRecord | None:
         backend = self.app.backend

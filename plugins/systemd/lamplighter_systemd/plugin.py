@@ -1,5 +1,63 @@
-"""Entry point of ``lamplighter-systemd`` (group ``lamplighter``).
+"""Entry point of ``lamplighter-systemd`` (group ``lamplighter``): the systemd backend.
 
-This distribution does not contribute any hook implementation yet, so Lamplighter loads it
-and finds nothing to offer; it never claims a backend, checker or trigger it cannot honour.
+Kept light: the backend, its D-Bus client and jeepney are imported only when an application
+selects this backend.
 """
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lamplighter import hookimpl
+from lamplighter.hookspecs import BackendInfo, Capabilities
+
+# Kept in step with lamplighter_systemd.backend.CAPABILITIES (a test checks it).
+CAPABILITIES = Capabilities(
+    survives_process_death=True,
+    survives_reboot=True,
+    triggers=frozenset(
+        {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "path_changed"}
+    ),
+    exact_next_run=True,
+    min_interval_seconds=900.0,
+)
+
+
+def _load() -> type:
+    from lamplighter_systemd.backend import SystemdBackend
+
+    return SystemdBackend
+
+
+def is_available() -> str | None:
+    """Why the systemd backend cannot work here, or None when it can (cheap: no D-Bus call)."""
+    if not sys.platform.startswith("linux"):
+        return "systemd runs on Linux only"
+    if not os.path.isdir("/run/systemd/system"):
+        return "this machine was not booted with systemd (/run/systemd/system is missing)"
+    address = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not address and not (runtime and os.path.exists(os.path.join(runtime, "bus"))):
+        return (
+            "no user session bus (DBUS_SESSION_BUS_ADDRESS is unset and there is no "
+            "$XDG_RUNTIME_DIR/bus), so the systemd user manager cannot be reached"
+        )
+    return None
+
+
+@hookimpl
+def lamplighter_backends() -> list[BackendInfo]:
+    """The systemd backend: user timers that run tasks even while the application is
+    closed."""
+    return [
+        BackendInfo(
+            name="systemd",
+            load=_load,
+            capabilities=CAPABILITIES,
+            platforms=frozenset({"linux"}),
+            priority=100,
+            is_available=is_available,
+            description="systemd user timers and services (runs while the application is closed)",
+        )
+    ]

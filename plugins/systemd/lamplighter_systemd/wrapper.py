@@ -1,0 +1,207 @@
+"""The wrapper script every task's service runs, which cleans up after an uninstalled
+application.
+
+systemd keeps starting a user unit long after the program it names is gone. So the services
+run a small POSIX ``sh`` script, kept in the application's data directory, with the whole
+launch command as its arguments. Before each run it checks that the application is still
+installed: the interpreter or frozen executable exists and is executable, and the script (or
+the module file of ``python -m pkg``) recorded at scheduling still exists. If so it ``exec``\\s
+its arguments, so the application replaces it and systemd sees the application's exit status.
+
+If not, it removes the task: stops and disables the task's timer, path and retry units,
+disables its services (it does not stop them: it runs inside one, and stopping it would kill
+the cleanup half-way), deletes the unit files and their ``.wants`` links, reloads the manager,
+deletes the task's files in the data directory and finally itself, and exits 0 so the run does
+not count as a failure.
+
+Every value is validated here and written in single quotes, so nothing in it is ever
+interpreted by the shell.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from lamplighter.ids import TaskId, validate_app_id
+from lamplighter.invocation import LaunchCommand
+from lamplighter_systemd.units import unit_names
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+__all__ = [
+    "WRAPPER_DIR",
+    "default_wrapper_path",
+    "render_wrapper",
+    "sh_quote",
+    "task_files",
+    "write_wrapper",
+]
+
+#: The folder of the application's data directory that holds the wrapper scripts.
+WRAPPER_DIR: Final = "systemd"
+
+# The targets whose .wants folders can hold links to the task's units.
+_WANTS_TARGETS: Final = ("default.target", "timers.target", "paths.target")
+
+
+def sh_quote(value: str) -> str:
+    """``value`` as one POSIX sh word in single quotes (``'`` written as ``'\\''``)."""
+    if "\0" in value:
+        raise ValueError(f"{value!r} contains a NUL character, which no sh word can hold")
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def _absolute(value: str | PathLike[str], field: str) -> str:
+    text = os.fspath(value)
+    if not isinstance(text, str) or not os.path.isabs(text):
+        raise ValueError(f"{field} must be an absolute path, got {text!r}")
+    if any(char in text for char in "\0\n\r"):
+        raise ValueError(f"{field} {text!r} contains a NUL or a line break, which is not allowed")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} {text!r} is not valid UTF-8 text") from None
+    return text
+
+
+def default_wrapper_path(app_dir: str | PathLike[str], task_id: TaskId | str) -> Path:
+    """Where the wrapper of ``task_id`` lives: ``<app_dir>/systemd/<task_id>.sh``.
+
+    Args:
+        app_dir: the application's data directory (``<data_dir>/<app_id>``).
+        task_id: the task.
+    """
+    return Path(_absolute(app_dir, "app_dir")) / WRAPPER_DIR / f"{TaskId.of(task_id).value}.sh"
+
+
+def task_files(app_dir: str | PathLike[str], task_id: TaskId | str) -> list[str]:
+    """The task's files in the application's data directory, as the task store lays them out
+    (task file, history, run and write locks)."""
+    from lamplighter.store import TaskStore
+
+    task = TaskId.of(task_id)
+    store = TaskStore(Path(_absolute(app_dir, "app_dir")))
+    return [
+        str(store.task_path(task)),
+        str(store.history_path(task)),
+        str(store.locks_dir / f"{task.value}.run"),
+        str(store.locks_dir / f"{task.value}.write"),
+    ]
+
+
+def render_wrapper(
+    *,
+    app_id: str,
+    task_id: TaskId | str,
+    launch_command: LaunchCommand,
+    wrapper_path: str | PathLike[str],
+    unit_dir: str | PathLike[str],
+    app_dir: str | PathLike[str],
+) -> str:
+    """The text of the wrapper script of one task.
+
+    Args:
+        app_id: the application's id.
+        task_id: the task.
+        launch_command: how the application is started; its ``program`` and ``script`` are
+            the files whose disappearance means the application was uninstalled.
+        wrapper_path: where the script will be written (it deletes this file when cleaning up).
+        unit_dir: the directory the task's unit files are written to (e.g.
+            ``~/.config/systemd/user``).
+        app_dir: the application's data directory (``<data_dir>/<app_id>``), which holds the
+            task's files.
+
+    Raises:
+        ValueError: an id is invalid or a path is not absolute, or holds a line break.
+    """
+    app = validate_app_id(app_id)
+    task = TaskId.of(task_id)
+    if not isinstance(launch_command, LaunchCommand):
+        raise TypeError(f"launch_command must be a LaunchCommand, got {launch_command!r}")
+    program = _absolute(launch_command.program, "launch_command.program")
+    script = (
+        None
+        if launch_command.script is None
+        else _absolute(launch_command.script, "launch_command.script")
+    )
+    wrapper = _absolute(wrapper_path, "wrapper_path")
+    units_path = _absolute(unit_dir, "unit_dir").rstrip("/") or "/"
+    names = unit_names(app, task)
+    files = task_files(app_dir, task)
+    corrupt_glob = sh_quote(files[0] + ".corrupt-") + "*"
+
+    def words(values: list[str]) -> str:
+        return " ".join(sh_quote(value) for value in values)
+
+    triggers = [names.timer, names.path, names.retry_timer]
+    services = [names.service, names.retry_service]
+    link_words = " ".join(f'"$unit_dir/{target}.wants/$unit"' for target in _WANTS_TARGETS)
+    installed = '[ -f "$program" ] && [ -x "$program" ]' + (
+        ' && [ -e "$script" ]' if script is not None else ""
+    )
+    return f"""#!/bin/sh
+# Lamplighter: runs task {task.value} of {app} for systemd, or, once the application is
+# uninstalled, removes the task's units and files and then this script. Written by
+# Lamplighter; it rewrites or removes this file as the task changes.
+program={sh_quote(program)}
+script={sh_quote(script or "")}
+unit_dir={sh_quote(units_path)}
+if [ "$#" -eq 0 ]; then
+    printf 'lamplighter: %s expects the launch command as arguments\\n' "$0" >&2
+    exit 2
+fi
+if {installed}; then
+    exec "$@"
+fi
+printf 'lamplighter: %s or %s is gone; removing task %s of %s\\n' \\
+    "$program" "$script" {sh_quote(task.value)} {sh_quote(app)} >&2
+set --
+for unit in {words(triggers)}; do
+    if [ -e "$unit_dir/$unit" ]; then set -- "$@" "$unit"; fi
+done
+if [ "$#" -gt 0 ]; then systemctl --user disable --now "$@" || :; fi
+set --
+for unit in {words(services)}; do
+    if [ -e "$unit_dir/$unit" ]; then set -- "$@" "$unit"; fi
+done
+if [ "$#" -gt 0 ]; then systemctl --user disable "$@" || :; fi
+for unit in {words(list(names.all()))}; do
+    rm -f -- "$unit_dir/$unit" {link_words}
+done
+systemctl --user daemon-reload || :
+rm -f -- {words(files)} {corrupt_glob}
+rm -f -- {sh_quote(wrapper)}
+exit 0
+"""
+
+
+def write_wrapper(path: str | PathLike[str], text: str) -> None:
+    """Write a wrapper script atomically with mode 0700.
+
+    The text goes to a temporary file in the same directory, is flushed to disk and renamed
+    over ``path``, so systemd never starts a half-written script. Missing parent folders are
+    created with mode 0700.
+    """
+    target = Path(_absolute(path, "path"))
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600; the umask does not apply to chmod.
+        os.chmod(tmp, 0o700)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
