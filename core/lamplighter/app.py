@@ -152,6 +152,8 @@ class Lamplighter:
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
+        # tasks(): the decoded request of each task, while its stored mapping is the same.
+        self._listing_cache: dict[TaskId, tuple[object, TaskRequest]] = {}
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
         self._inline_monitors: list[Any] | None = None
 
@@ -204,6 +206,10 @@ class Lamplighter:
             # A running application batches its journal writes (other processes read them
             # within a second); an OS-launched run writes each event at once.
             self._journal_open(flush_interval=JOURNAL_FLUSH_INTERVAL)
+            # Monitors first, so that they see the failures of other plugins (and of a
+            # monitor hook that raised) as LibraryError events.
+            for monitor in manager.monitors(self):
+                self.attach_monitor(monitor)
             for failure in manager.failures:
                 self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
             backend = self._ensure_backend()
@@ -216,8 +222,6 @@ class Lamplighter:
                 self._runner = None
             self._sweep()
             backend.start()
-            for monitor in manager.monitors(self):
-                self.attach_monitor(monitor)
 
     def _adopt_running_loop(self) -> None:
         if "asyncio" not in sys.modules:
@@ -624,6 +628,7 @@ class Lamplighter:
         to_install: list[TaskRequest] = []
         to_remove: list[TaskId] = []
         events: list[MonitorEvent] = []
+        writes: list[tuple[TaskId, dict[str, Any]]] = []
         for request in requests:
             tid = request.task_id
             try:
@@ -642,7 +647,7 @@ class Lamplighter:
                 if policy is ExistingTaskPolicy.UPDATE_DATA:
                     existing.request["input"] = encoded["input"]
                     existing.request["constraints"] = encoded["constraints"]
-                    self.store.save(tid, existing.to_dict())
+                    writes.append((tid, existing.to_dict()))
                     events.append(Scheduled(task_id=tid))
                     results.append(True)
                     continue
@@ -650,7 +655,7 @@ class Lamplighter:
                     queue = list(existing.state.get("queue") or [])
                     queue.append(encoded)
                     existing.state["queue"] = queue
-                    self.store.save(tid, existing.to_dict())
+                    writes.append((tid, existing.to_dict()))
                     events.append(Scheduled(task_id=tid))
                     results.append(True)
                     continue
@@ -660,9 +665,11 @@ class Lamplighter:
             else:
                 previous[tid] = raw
                 events.append(Scheduled(task_id=tid))
-            self.store.save(tid, TaskDocument.new(encoded, now).to_dict())
+            writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
             to_install.append(request)
             results.append(True)
+        # One flush to disk for the whole batch (each file is still replaced atomically).
+        self.store.save_many(writes)
         try:
             if to_remove:
                 for tid in to_remove:
@@ -727,28 +734,79 @@ class Lamplighter:
 
     def tasks(self) -> list[TaskInfo]:
         """Snapshots of every task, sorted by id. Broken task files are listed in
-        ``diagnostics()``."""
+        ``diagnostics()``.
+
+        The backend is asked once for all tasks: an OS backend may then give next runs as
+        its scheduler computes them from the schedule, where ``task_info()`` asks the
+        scheduler itself.
+        """
         scan = self.store.load_all()
+        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in scan.documents.items()}
+        backend = self._backend
+        next_runs: dict[TaskId, datetime | None] = {}
+        running: set[TaskId] | None = None
+        if backend is not None:
+            scheduled = {}
+            for tid, doc in documents.items():
+                if doc.state.get("status") != "scheduled":
+                    continue
+                try:
+                    stored = scan.documents[tid]["request"]
+                    cached = self._listing_cache.get(tid)
+                    if cached is None or cached[0] is not stored:
+                        cached = (stored, self.decode_request(stored))
+                        self._listing_cache[tid] = cached
+                    scheduled[tid] = (cached[1], doc.state)
+                except (KeyError, TypeError, ValueError) as exc:
+                    logger.warning("lamplighter: cannot read task %s: %s", tid.value, exc)
+            try:
+                next_runs = backend.next_runs(scheduled)
+                running = backend.running_tasks()
+            except Exception as exc:
+                logger.warning("lamplighter: the backend could not list next runs: %s", exc)
         return [
-            self._info(tid, TaskDocument.from_dict(raw))
-            for tid, raw in sorted(scan.documents.items())
+            self._info(tid, doc, next_run=next_runs.get(tid), running=running)
+            for tid, doc in sorted(documents.items())
         ]
 
-    def _info(self, tid: TaskId, doc: TaskDocument) -> TaskInfo:
+    _ASK = object()
+
+    def _info(
+        self,
+        tid: TaskId,
+        doc: TaskDocument,
+        *,
+        next_run: datetime | object | None = _ASK,
+        running: set[TaskId] | None = None,
+    ) -> TaskInfo:
         status = doc.state.get("status")
-        running = self._is_running(tid)
-        if running:
+        backend = self._backend
+        if next_run is self._ASK and running is None and backend is not None:
+            try:
+                next_run, is_running = backend.describe(tid)
+            except Exception as exc:
+                logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
+                next_run, is_running = None, False
+            is_running = is_running or self.store.is_running(tid)
+        elif running is not None:
+            is_running = tid in running
+        else:
+            is_running = self._is_running(tid)
+        if is_running:
             state = TaskState.RUNNING
         elif status == "scheduled":
             state = TaskState.SCHEDULED
         else:
             state = TaskState.INACTIVE
-        next_run = None
-        if status == "scheduled" and self._backend is not None:
+        if status != "scheduled" or self._backend is None:
+            next_run = None
+        elif next_run is self._ASK:
             try:
                 next_run = self._backend.next_run(tid)
             except Exception as exc:
                 logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
+                next_run = None
+        assert next_run is None or isinstance(next_run, datetime)
         return TaskInfo(
             task_id=tid,
             state=state,

@@ -9,8 +9,8 @@ constraints, retries, recording and events behave identically on every backend.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -82,6 +82,42 @@ class BackendHost(Protocol):
         ...
 
 
+def expected_next_run(
+    request: TaskRequest, state: Mapping[str, Any], now: datetime
+) -> datetime | None:
+    """When a scheduler that follows the model fires the task next, from its request and
+    stored state (``scheduled_at``, ``last_run``, ``retry_at``): the first periodic run one
+    interval (less the flex window) after scheduling and each next one after the last run,
+    calendar runs by the calendar engine, one-shot runs at their time until they ran. An
+    arranged retry comes first when it is earlier. Event triggers answer None.
+    """
+    from lamplighter.model import Calendar, Exact, OneTime, Periodic, Windowed
+
+    def moment(key: str) -> datetime | None:
+        value = state.get(key)
+        return None if value is None else datetime.fromisoformat(value)
+
+    trigger = request.trigger
+    scheduled_at = moment("scheduled_at") or now
+    last_run = moment("last_run")
+    regular: datetime | None = None
+    if isinstance(trigger, Periodic):
+        step = trigger.interval - (trigger.flex or timedelta(0))
+        regular = (last_run or scheduled_at) + step
+    elif isinstance(trigger, Calendar):
+        regular = trigger.expr.next_after(now)
+    elif last_run is None:
+        if isinstance(trigger, OneTime):
+            regular = scheduled_at + trigger.delay
+        elif isinstance(trigger, Exact):
+            regular = trigger.at
+        elif isinstance(trigger, Windowed):
+            regular = trigger.start
+    retry_at = moment("retry_at")
+    candidates = [t for t in (regular, retry_at) if t is not None]
+    return min(candidates) if candidates else None
+
+
 class Backend(abc.ABC):
     """Base class of backends. A plugin returns the subclass from ``BackendInfo.load``.
 
@@ -123,6 +159,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def next_run(self, task_id: TaskId) -> datetime | None:
         """When the task fires next, as far as the scheduler knows."""
+
+    def next_runs(
+        self, scheduled: Mapping[TaskId, tuple[TaskRequest, Mapping[str, Any]]]
+    ) -> dict[TaskId, datetime | None]:
+        """:meth:`next_run` of many tasks at once, for ``Lamplighter.tasks()``.
+
+        ``scheduled`` maps each task to its request and stored state. The default asks
+        :meth:`next_run` per task; a backend whose every answer costs a round trip to the
+        OS may answer from the schedule instead (:func:`expected_next_run`).
+        """
+        return {task_id: self.next_run(task_id) for task_id in scheduled}
+
+    def describe(self, task_id: TaskId) -> tuple[datetime | None, bool]:
+        """:meth:`next_run` and :meth:`is_running` of one task; a backend that asks the OS
+        may answer both in one round trip."""
+        return self.next_run(task_id), self.is_running(task_id)
+
+    def running_tasks(self) -> set[TaskId] | None:
+        """Every task of this application with a run in progress, in one query; None when
+        the backend can only answer per task (:meth:`is_running`)."""
+        return None
 
     def cancel_running(self, task_id: TaskId) -> bool:
         """Interrupt a run of ``task_id`` in progress, if this backend can; returns whether

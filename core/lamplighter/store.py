@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +60,7 @@ HISTORY_LIMIT = 100
 # The history file is compacted to HISTORY_LIMIT lines once it grows past this size.
 _HISTORY_COMPACT_BYTES = 96 * 1024
 _TMP_SUFFIX = ".tmp"
+_DOCUMENT_CACHE_SIZE = 10_000
 _CORRUPT_MARK = ".corrupt-"
 _WINDOWS = sys.platform == "win32"
 
@@ -120,7 +121,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_temporary(path: Path, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a new temporary file beside ``path`` (fsynced when ``durable``)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}{_TMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
     try:
@@ -128,18 +130,44 @@ def _write_atomic(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
+    return tmp
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = _write_temporary(path, data)
     try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _sync_directory_contents(directory: Path, files: Sequence[Path]) -> None:
+    """Flush ``files`` (all in ``directory``) to disk: one ``syncfs`` of the directory's
+    file system on Linux, an fsync per file elsewhere."""
+    if sys.platform.startswith("linux") and len(files) > 1:
+        import ctypes
+
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _utc_stamp() -> str:
@@ -151,8 +179,9 @@ def _utc_stamp() -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _lock_fd(fd: int, *, blocking: bool) -> bool:
-    """Lock an open file exclusively; False if ``blocking`` is off and someone holds it."""
+def _lock_fd(fd: int, *, blocking: bool, shared: bool = False) -> bool:
+    """Lock an open file (exclusively unless ``shared``); False if ``blocking`` is off and
+    someone holds it. Windows has no shared locks: there every lock is exclusive."""
     if sys.platform == "win32":
         import msvcrt
 
@@ -168,7 +197,8 @@ def _lock_fd(fd: int, *, blocking: bool) -> bool:
     import fcntl
 
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        fcntl.flock(fd, mode | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
     return True
@@ -311,6 +341,7 @@ class TaskStore:
         self.locks_dir = self.root / "locks"
         self._ready = False
         self._thread_lock = threading.RLock()
+        self._cache: dict[Path, tuple[bytes, dict[str, Any]]] = {}
 
     @classmethod
     def for_app(cls, app_id: str, data_dir: str | Path | None = None) -> TaskStore:
@@ -337,10 +368,28 @@ class TaskStore:
         return self.history_dir / f"{TaskId.of(task_id).value}.jsonl"
 
     @contextmanager
+    def _store_lock(self, *, exclusive: bool) -> Iterator[None]:
+        """The store-wide lock: shared by single-task writes, exclusive for a batch."""
+        self._ensure_dirs()
+        fd = os.open(
+            self.locks_dir / "store.lock",
+            os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
+            0o600,
+        )
+        try:
+            _lock_fd(fd, blocking=True, shared=not exclusive)
+            try:
+                yield
+            finally:
+                _unlock_fd(fd)
+        finally:
+            os.close(fd)
+
+    @contextmanager
     def _write_lock(self, task_id: TaskId) -> Iterator[None]:
         self._ensure_dirs()
         path = self.locks_dir / f"{task_id.value}.write"
-        with self._thread_lock:
+        with self._thread_lock, self._store_lock(exclusive=False):
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
             try:
                 _lock_fd(fd, blocking=True)
@@ -364,8 +413,19 @@ class TaskStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
+            self._cache.pop(path, None)
             return None
-        return self._parse(path, data)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == data:
+            return cached[1]
+        document = self._parse(path, data)
+        # Parsed documents are kept with the bytes they came from, so listing many tasks
+        # again parses only the files whose content changed; callers treat a loaded
+        # document as read-only.
+        if len(self._cache) >= _DOCUMENT_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[path] = (data, document)
+        return document
 
     def load_quiet(self, task_id: TaskId) -> dict[str, Any] | None:
         """Like :meth:`load`, but a broken file reads as None (it is logged and, if
@@ -420,6 +480,35 @@ class TaskStore:
         with self._write_lock(task_id):
             self._write(task_id, document)
 
+    def save_many(self, items: Sequence[tuple[TaskId, dict[str, Any]]]) -> None:
+        """Write several task files with one flush to disk.
+
+        Each document goes to a temporary file; the file system is then synced once (one
+        ``syncfs`` on Linux, instead of an fsync per file) before each file is renamed into
+        place and the directory is synced. Every file is still replaced atomically, and
+        none is renamed before all are on disk. The store-wide lock is held exclusively,
+        so no single-task write interleaves.
+        """
+        if not items:
+            return
+        self._ensure_dirs()
+        with self._thread_lock, self._store_lock(exclusive=True):
+            staged: list[tuple[Path, Path]] = []
+            try:
+                for task_id, document in items:
+                    target = self.task_path(TaskId.of(task_id))
+                    body = {**document, "schema_version": SCHEMA_VERSION}
+                    data = json.dumps(body, indent=1, sort_keys=True).encode()
+                    staged.append((_write_temporary(target, data, durable=False), target))
+                _sync_directory_contents(self.tasks_dir, [tmp for tmp, _ in staged])
+                for tmp, target in staged:
+                    os.replace(tmp, target)
+            except BaseException:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(self.tasks_dir)
+
     def _write(self, task_id: TaskId, document: dict[str, Any]) -> None:
         body = {"schema_version": SCHEMA_VERSION, **document}
         body["schema_version"] = SCHEMA_VERSION
@@ -457,26 +546,34 @@ class TaskStore:
 
     def task_ids(self) -> list[TaskId]:
         """The ids of every task file, sorted (broken ones included)."""
-        ids = []
-        for path in self._task_files():
-            try:
-                ids.append(TaskId(path.name[: -len(".json")]))
-            except ValueError:
-                continue  # not one of ours
-        return sorted(ids, key=lambda tid: tid.value)
+        return self._scan_names()[0]
 
-    def _task_files(self) -> list[Path]:
+    def _scan_names(self) -> tuple[list[TaskId], list[str]]:
+        """The task ids of the task files, and the names of files moved aside, sorted."""
         try:
-            entries = list(self.tasks_dir.iterdir())
+            names = sorted(os.listdir(self.tasks_dir))
         except FileNotFoundError:
-            return []
-        return [p for p in entries if p.name.endswith(".json") and not p.name.startswith(".")]
+            return [], []
+        ids: list[TaskId] = []
+        moved: list[str] = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            if name.endswith(".json"):
+                try:
+                    ids.append(TaskId(name[: -len(".json")]))
+                except ValueError:
+                    continue  # not one of ours
+            elif _CORRUPT_MARK in name:
+                moved.append(name)
+        return ids, moved
 
     def load_all(self) -> StoreScan:
         """Every task document; unreadable files are moved aside and reported."""
         documents: dict[TaskId, dict[str, Any]] = {}
         broken: list[BrokenTask] = []
-        for tid in self.task_ids():
+        ids, _ = self._scan_names()
+        for tid in ids:
             try:
                 document = self.load(tid)
             except CorruptTaskFile as exc:
@@ -494,13 +591,9 @@ class TaskStore:
             if document is not None:
                 documents[tid] = document
         reported = {b.moved_to for b in broken}
-        try:
-            entries = sorted(self.tasks_dir.iterdir())
-        except FileNotFoundError:
-            entries = []
-        for path in entries:
-            name = path.name
-            if _CORRUPT_MARK not in name or path in reported:
+        for name in self._scan_names()[1]:
+            path = self.tasks_dir / name
+            if path in reported:
                 continue
             original = name.split(_CORRUPT_MARK, 1)[0]
             broken.append(
@@ -651,6 +744,10 @@ class MemoryTaskStore(TaskStore):
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
         self._documents[TaskId.of(task_id)] = {**document, "schema_version": SCHEMA_VERSION}
+
+    def save_many(self, items: Sequence[tuple[TaskId, dict[str, Any]]]) -> None:
+        for task_id, document in items:
+            self.save(task_id, document)
 
     def update(
         self,
