@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lamplighter.backend import Backend, BackendHost, BackendUnavailable
+from lamplighter.backend import Backend, BackendHost, BackendUnavailable, expected_next_run
 from lamplighter.hookspecs import Capabilities
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskRequest
@@ -30,10 +31,11 @@ from lamplighter_systemd.units import (
     render_retry_timer,
     render_task_units,
     unit_names,
+    unit_prefix,
 )
 from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, write_wrapper
 
-__all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
+__all__ = ["CAPABILITIES", "SystemdBackend", "sync_files", "unit_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +58,44 @@ def unit_directory(environ: Mapping[str, str]) -> Path:
 
 
 def _write_unit(path: Path, text: str) -> None:
+    """Write a unit file atomically (temporary file, rename); durability comes from one
+    :func:`sync_files` call for the whole batch."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+_WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
+
+
+def sync_files(directories: Sequence[Path]) -> None:
+    """Flush what was written under ``directories`` to disk: one ``syncfs`` per file system
+    on Linux (much cheaper than an fsync per file for a batch of units), else ``sync``."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        seen: set[int] = set()
+        for directory in directories:
+            try:
+                device = os.stat(directory).st_dev
+            except FileNotFoundError:
+                continue
+            if device in seen:
+                continue
+            seen.add(device)
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                if libc.syncfs(fd) != 0:
+                    os.sync()
+            finally:
+                os.close(fd)
+        return
+    os.sync()
 
 
 class SystemdBackend(Backend):
@@ -123,8 +155,12 @@ class SystemdBackend(Backend):
 
     # ------------------------------------------------------------------ rendering
 
+    @property
+    def _wrapper(self) -> Path:
+        return default_wrapper_path(self.host.data_dir)
+
     def _wrapper_path(self, task_id: TaskId) -> Path:
-        return default_wrapper_path(self.host.data_dir, task_id)
+        return self._wrapper
 
     def _render(self, request: TaskRequest) -> TaskUnits:
         return render_task_units(
@@ -143,45 +179,105 @@ class SystemdBackend(Backend):
     # ------------------------------------------------------------------ installing
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
+        from lamplighter_systemd.manager import SystemdError
+
         rendered = [(request, self._render(request)) for request in requests]
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         manager = self.manager
+        stale: list[str] = []
+        wrapper = self._wrapper
+        text = render_wrapper(
+            app_id=self.host.app_id,
+            launch_command=self.host.launch_command,
+            wrapper_path=wrapper,
+            unit_dir=self.unit_dir,
+            app_dir=self.host.data_dir,
+        )
+        try:
+            current = wrapper.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            write_wrapper(wrapper, text, durable=False)
+        existing: set[str] = set()
         for request, units in rendered:
             tid = request.task_id
-            wrapper = self._wrapper_path(tid)
-            wrapper.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            write_wrapper(
-                wrapper,
-                render_wrapper(
-                    app_id=self.host.app_id,
-                    task_id=tid,
-                    launch_command=self.host.launch_command,
-                    wrapper_path=wrapper,
-                    unit_dir=self.unit_dir,
-                    app_dir=self.host.data_dir,
-                ),
-            )
             names = unit_names(self.host.app_id, tid)
+            existing.update(n for n in units.files if (self.unit_dir / n).exists())
             # A trigger of another kind than before leaves units this request does not use.
-            for stale in (names.timer, names.path, names.retry_timer):
-                if stale not in units.files:
-                    self._stop_quietly(stale)
-                    (self.unit_dir / stale).unlink(missing_ok=True)
+            stale += [
+                n
+                for n in (names.timer, names.path, names.retry_timer)
+                if n not in units.files and (self.unit_dir / n).exists()
+            ]
             for name, text in units.files.items():
+                # The retry service is written with the first retry (arrange_retry): most
+                # tasks never need it, and each file costs a create. A stale one goes.
+                if name == units.retry_service:
+                    (self.unit_dir / name).unlink(missing_ok=True)
+                    continue
                 _write_unit(self.unit_dir / name, text)
-        manager.reload()
-        for _request, units in rendered:
-            if units.enable:
-                manager.enable_unit_files(units.enable, force=True)
-            for trigger_unit in (units.timer, units.path_unit):
-                if trigger_unit is not None:
-                    # Restarting resets OnActiveSec: the first run is one interval from now.
-                    self._stop_quietly(trigger_unit)
-                    manager.start_unit(trigger_unit)
-            if units.start_now:
-                manager.start_unit(units.service)
-        if any(units.enable for _r, units in rendered):
-            manager.reload()
+        sync_files([self.unit_dir, self.host.data_dir])
+        for unit in stale:
+            self._stop_quietly(unit)
+            (self.unit_dir / unit).unlink(missing_ok=True)
+        for _r, units in rendered:
+            self._enable(units.enable)
+        if existing or stale:
+            manager.reload()  # changed unit files are only read again on a reload
+        # else every unit is new: the manager loads a unit file it has not seen on first use,
+        # so a batch of new tasks needs no reload (the costliest step of all).
+        # Restarting a timer resets OnActiveSec: the first run comes one interval from now.
+        triggers = [
+            unit
+            for _r, units in rendered
+            for unit in (units.timer, units.path_unit)
+            if unit is not None
+        ]
+        again = [unit for unit in triggers if unit in existing]
+        if again:
+            manager.restart_units(again)
+        new = [unit for unit in triggers if unit not in existing]
+        if new:
+            try:
+                manager.start_units(new)
+            except SystemdError:
+                # A manager that had looked the name up before may hold on to "not found".
+                manager.reload()
+                manager.start_units(new)
+        now = [units.service for _r, units in rendered if units.start_now]
+        if now:
+            manager.start_units(now)
+
+    def _links(self, unit: str) -> Path:
+        # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
+        target = _WANTED_BY[unit.rsplit(".", 1)[1]]
+        return self.unit_dir / f"{target}.wants" / unit
+
+    def _enable(self, units: Sequence[str]) -> None:
+        """Enable units the way ``systemctl enable`` does — a symlink in the
+        ``<target>.wants`` directory their ``WantedBy=`` names — without a D-Bus round trip
+        per unit; the next reload picks them up."""
+        made: set[Path] = set()
+        for unit in units:
+            link = self._links(unit)
+            if link.parent not in made:
+                link.parent.mkdir(parents=True, exist_ok=True)
+                made.add(link.parent)
+            target = self.unit_dir / unit
+            try:
+                os.symlink(target, link)
+            except FileExistsError:
+                if os.path.islink(link) and os.readlink(link) == str(target):
+                    continue
+                tmp = link.with_name(f".{unit}.{os.getpid()}.tmp")
+                tmp.unlink(missing_ok=True)
+                os.symlink(target, tmp)
+                os.replace(tmp, link)
+
+    def _disable(self, units: Sequence[str]) -> None:
+        for unit in units:
+            self._links(unit).unlink(missing_ok=True)
 
     def _stop_quietly(self, unit: str) -> None:
         from lamplighter_systemd.manager import SystemdError
@@ -192,33 +288,38 @@ class SystemdBackend(Backend):
             logger.debug("lamplighter: stopping %s: %s", unit, exc)
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
-        from lamplighter_systemd.manager import SystemdError
-
         manager = self.manager
+        present: list[str] = []
         for tid in task_ids:
             names = unit_names(self.host.app_id, tid)
-            present = [n for n in names.all() if (self.unit_dir / n).exists()]
-            for unit in (names.timer, names.path, names.retry_timer):
-                if unit in present:
-                    self._stop_quietly(unit)
-            if present:
-                try:
-                    manager.disable_unit_files(present)
-                except SystemdError as exc:
-                    logger.debug("lamplighter: disabling %s: %s", present, exc)
-            for unit in present:
-                (self.unit_dir / unit).unlink(missing_ok=True)
-            self._wrapper_path(tid).unlink(missing_ok=True)
+            present += [n for n in names.all() if (self.unit_dir / n).exists()]
+        triggers = [n for n in present if not n.endswith(".service")]
+        if triggers:
+            states = manager.list_units_by_names(triggers)
+            for status in states:
+                if status.active_state not in ("inactive", "failed"):
+                    self._stop_quietly(status.name)
+        self._disable(present)
+        for unit in present:
+            (self.unit_dir / unit).unlink(missing_ok=True)
         manager.reload()
+        prefix = unit_prefix(self.host.app_id, "x")[: -len("x")]
+        if not any(p.name.startswith(prefix) for p in self.unit_dir.iterdir()):
+            self._wrapper.unlink(missing_ok=True)  # the application's last task is gone
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         unit = render_retry_timer(self.host.app_id, task_id, at)
+        stored = self.host.store.load(task_id)
+        if stored is None:
+            return  # cancelled meanwhile
+        units = self._render(self.host.decode_request(stored["request"]))
+        _write_unit(self.unit_dir / units.retry_service, units.files[units.retry_service])
         _write_unit(self.unit_dir / unit.name, unit.text)
+        sync_files([self.unit_dir])
         manager = self.manager
+        self._enable([unit.name])
         manager.reload()
-        manager.enable_unit_files([unit.name], force=True)
-        self._stop_quietly(unit.name)  # a newer retry replaces the earlier one
-        manager.start_unit(unit.name)
+        manager.restart_units([unit.name])  # a newer retry replaces the earlier one
 
     # ------------------------------------------------------------------ queries
 
@@ -235,23 +336,42 @@ class SystemdBackend(Backend):
         ]
         return min(pending) if pending else None
 
-    def next_runs(self, task_ids: Sequence[TaskId]) -> dict[TaskId, datetime | None]:
-        """:meth:`next_run` of many tasks in one batch of D-Bus calls."""
-        wanted: dict[str, TaskId] = {}
-        for tid in task_ids:
-            names = unit_names(self.host.app_id, tid)
-            for name in (names.timer, names.retry_timer):
-                if (self.unit_dir / name).exists():
-                    wanted[name] = tid
-        result: dict[TaskId, datetime | None] = dict.fromkeys(task_ids)
-        if not wanted:
-            return result
-        for name, info in self.manager.timer_infos(list(wanted)).items():
-            if info is None or info.active_state != "active" or info.next_elapse is None:
-                continue
-            tid = wanted[name]
-            current = result[tid]
-            result[tid] = info.next_elapse if current is None else min(current, info.next_elapse)
+    def next_runs(
+        self, scheduled: Mapping[TaskId, tuple[TaskRequest, Mapping[str, Any]]]
+    ) -> dict[TaskId, datetime | None]:
+        """Next runs for a listing, computed from the schedule the way systemd computes
+        them from the units (:func:`lamplighter.backend.expected_next_run`): asking the
+        manager costs a round trip per timer. ``next_run`` asks the manager itself."""
+        now = self.host.now()
+        return {
+            tid: expected_next_run(request, state, now)
+            for tid, (request, state) in scheduled.items()
+        }
+
+    def running_tasks(self) -> set[TaskId] | None:
+        """The tasks whose service is starting or running, in one query to the manager."""
+        from lamplighter_systemd.units import parse_unit_name, unit_prefix
+
+        prefix = unit_prefix(self.host.app_id, "x")[: -len("x")]
+        # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
+        # escapes the next character.
+        pattern = prefix.replace("\\", "\\\\") + "*.service"
+        statuses = self.manager.list_units_by_patterns(
+            ["activating", "active", "reloading", "deactivating"], [pattern]
+        )
+        running: set[TaskId] = set()
+        for status in statuses:
+            parsed = parse_unit_name(status.name)
+            if parsed is not None and parsed.app_id == self.host.app_id:
+                running.add(parsed.task_id)
+        return running
+
+    def describe(self, task_id: TaskId) -> tuple[datetime | None, bool]:
+        names = unit_names(self.host.app_id, task_id)
+        timers = [n for n in (names.timer, names.retry_timer) if (self.unit_dir / n).exists()]
+        result: tuple[datetime | None, bool] = self.manager.next_elapse_and_running(
+            timers, [names.service, names.retry_service]
+        )
         return result
 
     def is_running(self, task_id: TaskId) -> bool:

@@ -350,6 +350,39 @@ class UserManager:
         """
         return self._job("StartUnit", "start", name, mode, START_MODES, wait, timeout)
 
+    def restart_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+        """Queue a restart job (a start, for a unit that is not running) for each unit of
+        ``names`` in one pipelined exchange; returns the job paths in order.
+
+        Raises:
+            SystemdError: systemd refused a job (the first refusal, naming its unit).
+        """
+        return self._jobs("RestartUnit", "restart", list(names), mode)
+
+    def start_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+        """Queue a start job for each unit of ``names`` in one pipelined exchange (the
+        replies are read after all requests are sent); returns the job paths in order.
+
+        Raises:
+            SystemdError: systemd refused a job (the first refusal is raised, naming its
+                unit, after every request was sent).
+        """
+        return self._jobs("StartUnit", "start", list(names), mode)
+
+    def _jobs(self, method: str, verb: str, wanted: list[str], mode: str) -> list[str]:
+        if mode not in START_MODES:
+            raise ValueError(
+                f"mode {mode!r} is not a {verb} job mode; allowed: {', '.join(START_MODES)}"
+            )
+        replies = self._exchange(
+            [_manager_call(method, "ss", (name, mode)) for name in wanted], timeout=None
+        )
+        jobs = []
+        for name, reply in zip(wanted, replies, strict=True):
+            _raise_for_error(reply, f"{verb} {name!r}", name)
+            jobs.append(str(reply.body[0]))
+        return jobs
+
     def stop_unit(
         self,
         name: str,
@@ -566,19 +599,28 @@ class UserManager:
             ValueError: A name is not a timer unit name.
             SystemdError: systemd did not answer, or refused.
         """
-        wanted = list(dict.fromkeys(names))
+        return self.describe(names)[0]
+
+    def describe(
+        self, timers: Iterable[str], units: Iterable[str] = ()
+    ) -> tuple[dict[str, TimerInfo | None], dict[str, UnitStatus]]:
+        """:meth:`timer_infos` of ``timers`` and the :class:`UnitStatus` of other ``units``,
+        all in one pipelined exchange (one round trip)."""
+        wanted = list(dict.fromkeys(timers))
         for name in wanted:
             if not name.endswith(".timer"):
                 raise ValueError(f"timer name {name!r} must end with '.timer'")
-        if not wanted:
-            return {}
+        others = [u for u in dict.fromkeys(units) if u not in wanted]
+        if not wanted and not others:
+            return {}, {}
+        listed = [*wanted, *others]
         messages: list[Message | bytes] = [
             self._template(
-                ("ListUnitsByNames", *wanted),
-                lambda: _manager_call("ListUnitsByNames", "as", (wanted,)),
+                ("ListUnitsByNames", *listed),
+                lambda: _manager_call("ListUnitsByNames", "as", (listed,)),
             )
-            if len(wanted) == 1
-            else _manager_call("ListUnitsByNames", "as", (wanted,))
+            if len(listed) <= 3
+            else _manager_call("ListUnitsByNames", "as", (listed,))
         ]
         for name in wanted:
             path = unit_object_path(name)
@@ -587,12 +629,12 @@ class UserManager:
             )
         replies = self._exchange(messages, timeout=None)
         offset = self._clock_offset()
-        what = f"describe timer {wanted[0]!r}" if len(wanted) == 1 else "describe timers"
+        what = f"describe timer {listed[0]!r}" if len(listed) == 1 else "describe timers"
         for reply in replies:
-            _raise_for_error(reply, what, ", ".join(wanted))
+            _raise_for_error(reply, what, ", ".join(listed))
         statuses = [_unit_status(row) for row in replies[0].body[0]]
         infos: dict[str, TimerInfo | None] = {}
-        for name, status, timer in zip(wanted, statuses, replies[1:], strict=True):
+        for name, status, timer in zip(wanted, statuses[: len(wanted)], replies[1:], strict=True):
             if status.load_state == "not-found":
                 infos[name] = None
                 continue
@@ -612,7 +654,52 @@ class UserManager:
                 ),
                 last_trigger=_realtime(props.get("LastTriggerUSec", 0)),
             )
-        return infos
+        return infos, dict(zip(others, statuses[len(wanted) :], strict=True))
+
+    def next_elapse_and_running(
+        self, timers: Sequence[str], services: Sequence[str]
+    ) -> tuple[datetime | None, bool]:
+        """The earliest next elapse of the active ``timers`` and whether any of
+        ``services`` is starting or running, in one pipelined exchange of small messages.
+
+        Cheaper than :meth:`describe`: only the two elapse properties are read, and services
+        are matched among loaded units only (a unit that is not loaded is not running, and
+        asking for it by name would make the manager load it).
+        """
+        messages: list[Message | bytes] = []
+        for name in timers:
+            path = unit_object_path(name)
+            for prop, interface in (
+                ("ActiveState", UNIT_INTERFACE),
+                ("NextElapseUSecRealtime", TIMER_INTERFACE),
+                ("NextElapseUSecMonotonic", TIMER_INTERFACE),
+            ):
+                messages.append(
+                    self._template(
+                        ("Get", path, prop), partial(_get_property_call, path, interface, prop)
+                    )
+                )
+        states = ["activating", "active", "reloading", "deactivating"]
+        patterns = [name.replace("\\", "\\\\") for name in services]
+        messages.append(_manager_call("ListUnitsByPatterns", "asas", (states, patterns)))
+        replies = self._exchange(messages, timeout=None)
+        offset = self._clock_offset()
+        pending: list[datetime] = []
+        for i in range(len(timers)):
+            active, realtime, monotonic = replies[3 * i : 3 * i + 3]
+            if any(r.header.message_type == MessageType.error for r in (active, realtime)):
+                continue  # no such timer (any more)
+            if active.body[0][1] != "active":
+                continue
+            if (at := _realtime(realtime.body[0][1])) is not None:
+                pending.append(at)
+            if monotonic.header.message_type != MessageType.error:
+                usec = _usec(monotonic.body[0][1])
+                if usec is not None:
+                    pending.append(_EPOCH + timedelta(microseconds=usec + offset))
+        listing = replies[-1]
+        _raise_for_error(listing, "list running services", ", ".join(services))
+        return (min(pending) if pending else None), bool(listing.body[0])
 
     # ----------------------------------------------------------------------------------------
     # plumbing

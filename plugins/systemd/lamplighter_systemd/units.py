@@ -51,6 +51,7 @@ starts, exactly as on every other backend.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -303,7 +304,9 @@ def _check_text(value: str, what: str) -> None:
         ) from None
 
 
+@functools.lru_cache(maxsize=1024)
 def _quote(value: str, *, dollar: bool) -> str:
+    # Cached: a batch of tasks repeats the same program, script and flags.
     out = ['"']
     for char in value:
         if char == "\\":

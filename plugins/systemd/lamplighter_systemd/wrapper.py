@@ -1,5 +1,5 @@
-"""The wrapper script every task's service runs, which cleans up after an uninstalled
-application.
+"""The wrapper script the services of an application's tasks run, which cleans up after
+the application is uninstalled.
 
 systemd keeps starting a user unit long after the program it names is gone. So the services
 run a small POSIX ``sh`` script, kept in the application's data directory, with the whole
@@ -8,11 +8,13 @@ installed: the interpreter or frozen executable exists and is executable, and th
 the module file of ``python -m pkg``) recorded at scheduling still exists. If so it ``exec``\\s
 its arguments, so the application replaces it and systemd sees the application's exit status.
 
-If not, it removes the task: stops and disables the task's timer, path and retry units,
-disables its services (it does not stop them: it runs inside one, and stopping it would kill
-the cleanup half-way), deletes the unit files and their ``.wants`` links, reloads the manager,
-deletes the task's files in the data directory and finally itself, and exits 0 so the run does
-not count as a failure.
+If not, it removes every task of the application: stops and disables their timer, path and
+retry units, disables their services (it does not stop them: it runs inside one, and stopping
+it would kill the cleanup half-way), deletes the unit files and their ``.wants`` links,
+reloads the manager, deletes the tasks' files in the data directory and finally itself, and
+exits 0 so the run does not count as a failure. One script serves all the tasks of an
+application (the launch command is the same for all), so scheduling a batch of tasks writes
+one file, not one per task.
 
 Every value is validated here and written in single quotes, so nothing in it is ever
 interpreted by the shell.
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Final
 
 from lamplighter.ids import TaskId, validate_app_id
 from lamplighter.invocation import LaunchCommand
-from lamplighter_systemd.units import unit_names
+from lamplighter_systemd.units import unit_prefix
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -68,14 +70,13 @@ def _absolute(value: str | PathLike[str], field: str) -> str:
     return text
 
 
-def default_wrapper_path(app_dir: str | PathLike[str], task_id: TaskId | str) -> Path:
-    """Where the wrapper of ``task_id`` lives: ``<app_dir>/systemd/<task_id>.sh``.
+def default_wrapper_path(app_dir: str | PathLike[str]) -> Path:
+    """Where the application's wrapper lives: ``<app_dir>/systemd/run.sh``.
 
     Args:
         app_dir: the application's data directory (``<data_dir>/<app_id>``).
-        task_id: the task.
     """
-    return Path(_absolute(app_dir, "app_dir")) / WRAPPER_DIR / f"{TaskId.of(task_id).value}.sh"
+    return Path(_absolute(app_dir, "app_dir")) / WRAPPER_DIR / "run.sh"
 
 
 def task_files(app_dir: str | PathLike[str], task_id: TaskId | str) -> list[str]:
@@ -96,30 +97,27 @@ def task_files(app_dir: str | PathLike[str], task_id: TaskId | str) -> list[str]
 def render_wrapper(
     *,
     app_id: str,
-    task_id: TaskId | str,
     launch_command: LaunchCommand,
     wrapper_path: str | PathLike[str],
     unit_dir: str | PathLike[str],
     app_dir: str | PathLike[str],
 ) -> str:
-    """The text of the wrapper script of one task.
+    """The text of the application's wrapper script.
 
     Args:
         app_id: the application's id.
-        task_id: the task.
         launch_command: how the application is started; its ``program`` and ``script`` are
             the files whose disappearance means the application was uninstalled.
         wrapper_path: where the script will be written (it deletes this file when cleaning up).
-        unit_dir: the directory the task's unit files are written to (e.g.
+        unit_dir: the directory the tasks' unit files are written to (e.g.
             ``~/.config/systemd/user``).
         app_dir: the application's data directory (``<data_dir>/<app_id>``), which holds the
-            task's files.
+            tasks' files.
 
     Raises:
-        ValueError: an id is invalid or a path is not absolute, or holds a line break.
+        ValueError: the id is invalid or a path is not absolute, or holds a line break.
     """
     app = validate_app_id(app_id)
-    task = TaskId.of(task_id)
     if not isinstance(launch_command, LaunchCommand):
         raise TypeError(f"launch_command must be a LaunchCommand, got {launch_command!r}")
     program = _absolute(launch_command.program, "launch_command.program")
@@ -130,26 +128,22 @@ def render_wrapper(
     )
     wrapper = _absolute(wrapper_path, "wrapper_path")
     units_path = _absolute(unit_dir, "unit_dir").rstrip("/") or "/"
-    names = unit_names(app, task)
-    files = task_files(app_dir, task)
-    corrupt_glob = sh_quote(files[0] + ".corrupt-") + "*"
-
-    def words(values: list[str]) -> str:
-        return " ".join(sh_quote(value) for value in values)
-
-    triggers = [names.timer, names.path, names.retry_timer]
-    services = [names.service, names.retry_service]
-    link_words = " ".join(f'"$unit_dir/{target}.wants/$unit"' for target in _WANTS_TARGETS)
+    app_path = _absolute(app_dir, "app_dir").rstrip("/") or "/"
+    # Every unit of the application starts with this; the characters after it can never
+    # continue another application's id (ids are escaped, '-' included).
+    prefix = sh_quote(unit_prefix(app, "x")[: -len("x")])
+    wants = " ".join(f'"$unit_dir/{target}.wants"/{prefix}*' for target in _WANTS_TARGETS)
     installed = '[ -f "$program" ] && [ -x "$program" ]' + (
         ' && [ -e "$script" ]' if script is not None else ""
     )
     return f"""#!/bin/sh
-# Lamplighter: runs task {task.value} of {app} for systemd, or, once the application is
-# uninstalled, removes the task's units and files and then this script. Written by
-# Lamplighter; it rewrites or removes this file as the task changes.
+# Lamplighter: runs the tasks of {app} for systemd, or, once the application is uninstalled,
+# removes every unit and file of its tasks and then this script. Written by Lamplighter; it
+# rewrites or removes this file as the tasks change.
 program={sh_quote(program)}
 script={sh_quote(script or "")}
 unit_dir={sh_quote(units_path)}
+app_dir={sh_quote(app_path)}
 if [ "$#" -eq 0 ]; then
     printf 'lamplighter: %s expects the launch command as arguments\\n' "$0" >&2
     exit 2
@@ -157,34 +151,33 @@ fi
 if {installed}; then
     exec "$@"
 fi
-printf 'lamplighter: %s or %s is gone; removing task %s of %s\\n' \\
-    "$program" "$script" {sh_quote(task.value)} {sh_quote(app)} >&2
+printf 'lamplighter: %s or %s is gone; removing the tasks of %s\\n' \\
+    "$program" "$script" {sh_quote(app)} >&2
 set --
-for unit in {words(triggers)}; do
-    if [ -e "$unit_dir/$unit" ]; then set -- "$@" "$unit"; fi
+for path in "$unit_dir"/{prefix}*.timer "$unit_dir"/{prefix}*.path; do
+    if [ -e "$path" ]; then set -- "$@" "${{path##*/}}"; fi
 done
 if [ "$#" -gt 0 ]; then systemctl --user disable --now "$@" || :; fi
 set --
-for unit in {words(services)}; do
-    if [ -e "$unit_dir/$unit" ]; then set -- "$@" "$unit"; fi
+for path in "$unit_dir"/{prefix}*.service; do
+    if [ -e "$path" ]; then set -- "$@" "${{path##*/}}"; fi
 done
 if [ "$#" -gt 0 ]; then systemctl --user disable "$@" || :; fi
-for unit in {words(list(names.all()))}; do
-    rm -f -- "$unit_dir/$unit" {link_words}
-done
+rm -f -- "$unit_dir"/{prefix}* {wants}
 systemctl --user daemon-reload || :
-rm -f -- {words(files)} {corrupt_glob}
+rm -rf -- "$app_dir/tasks" "$app_dir/history" "$app_dir/locks"
 rm -f -- {sh_quote(wrapper)}
 exit 0
 """
 
 
-def write_wrapper(path: str | PathLike[str], text: str) -> None:
+def write_wrapper(path: str | PathLike[str], text: str, *, durable: bool = True) -> None:
     """Write a wrapper script atomically with mode 0700.
 
     The text goes to a temporary file in the same directory, is flushed to disk and renamed
     over ``path``, so systemd never starts a half-written script. Missing parent folders are
-    created with mode 0700.
+    created with mode 0700. With ``durable=False`` nothing is flushed to disk: the caller
+    syncs a whole batch of files at once.
     """
     target = Path(_absolute(path, "path"))
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -193,13 +186,16 @@ def write_wrapper(path: str | PathLike[str], text: str) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         # mkstemp creates 0600; the umask does not apply to chmod.
         os.chmod(tmp, 0o700)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

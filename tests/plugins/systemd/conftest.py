@@ -413,14 +413,25 @@ def _requirements() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def _private_user_manager() -> Iterator[PrivateUserManager]:
+class ManagerUnavailable(Exception):
+    """A private user manager cannot run here; the message says why."""
+
+
+@contextlib.contextmanager
+def private_user_manager() -> Iterator[PrivateUserManager]:
+    """Start a private ``systemd --user`` (see the module docstring); stop it on exit.
+
+    Raises:
+        ManagerUnavailable: it cannot run here, or did not come up.
+    """
     reason = _requirements()
     if reason is not None:
-        pytest.skip(reason)
+        raise ManagerUnavailable(reason)
     parents = _own_cgroups()
     if not parents:
-        pytest.skip("no name=systemd or unified cgroup hierarchy is mounted for the manager")
+        raise ManagerUnavailable(
+            "no name=systemd or unified cgroup hierarchy is mounted for the manager"
+        )
 
     # Unix socket paths are limited to 107 bytes; a long TMPDIR would break the manager's.
     short = len(tempfile.gettempdir()) <= 40
@@ -466,11 +477,11 @@ def _private_user_manager() -> Iterator[PrivateUserManager]:
         state = None
         while state not in ("running", "degraded"):
             if systemd.poll() is not None:
-                pytest.skip(
+                raise ManagerUnavailable(
                     f"systemd --user exited with status {systemd.returncode}:\n{manager.log()}"
                 )
             if time.monotonic() > deadline:
-                pytest.skip(
+                raise ManagerUnavailable(
                     f"systemd --user did not come up within {START_TIMEOUT:g} s "
                     f"(state {state!r}):\n{manager.log()}"
                 )
@@ -501,6 +512,19 @@ def _private_user_manager() -> Iterator[PrivateUserManager]:
         shutil.rmtree(root, ignore_errors=True)
         if errors:
             raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def _private_user_manager() -> Iterator[PrivateUserManager]:
+    try:
+        context = private_user_manager()
+        manager = context.__enter__()
+    except ManagerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield manager
+    finally:
+        context.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -36,6 +36,16 @@ class Once:
         return Success()
 
 
+class Slow:
+    def run(self, ctx):
+        import time
+        (MARKS / "slow-started").write_text("yes")
+        deadline = time.monotonic() + 60
+        while not (MARKS / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return Success()
+
+
 class Flaky:
     def run(self, ctx):
         (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("ran")
@@ -48,6 +58,7 @@ def make_app():
     for name in ("once", "sync", "other"):
         app.register(name, Once)
     app.register("flaky", Flaky)
+    app.register("slow", Slow)
     return app
 
 
@@ -79,7 +90,7 @@ class World:
             launch_command=[sys.executable, str(self.script)],
             disable_plugins=["logging"],
         )
-        for name in ("once", "sync", "other", "flaky"):
+        for name in ("once", "sync", "other", "flaky", "slow"):
             self.app.register(name, lambda: None)
         self.app.start()
 
@@ -161,7 +172,7 @@ def test_cancel_removes_units_from_disk_and_from_the_manager(
     assert w.units() == []
     listed = w.manager.systemctl("list-timers", "--all", "--no-legend").stdout
     assert "lamplighter-" not in listed
-    assert not (w.data / APP_ID / "systemd" / "sync.sh").exists()
+    assert not (w.data / APP_ID / "systemd" / "run.sh").exists()
     assert w.app.task_info("sync") is None
 
 
@@ -195,7 +206,7 @@ def test_a_deleted_app_is_cleaned_up_by_its_wrapper(world: Callable[..., World])
 
     w = world()
     w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
-    wrapper = w.data / APP_ID / "systemd" / "sync.sh"
+    wrapper = w.data / APP_ID / "systemd" / "run.sh"
     assert wrapper.exists() and w.units()
     w.script.unlink()
     w.manager.systemctl("start", unit_names(APP_ID, "sync").service)
@@ -235,3 +246,22 @@ def test_schedule_many_installs_every_task(world: Callable[..., World]) -> None:
     assert all(i.next_run is not None for i in infos.values())
     other = infos[TaskId("other")].next_run
     assert other is not None and other.astimezone().hour == 3
+
+
+def test_a_run_in_progress_shows_as_running(world: Callable[..., World]) -> None:
+    from lamplighter import TaskState
+
+    w = world()
+    w.app.schedule(TaskRequest.periodic("slow", timedelta(hours=1), run_immediately=True))
+    w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    w.manager.wait_for(lambda: w.marked("slow-started"), 30, what="the slow run to start")
+    info = w.app.task_info("slow")
+    assert info is not None and info.state is TaskState.RUNNING
+    states = {i.task_id.value: i.state for i in w.app.tasks()}
+    assert states == {"slow": TaskState.RUNNING, "sync": TaskState.SCHEDULED}
+    (w.marks / "release").write_text("go")
+    w.manager.wait_for(
+        lambda: (i := w.app.task_info("slow")) is not None and i.state is TaskState.SCHEDULED,
+        30,
+        what="the run to end",
+    )

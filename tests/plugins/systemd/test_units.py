@@ -229,7 +229,6 @@ def real_wrapper(path: Path, launch_command: LaunchCommand = DEFAULT_LAUNCH) -> 
     """Write a real wrapper at ``path`` (verify checks the ExecStart program exists)."""
     text = render_wrapper(
         app_id=APP,
-        task_id="t",
         launch_command=launch_command,
         wrapper_path=path,
         unit_dir="/nonexistent/units",
@@ -1012,7 +1011,7 @@ def make_install(root: Path, request: TaskRequest) -> Install:
         argv=[str(program), str(script)], program=str(program), script=str(script)
     )
     task = request.task_id.value
-    wrapper = default_wrapper_path(app_dir, task)
+    wrapper = default_wrapper_path(app_dir)
     units = render_task_units(
         request, app_id=APP, launch_command=command, wrapper_path=wrapper, now=NOW
     )
@@ -1024,23 +1023,24 @@ def make_install(root: Path, request: TaskRequest) -> Install:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("{}")
     Path(task_files(app_dir, task)[0] + ".corrupt-20250101T000000.000000Z").write_text("x")
-    # Another task of the same app, which must survive.
+    # A task of another application, which must survive.
+    other_dir = base / "data" / OTHER_APP
     other = render_task_units(
         TaskRequest.periodic("other", timedelta(hours=1)),
-        app_id=APP,
+        app_id=OTHER_APP,
         launch_command=command,
-        wrapper_path=default_wrapper_path(app_dir, "other"),
+        wrapper_path=default_wrapper_path(other_dir),
         now=NOW,
     )
     write_units(unit_dir, other.files)
     enable_offline(system_root, other.enable)
-    for path in task_files(app_dir, "other"):
+    for path in task_files(other_dir, "other"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text("{}")
     write_wrapper(
         wrapper,
         render_wrapper(
             app_id=APP,
-            task_id=task,
             launch_command=command,
             wrapper_path=wrapper,
             unit_dir=unit_dir,
@@ -1088,12 +1088,13 @@ def unit_files(install: Install) -> list[str]:
     return sorted(p.name for p in install.unit_dir.glob("*") if p.is_file())
 
 
-OTHER_LINKS = [f"timers.target.wants/{unit_names(APP, 'other').timer}"]
+OTHER_APP = "com.example.notes2"
+OTHER_LINKS = [f"timers.target.wants/{unit_names(OTHER_APP, 'other').timer}"]
 OTHER_FILES = sorted(
     [
-        unit_names(APP, "other").service,
-        unit_names(APP, "other").retry_service,
-        unit_names(APP, "other").timer,
+        unit_names(OTHER_APP, "other").service,
+        unit_names(OTHER_APP, "other").retry_service,
+        unit_names(OTHER_APP, "other").timer,
     ]
 )
 
@@ -1140,21 +1141,23 @@ def test_wrapper_removes_the_task_when_the_application_is_gone(
     assert not install.marker.exists()
     # The message names the missing file literally, although its path holds '$', '\\' and "'".
     assert proc.stderr == (
-        f"lamplighter: {install.program} or {install.script} is gone; removing task sync-now "
-        f"of {APP}\n"
+        f"lamplighter: {install.program} or {install.script} is gone; removing the tasks of {APP}\n"
     )
+    # sh expands the globs in sorted order; timers first, then path units.
+    expected_triggers = sorted(n for n in (fields[t] for t in triggers) if n.endswith(".timer"))
+    expected_triggers += sorted(n for n in (fields[t] for t in triggers) if n.endswith(".path"))
     assert install.calls() == [
-        ["--user", "disable", "--now", *(fields[t] for t in triggers)],
-        ["--user", "disable", names.service, names.retry_service],
+        ["--user", "disable", "--now", *expected_triggers],
+        ["--user", "disable", *sorted([names.service, names.retry_service])],
         ["--user", "daemon-reload"],
     ]
     assert links(install) == OTHER_LINKS
     assert unit_files(install) == OTHER_FILES
     for path in task_files(install.app_dir, "sync-now"):
         assert not Path(path).exists(), path
-    assert list((install.app_dir / "tasks").glob("sync-now.json*")) == []
+    assert not (install.app_dir / "tasks").exists()
     assert not install.wrapper.exists()
-    for path in task_files(install.app_dir, "other"):
+    for path in task_files(install.app_dir.parent / OTHER_APP, "other"):
         assert Path(path).exists(), path
 
 
@@ -1176,7 +1179,6 @@ def test_wrapper_without_a_script_checks_the_program_only(tmp_path: Path) -> Non
     command = LaunchCommand(argv=[str(program)], program=str(program))
     text = render_wrapper(
         app_id=APP,
-        task_id="t",
         launch_command=command,
         wrapper_path=wrapper,
         unit_dir=tmp_path / "units",
@@ -1225,7 +1227,6 @@ def test_sh_quote_round_trips_through_sh() -> None:
 def test_render_wrapper_refuses_bad_values(tmp_path: Path) -> None:
     good = {
         "app_id": APP,
-        "task_id": "t",
         "launch_command": DEFAULT_LAUNCH,
         "wrapper_path": tmp_path / "w.sh",
         "unit_dir": tmp_path / "units",
@@ -1233,8 +1234,8 @@ def test_render_wrapper_refuses_bad_values(tmp_path: Path) -> None:
     }
     with pytest.raises(ValueError, match="app_id"):
         render_wrapper(**{**good, "app_id": "a b"})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="task_id"):
-        render_wrapper(**{**good, "task_id": "../x"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="app_dir"):
+        render_wrapper(**{**good, "app_dir": "app"})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unit_dir"):
         render_wrapper(**{**good, "unit_dir": "units"})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="wrapper_path"):
