@@ -426,6 +426,7 @@ class Lamplighter:
                 emit=self._emit,
                 arrange_retry=self._arrange_retry,
                 install_next=self._install_next,
+                retire=self._retire,
                 clock=self.now,
             )
         return self._runner
@@ -437,6 +438,10 @@ class Lamplighter:
 
     def _arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         self._ensure_backend().arrange_retry(task_id, at)
+
+    def _retire(self, task_id: TaskId) -> None:
+        self._ensure_backend().remove([task_id])
+        self._scheduled_ids.discard(task_id)
 
     def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
         self._ensure_backend().install([request])

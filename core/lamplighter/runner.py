@@ -267,8 +267,10 @@ class Runner:
         arrange_retry: Callable[[TaskId, datetime], None],
         install_next: Callable[[TaskId, TaskRequest], None],
         clock: Callable[[], datetime] = _utcnow,
+        retire: Callable[[TaskId], None] | None = None,
     ) -> None:
         self._install_next = install_next
+        self._retire = retire
         self.store = store
         self._decode = decode_request
         # The last decoded request per task, keyed by the stored mapping itself: an
@@ -585,6 +587,13 @@ class Runner:
                     state["status"] = "inactive"
 
         self._record(task_id, record, update)
+        if one_shot_done and not promoted and self._retire is not None:
+            # The one-shot schedule is over: the backend takes its trigger down, so an OS
+            # scheduler does not fire it again (after a reboot, say).
+            try:
+                self._retire(task_id)
+            except Exception as exc:
+                self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
         for data in promoted:
             try:
                 self._install_next(task_id, self._decode(data))

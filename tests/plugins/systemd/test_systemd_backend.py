@@ -265,3 +265,21 @@ def test_a_run_in_progress_shows_as_running(world: Callable[..., World]) -> None
         30,
         what="the run to end",
     )
+
+
+def test_a_finished_one_shot_takes_its_units_down(world: Callable[..., World]) -> None:
+    from lamplighter import TaskState
+
+    w = world()
+    w.app.schedule(TaskRequest.exact("once", datetime.now(UTC) + timedelta(seconds=2)))
+    assert w.units()
+    w.manager.wait_for(lambda: w.marked("once-1"), 30, what="the exact run")
+    # Nothing is left for systemd to fire again (after a reboot, say).
+    w.manager.wait_for(lambda: not w.units(), 30, what="the units to be removed")
+    info = w.manager.wait_for(
+        lambda: (i := w.app.task_info("once")) is not None and i.state is TaskState.INACTIVE and i,
+        30,
+        what="the process to end",
+    )
+    assert info.run_count == 1
+    assert info.next_run is None
