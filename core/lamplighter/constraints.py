@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lamplighter.hookspecs import Verdict
+from lamplighter.model import BUILTIN_TRIGGER_KINDS
 
 if TYPE_CHECKING:
     import asyncio
@@ -55,21 +56,7 @@ KNOWN_CHECKERS = {
     "min_storage_bytes": "lamplighter (the built-in 'device' checker)",
 }
 
-_EVERY_TRIGGER = frozenset(
-    {
-        "one_time",
-        "periodic",
-        "calendar",
-        "exact",
-        "windowed",
-        "on_login",
-        "battery_low",
-        "battery_okay",
-        "storage_low",
-        "device_idle",
-        "path_changed",
-    }
-)
+_EVERY_TRIGGER = BUILTIN_TRIGGER_KINDS
 _OS_TRIGGERS = frozenset({"one_time", "periodic", "calendar", "exact", "windowed", "on_login"})
 
 #: The standard backends: their distribution and the trigger kinds they honour.

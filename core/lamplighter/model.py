@@ -323,6 +323,8 @@ BUILTIN_TRIGGERS: tuple[type[Trigger], ...] = (
     DeviceIdle,
     PathChanged,
 )
+#: The kind of every built-in trigger.
+BUILTIN_TRIGGER_KINDS: frozenset[str] = frozenset(cls.kind for cls in BUILTIN_TRIGGERS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from lamplighter.hookspecs import (
 )
 from lamplighter.ids import TaskId
 from lamplighter.model import (
+    BUILTIN_TRIGGER_KINDS,
     CONSTRAINT_NAMES,
     Calendar,
     Constraints,
@@ -45,21 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeConditions", "VirtualBackend", "VirtualScheduler", "run_task"]
 
-_EVERY_TRIGGER = frozenset(
-    {
-        "one_time",
-        "periodic",
-        "calendar",
-        "exact",
-        "windowed",
-        "on_login",
-        "battery_low",
-        "battery_okay",
-        "storage_low",
-        "device_idle",
-        "path_changed",
-    }
-)
+_EVERY_TRIGGER = BUILTIN_TRIGGER_KINDS
 #: Trigger kinds that fire on an event rather than a time (see ``fire_event``).
 EVENT_KINDS = frozenset(
     {"on_login", "battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"}

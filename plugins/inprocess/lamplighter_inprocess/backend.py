@@ -29,6 +29,7 @@ from lamplighter.backend import Backend, BackendHost, UnsupportedRequest
 from lamplighter.hookspecs import Capabilities
 from lamplighter.ids import TaskId
 from lamplighter.model import (
+    BUILTIN_TRIGGER_KINDS,
     Calendar,
     Exact,
     NetworkType,
@@ -44,21 +45,7 @@ __all__ = ["InProcessBackend"]
 
 logger = logging.getLogger(__name__)
 
-EVERY_TRIGGER = frozenset(
-    {
-        "one_time",
-        "periodic",
-        "calendar",
-        "exact",
-        "windowed",
-        "on_login",
-        "battery_low",
-        "battery_okay",
-        "storage_low",
-        "device_idle",
-        "path_changed",
-    }
-)
+EVERY_TRIGGER = BUILTIN_TRIGGER_KINDS
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 CAPABILITIES = Capabilities(

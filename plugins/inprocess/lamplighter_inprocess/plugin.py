@@ -7,27 +7,14 @@ from __future__ import annotations
 
 from lamplighter import hookimpl
 from lamplighter.hookspecs import BackendInfo, Capabilities
+from lamplighter.model import BUILTIN_TRIGGER_KINDS
 
 # Kept in step with lamplighter_inprocess.backend.CAPABILITIES (a test checks it), so that
 # listing plugins does not import the backend.
 CAPABILITIES = Capabilities(
     survives_process_death=False,
     survives_reboot=False,
-    triggers=frozenset(
-        {
-            "one_time",
-            "periodic",
-            "calendar",
-            "exact",
-            "windowed",
-            "on_login",
-            "battery_low",
-            "battery_okay",
-            "storage_low",
-            "device_idle",
-            "path_changed",
-        }
-    ),
+    triggers=BUILTIN_TRIGGER_KINDS,
     exact_next_run=True,
     min_interval_seconds=None,
     state_in_memory=True,
