@@ -398,6 +398,13 @@ class Runner:
             lock.release()
             raise
 
+    def remember(self, task_id: TaskId, stored: Mapping[str, Any], request: TaskRequest) -> None:
+        """Note that ``stored`` (the stored form, as it was saved) decodes to ``request``,
+        so a firing that finds the same mapping in the store need not decode it."""
+        if len(self._decode_cache) >= 100_000:
+            self._decode_cache.clear()
+        self._decode_cache[task_id] = (stored, request)
+
     def _decoded(self, task_id: TaskId, stored: Mapping[str, Any]) -> TaskRequest:
         cached = self._decode_cache.get(task_id)
         if cached is not None and cached[0] is stored:
@@ -634,7 +641,10 @@ class Runner:
 
         try:
             self.store.update(task_id, apply)
-            self.store.append_history(task_id, record.to_dict())
+            if self.store.keeps_objects:
+                self.store.append_history(task_id, record)  # type: ignore[arg-type]
+            else:
+                self.store.append_history(task_id, record.to_dict())
         except (OSError, ValueError) as exc:
             self._library_error(task_id, f"cannot record the outcome: {exc}", exc)
         return updated[0]

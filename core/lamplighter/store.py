@@ -334,6 +334,10 @@ class TaskStore:
     """The task files, run locks and histories of one application (thread- and
     process-safe)."""
 
+    #: Whether history records are kept as the objects given (in memory) rather than as
+    #: JSON-able mappings.
+    keeps_objects = False
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.tasks_dir = self.root / "tasks"
@@ -698,7 +702,7 @@ class _MemoryRunLock(RunLock):
     """A run lock within one process (the in-process backend runs every task here)."""
 
     def __init__(self, store: MemoryTaskStore, task_id: TaskId) -> None:
-        super().__init__(store.locks_dir / f"{task_id.value}.run")
+        super().__init__(store.locks_dir)  # no file: the path is only for messages
         self._store = store
         self._task_id = task_id
         self._mine = False
@@ -730,13 +734,16 @@ class MemoryTaskStore(TaskStore):
 
     Used with a backend whose schedule dies with the process (the in-process backend):
     writing task files nobody will read after the process ends would only cost time. The
-    interface is :class:`TaskStore`'s; nothing is written to disk.
+    interface is :class:`TaskStore`'s; nothing is written to disk, and history records are
+    kept as the objects the runner gives.
     """
+
+    keeps_objects = True
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self._documents: dict[TaskId, dict[str, Any]] = {}
-        self._histories: dict[TaskId, deque[dict[str, Any]]] = {}
+        self._histories: dict[TaskId, deque[Any]] = {}
         self._running: set[TaskId] = set()
 
     def load(self, task_id: TaskId) -> dict[str, Any] | None:
@@ -778,14 +785,14 @@ class MemoryTaskStore(TaskStore):
     def is_running(self, task_id: TaskId) -> bool:
         return TaskId.of(task_id) in self._running
 
-    def append_history(self, task_id: TaskId, record: dict[str, Any]) -> None:
+    def append_history(self, task_id: TaskId, record: Any) -> None:
         task_id = TaskId.of(task_id)
         history = self._histories.get(task_id)
         if history is None:
             history = self._histories[task_id] = deque(maxlen=HISTORY_LIMIT)
         history.append(record)
 
-    def history(self, task_id: TaskId) -> list[dict[str, Any]]:
+    def history(self, task_id: TaskId) -> list[Any]:
         return list(self._histories.get(TaskId.of(task_id), ()))
 
     def sweep(self) -> dict[str, int]:
