@@ -27,7 +27,7 @@ from lamplighter.model import (
     TaskRequest,
 )
 
-__all__ = ["decode_request", "encode_request"]
+__all__ = ["decode_request", "encode_request", "seconds_out"]
 
 
 class _Unsupported(Exception):
@@ -175,7 +175,8 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
         return None
 
 
-def _seconds_out(value: timedelta) -> int | float:
+def seconds_out(value: timedelta) -> int | float:
+    """A duration as stored: whole seconds as an int, else float seconds."""
     if value.microseconds == 0:
         return value.days * 86400 + value.seconds
     return value.total_seconds()
@@ -183,8 +184,8 @@ def _seconds_out(value: timedelta) -> int | float:
 
 # How each annotation is written (the inverse of _READERS).
 _WRITERS: dict[str, Callable[[Any], object]] = {
-    "timedelta": _seconds_out,
-    "timedelta | None": lambda v: None if v is None else _seconds_out(v),
+    "timedelta": seconds_out,
+    "timedelta | None": lambda v: None if v is None else seconds_out(v),
     "datetime": lambda v: v.isoformat(),
     "bool": lambda v: v,
     "int": lambda v: v,
@@ -240,5 +241,5 @@ def encode_request(request: TaskRequest) -> dict[str, Any] | None:
         "retry": {"type": retry[0], **{n: w(getattr(request.retry, n)) for n, w in retry[1]}},
         "existing": request.existing.value,
         "input": request.stored_input(),
-        "timeout": None if timeout is None else _seconds_out(timeout),
+        "timeout": None if timeout is None else seconds_out(timeout),
     }

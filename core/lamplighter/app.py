@@ -152,8 +152,6 @@ class Lamplighter:
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
-        # tasks(): the decoded request of each task, while its stored mapping is the same.
-        self._listing_cache: dict[TaskId, tuple[object, TaskRequest]] = {}
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
         self._inline_monitors: list[Any] | None = None
 
@@ -757,12 +755,8 @@ class Lamplighter:
                 if doc.state.get("status") != "scheduled":
                     continue
                 try:
-                    stored = scan.documents[tid]["request"]
-                    cached = self._listing_cache.get(tid)
-                    if cached is None or cached[0] is not stored:
-                        cached = (stored, self.decode_request(stored))
-                        self._listing_cache[tid] = cached
-                    scheduled[tid] = (cached[1], doc.state)
+                    request = self.runner.decoded(tid, scan.documents[tid]["request"])
+                    scheduled[tid] = (request, doc.state)
                 except (KeyError, TypeError, ValueError) as exc:
                     logger.warning("lamplighter: cannot read task %s: %s", tid.value, exc)
             try:

@@ -355,7 +355,7 @@ class Runner:
             return self._unknown(task_id, "is not scheduled (no task file)")
         try:
             document = TaskDocument.from_dict(raw)
-            request = self._decoded(task_id, raw["request"])
+            request = self.decoded(task_id, raw["request"])
         except (KeyError, TypeError, ValueError) as exc:
             return self._library_error(task_id, f"cannot decode the task file: {exc}", exc)
         if retry and not self._retry_is_due(document):
@@ -405,7 +405,8 @@ class Runner:
             self._decode_cache.clear()
         self._decode_cache[task_id] = (stored, request)
 
-    def _decoded(self, task_id: TaskId, stored: Mapping[str, Any]) -> TaskRequest:
+    def decoded(self, task_id: TaskId, stored: Mapping[str, Any]) -> TaskRequest:
+        """The request stored as ``stored``, decoded once while the mapping stays the same."""
         cached = self._decode_cache.get(task_id)
         if cached is not None and cached[0] is stored:
             return cached[1]

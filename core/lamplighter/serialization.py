@@ -23,6 +23,7 @@ import attrs
 import cattrs
 from cattrs.preconf.json import make_converter as make_json_converter
 
+from lamplighter._request_codec import seconds_out
 from lamplighter._schema import (
     SCHEMA_VERSION,
     StoredDataError,
@@ -64,12 +65,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 
 
-def _unstructure_timedelta(value: timedelta) -> int | float:
-    if value.microseconds == 0:
-        return value.days * 86400 + value.seconds
-    return value.total_seconds()
-
-
 def _structure_timedelta(value: Any, _type: type) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"a duration in seconds (a number) is required, got {value!r}")
@@ -83,7 +78,7 @@ def _structure_datetime(value: Any, _type: type) -> datetime:
 
 
 def _register_scalars(conv: cattrs.Converter) -> None:
-    conv.register_unstructure_hook(timedelta, _unstructure_timedelta)
+    conv.register_unstructure_hook(timedelta, seconds_out)
     conv.register_structure_hook(timedelta, _structure_timedelta)
     conv.register_unstructure_hook(datetime, lambda v: v.isoformat())
     conv.register_structure_hook(datetime, _structure_datetime)

@@ -49,6 +49,7 @@ __all__ = [
     "StoreScan",
     "TaskStore",
     "default_data_dir",
+    "sync_directories",
 ]
 
 logger = logging.getLogger(__name__)
@@ -150,18 +151,34 @@ def _write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def _sync_directory_contents(directory: Path, files: Sequence[Path]) -> None:
-    """Flush ``files`` (all in ``directory``) to disk: one ``syncfs`` of the directory's
-    file system on Linux, an fsync per file elsewhere."""
-    if sys.platform.startswith("linux") and len(files) > 1:
+def sync_directories(directories: Sequence[Path], files: Sequence[Path] = ()) -> None:
+    """Flush what was just written under ``directories`` to disk, for a batch of files at
+    once: one ``syncfs`` per file system on Linux (far cheaper than an fsync per file);
+    elsewhere an fsync of each of ``files``, or ``os.sync()`` when none are named."""
+    if sys.platform.startswith("linux"):
         import ctypes
 
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            if ctypes.CDLL(None, use_errno=True).syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
+        libc = ctypes.CDLL(None, use_errno=True)
+        seen: set[int] = set()
+        synced = True
+        for directory in directories:
+            try:
+                device = os.stat(directory).st_dev
+            except FileNotFoundError:
+                continue
+            if device in seen:
+                continue
+            seen.add(device)
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                synced = libc.syncfs(fd) == 0 and synced
+            finally:
+                os.close(fd)
+        if synced:
+            return
+    if not files:
+        os.sync()
+        return
     for path in files:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
@@ -504,7 +521,7 @@ class TaskStore:
                     body = {**document, "schema_version": SCHEMA_VERSION}
                     data = json.dumps(body, indent=1, sort_keys=True).encode()
                     staged.append((_write_temporary(target, data, durable=False), target))
-                _sync_directory_contents(self.tasks_dir, [tmp for tmp, _ in staged])
+                sync_directories([self.tasks_dir], [tmp for tmp, _ in staged])
                 for tmp, target in staged:
                     os.replace(tmp, target)
             except BaseException:

@@ -26,10 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lamplighter.backend import Backend, BackendHost, UnsupportedRequest
-from lamplighter.hookspecs import Capabilities
 from lamplighter.ids import TaskId
 from lamplighter.model import (
-    BUILTIN_TRIGGER_KINDS,
     Calendar,
     Exact,
     NetworkType,
@@ -40,22 +38,13 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
+from lamplighter_inprocess.plugin import CAPABILITIES
 
-__all__ = ["InProcessBackend"]
+__all__ = ["CAPABILITIES", "InProcessBackend"]
 
 logger = logging.getLogger(__name__)
 
-EVERY_TRIGGER = BUILTIN_TRIGGER_KINDS
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
-
-CAPABILITIES = Capabilities(
-    survives_process_death=False,
-    survives_reboot=False,
-    triggers=EVERY_TRIGGER,
-    exact_next_run=True,
-    min_interval_seconds=None,
-    state_in_memory=True,
-)
 
 
 class _Job:
@@ -387,24 +376,23 @@ class InProcessBackend(Backend):
             if job is None:
                 raise LookupError(f"task {task_id.value!r} is not scheduled on this backend")
             now = time.time()
+            # Always a regular firing: the runner refuses a retry before its time, and an
+            # explicit run serves the pending retry (its attempt number carries on).
             if job.retry_due is not None:
-                due, retry = job.retry_due, True
+                due = job.retry_due
                 job.retry_due = None
             elif job.next_due is not None:
-                due, retry = job.next_due, False
+                due = job.next_due
                 following = self._following(job.request, due, max(due, now))
                 job.next_due = following
                 if following is not None:
                     self._push(following, job, retry=False)
             else:
-                due, retry = now, False
+                due = now
         self._rearm()
-        # Run as a regular firing: the runner refuses a retry before its time, and an
-        # explicit run serves the pending retry (its attempt number carries on).
-        del retry
         task = self.loop.create_task(self._run(task_id, due, False))
         self._running[task_id] = task
-        task.add_done_callback(lambda _t: self._finished(task_id))
+        task.add_done_callback(functools.partial(self._finished_callback, task_id))
         await asyncio.shield(task)
 
     # ------------------------------------------------------------------ running

@@ -9,8 +9,7 @@ from lamplighter import hookimpl
 from lamplighter.hookspecs import BackendInfo, Capabilities
 from lamplighter.model import BUILTIN_TRIGGER_KINDS
 
-# Kept in step with lamplighter_inprocess.backend.CAPABILITIES (a test checks it), so that
-# listing plugins does not import the backend.
+# Defined here, not in the backend module, so that listing plugins does not import it.
 CAPABILITIES = Capabilities(
     survives_process_death=False,
     survives_reboot=False,

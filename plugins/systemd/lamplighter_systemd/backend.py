@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -20,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from lamplighter.backend import Backend, BackendHost, BackendUnavailable, expected_next_run
-from lamplighter.hookspecs import Capabilities
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskRequest
-from lamplighter.store import DATA_DIR_ENV
+from lamplighter.store import DATA_DIR_ENV, sync_directories
+from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
-    MIN_INTERVAL_SECONDS,
-    SUPPORTED_TRIGGERS,
     TaskUnits,
     render_retry_timer,
     render_task_units,
@@ -35,17 +32,9 @@ from lamplighter_systemd.units import (
 )
 from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, write_wrapper
 
-__all__ = ["CAPABILITIES", "SystemdBackend", "sync_files", "unit_directory"]
+__all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 
 logger = logging.getLogger(__name__)
-
-CAPABILITIES = Capabilities(
-    survives_process_death=True,
-    survives_reboot=True,
-    triggers=SUPPORTED_TRIGGERS,
-    exact_next_run=True,
-    min_interval_seconds=MIN_INTERVAL_SECONDS,
-)
 
 
 def unit_directory(environ: Mapping[str, str]) -> Path:
@@ -59,7 +48,7 @@ def unit_directory(environ: Mapping[str, str]) -> Path:
 
 def _write_unit(path: Path, text: str) -> None:
     """Write a unit file atomically (temporary file, rename); durability comes from one
-    :func:`sync_files` call for the whole batch."""
+    :func:`~lamplighter.store.sync_directories` call for the whole batch."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -70,32 +59,6 @@ def _write_unit(path: Path, text: str) -> None:
 
 
 _WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
-
-
-def sync_files(directories: Sequence[Path]) -> None:
-    """Flush what was written under ``directories`` to disk: one ``syncfs`` per file system
-    on Linux (much cheaper than an fsync per file for a batch of units), else ``sync``."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        seen: set[int] = set()
-        for directory in directories:
-            try:
-                device = os.stat(directory).st_dev
-            except FileNotFoundError:
-                continue
-            if device in seen:
-                continue
-            seen.add(device)
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                if libc.syncfs(fd) != 0:
-                    os.sync()
-            finally:
-                os.close(fd)
-        return
-    os.sync()
 
 
 class SystemdBackend(Backend):
@@ -159,15 +122,12 @@ class SystemdBackend(Backend):
     def _wrapper(self) -> Path:
         return default_wrapper_path(self.host.data_dir)
 
-    def _wrapper_path(self, task_id: TaskId) -> Path:
-        return self._wrapper
-
     def _render(self, request: TaskRequest) -> TaskUnits:
         return render_task_units(
             request,
             app_id=self.host.app_id,
             launch_command=self.host.launch_command,
-            wrapper_path=self._wrapper_path(request.task_id),
+            wrapper_path=self._wrapper,
             data_dir=self.environ.get(DATA_DIR_ENV) or os.environ.get(DATA_DIR_ENV),
             now=self.host.now(),
         )
@@ -217,7 +177,7 @@ class SystemdBackend(Backend):
                     (self.unit_dir / name).unlink(missing_ok=True)
                     continue
                 _write_unit(self.unit_dir / name, text)
-        sync_files([self.unit_dir, self.host.data_dir])
+        sync_directories([self.unit_dir, self.host.data_dir])
         for unit in stale:
             self._stop_quietly(unit)
             (self.unit_dir / unit).unlink(missing_ok=True)
@@ -315,7 +275,7 @@ class SystemdBackend(Backend):
         units = self._render(self.host.decode_request(stored["request"]))
         _write_unit(self.unit_dir / units.retry_service, units.files[units.retry_service])
         _write_unit(self.unit_dir / unit.name, unit.text)
-        sync_files([self.unit_dir])
+        sync_directories([self.unit_dir])
         manager = self.manager
         self._enable([unit.name])
         manager.reload()
@@ -324,17 +284,7 @@ class SystemdBackend(Backend):
     # ------------------------------------------------------------------ queries
 
     def next_run(self, task_id: TaskId) -> datetime | None:
-        names = unit_names(self.host.app_id, task_id)
-        timers = [n for n in (names.timer, names.retry_timer) if (self.unit_dir / n).exists()]
-        if not timers:
-            return None
-        infos = self.manager.timer_infos(timers)
-        pending = [
-            info.next_elapse
-            for info in infos.values()
-            if info is not None and info.active_state == "active" and info.next_elapse
-        ]
-        return min(pending) if pending else None
+        return self.describe(task_id)[0]
 
     def next_runs(
         self, scheduled: Mapping[TaskId, tuple[TaskRequest, Mapping[str, Any]]]
@@ -375,11 +325,7 @@ class SystemdBackend(Backend):
         return result
 
     def is_running(self, task_id: TaskId) -> bool:
-        names = unit_names(self.host.app_id, task_id)
-        if not (self.unit_dir / names.service).exists():
-            return False
-        states = self.manager.list_units_by_names([names.service, names.retry_service])
-        return any(s.active_state in ("activating", "active", "reloading") for s in states)
+        return self.describe(task_id)[1]
 
     def cancel_running(self, task_id: TaskId) -> bool:
         if not self.is_running(task_id):

@@ -11,8 +11,9 @@ import sys
 
 from lamplighter import hookimpl
 from lamplighter.hookspecs import BackendInfo, Capabilities
+from lamplighter.model import PERIODIC_FLOOR
 
-# Kept in step with lamplighter_systemd.backend.CAPABILITIES (a test checks it).
+# Defined here, not in the backend module, so that listing plugins does not import it.
 CAPABILITIES = Capabilities(
     survives_process_death=True,
     survives_reboot=True,
@@ -20,7 +21,7 @@ CAPABILITIES = Capabilities(
         {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "path_changed"}
     ),
     exact_next_run=True,
-    min_interval_seconds=900.0,
+    min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
 )
 
 

@@ -77,6 +77,7 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
+from lamplighter_systemd.plugin import CAPABILITIES
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,10 +106,8 @@ __all__ = [
     "unit_prefix",
 ]
 
-#: The trigger kinds this backend schedules.
-SUPPORTED_TRIGGERS: Final = frozenset(
-    {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "path_changed"}
-)
+#: The trigger kinds this backend schedules (its capabilities say so to the core).
+SUPPORTED_TRIGGERS: Final = CAPABILITIES.triggers
 #: The shortest periodic interval the backend accepts (the model's 15-minute floor).
 MIN_INTERVAL_SECONDS: Final = PERIODIC_FLOOR.total_seconds()
 #: The longest unit name systemd accepts (its UNIT_NAME_MAX is 256 including the NUL).
