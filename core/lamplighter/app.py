@@ -44,6 +44,7 @@ from lamplighter.invocation import (
 )
 from lamplighter.model import (
     PERIODIC_FLOOR,
+    Constraints,
     ExistingTaskPolicy,
     Periodic,
     Task,
@@ -57,6 +58,7 @@ from lamplighter.runner import (
     ExitStatus,
     FireOutcome,
     Runner,
+    StoredRequest,
     TaskDocument,
 )
 from lamplighter.store import CorruptTaskFile, TaskStore
@@ -149,6 +151,7 @@ class Lamplighter:
         self._pump: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
         self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
         self._scheduled_ids: set[TaskId] = set()
+        self._honoured_constraints: set[Constraints] = set()
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
@@ -392,6 +395,8 @@ class Lamplighter:
         """Read a stored request; ``StoredDataError`` naming the task file if invalid."""
         from lamplighter._request_codec import decode_request
 
+        if isinstance(data, StoredRequest):
+            return data.request
         request = decode_request(data)  # built-in types: no converter, no plugins needed
         if request is not None:
             return request
@@ -549,13 +554,13 @@ class Lamplighter:
     # ============================================================== scheduling
 
     def _check_request(self, request: TaskRequest, backend: Backend) -> None:
-        from lamplighter.constraints import backends_for_trigger
-
         info = self._backend_info
         assert info is not None
         kind = request.trigger.kind
         caps = info.capabilities
         if kind not in caps.triggers:
+            from lamplighter.constraints import backends_for_trigger
+
             installed = [
                 (name, b.capabilities.triggers) for name, b in self.plugins.backends.items()
             ]
@@ -577,12 +582,16 @@ class Lamplighter:
                 f"interval {trigger.interval} is shorter; only the in-process backend runs "
                 "shorter intervals"
             )
-        from lamplighter.constraints import MissingChecker
+        constraints = request.constraints
+        if constraints not in self._honoured_constraints:
+            from lamplighter.constraints import MissingChecker
 
-        try:
-            self._evaluator_instance().require(request.constraints)
-        except MissingChecker as exc:
-            raise UnsupportedRequest(f"task {request.task_id.value!r}: {exc}") from None
+            try:
+                self._evaluator_instance().require(constraints)
+            except MissingChecker as exc:
+                raise UnsupportedRequest(f"task {request.task_id.value!r}: {exc}") from None
+            # The checkers are fixed once started: what they honoured once they honour again.
+            self._honoured_constraints.add(constraints)
         if request.existing is ExistingTaskPolicy.APPEND and kind not in ONE_SHOT_KINDS:
             raise UnsupportedRequest(
                 f"task {request.task_id.value!r}: existing=APPEND queues one-shot work "
@@ -626,6 +635,13 @@ class Lamplighter:
 
     def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
         now = self.now()
+        keeps_objects = self.store.keeps_objects
+        stored_form: Callable[[TaskRequest], Mapping[str, Any]]
+        if keeps_objects:
+            encode = self.encode_request
+            stored_form = lambda request: StoredRequest(request, encode)  # noqa: E731
+        else:
+            stored_form = self.encode_request
         results: list[bool] = []
         previous: dict[TaskId, dict[str, Any] | None] = {}
         to_install: list[TaskRequest] = []
@@ -640,7 +656,7 @@ class Lamplighter:
                 raw = None  # moved aside and reported; scheduling anew loses nothing
             existing = None if raw is None else TaskDocument.from_dict(raw)
             active = existing is not None and existing.state.get("status") == "scheduled"
-            encoded = self.encode_request(request)
+            encoded = stored_form(request)
             policy = request.existing
             if active and existing is not None:
                 if policy is ExistingTaskPolicy.KEEP:
@@ -648,8 +664,18 @@ class Lamplighter:
                     continue
                 previous[tid] = raw
                 if policy is ExistingTaskPolicy.UPDATE_DATA:
-                    existing.request["input"] = encoded["input"]
-                    existing.request["constraints"] = encoded["constraints"]
+                    if isinstance(existing.request, StoredRequest):
+                        import attrs
+
+                        kept = attrs.evolve(
+                            existing.request.request,
+                            input=request.input,
+                            constraints=request.constraints,
+                        )
+                        existing.request = StoredRequest(kept, self.encode_request)
+                    else:
+                        existing.request["input"] = encoded["input"]
+                        existing.request["constraints"] = encoded["constraints"]
                     writes.append((tid, existing.to_dict()))
                     events.append(Scheduled(task_id=tid))
                     results.append(True)
@@ -669,7 +695,8 @@ class Lamplighter:
                 previous[tid] = raw
                 events.append(Scheduled(task_id=tid))
             writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
-            self.runner.remember(tid, encoded, request)
+            if not keeps_objects:
+                self.runner.remember(tid, encoded, request)
             to_install.append(request)
             results.append(True)
         # One flush to disk for the whole batch (each file is still replaced atomically).

@@ -349,19 +349,30 @@ def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
         TypeError: ``event`` is not one of the event classes of this module.
     """
     cls = type(event)
-    if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
-        raise TypeError(f"not a lamplighter event: {event!r}")
+    written = _WRITTEN.get(cls)
+    if written is None:
+        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+            raise TypeError(f"not a lamplighter event: {event!r}")
+        # base fields are written first; eq=False fields hold live exceptions
+        written = _WRITTEN[cls] = tuple(
+            (_KEYS.get(field.name, field.name), field.name)
+            for field in attrs.fields(cls)
+            if field.name not in _BASE_FIELDS and field.eq
+        )
+    task_id = event.task_id
     data: dict[str, Any] = {
         "kind": cls.kind,
-        "task_id": None if event.task_id is None else event.task_id.value,
+        "task_id": None if task_id is None else task_id.value,
         "at": event.at.isoformat(),
         "pid": event.pid,
     }
-    for field in attrs.fields(cls):
-        if field.name in _BASE_FIELDS or not field.eq:
-            continue  # base fields are written above; eq=False fields hold live exceptions
-        data[_KEYS.get(field.name, field.name)] = _encode(getattr(event, field.name))
+    for key, name in written:
+        data[key] = _encode(getattr(event, name))
     return data
+
+
+# Event class -> (key, attribute) of the fields its dictionary form adds to the base ones.
+_WRITTEN: dict[type[MonitorEvent], tuple[tuple[str, str], ...]] = {}
 
 
 def _datetime(value: object) -> datetime:

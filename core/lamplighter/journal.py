@@ -22,12 +22,12 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 from lamplighter.events import EventBus, MonitorEvent, event_from_dict, event_to_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "pump"]
 
@@ -35,6 +35,16 @@ logger = logging.getLogger(__name__)
 
 #: The journal's file name inside the application's data directory.
 JOURNAL_NAME = "events.jsonl"
+
+_encoder: json.JSONEncoder | None = None
+
+
+def _compact_json() -> Callable[[Any], str]:
+    """One compact encoder for every line (``json.dumps`` with options builds one per call)."""
+    global _encoder
+    if _encoder is None:
+        _encoder = json.JSONEncoder(separators=(",", ":"))
+    return _encoder.encode
 _ROTATED_SUFFIX = ".1"
 _LOCK_NAME = "events.lock"
 _HEAD_BYTES = 4096
@@ -141,9 +151,10 @@ class EventJournal:
 
     def _append_now(self, events: list[MonitorEvent]) -> None:
         try:
-            data = "".join(
-                json.dumps(event_to_dict(event), separators=(",", ":")) + "\n" for event in events
-            ).encode("utf-8")
+            encode = _compact_json()
+            data = "".join(encode(event_to_dict(event)) + "\n" for event in events).encode(
+                "utf-8"
+            )
             with self._lock:
                 size = self._write(data)
                 if size > self.max_bytes:

@@ -16,7 +16,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ __all__ = [
     "ExitStatus",
     "FireOutcome",
     "Runner",
+    "StoredRequest",
     "TaskDocument",
     "run_coroutine_sync",
 ]
@@ -150,6 +151,49 @@ class FireOutcome:
 # --------------------------------------------------------------------------------------------
 
 
+class StoredRequest(Mapping[str, Any]):
+    """The stored form of a request kept by an in-memory store, made only when read.
+
+    A store that keeps objects (the in-process backend's) holds the request itself: a
+    schedule that is never inspected then costs no encoding, and a firing needs no decoding.
+    Reading it as a mapping gives exactly what the request encoder writes; the ``input``
+    key alone is served without encoding the rest.
+    """
+
+    __slots__ = ("_encode", "_encoded", "request")
+
+    def __init__(
+        self, request: TaskRequest, encode: Callable[[TaskRequest], dict[str, Any]]
+    ) -> None:
+        self.request = request
+        self._encode = encode
+        self._encoded: dict[str, Any] | None = None
+
+    def _data(self) -> dict[str, Any]:
+        if self._encoded is None:
+            self._encoded = self._encode(self.request)
+        return self._encoded
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "input" and self._encoded is None:
+            return self.request.stored_input()
+        return self._data()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data())
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return f"StoredRequest({self.request!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# the stored document of one task (TaskDocument)
+# --------------------------------------------------------------------------------------------
+
+
 @attrs.define(kw_only=True)
 class TaskDocument:
     """A task file's content: the request plus the mutable run state.
@@ -159,12 +203,14 @@ class TaskDocument:
     ``backend`` holds what the backend recorded for itself (e.g. launch details).
     """
 
-    request: dict[str, Any]
+    request: dict[str, Any] | StoredRequest
     state: dict[str, Any]
     backend: dict[str, Any] = attrs.Factory(dict)
 
     @classmethod
-    def new(cls, request: dict[str, Any], scheduled_at: datetime) -> TaskDocument:
+    def new(
+        cls, request: dict[str, Any] | StoredRequest, scheduled_at: datetime
+    ) -> TaskDocument:
         """The document of a freshly scheduled request."""
         return cls(
             request=request,
@@ -182,8 +228,9 @@ class TaskDocument:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskDocument:
         """Read a stored document (``schema_version`` is checked by the store)."""
+        request = data["request"]
         return cls(
-            request=dict(data["request"]),
+            request=request if isinstance(request, StoredRequest) else dict(request),
             state=dict(data["state"]),
             backend=dict(data.get("backend") or {}),
         )
@@ -195,6 +242,8 @@ class TaskDocument:
     @property
     def trigger_kind(self) -> str:
         """The stored trigger's kind."""
+        if isinstance(self.request, StoredRequest):
+            return self.request.request.trigger.kind
         return str(self.request["trigger"]["type"])
 
     @property
@@ -407,6 +456,8 @@ class Runner:
 
     def decoded(self, task_id: TaskId, stored: Mapping[str, Any]) -> TaskRequest:
         """The request stored as ``stored``, decoded once while the mapping stays the same."""
+        if isinstance(stored, StoredRequest):
+            return stored.request
         cached = self._decode_cache.get(task_id)
         if cached is not None and cached[0] is stored:
             return cached[1]

@@ -351,8 +351,9 @@ class TaskStore:
     """The task files, run locks and histories of one application (thread- and
     process-safe)."""
 
-    #: Whether history records are kept as the objects given (in memory) rather than as
-    #: JSON-able mappings.
+    #: Whether history records and requests are kept as the objects given (in memory)
+    #: rather than as JSON-able mappings: a document's ``"request"`` may then be a
+    #: :class:`~lamplighter.runner.StoredRequest`.
     keeps_objects = False
 
     def __init__(self, root: Path) -> None:
@@ -767,7 +768,8 @@ class MemoryTaskStore(TaskStore):
         return self._documents.get(TaskId.of(task_id))
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
-        self._documents[TaskId.of(task_id)] = {**document, "schema_version": SCHEMA_VERSION}
+        # Kept as given, not copied: callers hand over a fresh mapping and never change it.
+        self._documents[TaskId.of(task_id)] = document
 
     def save_many(self, items: Sequence[tuple[TaskId, dict[str, Any]]]) -> None:
         for task_id, document in items:
@@ -782,7 +784,7 @@ class MemoryTaskStore(TaskStore):
         with self._thread_lock:
             new = change(self._documents.get(task_id))
             if new is not None:
-                self._documents[task_id] = {**new, "schema_version": SCHEMA_VERSION}
+                self._documents[task_id] = new
             return new
 
     def delete(self, task_id: TaskId) -> bool:

@@ -199,6 +199,7 @@ class InProcessBackend(Backend):
         now = _ts(self.host.now())
         login: list[TaskId] = []
         earliest: float | None = None
+        immediate = watched = False
         with self._lock:
             for request in requests:
                 tid = request.task_id
@@ -206,20 +207,24 @@ class InProcessBackend(Backend):
                 self._jobs[tid] = job
                 trigger = request.trigger
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
+                    immediate = True
                     self._push(now, job, retry=False, regular=False)
                 first = self._first_due(request, now)
                 if first is not None:
                     job.next_due = first
                     self._push(first, job, retry=False)
-                    earliest = first if earliest is None else min(earliest, first)
-                if isinstance(trigger, OnLogin):
+                    if earliest is None or first < earliest:
+                        earliest = first
+                elif isinstance(trigger, OnLogin):
                     login.append(tid)
-            if requests and any(r.trigger.kind in _WATCHED for r in requests):
+                elif trigger.kind in _WATCHED:
+                    watched = True
+            if watched:
                 self._call(self._ensure_watcher)
         if (
             login
+            or immediate
             or (earliest is not None and (self._timer_due is None or earliest < self._timer_due))
-            or any(isinstance(r.trigger, Periodic) and r.trigger.run_immediately for r in requests)
         ):
             self._call(self._rearm)
         for tid in login:

@@ -311,3 +311,75 @@ def test_works_inside_an_asyncio_program(tmp_path: Path, conditions: FakeConditi
 
     assert asyncio.run(main()) == 41.5
     assert len(task.times) >= 1
+
+
+def test_requests_are_kept_as_objects_and_read_as_their_stored_form(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.runner import StoredRequest
+
+    app = make_app()
+    app.register("later", Recorder)
+    app.start()
+    request = TaskRequest.one_time(
+        "later", timedelta(hours=1), input={"n": 1}, constraints=Constraints(charging=True)
+    )
+    app.schedule(request)
+    stored = app.store.load(TaskId("later"))
+    assert stored is not None
+    kept = stored["request"]
+    assert isinstance(kept, StoredRequest) and kept.request is request
+    # The input is served without encoding the rest; every other key needs the full form.
+    assert kept["input"] == {"n": 1} and kept._encoded is None
+    assert dict(kept) == app.encode_request(request)
+    assert app.decode_request(kept) is request
+    info = app.task_info("later")
+    assert info is not None and info.next_run is not None
+
+
+def test_update_data_on_a_kept_request_replaces_input_and_constraints(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter import ExistingTaskPolicy
+
+    app = make_app()
+    app.register("later", Recorder)
+    app.start()
+    first = TaskRequest.one_time("later", timedelta(hours=1), input={"n": 1})
+    app.schedule(first)
+    app.schedule(
+        TaskRequest.one_time(
+            "later",
+            timedelta(hours=5),
+            input={"n": 2},
+            constraints=Constraints(charging=True),
+            existing=ExistingTaskPolicy.UPDATE_DATA,
+        )
+    )
+    stored = app.store.load(TaskId("later"))
+    assert stored is not None
+    kept = app.decode_request(stored["request"])
+    assert kept.input == {"n": 2} and kept.constraints == Constraints(charging=True)
+    assert kept.trigger == first.trigger  # the schedule itself is untouched
+
+
+def test_a_constraint_without_a_checker_is_refused_every_time(tmp_path: Path) -> None:
+    from lamplighter.backend import UnsupportedRequest
+
+    app = Lamplighter(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    app.register("later", Recorder)
+    app.start()
+    try:
+        needs = TaskRequest.one_time("later", constraints=Constraints(charging=True))
+        for _ in range(2):  # a refusal is not remembered as honoured
+            with pytest.raises(UnsupportedRequest, match="charging"):
+                app.schedule(needs)
+        assert app.schedule(TaskRequest.one_time("later", timedelta(hours=1)))
+    finally:
+        app.shutdown()
