@@ -45,6 +45,8 @@ def _compact_json() -> Callable[[Any], str]:
     if _encoder is None:
         _encoder = json.JSONEncoder(separators=(",", ":"))
     return _encoder.encode
+
+
 _ROTATED_SUFFIX = ".1"
 _LOCK_NAME = "events.lock"
 _HEAD_BYTES = 4096
@@ -110,23 +112,30 @@ class EventJournal:
         self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._warned = False
-        self._pending: list[MonitorEvent] = []
+        self._pending: list[str] = []
         self._timer: threading.Timer | None = None
         self._registered_exit = False
 
     def append(self, event: MonitorEvent) -> None:
         """Append ``event`` as one line. Thread-safe; never raises (a failure is logged).
 
-        With a ``flush_interval`` the event is queued and written, with the others queued
+        With a ``flush_interval`` the line is queued and written, with the others queued
         meanwhile, in one write at most that long after (a long-running application
         publishes many events; other processes read them within a second anyway). Without
         one it is written before ``append`` returns, as an OS-launched run needs.
+
+        The line is made here, in the publishing thread: queued text holds no objects for
+        the garbage collector to trace, and the flush thread then only writes, so it never
+        keeps an event loop waiting for the interpreter lock.
         """
+        line = self._line(event)
+        if line is None:
+            return
         if self.flush_interval is None:
-            self._append_now([event])
+            self._write_lines([line])
             return
         with self._lock:
-            self._pending.append(event)
+            self._pending.append(line)
             if self._timer is not None:
                 return
             timer = threading.Timer(self.flush_interval, self.flush)
@@ -147,14 +156,18 @@ class EventJournal:
         if timer is not None:
             timer.cancel()
         if pending:
-            self._append_now(pending)
+            self._write_lines(pending)
 
-    def _append_now(self, events: list[MonitorEvent]) -> None:
+    def _line(self, event: MonitorEvent) -> str | None:
         try:
-            encode = _compact_json()
-            data = "".join(encode(event_to_dict(event)) + "\n" for event in events).encode(
-                "utf-8"
-            )
+            return _compact_json()(event_to_dict(event)) + "\n"
+        except Exception as exc:
+            logger.warning("lamplighter: cannot write %r to the event journal: %s", event, exc)
+            return None
+
+    def _write_lines(self, lines: list[str]) -> None:
+        try:
+            data = "".join(lines).encode("utf-8")
             with self._lock:
                 size = self._write(data)
                 if size > self.max_bytes:
