@@ -349,16 +349,7 @@ def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
         TypeError: ``event`` is not one of the event classes of this module.
     """
     cls = type(event)
-    written = _WRITTEN.get(cls)
-    if written is None:
-        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
-            raise TypeError(f"not a lamplighter event: {event!r}")
-        # base fields are written first; eq=False fields hold live exceptions
-        written = _WRITTEN[cls] = tuple(
-            (_KEYS.get(field.name, field.name), field.name)
-            for field in attrs.fields(cls)
-            if field.name not in _BASE_FIELDS and field.eq
-        )
+    written = _WRITTEN.get(cls) or written_fields(event)
     task_id = event.task_id
     data: dict[str, Any] = {
         "kind": cls.kind,
@@ -373,6 +364,27 @@ def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
 
 # Event class -> (key, attribute) of the fields its dictionary form adds to the base ones.
 _WRITTEN: dict[type[MonitorEvent], tuple[tuple[str, str], ...]] = {}
+
+
+def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
+    """``(key, attribute)`` of each field the dictionary form of ``event`` has besides
+    ``kind``, ``task_id``, ``at`` and ``pid``, in order.
+
+    Raises:
+        TypeError: ``event`` is not one of the event classes of this module.
+    """
+    cls = type(event)
+    written = _WRITTEN.get(cls)
+    if written is None:
+        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+            raise TypeError(f"not a lamplighter event: {event!r}")
+        # eq=False fields hold live exceptions: only their text is written
+        written = _WRITTEN[cls] = tuple(
+            (_KEYS.get(field.name, field.name), field.name)
+            for field in attrs.fields(cls)
+            if field.name not in _BASE_FIELDS and field.eq
+        )
+    return written
 
 
 def _datetime(value: object) -> datetime:

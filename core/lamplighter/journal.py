@@ -18,33 +18,99 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import threading
+from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Self
+from typing import TYPE_CHECKING, BinaryIO, Self
 
-from lamplighter.events import EventBus, MonitorEvent, event_from_dict, event_to_dict
+from lamplighter.events import (
+    EventBus,
+    MonitorEvent,
+    event_from_dict,
+    written_fields,
+)
+from lamplighter.events import _encode as _encode_value
+from lamplighter.model import TaskResult, result_to_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-__all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "pump"]
+__all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "event_line", "pump"]
 
 logger = logging.getLogger(__name__)
 
 #: The journal's file name inside the application's data directory.
 JOURNAL_NAME = "events.jsonl"
 
-_encoder: json.JSONEncoder | None = None
 
 
-def _compact_json() -> Callable[[Any], str]:
-    """One compact encoder for every line (``json.dumps`` with options builds one per call)."""
-    global _encoder
-    if _encoder is None:
-        _encoder = json.JSONEncoder(separators=(",", ":"))
-    return _encoder.encode
+def event_line(event: MonitorEvent) -> str:
+    """``event`` as one journal line: the compact JSON of
+    :func:`~lamplighter.events.event_to_dict`, newline included.
+
+    Written field by field rather than through a dictionary and ``json.dumps``: every event
+    of a running application becomes a line, so this is on the path of every run.
+
+    Raises:
+        TypeError: ``event`` is not one of the event classes of Lamplighter.
+    """
+    written = written_fields(event)
+    task_id = event.task_id
+    parts = [
+        '{"kind":"',
+        type(event).kind,
+        '","task_id":',
+        "null" if task_id is None else '"' + task_id.value + '"',  # ids need no escaping
+        ',"at":"',
+        event.at.isoformat(),
+        '","pid":',
+        str(event.pid),
+    ]
+    for key, name in written:
+        parts.append(',"' + key + '":')
+        parts.append(_json_value(getattr(event, name)))
+    parts.append("}\n")
+    return "".join(parts)
+
+
+def _json_value(value: object) -> str:
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return int.__repr__(value)  # type: ignore[arg-type]
+    if kind is datetime:
+        return '"' + value.isoformat() + '"'  # type: ignore[attr-defined]
+    if kind is timedelta:
+        value = value.total_seconds()  # type: ignore[attr-defined]
+        kind = float
+    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
+        return float.__repr__(value)  # type: ignore[arg-type]
+    if kind is bool:
+        return "true" if value else "false"
+    if isinstance(value, TaskResult):
+        value = result_to_dict(value)
+        if len(value) == 1:  # {"type": kind}: a kind is a plain identifier
+            return '{"type":"' + value["type"] + '"}'
+        kind = dict
+    if kind is dict:
+        return (
+            "{"
+            + ",".join(
+                _json_string(k) + ":" + _json_value(v)
+                for k, v in value.items()  # type: ignore[attr-defined]
+            )
+            + "}"
+        )
+    if kind is list or kind is tuple:
+        return "[" + ",".join(_json_value(v) for v in value) + "]"  # type: ignore[attr-defined]
+    return json.dumps(_encode_value(value), separators=(",", ":"))
 
 
 _ROTATED_SUFFIX = ".1"
@@ -160,7 +226,7 @@ class EventJournal:
 
     def _line(self, event: MonitorEvent) -> str | None:
         try:
-            return _compact_json()(event_to_dict(event)) + "\n"
+            return event_line(event)
         except Exception as exc:
             logger.warning("lamplighter: cannot write %r to the event journal: %s", event, exc)
             return None

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 
 from lamplighter.events import (
@@ -93,6 +94,37 @@ def test_every_kind_round_trips_through_json(event: MonitorEvent) -> None:
     assert type(back) is type(event)
     assert back == event
     assert back.at == event.at and back.at.utcoffset() == event.at.utcoffset()
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        *_samples(),
+        AttemptDeferred(task_id="sync", reason='quote " back\\slash \n newline, é, \u2603, \x00'),
+        LibraryError(task_id=None, message="\U0001f600 emoji", cause=ValueError("a\tb")),
+        WorkCompleted(task_id="sync", runtime=timedelta(microseconds=1), result=Failure('"x"')),
+        RetryScheduled(task_id="sync", next_attempt=10**20, delay=timedelta(days=999)),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_journal_line_is_the_compact_json_of_the_dictionary_form(event: MonitorEvent) -> None:
+    from lamplighter.journal import event_line
+
+    line = event_line(event)
+    assert line.endswith("\n") and "\n" not in line[:-1] and line.isascii()
+    assert json.loads(line) == event_to_dict(event)
+    assert line == json.dumps(event_to_dict(event), separators=(",", ":")) + "\n"
+
+
+def test_a_journal_line_refuses_what_is_not_an_event() -> None:
+    from lamplighter.journal import event_line
+
+    @attrs.frozen(kw_only=True)
+    class Custom(Scheduled):
+        kind = "scheduled"
+
+    with pytest.raises(TypeError, match="not a lamplighter event"):
+        event_line(Custom(task_id="sync"))
 
 
 def test_defaults_are_now_in_utc_and_this_process() -> None:
