@@ -442,6 +442,13 @@ class Lamplighter:
     def _arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         self._ensure_backend().arrange_retry(task_id, at)
 
+    def _scheduled_here(self, task_id: TaskId) -> bool:
+        """Whether this process scheduled ``task_id`` and the schedule is still active."""
+        if self.store.keeps_objects:
+            raw = self.store.load(task_id)
+            return raw is not None and raw["state"].get("status") == "scheduled"
+        return task_id in self._scheduled_ids
+
     def _retire(self, task_id: TaskId) -> None:
         self._ensure_backend().remove([task_id])
         self._scheduled_ids.discard(task_id)
@@ -715,7 +722,8 @@ class Lamplighter:
                 else:
                     self.store.save(tid, raw)
             raise
-        self._scheduled_ids.update(r.task_id for r in requests)
+        if not keeps_objects:  # an in-memory store answers that itself, at no cost
+            self._scheduled_ids.update(r.task_id for r in requests)
         for event in events:
             self._emit(event)
         return results
@@ -919,7 +927,7 @@ class Lamplighter:
         previous = self._run_now.get(tid)
         if previous is not None and not previous.done():
             previous.cancel()
-        if tid in self._scheduled_ids:
+        if self._scheduled_here(tid):
             self._cancel([tid], source="run_now")
         elif self._backend is not None:
             self._backend.cancel_running(tid)

@@ -199,8 +199,10 @@ class TaskDocument:
     """A task file's content: the request plus the mutable run state.
 
     ``state`` keys: ``status`` (``"scheduled"``/``"inactive"``), ``attempt`` (of the next
-    run), ``run_count``, ``last_run``, ``last_result``, ``scheduled_at``, ``retry_at``.
-    ``backend`` holds what the backend recorded for itself (e.g. launch details).
+    run), ``run_count``, ``last_run``, ``last_result``, ``scheduled_at``, ``retry_at``; an
+    absent key has its default (attempt 1, run count 0, None for the others).
+    ``backend`` holds what the backend recorded for itself (e.g. launch details); it is
+    left out of the stored form while empty.
     """
 
     request: dict[str, Any] | StoredRequest
@@ -214,14 +216,10 @@ class TaskDocument:
         """The document of a freshly scheduled request."""
         return cls(
             request=request,
+            # The other keys start at their defaults, so they are left out until set.
             state={
                 "status": "scheduled",
-                "attempt": 1,
-                "run_count": 0,
-                "last_run": None,
-                "last_result": None,
                 "scheduled_at": scheduled_at.isoformat(),
-                "retry_at": None,
             },
         )
 
@@ -237,7 +235,10 @@ class TaskDocument:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able form (the store adds ``schema_version``)."""
-        return {"request": self.request, "state": self.state, "backend": self.backend}
+        document = {"request": self.request, "state": self.state}
+        if self.backend:  # most backends record nothing: no empty mapping per task
+            document["backend"] = self.backend
+        return document
 
     @property
     def trigger_kind(self) -> str:
@@ -272,17 +273,57 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@attrs.define(kw_only=True, eq=False)
 class _Firing:
-    task_id: TaskId
-    request: TaskRequest
-    document: TaskDocument
-    attempt: int
-    scheduled_for: datetime | None
-    started_at: datetime
-    lock: RunLock
-    task: Task | None = None
-    factory_error: BaseException | None = None
+    """One firing in progress (a plain class: one is made per run)."""
+
+    __slots__ = (
+        "attempt",
+        "document",
+        "factory_error",
+        "lock",
+        "request",
+        "scheduled_for",
+        "started_at",
+        "task",
+        "task_id",
+    )
+
+    def __init__(
+        self,
+        task_id: TaskId,
+        request: TaskRequest,
+        document: TaskDocument,
+        scheduled_for: datetime | None,
+        started_at: datetime,
+        lock: RunLock,
+    ) -> None:
+        self.task_id = task_id
+        self.request = request
+        self.document = document
+        self.attempt = document.attempt
+        self.scheduled_for = scheduled_for
+        self.started_at = started_at
+        self.lock = lock
+        self.task: Task | None = None
+        self.factory_error: BaseException | None = None
+
+
+# Whether a task class's run() is a coroutine function, per class: asked at every firing.
+_ASYNC_RUN: dict[type, bool] = {}
+
+
+def _is_async_run(task: Task) -> bool:
+    cls = type(task)
+    known = _ASYNC_RUN.get(cls)
+    if known is None:
+        known = inspect.iscoroutinefunction(task.run)
+        # Only a plain method defined on the class is remembered; anything else (an
+        # instance attribute, a slot, a callable object) is asked again each time.
+        if inspect.isfunction(getattr(cls, "run", None)) and "run" not in getattr(
+            task, "__dict__", ()
+        ):
+            _ASYNC_RUN[cls] = known
+    return known
 
 
 def _describe(exc: BaseException) -> str:
@@ -423,15 +464,7 @@ class Runner:
             return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=reason)
         try:
             now = self._clock()
-            firing = _Firing(
-                task_id=task_id,
-                request=request,
-                document=document,
-                attempt=document.attempt,
-                scheduled_for=scheduled_for,
-                started_at=now,
-                lock=lock,
-            )
+            firing = _Firing(task_id, request, document, scheduled_for, now, lock)
             unmet = self._unmet_constraints(request) if check_constraints else []
             if unmet:
                 outcome = self._defer(firing, unmet)
@@ -537,7 +570,7 @@ class Runner:
         started = time.perf_counter()
         outcome: TaskResult | BaseException
         try:
-            if inspect.iscoroutinefunction(run):
+            if _is_async_run(firing.task):
                 outcome = _run_coroutine_blocking(run, ctx, timeout)
             elif timeout is None:
                 outcome = _checked(run(ctx))
@@ -560,7 +593,7 @@ class Runner:
         started = time.perf_counter()
         outcome: TaskResult | BaseException
         try:
-            if inspect.iscoroutinefunction(run):
+            if _is_async_run(firing.task):
                 work = run(ctx)
             else:
                 work = asyncio.to_thread(run, ctx)

@@ -118,8 +118,7 @@ class InProcessBackend(Backend):
         self.watch_interval = float(watch_interval)
         self.max_sleep = float(max_sleep)
         self._lock = threading.Lock()
-        self._heap: list[tuple[float, int, TaskId, int, bool]] = []
-        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, TaskId, bool]] = []
         self._jobs: dict[TaskId, _Job] = {}
         self._generation = itertools.count(1)
         self._running: dict[TaskId, asyncio.Task[Any]] = {}
@@ -232,10 +231,11 @@ class InProcessBackend(Backend):
             self._call(self._dispatch, tid, self._jobs[tid].generation, now, False)
 
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
-        # Entry: (due, seq, task id, generation, kind) with kind True=retry, False=regular;
-        # an immediate extra run is pushed as regular=False through a negative generation.
+        # Entry: (due, generation, task id, retry). Generations are unique and grow, so
+        # equal due times fire in the order they were scheduled and the comparison never
+        # reaches the task id. An immediate extra run carries the negative generation.
         generation = job.generation if regular or retry else -job.generation
-        heapq.heappush(self._heap, (due, next(self._seq), job.task_id, generation, retry))
+        heapq.heappush(self._heap, (due, generation, job.task_id, retry))
 
     @staticmethod
     def _first_due(request: TaskRequest, now: float) -> float | None:
@@ -329,7 +329,7 @@ class InProcessBackend(Backend):
         with self._lock:
             heap = self._heap
             while heap and heap[0][0] <= now:
-                due, _seq, tid, generation, retry = heapq.heappop(heap)
+                due, generation, tid, retry = heapq.heappop(heap)
                 job = self._jobs.get(tid)
                 if job is None or abs(generation) != job.generation:
                     continue  # cancelled or replaced since it was queued
