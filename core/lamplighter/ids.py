@@ -55,7 +55,7 @@ def _check_task_id(_instance: object, _attribute: attrs.Attribute[str], value: s
     validate_id(value, field="task_id")
 
 
-@attrs.frozen(order=True, cache_hash=True)
+@attrs.frozen(order=True, unsafe_hash=False)
 class TaskId:
     """The name of a task, unique within one application.
 
@@ -64,6 +64,11 @@ class TaskId:
     """
 
     value: str = attrs.field(validator=_check_task_id)
+
+    def __hash__(self) -> int:
+        # The string caches its own hash: no per-id cache object (attrs' cache_hash keeps
+        # one per instance, and an application may hold a hundred thousand ids).
+        return hash(self.value)
 
     def __str__(self) -> str:
         return self.value
