@@ -614,7 +614,10 @@ class Lamplighter:
         Raises :class:`~lamplighter.backend.UnsupportedRequest` (a ``ValueError``) when the
         backend or the installed checkers cannot honour the request, naming what would.
         """
-        return self.schedule_many([request])[0]
+        self._require_started("schedule()")
+        if not isinstance(request, TaskRequest):
+            raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
+        return self._schedule([request])[0]
 
     def schedule_many(self, requests: Sequence[TaskRequest]) -> list[bool]:
         """Schedule several requests in one backend transaction (one manager reload on
@@ -634,6 +637,9 @@ class Lamplighter:
         duplicates = sorted(repeated)
         if duplicates:
             raise ValueError(f"schedule_many() got the task ids {duplicates} more than once")
+        return self._schedule(requests)
+
+    def _schedule(self, requests: list[TaskRequest]) -> list[bool]:
         with self._lock:
             backend = self._ensure_backend()
             for request in requests:

@@ -349,7 +349,9 @@ def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
         TypeError: ``event`` is not one of the event classes of this module.
     """
     cls = type(event)
-    written = _WRITTEN.get(cls) or written_fields(event)
+    written = _WRITTEN.get(cls)
+    if written is None:
+        written = written_fields(event)
     task_id = event.task_id
     data: dict[str, Any] = {
         "kind": cls.kind,
