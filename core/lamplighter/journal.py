@@ -25,7 +25,7 @@ import threading
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 from lamplighter.events import (
     EventBus,
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 #: The journal's file name inside the application's data directory.
 JOURNAL_NAME = "events.jsonl"
-
 
 
 def event_line(event: MonitorEvent) -> str:
@@ -77,39 +76,34 @@ def event_line(event: MonitorEvent) -> str:
     return "".join(parts)
 
 
-def _json_value(value: object) -> str:
+def _json_value(value: Any) -> str:
     kind = type(value)
     if value is None:
         return "null"
     if kind is str:
         return _json_string(value)
     if kind is int:
-        return int.__repr__(value)  # type: ignore[arg-type]
+        return int.__repr__(value)
     if kind is datetime:
-        return '"' + value.isoformat() + '"'  # type: ignore[attr-defined]
+        return f'"{value.isoformat()}"'
     if kind is timedelta:
-        value = value.total_seconds()  # type: ignore[attr-defined]
+        value = value.total_seconds()
         kind = float
-    if kind is float and math.isfinite(value):  # type: ignore[arg-type]
-        return float.__repr__(value)  # type: ignore[arg-type]
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
     if kind is bool:
         return "true" if value else "false"
     if isinstance(value, TaskResult):
         value = result_to_dict(value)
         if len(value) == 1:  # {"type": kind}: a kind is a plain identifier
-            return '{"type":"' + value["type"] + '"}'
+            return f'{{"type":"{value["type"]}"}}'
         kind = dict
     if kind is dict:
         return (
-            "{"
-            + ",".join(
-                _json_string(k) + ":" + _json_value(v)
-                for k, v in value.items()  # type: ignore[attr-defined]
-            )
-            + "}"
+            "{" + ",".join(_json_string(k) + ":" + _json_value(v) for k, v in value.items()) + "}"
         )
     if kind is list or kind is tuple:
-        return "[" + ",".join(_json_value(v) for v in value) + "]"  # type: ignore[attr-defined]
+        return "[" + ",".join(_json_value(v) for v in value) + "]"
     return json.dumps(_encode_value(value), separators=(",", ":"))
 
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -210,9 +210,7 @@ class TaskDocument:
     backend: dict[str, Any] = attrs.Factory(dict)
 
     @classmethod
-    def new(
-        cls, request: dict[str, Any] | StoredRequest, scheduled_at: datetime
-    ) -> TaskDocument:
+    def new(cls, request: dict[str, Any] | StoredRequest, scheduled_at: datetime) -> TaskDocument:
         """The document of a freshly scheduled request."""
         return cls(
             request=request,
@@ -593,10 +591,11 @@ class Runner:
         started = time.perf_counter()
         outcome: TaskResult | BaseException
         try:
+            work: Awaitable[TaskResult]
             if _is_async_run(firing.task):
-                work = run(ctx)
+                work = cast("Callable[[TaskContext], Awaitable[TaskResult]]", run)(ctx)
             else:
-                work = asyncio.to_thread(run, ctx)
+                work = asyncio.to_thread(cast("Callable[[TaskContext], TaskResult]", run), ctx)
             if timeout is None:
                 value = await work
             else:
