@@ -152,6 +152,7 @@ class Lamplighter:
         self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
         self._scheduled_ids: set[TaskId] = set()
         self._honoured_constraints: set[Constraints] = set()
+        self._encode_kept: Callable[[TaskRequest], dict[str, Any]] | None = None
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
@@ -649,12 +650,15 @@ class Lamplighter:
     def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
         now = self.now()
         keeps_objects = self.store.keeps_objects
+        # One bound method for every request kept as an object: each StoredRequest holds it.
+        encode = self._encode_kept
+        if encode is None:
+            encode = self._encode_kept = self.encode_request
         stored_form: Callable[[TaskRequest], Mapping[str, Any]]
         if keeps_objects:
-            encode = self.encode_request
             stored_form = lambda request: StoredRequest(request, encode)  # noqa: E731
         else:
-            stored_form = self.encode_request
+            stored_form = encode
         results: list[bool] = []
         previous: dict[TaskId, dict[str, Any] | None] = {}
         to_install: list[TaskRequest] = []
@@ -685,7 +689,7 @@ class Lamplighter:
                             input=request.input,
                             constraints=request.constraints,
                         )
-                        existing.request = StoredRequest(kept, self.encode_request)
+                        existing.request = StoredRequest(kept, encode)
                     else:
                         existing.request["input"] = encoded["input"]
                         existing.request["constraints"] = encoded["constraints"]
