@@ -118,10 +118,12 @@ class InProcessBackend(Backend):
         self.watch_interval = float(watch_interval)
         self.max_sleep = float(max_sleep)
         self._lock = threading.Lock()
-        self._heap: list[tuple[float, int, TaskId, bool]] = []
-        self._jobs: dict[TaskId, _Job] = {}
+        # Internal tables are keyed by the id's string: its hash is computed in C and
+        # cached, and a heap entry of plain values is not tracked by the garbage collector.
+        self._heap: list[tuple[float, int, str, bool]] = []
+        self._jobs: dict[str, _Job] = {}
         self._generation = itertools.count(1)
-        self._running: dict[TaskId, asyncio.Task[Any]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
         self._waiting: deque[tuple[TaskId, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
@@ -203,7 +205,7 @@ class InProcessBackend(Backend):
             for request in requests:
                 tid = request.task_id
                 job = _Job(tid, request, next(self._generation))
-                self._jobs[tid] = job
+                self._jobs[tid.value] = job
                 trigger = request.trigger
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
                     immediate = True
@@ -228,14 +230,14 @@ class InProcessBackend(Backend):
             self._call(self._rearm)
         for tid in login:
             # The in-process "login" is the application's start: run once now.
-            self._call(self._dispatch, tid, self._jobs[tid].generation, now, False)
+            self._call(self._dispatch, tid, self._jobs[tid.value].generation, now, False)
 
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
         # Entry: (due, generation, task id, retry). Generations are unique and grow, so
         # equal due times fire in the order they were scheduled and the comparison never
         # reaches the task id. An immediate extra run carries the negative generation.
         generation = job.generation if regular or retry else -job.generation
-        heapq.heappush(self._heap, (due, generation, job.task_id, retry))
+        heapq.heappush(self._heap, (due, generation, job.task_id.value, retry))
 
     @staticmethod
     def _first_due(request: TaskRequest, now: float) -> float | None:
@@ -262,12 +264,12 @@ class InProcessBackend(Backend):
     def remove(self, task_ids: Sequence[TaskId]) -> None:
         with self._lock:
             for tid in task_ids:
-                self._jobs.pop(tid, None)
+                self._jobs.pop(tid.value, None)
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
         with self._lock:
-            job = self._jobs.get(task_id)
+            job = self._jobs.get(task_id.value)
             if job is None:
                 return
             job.retry_due = due
@@ -275,17 +277,17 @@ class InProcessBackend(Backend):
         self._call(self._rearm)
 
     def next_run(self, task_id: TaskId) -> datetime | None:
-        job = self._jobs.get(task_id)
+        job = self._jobs.get(task_id.value)
         if job is None:
             return None
         dues = [d for d in (job.next_due, job.retry_due) if d is not None]
         return _dt(min(dues)) if dues else None
 
     def is_running(self, task_id: TaskId) -> bool:
-        return task_id in self._running
+        return task_id.value in self._running
 
     def cancel_running(self, task_id: TaskId) -> bool:
-        task = self._running.get(task_id)
+        task = self._running.get(task_id.value)
         if task is None:
             return False
         self._call(task.cancel)
@@ -329,8 +331,8 @@ class InProcessBackend(Backend):
         with self._lock:
             heap = self._heap
             while heap and heap[0][0] <= now:
-                due, generation, tid, retry = heapq.heappop(heap)
-                job = self._jobs.get(tid)
+                due, generation, key, retry = heapq.heappop(heap)
+                job = self._jobs.get(key)
                 if job is None or abs(generation) != job.generation:
                     continue  # cancelled or replaced since it was queued
                 if retry:
@@ -344,7 +346,7 @@ class InProcessBackend(Backend):
                     job.next_due = following
                     if following is not None:
                         self._push(following, job, retry=False)
-                due_entries.append((tid, job.generation, due, retry))
+                due_entries.append((job.task_id, job.generation, due, retry))
         for tid, generation, due, retry in due_entries:
             self._dispatch(tid, generation, due, retry)
         self._rearm()
@@ -377,7 +379,7 @@ class InProcessBackend(Backend):
 
     async def _fire_now(self, task_id: TaskId) -> None:
         with self._lock:
-            job = self._jobs.get(task_id)
+            job = self._jobs.get(task_id.value)
             if job is None:
                 raise LookupError(f"task {task_id.value!r} is not scheduled on this backend")
             now = time.time()
@@ -396,7 +398,7 @@ class InProcessBackend(Backend):
                 due = now
         self._rearm()
         task = self.loop.create_task(self._run(task_id, due, False))
-        self._running[task_id] = task
+        self._running[task_id.value] = task
         task.add_done_callback(functools.partial(self._finished_callback, task_id))
         await asyncio.shield(task)
 
@@ -405,33 +407,35 @@ class InProcessBackend(Backend):
     def _dispatch(self, tid: TaskId, generation: int, due: float, retry: bool) -> None:
         if self._closing:
             return
-        if tid in self._running or len(self._running) >= self.max_concurrency:
+        key = tid.value
+        if key in self._running or len(self._running) >= self.max_concurrency:
             self._waiting.append((tid, generation, due, retry))
             return
-        task = self.loop.create_task(self._run(tid, due, retry), name=f"lamplighter:{tid.value}")
-        self._running[tid] = task
+        task = self.loop.create_task(self._run(tid, due, retry), name=f"lamplighter:{key}")
+        self._running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, tid))
 
     def _finished_callback(self, tid: TaskId, _task: object) -> None:
         self._finished(tid)
 
     def _finished(self, tid: TaskId) -> None:
-        self._running.pop(tid, None)
+        self._running.pop(tid.value, None)
         # Start waiting runs whose task is not running now, in the order they came due.
         for _ in range(len(self._waiting)):
             if len(self._running) >= self.max_concurrency:
                 break
             entry = self._waiting.popleft()
-            job = self._jobs.get(entry[0])
+            key = entry[0].value
+            job = self._jobs.get(key)
             if job is None or job.generation != entry[1]:
                 continue
-            if entry[0] in self._running:
+            if key in self._running:
                 self._waiting.append(entry)
                 continue
             self._dispatch(*entry)
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
-        job = self._jobs.get(tid)
+        job = self._jobs.get(tid.value)
         gated = job is not None and job.request.constraints.network is not NetworkType.NOT_REQUIRED
         if gated and job is not None and not await self._network_gate(job):
             return
