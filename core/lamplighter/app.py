@@ -872,8 +872,8 @@ class Lamplighter:
         """The task's recent firings, oldest first (bounded per task)."""
         records = []
         for data in self.store.history(TaskId.of(task_id)):
-            if isinstance(data, ExecutionRecord):  # an in-memory store keeps the records
-                records.append(data)
+            if isinstance(data, tuple):  # an in-memory store keeps the compact form
+                records.append(ExecutionRecord.from_compact(data))
                 continue
             try:
                 records.append(ExecutionRecord.from_dict(data))

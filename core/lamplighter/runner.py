@@ -122,6 +122,40 @@ class ExecutionRecord:
             "runtime": self.runtime.total_seconds(),
         }
 
+    def compact(self) -> tuple[Any, ...]:
+        """This record as a tuple of plain values, the form an in-memory store keeps: the
+        garbage collector does not track such a tuple, so a long history adds nothing to
+        its full collections. :meth:`from_compact` reads it back."""
+        result = result_to_dict(self.result)
+        detail = result.get("message", result.get("unsatisfied"))
+        return (
+            self.task_id.value,
+            result["type"],
+            detail if not isinstance(detail, list) else tuple(detail),
+            self.attempt,
+            self.at,
+            self.scheduled_for,
+            self.runtime,
+        )
+
+    @classmethod
+    def from_compact(cls, data: tuple[Any, ...]) -> ExecutionRecord:
+        """Read a record kept by :meth:`compact`."""
+        task_id, kind, detail, attempt, at, scheduled_for, runtime = data
+        result: dict[str, Any] = {"type": kind}
+        if kind == ConstraintsNotMet.kind:
+            result["unsatisfied"] = list(detail)
+        elif detail is not None:
+            result["message"] = detail
+        return cls(
+            task_id=TaskId(task_id),
+            result=result_from_dict(result),
+            attempt=attempt,
+            at=at,
+            scheduled_for=scheduled_for,
+            runtime=runtime,
+        )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
         """Read a stored history record."""
@@ -726,7 +760,7 @@ class Runner:
         try:
             self.store.update(task_id, apply)
             if self.store.keeps_objects:
-                self.store.append_history(task_id, record)  # type: ignore[arg-type]
+                self.store.append_history(task_id, record.compact())  # type: ignore[arg-type]
             else:
                 self.store.append_history(task_id, record.to_dict())
         except (OSError, ValueError) as exc:

@@ -27,7 +27,6 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -761,7 +760,7 @@ class MemoryTaskStore(TaskStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self._documents: dict[TaskId, dict[str, Any]] = {}
-        self._histories: dict[TaskId, deque[Any]] = {}
+        self._histories: dict[TaskId, tuple[Any, ...]] = {}
         self._running: set[TaskId] = set()
 
     def load(self, task_id: TaskId) -> dict[str, Any] | None:
@@ -782,8 +781,20 @@ class MemoryTaskStore(TaskStore):
     ) -> dict[str, Any] | None:
         task_id = TaskId.of(task_id)
         with self._thread_lock:
-            new = change(self._documents.get(task_id))
-            if new is not None:
+            current = self._documents.get(task_id)
+            new = change(current)
+            if new is None:
+                return None
+            if (
+                current is not None
+                and new.keys() == current.keys()
+                and all(new[key] is current[key] for key in new if key != "state")
+            ):
+                # Only the state changed (a run's outcome): swap it into the document kept,
+                # in one step, so a reader sees the old state or the new one, and a run
+                # leaves no new document behind for the garbage collector to trace.
+                current["state"] = new["state"]
+            else:
                 self._documents[task_id] = new
             return new
 
@@ -805,11 +816,12 @@ class MemoryTaskStore(TaskStore):
         return TaskId.of(task_id) in self._running
 
     def append_history(self, task_id: TaskId, record: Any) -> None:
+        # A tuple, replaced at each append (at most HISTORY_LIMIT records are copied): a
+        # tuple of plain values is not tracked by the garbage collector, where a deque is.
         task_id = TaskId.of(task_id)
-        history = self._histories.get(task_id)
-        if history is None:
-            history = self._histories[task_id] = deque(maxlen=HISTORY_LIMIT)
-        history.append(record)
+        with self._thread_lock:
+            history = self._histories.get(task_id, ())
+            self._histories[task_id] = (*history[1 - HISTORY_LIMIT :], record)
 
     def history(self, task_id: TaskId) -> list[Any]:
         return list(self._histories.get(TaskId.of(task_id), ()))
