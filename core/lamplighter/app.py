@@ -34,6 +34,7 @@ from lamplighter.events import (
     MonitorEvent,
     Scheduled,
     ScheduleReplaced,
+    made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
 from lamplighter.invocation import (
@@ -456,7 +457,7 @@ class Lamplighter:
 
     def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
         self._ensure_backend().install([request])
-        self._emit(Scheduled(task_id=task_id))
+        self._emit(made_here(Scheduled, task_id))
 
     @property
     def launch_command(self) -> LaunchCommand:
@@ -694,7 +695,7 @@ class Lamplighter:
                         existing.request["input"] = encoded["input"]
                         existing.request["constraints"] = encoded["constraints"]
                     writes.append((tid, existing.to_dict()))
-                    events.append(Scheduled(task_id=tid))
+                    events.append(made_here(Scheduled, tid))
                     results.append(True)
                     continue
                 if policy is ExistingTaskPolicy.APPEND:
@@ -702,7 +703,7 @@ class Lamplighter:
                     queue.append(encoded)
                     existing.state["queue"] = queue
                     writes.append((tid, existing.to_dict()))
-                    events.append(Scheduled(task_id=tid))
+                    events.append(made_here(Scheduled, tid))
                     results.append(True)
                     continue
                 # REPLACE
@@ -710,7 +711,7 @@ class Lamplighter:
                 events.append(ScheduleReplaced(task_id=tid))
             else:
                 previous[tid] = raw
-                events.append(Scheduled(task_id=tid))
+                events.append(made_here(Scheduled, tid))
             writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
             if not keeps_objects:
                 self.runner.remember(tid, encoded, request)

@@ -29,7 +29,7 @@ import os
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
@@ -303,6 +303,47 @@ class LibraryError(MonitorEvent):
         default=attrs.Factory(_cause_repr, takes_self=True), validator=_OPT_STR
     )
     monitor: str | None = attrs.field(default=None, validator=_OPT_STR)
+
+
+_E = TypeVar("_E", bound=MonitorEvent)
+# Event class -> the names of its fields besides task_id, at and pid, in definition order.
+_OWN_FIELDS: dict[type[MonitorEvent], tuple[str, ...]] = {}
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
+    """An event Lamplighter publishes itself: happening now, in this process.
+
+    ``values`` are the class's own fields, in the order the class defines them. The
+    constructor checks every field, since events also come from plugins and from the
+    journal; the runner makes two per run from values that have the right types by
+    construction, so this skips the checks. The event equals
+    ``cls(task_id=task_id, at=now, field=value, ...)``.
+    """
+    names = _OWN_FIELDS.get(cls)
+    if names is None:
+        names = _OWN_FIELDS[cls] = tuple(
+            f.name for f in attrs.fields(cls) if f.name not in _BASE_FIELDS
+        )
+    if len(values) != len(names):
+        raise TypeError(f"{cls.__name__} takes the fields {names}, got {len(values)} values")
+    event = object.__new__(cls)
+    set_field = object.__setattr__  # the class is frozen: set its slots directly
+    set_field(event, "task_id", task_id)
+    set_field(event, "at", datetime.now(UTC))
+    set_field(event, "pid", _pid)
+    for name, value in zip(names, values, strict=True):
+        set_field(event, name, value)
+    return event
 
 
 #: Every event class, in the order of the reference list.

@@ -31,6 +31,7 @@ from lamplighter.events import (
     Skipped,
     WorkCompleted,
     WorkStarted,
+    made_here,
 )
 from lamplighter.ids import TaskId
 from lamplighter.model import (
@@ -585,11 +586,7 @@ class Runner:
         )
 
     def _started(self, firing: _Firing) -> None:
-        self._emit(
-            WorkStarted(
-                task_id=firing.task_id, attempt=firing.attempt, expected_at=firing.scheduled_for
-            )
-        )
+        self._emit(made_here(WorkStarted, firing.task_id, firing.attempt, firing.scheduled_for))
 
     def _run_blocking(self, firing: _Firing) -> tuple[TaskResult | BaseException, timedelta]:
         if firing.factory_error is not None:
@@ -731,7 +728,7 @@ class Runner:
                     task_id=task_id, next_attempt=next_attempt, delay=retry_at - self._clock()
                 )
             )
-        self._emit(WorkCompleted(task_id=task_id, runtime=runtime, result=result))
+        self._emit(made_here(WorkCompleted, task_id, runtime, result))
         if isinstance(result, Success):
             status = ExitStatus.OK
         elif retry_at is not None:

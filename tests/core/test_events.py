@@ -127,6 +127,34 @@ def test_a_journal_line_refuses_what_is_not_an_event() -> None:
         event_line(Custom(task_id="sync"))
 
 
+@pytest.mark.parametrize(
+    ("cls", "values"),
+    [
+        (Scheduled, ()),
+        (WorkStarted, (2, AT)),
+        (WorkStarted, (1, None)),
+        (WorkCompleted, (timedelta(seconds=1.5), Failure("disk full"))),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_an_event_made_here_equals_the_checked_constructor(
+    cls: type[MonitorEvent], values: tuple[object, ...]
+) -> None:
+    from lamplighter.events import made_here
+
+    before = datetime.now(UTC)
+    event = made_here(cls, TaskId("sync"), *values)
+    assert type(event) is cls
+    assert before <= event.at <= datetime.now(UTC) and event.pid == os.getpid()
+    names = [f.name for f in attrs.fields(cls) if f.name not in ("task_id", "at", "pid")]
+    checked = cls(task_id="sync", at=event.at, **dict(zip(names, values, strict=True)))
+    assert event == checked and repr(event) == repr(checked)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        event.task_id = TaskId("other")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="takes the fields"):
+        made_here(cls, TaskId("sync"), *values, "one too many")
+
+
 def test_defaults_are_now_in_utc_and_this_process() -> None:
     before = datetime.now(UTC)
     event = Scheduled(task_id="sync")
