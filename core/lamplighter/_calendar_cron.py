@@ -12,7 +12,7 @@ import itertools
 import re
 from typing import Final, NamedTuple
 
-from lamplighter.calendar import CalendarSyntaxError
+from lamplighter.calendar import WEEKDAY_NAMES, CalendarSyntaxError
 
 __all__ = ["cron_to_systemd"]
 
@@ -38,7 +38,7 @@ _DAY_OF_WEEK: Final = _CronField(
     "day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 )
 _FIELDS: Final = (_MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK)
-_SYSTEMD_WEEKDAYS: Final = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_SYSTEMD_WEEKDAYS: Final = (WEEKDAY_NAMES[6], *WEEKDAY_NAMES[:6])  # cron counts from Sunday
 
 _MACROS: Final = {
     "@yearly": "0 0 1 1 *",

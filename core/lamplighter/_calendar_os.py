@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import itertools
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from lamplighter._calendar_syntax import Chain, Component, Spec
 from lamplighter._calendar_windows import (
@@ -28,29 +28,9 @@ __all__ = ["MAX_ENTRIES", "to_launchd", "to_windows"]
 
 MAX_ENTRIES: Final = 500
 _ANCHOR: Final = _dt.date(2000, 1, 1)
-_DAY_NAMES: Final[tuple[WindowsDayOfWeek, ...]] = (
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-)
-_MONTH_NAMES: Final[tuple[WindowsMonth, ...]] = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+# The Literal types list the names Task Scheduler's schema allows, Monday and January first.
+_DAY_NAMES: Final[tuple[WindowsDayOfWeek, ...]] = get_args(WindowsDayOfWeek)
+_MONTH_NAMES: Final[tuple[WindowsMonth, ...]] = get_args(WindowsMonth)
 _MONTH_LENGTHS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February varies
 _WEEKS: Final = {1: (1, 7), 2: (8, 14), 3: (15, 21), 4: (22, 28)}
 

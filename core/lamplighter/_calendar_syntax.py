@@ -12,7 +12,7 @@ import datetime as _dt
 import re
 from typing import Final, NamedTuple
 
-from lamplighter.calendar import CalendarSyntaxError
+from lamplighter.calendar import WEEKDAY_FULL_NAMES, WEEKDAY_NAMES, CalendarSyntaxError
 
 __all__ = [
     "MAX_YEAR",
@@ -35,17 +35,7 @@ _MAX_COMPONENTS: Final = 241
 _INT_MAX: Final = 2**31 - 1
 _ALL_WEEKDAYS: Final = 0b1111111
 
-WEEKDAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_WEEKDAY_FULL: Final = (
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-)
-_WEEKDAY_ABBREVIATIONS: Final = frozenset(day[:3] for day in _WEEKDAY_FULL)
+_WEEKDAY_ABBREVIATIONS: Final = frozenset(day[:3] for day in WEEKDAY_FULL_NAMES)
 _WEEKDAY_HINT: Final = "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun or their full names"
 
 _ZONE_NAME: Final = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
@@ -491,7 +481,7 @@ class _Parser:
     def _weekday_name(self) -> tuple[int, int] | None:
         """The weekday named at pos as (number, length); full names win over abbreviations."""
         rest = self.text[self.pos : self.end].lower()
-        for number, full in enumerate(_WEEKDAY_FULL):
+        for number, full in enumerate(WEEKDAY_FULL_NAMES):
             if rest.startswith(full):
                 return number, len(full)
             if rest.startswith(full[:3]):

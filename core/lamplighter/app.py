@@ -153,7 +153,8 @@ class Lamplighter:
         self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
         self._scheduled_ids: set[TaskId] = set()
         self._honoured_constraints: set[Constraints] = set()
-        self._encode_kept: Callable[[TaskRequest], dict[str, Any]] | None = None
+        # One bound method, held by every request kept as an object (StoredRequest).
+        self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         self._task_ids: dict[str, TaskId] = {}
@@ -651,10 +652,7 @@ class Lamplighter:
     def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
         now = self.now()
         keeps_objects = self.store.keeps_objects
-        # One bound method for every request kept as an object: each StoredRequest holds it.
-        encode = self._encode_kept
-        if encode is None:
-            encode = self._encode_kept = self.encode_request
+        encode = self._encode
         stored_form: Callable[[TaskRequest], Mapping[str, Any]]
         if keeps_objects:
             stored_form = lambda request: StoredRequest(request, encode)  # noqa: E731

@@ -53,8 +53,9 @@ __all__ = [
 ]
 
 
-_WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_FULL_WEEKDAYS: Final = (
+# Monday first, as systemd numbers them; the parser and the cron translation use these too.
+WEEKDAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY_FULL_NAMES: Final = (
     "monday",
     "tuesday",
     "wednesday",
@@ -66,18 +67,7 @@ _FULL_WEEKDAYS: Final = (
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
-_WINDOWS_RECORDS: Final = frozenset(
-    {
-        "WindowsDailyTrigger",
-        "WindowsDayOfWeek",
-        "WindowsMonth",
-        "WindowsMonthlyDayOfWeekTrigger",
-        "WindowsMonthlyTrigger",
-        "WindowsRepetition",
-        "WindowsTrigger",
-        "WindowsWeeklyTrigger",
-    }
-)
+_WINDOWS_RECORDS: Final = frozenset(name for name in __all__ if name.startswith("Windows"))
 
 
 def __getattr__(name: str) -> object:
@@ -373,14 +363,16 @@ class CalendarExpr:
             number = day
         else:
             lowered = day.strip().lower()
-            matches = [i for i, full in enumerate(_FULL_WEEKDAYS) if lowered in (full, full[:3])]
+            matches = [
+                i for i, full in enumerate(WEEKDAY_FULL_NAMES) if lowered in (full, full[:3])
+            ]
             if not matches:
                 raise ValueError(
                     f"day must be one of Mon, Tue, Wed, Thu, Fri, Sat, Sun (or the full name),"
                     f" got {day!r}"
                 )
             number = matches[0]
-        return cls(f"{_WEEKDAYS[number]} *-*-* {_time_text(at)}{_zone_suffix(tz)}")
+        return cls(f"{WEEKDAY_NAMES[number]} *-*-* {_time_text(at)}{_zone_suffix(tz)}")
 
     @classmethod
     def every_hour(cls, tz: str | ZoneInfo | _dt.timezone | None = None) -> CalendarExpr:

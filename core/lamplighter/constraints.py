@@ -36,6 +36,7 @@ __all__ = [
     "ConstraintEvaluator",
     "MissingChecker",
     "backends_for_trigger",
+    "check_seconds",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,10 @@ class MissingChecker(LookupError):
     """A constraint is required but no installed checker evaluates it."""
 
 
-def _check_seconds(name: str, value: object, *, zero: bool) -> float:
+def check_seconds(name: str, value: object, *, zero: bool) -> float:
+    """``value`` as float seconds, or ``ValueError`` naming ``name`` and what is allowed: a
+    finite number, more than 0 (or 0 too with ``zero=True``). For the timeouts and poll
+    intervals of waiting checkers."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -223,9 +227,9 @@ class ConstraintEvaluator:
         """
         import asyncio
 
-        timeout = _check_seconds("timeout", timeout, zero=True)
-        poll_initial = _check_seconds("poll_initial", poll_initial, zero=False)
-        poll_max = max(poll_initial, _check_seconds("poll_max", poll_max, zero=False))
+        timeout = check_seconds("timeout", timeout, zero=True)
+        poll_initial = check_seconds("poll_initial", poll_initial, zero=False)
+        poll_max = max(poll_initial, check_seconds("poll_max", poll_max, zero=False))
         wanted = _restrict(constraints, only)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

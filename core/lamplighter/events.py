@@ -305,47 +305,6 @@ class LibraryError(MonitorEvent):
     monitor: str | None = attrs.field(default=None, validator=_OPT_STR)
 
 
-_E = TypeVar("_E", bound=MonitorEvent)
-# Event class -> the names of its fields besides task_id, at and pid, in definition order.
-_OWN_FIELDS: dict[type[MonitorEvent], tuple[str, ...]] = {}
-_pid = os.getpid()
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forked)
-
-
-def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
-    """An event Lamplighter publishes itself: happening now, in this process.
-
-    ``values`` are the class's own fields, in the order the class defines them. The
-    constructor checks every field, since events also come from plugins and from the
-    journal; the runner makes two per run from values that have the right types by
-    construction, so this skips the checks. The event equals
-    ``cls(task_id=task_id, at=now, field=value, ...)``.
-    """
-    names = _OWN_FIELDS.get(cls)
-    if names is None:
-        names = _OWN_FIELDS[cls] = tuple(
-            f.name for f in attrs.fields(cls) if f.name not in _BASE_FIELDS
-        )
-    if len(values) != len(names):
-        raise TypeError(f"{cls.__name__} takes the fields {names}, got {len(values)} values")
-    event = object.__new__(cls)
-    set_field = object.__setattr__  # the class is frozen: set its slots directly
-    set_field(event, "task_id", task_id)
-    set_field(event, "at", datetime.now(UTC))
-    set_field(event, "pid", _pid)
-    for name, value in zip(names, values, strict=True):
-        set_field(event, name, value)
-    return event
-
-
 #: Every event class, in the order of the reference list.
 EVENT_TYPES: tuple[type[MonitorEvent], ...] = (
     Scheduled,
@@ -389,24 +348,37 @@ def event_to_dict(event: MonitorEvent) -> dict[str, Any]:
     Raises:
         TypeError: ``event`` is not one of the event classes of this module.
     """
-    cls = type(event)
-    written = _WRITTEN.get(cls)
-    if written is None:
-        written = written_fields(event)
     task_id = event.task_id
     data: dict[str, Any] = {
-        "kind": cls.kind,
+        "kind": type(event).kind,
         "task_id": None if task_id is None else task_id.value,
         "at": event.at.isoformat(),
         "pid": event.pid,
     }
-    for key, name in written:
+    for key, name in written_fields(event):
         data[key] = _encode(getattr(event, name))
     return data
 
 
-# Event class -> (key, attribute) of the fields its dictionary form adds to the base ones.
-_WRITTEN: dict[type[MonitorEvent], tuple[tuple[str, str], ...]] = {}
+# Event class -> (names of its own fields, in definition order; (key, name) of those its
+# dictionary form writes). Own fields are all but task_id, at and pid; eq=False fields
+# hold live exceptions, of which only the text is written.
+_LAYOUTS: dict[type[MonitorEvent], tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = {}
+
+
+def _layout(
+    cls: type[MonitorEvent], shown: object
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+            raise TypeError(f"not a lamplighter event: {shown!r}")
+        own = [field for field in attrs.fields(cls) if field.name not in _BASE_FIELDS]
+        layout = _LAYOUTS[cls] = (
+            tuple(field.name for field in own),
+            tuple((_KEYS.get(field.name, field.name), field.name) for field in own if field.eq),
+        )
+    return layout
 
 
 def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
@@ -416,18 +388,44 @@ def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
     Raises:
         TypeError: ``event`` is not one of the event classes of this module.
     """
-    cls = type(event)
-    written = _WRITTEN.get(cls)
-    if written is None:
-        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
-            raise TypeError(f"not a lamplighter event: {event!r}")
-        # eq=False fields hold live exceptions: only their text is written
-        written = _WRITTEN[cls] = tuple(
-            (_KEYS.get(field.name, field.name), field.name)
-            for field in attrs.fields(cls)
-            if field.name not in _BASE_FIELDS and field.eq
-        )
-    return written
+    layout = _LAYOUTS.get(type(event)) or _layout(type(event), event)
+    return layout[1]
+
+
+_E = TypeVar("_E", bound=MonitorEvent)
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
+
+def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
+    """An event Lamplighter publishes itself: happening now, in this process.
+
+    ``values`` are the class's own fields, in the order the class defines them. The
+    constructor checks every field, since events also come from plugins and from the
+    journal; the runner makes two per run from values that have the right types by
+    construction, so this skips the checks. The event equals
+    ``cls(task_id=task_id, at=now, field=value, ...)``.
+    """
+    layout = _LAYOUTS.get(cls) or _layout(cls, cls)
+    names = layout[0]
+    if len(values) != len(names):
+        raise TypeError(f"{cls.__name__} takes the fields {names}, got {len(values)} values")
+    event = object.__new__(cls)
+    set_field = object.__setattr__  # the class is frozen: set its slots directly
+    set_field(event, "task_id", task_id)
+    set_field(event, "at", datetime.now(UTC))
+    set_field(event, "pid", _pid)
+    for name, value in zip(names, values, strict=True):
+        set_field(event, name, value)
+    return event
 
 
 def _datetime(value: object) -> datetime:

@@ -10,10 +10,10 @@ change no source reports is still seen, and nothing loops tightly.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from lamplighter.constraints import check_seconds
 from lamplighter.hookspecs import Verdict
 from lamplighter.model import NetworkType
 from lamplighter_reachability.config import ReachabilitySettings, current_settings
@@ -30,20 +30,6 @@ logger = logging.getLogger(__name__)
 POLL_INITIAL_SECONDS = 1.0
 #: The longest pause: each is twice the one before, up to this.
 POLL_MAX_SECONDS = 30.0
-
-
-def _seconds(name: str, value: object, *, zero: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or math.isnan(value)
-        or math.isinf(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        allowed = "a finite number of seconds, 0 or more" if zero else "a finite number > 0"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return float(value)
 
 
 class ReachabilityChecker:
@@ -65,8 +51,8 @@ class ReachabilityChecker:
         poll_max: float = POLL_MAX_SECONDS,
     ) -> None:
         self.fixed_settings = settings
-        self.poll_initial = _seconds("poll_initial", poll_initial, zero=False)
-        self.poll_max = max(self.poll_initial, _seconds("poll_max", poll_max, zero=False))
+        self.poll_initial = check_seconds("poll_initial", poll_initial, zero=False)
+        self.poll_max = max(self.poll_initial, check_seconds("poll_max", poll_max, zero=False))
 
     def settings(self) -> ReachabilitySettings:
         """The settings a check uses now.
@@ -117,7 +103,7 @@ class ReachabilityChecker:
 
         from lamplighter_reachability.watch import ChangeWatcher
 
-        timeout = _seconds("timeout", timeout, zero=True)
+        timeout = check_seconds("timeout", timeout, zero=True)
         network = constraints.network
         if network is NetworkType.NOT_REQUIRED:
             return []

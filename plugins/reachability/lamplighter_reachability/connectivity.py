@@ -95,39 +95,35 @@ def _describe(exc: BaseException) -> str:
 
 def parse_ipv4_routes(text: str) -> set[str]:
     """The interfaces with a usable IPv4 default route in ``/proc/net/route`` text."""
-    found: set[str] = set()
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        iface, destination, flags, mask = fields[0], fields[1], fields[3], fields[7]
-        try:
-            if int(destination, 16) or int(mask, 16):
-                continue
-            value = int(flags, 16)
-        except ValueError:
-            continue
-        if value & _RTF_UP and not value & _RTF_REJECT:
-            found.add(iface)
-    return found
+    # Iface Destination Gateway Flags RefCnt Use Metric Mask ...; the first line is a header.
+    return _default_routes(text.splitlines()[1:], iface=0, destination=1, flags=3, prefix=7)
 
 
 def parse_ipv6_routes(text: str) -> set[str]:
     """The interfaces with a usable IPv6 default route in ``/proc/net/ipv6_route`` text."""
+    # destination prefix-length source source-length next-hop metric refcnt use flags iface
+    return _default_routes(text.splitlines(), iface=9, destination=0, flags=8, prefix=1)
+
+
+def _default_routes(
+    lines: list[str], *, iface: int, destination: int, flags: int, prefix: int
+) -> set[str]:
+    """Interfaces of the lines whose destination and prefix (or mask) are zero, that are up
+    and not rejecting; the numbers are column indexes, the values hexadecimal."""
     found: set[str] = set()
-    for line in text.splitlines():
+    width = max(iface, destination, flags, prefix) + 1
+    for line in lines:
         fields = line.split()
-        if len(fields) < 10:
+        if len(fields) < width:
             continue
-        destination, prefix, flags, iface = fields[0], fields[1], fields[8], fields[9]
         try:
-            if int(destination, 16) or int(prefix, 16):
+            if int(fields[destination], 16) or int(fields[prefix], 16):
                 continue
-            value = int(flags, 16)
+            value = int(fields[flags], 16)
         except ValueError:
             continue
         if value & _RTF_UP and not value & _RTF_REJECT:
-            found.add(iface)
+            found.add(fields[iface])
     return found
 
 
