@@ -8,11 +8,9 @@ import json
 import math
 import os
 import re
-import selectors
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any, NamedTuple
 
 import psutil
 import pytest
+from dbus_stand_ins import READY_WAIT, FakeLogind, PrivateBus, read_line
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,7 +37,6 @@ from lamplighter.model import Constraints, NetworkType
 from lamplighter.plugins import PluginManager
 
 ALL_DEVICE = Constraints(battery_not_low=True, charging=True, device_idle=True, min_storage_bytes=1)
-READY_WAIT = 30.0  # upper bound for a helper process to report it is ready
 
 
 def _one(constraints: Constraints, state: DeviceState) -> Any:
@@ -497,23 +495,6 @@ def test_the_windows_probe_refuses_elsewhere() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_line(stream: Any, what: str) -> str:
-    """One line from ``stream``, waiting at most READY_WAIT seconds for it."""
-    deadline = time.monotonic() + READY_WAIT
-    data = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while not data.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                pytest.fail(f"{what} did not report readiness within {READY_WAIT:g} s")
-            chunk = os.read(stream.fileno(), 4096)
-            if not chunk:
-                pytest.fail(f"{what} exited before reporting readiness")
-            data += chunk
-    return data.decode().strip()
-
-
 def _libxss_loads() -> bool:
     try:
         ctypes.CDLL("libXss.so.1")
@@ -545,7 +526,7 @@ def start_xvfb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Call
         servers.append(server)
         os.close(write_end)
         with os.fdopen(read_end, "rb", buffering=0) as reader:
-            display = ":" + _read_line(reader, "Xvfb")
+            display = ":" + read_line(reader, "Xvfb")
         monkeypatch.setenv("DISPLAY", display)
         return display
 
@@ -605,83 +586,20 @@ def test_x11_with_a_display_nobody_serves(monkeypatch: pytest.MonkeyPatch) -> No
 # --------------------------------------------------------------------------------------------
 
 
-class FakeLogind:
-    """Answers ``GetUser`` and the user's ``Properties.GetAll`` on a private bus, as
-    systemd-logind does on the system bus."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.properties: dict[str, tuple[str, Any]] = {}
-        self.no_such_user = False
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(READY_WAIT):
-            raise RuntimeError("the stand-in logind did not claim its bus name")
-
-    def _serve(self) -> None:
-        from jeepney import HeaderFields, MessageType, new_error, new_method_return
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import open_dbus_connection
-
-        with open_dbus_connection(bus=self.address) as conn:
-            conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.login1"))
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    msg = conn.receive(timeout=0.1)
-                except TimeoutError:
-                    continue
-                if msg.header.message_type != MessageType.method_call:
-                    continue
-                member = msg.header.fields.get(HeaderFields.member)
-                if member == "GetUser" and self.no_such_user:
-                    conn.send(
-                        new_error(
-                            msg, "org.freedesktop.login1.NoSuchUser", "s", ("User 0 unknown",)
-                        )
-                    )
-                elif member == "GetUser":
-                    conn.send(new_method_return(msg, "o", ("/org/freedesktop/login1/user/_0",)))
-                elif member == "GetAll":
-                    conn.send(new_method_return(msg, "a{sv}", (self.properties,)))
-                else:
-                    conn.send(new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod"))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(READY_WAIT)
-
-
 @pytest.fixture
 def fake_logind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeLogind]:
     pytest.importorskip("jeepney")
-    daemon = shutil.which("dbus-daemon")
-    if daemon is None:
-        pytest.skip("dbus-daemon is not installed")
-    address = f"unix:path={tmp_path / 'system_bus'}"
-    bus = subprocess.Popen(
-        [daemon, "--session", "--nofork", "--nopidfile", f"--address={address}",
-         "--print-address=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    bus = PrivateBus(tmp_path)
     try:
-        assert bus.stdout is not None
-        _read_line(bus.stdout, "dbus-daemon")
-        logind = FakeLogind(address)
-        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
+        logind = FakeLogind(bus.address)
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address)
         monkeypatch.delenv("DISPLAY", raising=False)
         try:
             yield logind
         finally:
             logind.stop()
     finally:
-        bus.terminate()
-        bus.wait(timeout=READY_WAIT)
-        assert bus.stdout is not None
-        bus.stdout.close()
+        bus.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="systemd-logind is Linux")

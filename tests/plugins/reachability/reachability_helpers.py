@@ -4,43 +4,24 @@ on a private D-Bus daemon."""
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
+import dbus_stand_ins
 import pytest
+from dbus_stand_ins import READY_WAIT, StandIn
 
 from lamplighter_reachability.networkmanager import NM_BUS_NAME, NM_PATH
 
-READY_WAIT = 30.0  # upper bound for a helper process or thread to report it is ready
 NM = "org.freedesktop.NetworkManager"
 NM_ACTIVE = "org.freedesktop.NetworkManager.Connection.Active"
 NM_DEVICE = "org.freedesktop.NetworkManager.Device"
 MM_BUS_NAME = "org.freedesktop.ModemManager1"
 MM_3GPP = "org.freedesktop.ModemManager1.Modem.Modem3gpp"
 PROPERTIES = "org.freedesktop.DBus.Properties"
-
-
-def read_line(stream: Any, what: str, wait: float = READY_WAIT) -> str:
-    """One line from ``stream`` (a pipe), waiting at most ``wait`` seconds for it."""
-    deadline = time.monotonic() + wait
-    data = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(stream, selectors.EVENT_READ)
-        while not data.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                pytest.fail(f"{what} printed no line within {wait:g} s")
-            chunk = os.read(stream.fileno(), 1)
-            if not chunk:
-                pytest.fail(f"{what} exited before printing a line")
-            data += chunk
-    return data.decode().strip()
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,7 +76,7 @@ def run_python(
 # --------------------------------------------------------------------------------------------
 
 
-class FakeNetworkManager:
+class FakeNetworkManager(StandIn):
     """Answers ``Properties.Get`` on a private bus as NetworkManager (and, when asked,
     ModemManager) do on the system bus, and emits ``PropertiesChanged`` when a property is
     changed through :meth:`set`.
@@ -103,55 +84,29 @@ class FakeNetworkManager:
     ``properties`` maps (object path, interface, property) to (signature, value).
     """
 
+    what = "the stand-in NetworkManager"
+
     def __init__(self, address: str, *, names: tuple[str, ...]) -> None:
-        self.address = address
-        self.names = names
         self.properties: dict[tuple[str, str, str], tuple[str, Any]] = {}
         self.gets: list[tuple[str, str, str]] = []
-        self._send_lock = threading.Lock()
-        self._conn: Any = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(READY_WAIT):
-            raise RuntimeError("the stand-in NetworkManager did not claim its bus names")
+        super().__init__(address, names)
 
-    def _serve(self) -> None:
-        from jeepney import HeaderFields, MessageType, new_error, new_method_return
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import open_dbus_connection
+    def answer(self, msg: Any, member: str | None) -> Any:
+        from jeepney import HeaderFields, new_error, new_method_return
 
-        with open_dbus_connection(bus=self.address) as conn:
-            self._conn = conn
-            for name in self.names:
-                conn.send_and_get_reply(message_bus.RequestName(name))
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    msg = conn.receive(timeout=0.05)
-                except TimeoutError:
-                    continue
-                if msg.header.message_type != MessageType.method_call:
-                    continue
-                fields = msg.header.fields
-                member = fields.get(HeaderFields.member)
-                path = fields.get(HeaderFields.path)
-                if member == "Get" and fields.get(HeaderFields.interface) == PROPERTIES:
-                    interface, name = msg.body
-                    self.gets.append((path, interface, name))
-                    value = self.properties.get((path, interface, name))
-                    if value is None:
-                        reply = new_error(
-                            msg, "org.freedesktop.DBus.Error.UnknownProperty", "s",
-                            (f"no property {name} on {interface} at {path}",),
-                        )  # fmt: skip
-                    else:
-                        reply = new_method_return(msg, "v", (value,))
-                else:
-                    reply = new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod")
-                with self._send_lock:
-                    conn.send(reply)
+        fields = msg.header.fields
+        if member != "Get" or fields.get(HeaderFields.interface) != PROPERTIES:
+            return super().answer(msg, member)
+        path = fields.get(HeaderFields.path)
+        interface, name = msg.body
+        self.gets.append((path, interface, name))
+        value = self.properties.get((path, interface, name))
+        if value is None:
+            return new_error(
+                msg, "org.freedesktop.DBus.Error.UnknownProperty", "s",
+                (f"no property {name} on {interface} at {path}",),
+            )  # fmt: skip
+        return new_method_return(msg, "v", (value,))
 
     def metered_reads(self) -> int:
         """How often the ``Metered`` property was read."""
@@ -163,34 +118,22 @@ class FakeNetworkManager:
 
         self.properties[(path, interface, name)] = (signature, value)
         emitter = DBusAddress(path, interface=PROPERTIES)
-        signal = new_signal(
-            emitter, "PropertiesChanged", "sa{sv}as", (interface, {name: (signature, value)}, [])
+        self.send(
+            new_signal(
+                emitter,
+                "PropertiesChanged",
+                "sa{sv}as",
+                (interface, {name: (signature, value)}, []),
+            )
         )
-        with self._send_lock:
-            self._conn.send(signal)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(READY_WAIT)
 
 
-class PrivateBus:
+class PrivateBus(dbus_stand_ins.PrivateBus):
     """A dbus-daemon of its own, which the tests point the system bus address at."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        daemon = shutil.which("dbus-daemon")
-        if daemon is None:
-            pytest.skip("dbus-daemon is not installed")
-        self.address = f"unix:path={tmp_path / 'system_bus'}"
-        self.process = subprocess.Popen(
-            [daemon, "--session", "--nofork", "--nopidfile", f"--address={self.address}",
-             "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        super().__init__(tmp_path)
         self.services: list[FakeNetworkManager] = []
-        assert self.process.stdout is not None
-        read_line(self.process.stdout, "dbus-daemon")
         monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", self.address)
 
     def publish(self, *names: str) -> FakeNetworkManager:
@@ -201,7 +144,4 @@ class PrivateBus:
     def close(self) -> None:
         for service in self.services:
             service.stop()
-        self.process.terminate()
-        self.process.wait(timeout=READY_WAIT)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        super().close()

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from dbus_stand_ins import read_line
 from reachability_helpers import (
     NM,
     FakeNetworkManager,
     isolated_env,
     needs_netns,
-    read_line,
 )
 
 from lamplighter.constraints import ConstraintEvaluator

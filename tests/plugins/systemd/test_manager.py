@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import jeepney.bus
 import pytest
+from dbus_stand_ins import FakeLogind, PrivateBus
 
 from lamplighter_systemd.doctor import linger_status
 from lamplighter_systemd.manager import (
@@ -534,82 +533,19 @@ def test_a_client_may_be_shared_between_threads(
 # lingering (lamplighter doctor)
 
 
-class FakeLogind:
-    """Answers ``GetUser`` and the user's ``Linger`` property on a private bus, as
-    systemd-logind does on the system bus."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.linger = False
-        self.no_such_user = False
-        self.asked_for: list[int] = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(READY_WAIT):
-            raise RuntimeError("the stand-in logind did not claim its bus name")
-
-    def _serve(self) -> None:
-        from jeepney import HeaderFields, MessageType, new_error, new_method_return
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import open_dbus_connection
-
-        with open_dbus_connection(bus=self.address) as conn:
-            conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.login1"))
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    msg = conn.receive(timeout=0.05)
-                except TimeoutError:
-                    continue
-                if msg.header.message_type != MessageType.method_call:
-                    continue
-                member = msg.header.fields.get(HeaderFields.member)
-                if member == "GetUser":
-                    self.asked_for.append(msg.body[0])
-                    if self.no_such_user:
-                        reply = new_error(
-                            msg, "org.freedesktop.login1.NoSuchUser", "s", ("No such user",)
-                        )
-                    else:
-                        reply = new_method_return(msg, "o", ("/org/freedesktop/login1/user/_0",))
-                elif member == "Get" and msg.body == ("org.freedesktop.login1.User", "Linger"):
-                    reply = new_method_return(msg, "v", (("b", self.linger),))
-                else:
-                    reply = new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod")
-                conn.send(reply)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(READY_WAIT)
-
-
 @pytest.fixture
 def fake_logind(tmp_path: Path) -> Iterator[FakeLogind]:
-    daemon = shutil.which("dbus-daemon")
-    if daemon is None or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         pytest.skip("dbus-daemon is not installed")
-    address = f"unix:path={tmp_path / 'system_bus'}"
-    bus = subprocess.Popen(
-        [daemon, "--session", "--nofork", "--nopidfile", f"--address={address}",
-         "--print-address=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    bus = PrivateBus(tmp_path)
     try:
-        assert bus.stdout is not None
-        assert bus.stdout.readline().startswith(b"unix:")  # listening
-        logind = FakeLogind(address)
+        logind = FakeLogind(bus.address)
         try:
             yield logind
         finally:
             logind.stop()
     finally:
-        bus.terminate()
-        bus.wait(timeout=READY_WAIT)
-        assert bus.stdout is not None
-        bus.stdout.close()
+        bus.close()
 
 
 def current_user() -> str:
