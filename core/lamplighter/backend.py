@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import attrs
+
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Mapping
@@ -27,7 +29,14 @@ if TYPE_CHECKING:
     from lamplighter.runner import Runner
     from lamplighter.store import TaskStore
 
-__all__ = ["Backend", "BackendHost", "BackendUnavailable", "UnsupportedRequest"]
+__all__ = [
+    "Backend",
+    "BackendHost",
+    "BackendUnavailable",
+    "DoctorCheck",
+    "OsSchedule",
+    "UnsupportedRequest",
+]
 
 
 class BackendUnavailable(LookupError):
@@ -37,6 +46,44 @@ class BackendUnavailable(LookupError):
 
 class UnsupportedRequest(ValueError):
     """The backend cannot honour a trigger or constraint; the message names what would."""
+
+
+@attrs.frozen(kw_only=True)
+class OsSchedule:
+    """What the scheduler itself says of one task's schedule (``Backend.os_schedules``).
+
+    Attributes:
+        present: the scheduler has a schedule of this task (a unit, agent or registered task).
+        active: that schedule will fire (a timer waiting, an agent loaded, a task enabled).
+        next_run: the next fire time per the scheduler, when it can say.
+        last_trigger: when the scheduler last fired it, when it can say.
+        detail: a short sentence for operators (the scheduler's own state words).
+    """
+
+    present: bool
+    active: bool
+    next_run: datetime | None = None
+    last_trigger: datetime | None = None
+    detail: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class DoctorCheck:
+    """One check ``lamplighter doctor`` runs (``Backend.doctor_checks``).
+
+    Attributes:
+        name: a short stable name (``"lingering"``, ``"orphan-units"``).
+        ok: whether all is well.
+        detail: what was found, in one or two sentences.
+        fix: what ``doctor --fix`` does (or what the operator should do), or None.
+        fixed: ``doctor --fix`` repaired it.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    fixed: bool = False
 
 
 class BackendHost(Protocol):
@@ -193,6 +240,31 @@ class Backend(abc.ABC):
     def diagnostics(self) -> dict[str, Any]:
         """Backend details for ``Lamplighter.diagnostics()``."""
         return {}
+
+    def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What the scheduler itself says of each task's schedule, in one query where it can;
+        None when this backend has no scheduler of its own to ask."""
+        return None
+
+    def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:
+        """This backend's checks for ``lamplighter doctor``; with ``fix``, repair what can
+        be repaired safely and say so in each check's ``fixed``."""
+        return []
+
+    @classmethod
+    def render(
+        cls,
+        requests: Sequence[TaskRequest],
+        *,
+        app_id: str,
+        launch_command: LaunchCommand,
+        data_dir: Path,
+    ) -> dict[str, str | bytes]:
+        """What this backend would install for ``requests`` (file or task name → content),
+        installing nothing and touching no scheduler; refuses what ``install`` would refuse
+        with the same error. Backends with nothing to show raise :class:`UnsupportedRequest`.
+        """
+        raise UnsupportedRequest(f"the {cls.name} backend installs no files to preview")
 
     def shutdown(self, timeout: float | None = None) -> None:  # noqa: B027 - optional hook
         """Stop serving; wait at most ``timeout`` seconds for running work."""
