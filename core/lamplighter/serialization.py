@@ -14,6 +14,7 @@ This module imports cattrs, so nothing on the import path of ``lamplighter`` imp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 from lamplighter.model import (
     BUILTIN_TRIGGERS,
+    MAX_INPUT_DEPTH,
     RESULT_TYPES,
     RETRY_POLICIES,
     Constraints,
@@ -43,7 +45,11 @@ from lamplighter.model import (
     TaskRequest,
     TaskResult,
     Trigger,
+    input_path,
+    is_typed_input,
     require_aware,
+    to_stored_input,
+    too_deep,
 )
 
 __all__ = [
@@ -55,6 +61,7 @@ __all__ = [
     "default_converter",
     "dump_input",
     "load_input",
+    "unstructure_input",
 ]
 
 T = TypeVar("T")
@@ -204,9 +211,9 @@ def structure(conv: cattrs.Converter, value: Any, cls: type[T], source: str) -> 
         raise StoredDataError(f"{source}: {_describe_error(exc)}") from exc
 
 
-def _describe_error(exc: BaseException) -> str:
+def _describe_error(exc: BaseException, path: str = "document") -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, path="document"))
+        return "; ".join(cattrs.transform_error(exc, path=path))
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
     return str(exc) or type(exc).__name__
@@ -228,21 +235,98 @@ def _inputs() -> cattrs.Converter:
     return _input_converter
 
 
-def dump_input(value: object) -> Any:
-    """The JSON-able form of a task's input; ``TypeError`` if it cannot be stored.
+def unstructure_input(value: object) -> Any:
+    """The JSON form of a typed input already checked by :func:`dump_input`."""
+    return _inputs().unstructure(value)
 
-    Accepts attrs classes, dataclasses and JSON-able values (dicts with string keys, lists,
-    strings, numbers, booleans, None), plus datetimes and timedeltas inside them.
+
+def _typed_input_problem(value: object, path: str, depth: int) -> str | None:
+    """Why a typed input cannot even be converted (too deep, or containing itself)."""
+    if depth >= MAX_INPUT_DEPTH:
+        return too_deep(path)
+    children: Iterable[tuple[str, object]]
+    if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
+        return f"{path} is the naive datetime {value.isoformat()}; it must be timezone-aware"
+    if attrs.has(type(value)):
+        children = ((f"{path}.{f.name}", getattr(value, f.name)) for f in attrs.fields(type(value)))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        children = (
+            (f"{path}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value)
+        )
+    elif isinstance(value, Mapping):
+        children = ((input_path(path, k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple | set | frozenset):
+        children = ((input_path(path, i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for child_path, child in children:
+        problem = _typed_input_problem(child, child_path, depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _first_difference(before: object, after: object, path: str) -> str:
+    """The path at which ``after`` (read back) first differs from ``before``."""
+    if type(before) is not type(after):
+        return (
+            f"{path} is a {type(before).__name__} but comes back as a {type(after).__name__} "
+            f"{after!r}"
+        )
+    pairs: Iterable[tuple[str, object, object]] = ()
+    if attrs.has(type(before)):
+        pairs = (
+            (f"{path}.{f.name}", getattr(before, f.name), getattr(after, f.name))
+            for f in attrs.fields(type(before))
+        )
+    elif dataclasses.is_dataclass(before):
+        pairs = (
+            (f"{path}.{f.name}", getattr(before, f.name), getattr(after, f.name))
+            for f in dataclasses.fields(before)  # type: ignore[arg-type]
+        )
+    elif isinstance(before, Mapping) and isinstance(after, Mapping) and set(before) == set(after):
+        pairs = ((input_path(path, k), v, after[k]) for k, v in before.items())
+    elif isinstance(before, list | tuple) and len(before) == len(after):  # type: ignore[arg-type]
+        pairs = ((input_path(path, i), v, after[i]) for i, v in enumerate(before))  # type: ignore[index]
+    for child_path, one, other in pairs:
+        if one != other:
+            return _first_difference(one, other, child_path)
+    return f"{path} is {before!r} but comes back as {after!r}"
+
+
+def dump_input(value: object) -> Any:
+    """The JSON form of a typed task input (an attrs or dataclass instance); ``TypeError``
+    naming the offending path unless it decodes back equal to itself.
+
+    Plain JSON input needs no converter: :func:`lamplighter.model.to_stored_input` takes both.
     """
+    if not is_typed_input(value):
+        return to_stored_input(value)
+    name = type(value).__name__
+    allowed = (
+        "fields must be JSON values, datetimes (aware), timedeltas, or attrs classes and "
+        "dataclasses of those"
+    )
+    problem = _typed_input_problem(value, "input", 0)
+    if problem is not None:
+        raise TypeError(f"input of type {name} cannot be stored: {problem}")
     try:
         data = _inputs().unstructure(value)
-        json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"input of type {name} cannot be stored as JSON ({exc}); {allowed}") from None
+    try:
+        back = _inputs().structure(json.loads(text), type(value))
+    except Exception as exc:
         raise TypeError(
-            f"input of type {type(value).__name__} cannot be stored as JSON ({exc}); use an "
-            "attrs class, a dataclass or JSON-able values (dict, list, str, int, float, bool, "
-            "None)"
+            f"input of type {name} cannot be read back: {_describe_error(exc, 'input')}; "
+            f"{allowed}"
         ) from None
+    if back != value:
+        raise TypeError(
+            f"input of type {name} would not come back equal: "
+            f"{_first_difference(value, back, 'input')}; {allowed}"
+        )
     return data
 
 

@@ -36,6 +36,7 @@ from lamplighter.model import (
     TaskContext,
     TaskRequest,
     TaskResult,
+    to_stored_input,
     Windowed,
     require_aware,
 )
@@ -69,11 +70,7 @@ def run_task(
     """Run ``task`` once with a made-up :class:`~lamplighter.TaskContext` and return its
     result. ``input`` goes through the same JSON storage as a scheduled request's input, so
     an input that would not survive scheduling fails here too. Exceptions propagate."""
-    stored = None
-    if input is not None:
-        from lamplighter.serialization import dump_input
-
-        stored = dump_input(input)
+    stored = to_stored_input(input)
     ctx = TaskContext(
         task_id=task_id, attempt=attempt, scheduled_for=scheduled_for, stored_input=stored
     )
