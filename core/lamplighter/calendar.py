@@ -66,7 +66,9 @@ WEEKDAY_FULL_NAMES: Final = (
 )
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 # Two days into the year after systemd's last (2199), so past it in every time zone.
-_AFTER_LAST_YEAR: Final = int((_dt.datetime(2200, 1, 3, tzinfo=_dt.UTC) - _EPOCH).total_seconds()) * 1_000_000
+_AFTER_LAST_YEAR: Final = (
+    int((_dt.datetime(2200, 1, 3, tzinfo=_dt.UTC) - _EPOCH).total_seconds()) * 1_000_000
+)
 
 
 _WINDOWS_RECORDS: Final = frozenset(name for name in __all__ if name.startswith("Windows"))

@@ -49,9 +49,7 @@ def check_argv(argv: object, field: str = "argv") -> tuple[str, ...]:
     args = tuple(argv)
     for index, arg in enumerate(args):
         if not isinstance(arg, str):
-            raise TypeError(
-                f"{field}[{index}] must be a str, got {type(arg).__name__} {arg!r}"
-            )
+            raise TypeError(f"{field}[{index}] must be a str, got {type(arg).__name__} {arg!r}")
     return args
 
 

@@ -19,7 +19,7 @@ import enum
 import os
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
 
 import attrs
 
@@ -482,8 +482,10 @@ def _saturating(base: timedelta, factor: int, cap: timedelta) -> timedelta:
 def _default_max_delay(base_field: str) -> Any:
     def default(instance: RetryPolicy) -> timedelta:
         base = getattr(instance, base_field)
-        return base if isinstance(base, timedelta) and base > DEFAULT_MAX_DELAY else (
-            DEFAULT_MAX_DELAY
+        return (
+            base
+            if isinstance(base, timedelta) and base > DEFAULT_MAX_DELAY
+            else (DEFAULT_MAX_DELAY)
         )
 
     return attrs.Factory(default, takes_self=True)
@@ -649,12 +651,12 @@ def _plain_input_problem(value: object, path: str, depth: int) -> str | None:
         if depth >= MAX_INPUT_DEPTH:
             return too_deep(path)
         if kind is list:
-            for index, item in enumerate(value):  # type: ignore[arg-type]
+            for index, item in enumerate(cast("list[object]", value)):
                 problem = _plain_input_problem(item, input_path(path, index), depth + 1)
                 if problem is not None:
                     return problem
             return None
-        for key, item in value.items():  # type: ignore[attr-defined]
+        for key, item in cast("dict[object, object]", value).items():
             if type(key) is not str:
                 return f"{path} has the key {key!r} of type {type(key).__name__}; keys must be str"
             problem = _plain_input_problem(item, input_path(path, key), depth + 1)

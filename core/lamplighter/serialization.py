@@ -240,19 +240,27 @@ def unstructure_input(value: object) -> Any:
     return _inputs().unstructure(value)
 
 
+def _record_fields(value: object) -> tuple[str, ...] | None:
+    """The field names of an attrs or dataclass instance, None for anything else."""
+    kind: Any = type(value)
+    if attrs.has(kind):
+        return tuple(f.name for f in attrs.fields(kind))
+    if dataclasses.is_dataclass(kind):
+        return tuple(f.name for f in dataclasses.fields(kind))
+    return None
+
+
 def _typed_input_problem(value: object, path: str, depth: int) -> str | None:
-    """Why a typed input cannot even be converted (too deep, or containing itself)."""
+    """Why a typed input cannot even be converted (too deep, containing itself, or holding
+    a naive datetime)."""
     if depth >= MAX_INPUT_DEPTH:
         return too_deep(path)
     children: Iterable[tuple[str, object]]
+    names = _record_fields(value)
     if isinstance(value, datetime) and (value.tzinfo is None or value.utcoffset() is None):
         return f"{path} is the naive datetime {value.isoformat()}; it must be timezone-aware"
-    if attrs.has(type(value)):
-        children = ((f"{path}.{f.name}", getattr(value, f.name)) for f in attrs.fields(type(value)))
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        children = (
-            (f"{path}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value)
-        )
+    if names is not None:
+        children = ((f"{path}.{name}", getattr(value, name)) for name in names)
     elif isinstance(value, Mapping):
         children = ((input_path(path, k), v) for k, v in value.items())
     elif isinstance(value, list | tuple | set | frozenset):
@@ -266,7 +274,7 @@ def _typed_input_problem(value: object, path: str, depth: int) -> str | None:
     return None
 
 
-def _first_difference(before: object, after: object, path: str) -> str:
+def _first_difference(before: Any, after: Any, path: str) -> str:
     """The path at which ``after`` (read back) first differs from ``before``."""
     if type(before) is not type(after):
         return (
@@ -274,20 +282,13 @@ def _first_difference(before: object, after: object, path: str) -> str:
             f"{after!r}"
         )
     pairs: Iterable[tuple[str, object, object]] = ()
-    if attrs.has(type(before)):
-        pairs = (
-            (f"{path}.{f.name}", getattr(before, f.name), getattr(after, f.name))
-            for f in attrs.fields(type(before))
-        )
-    elif dataclasses.is_dataclass(before):
-        pairs = (
-            (f"{path}.{f.name}", getattr(before, f.name), getattr(after, f.name))
-            for f in dataclasses.fields(before)  # type: ignore[arg-type]
-        )
-    elif isinstance(before, Mapping) and isinstance(after, Mapping) and set(before) == set(after):
+    names = _record_fields(before)
+    if names is not None:
+        pairs = ((f"{path}.{n}", getattr(before, n), getattr(after, n)) for n in names)
+    elif isinstance(before, Mapping) and set(before) == set(after):
         pairs = ((input_path(path, k), v, after[k]) for k, v in before.items())
-    elif isinstance(before, list | tuple) and len(before) == len(after):  # type: ignore[arg-type]
-        pairs = ((input_path(path, i), v, after[i]) for i, v in enumerate(before))  # type: ignore[index]
+    elif isinstance(before, list | tuple) and len(before) == len(after):
+        pairs = ((input_path(path, i), v, after[i]) for i, v in enumerate(before))
     for child_path, one, other in pairs:
         if one != other:
             return _first_difference(one, other, child_path)
@@ -314,13 +315,14 @@ def dump_input(value: object) -> Any:
         data = _inputs().unstructure(value)
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
-        raise TypeError(f"input of type {name} cannot be stored as JSON ({exc}); {allowed}") from None
+        raise TypeError(
+            f"input of type {name} cannot be stored as JSON ({exc}); {allowed}"
+        ) from None
     try:
         back = _inputs().structure(json.loads(text), type(value))
     except Exception as exc:
         raise TypeError(
-            f"input of type {name} cannot be read back: {_describe_error(exc, 'input')}; "
-            f"{allowed}"
+            f"input of type {name} cannot be read back: {_describe_error(exc, 'input')}; {allowed}"
         ) from None
     if back != value:
         raise TypeError(

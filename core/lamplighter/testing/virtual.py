@@ -36,9 +36,9 @@ from lamplighter.model import (
     TaskContext,
     TaskRequest,
     TaskResult,
-    to_stored_input,
     Windowed,
     require_aware,
+    to_stored_input,
 )
 from lamplighter.runner import ExecutionRecord, run_coroutine_sync
 
