@@ -26,10 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
 from lamplighter._runtime.loop import LoopOwner
-from lamplighter._runtime.policies import apply_requests
-from lamplighter._runtime.pump import EventPump, deliver_inline
-from lamplighter._runtime.run_now import InstantRuns
-from lamplighter.backend import Backend, BackendUnavailable, UnsupportedRequest
+from lamplighter.backend import Backend
 from lamplighter.events import (
     Cancelled,
     EventBus,
@@ -46,16 +43,13 @@ from lamplighter.invocation import (
     parse_invocation,
 )
 from lamplighter.model import (
-    PERIODIC_FLOOR,
     Constraints,
-    ExistingTaskPolicy,
-    Periodic,
     Task,
     TaskInfo,
     TaskRequest,
     TaskState,
 )
-from lamplighter.runner import ONE_SHOT_KINDS, ExitStatus, FireOutcome, Runner
+from lamplighter.runner import ExitStatus, FireOutcome, Runner
 from lamplighter.store import TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
@@ -65,6 +59,8 @@ if TYPE_CHECKING:
 
     import cattrs
 
+    from lamplighter._runtime.pump import EventPump
+    from lamplighter._runtime.run_now import InstantRuns
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
@@ -136,12 +132,10 @@ class Lamplighter:
         self._journal: EventJournal | None = None
         self._monitors: list[AttachedMonitor] = []
         self._loops = LoopOwner(self._lock)
-        self._pump = EventPump(self._bus, self._lock)
-        self._instant = InstantRuns(
-            ready=lambda: self._started and not self._closed,
-            supersede=self._supersede,
-            loops=self._loops,
-        )
+        # The parts below are made on first use: a process the OS launched for one run
+        # needs neither the journal pump nor instant runs.
+        self._pump: EventPump | None = None
+        self._instant: InstantRuns | None = None
         self._scheduled_ids: set[TaskId] = set()
         self._honoured_constraints: set[Constraints] = set()
         # One bound method, held by every request kept as an object (StoredRequest).
@@ -239,7 +233,8 @@ class Lamplighter:
         for attached in list(self._monitors):
             attached.detach()
         self._monitors.clear()
-        self._pump.stop(self._loops.loop)
+        if self._pump is not None:
+            self._pump.stop(self._loops.loop)
         self._bus.close()
         if self._journal is not None:
             self._journal.flush()
@@ -272,52 +267,9 @@ class Lamplighter:
         return self._backend
 
     def _select_backend(self) -> BackendInfo:
-        from lamplighter.constraints import KNOWN_BACKENDS
+        from lamplighter._runtime.selection import select_backend
 
-        backends = self.plugins.backends
-        platform = sys.platform
-        if self._backend_name != "auto":
-            info = backends.get(self._backend_name)
-            if info is None:
-                known = KNOWN_BACKENDS.get(self._backend_name)
-                hint = (
-                    f"pip install {known[0]}"
-                    if known
-                    else "no known distribution provides it; check the name"
-                )
-                installed = ", ".join(sorted(backends)) or "none"
-                raise BackendUnavailable(
-                    f"backend {self._backend_name!r} is not installed ({hint}); installed "
-                    f"backends: {installed}"
-                )
-            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
-                raise BackendUnavailable(
-                    f"backend {info.name!r} runs on {', '.join(sorted(info.platforms))}, not "
-                    f"on {platform}"
-                )
-            reason = info.is_available()
-            if reason:
-                raise BackendUnavailable(f"backend {info.name!r} is unavailable here: {reason}")
-            return info
-        candidates = []
-        reasons = []
-        for info in backends.values():
-            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
-                continue
-            reason = info.is_available()
-            if reason:
-                reasons.append(f"{info.name}: {reason}")
-                continue
-            candidates.append(info)
-        if not candidates:
-            why = f" ({'; '.join(reasons)})" if reasons else ""
-            raise BackendUnavailable(
-                f"no backend is available for {platform}{why}; install one: pip install "
-                "lamplighter-inprocess (runs while the application runs), or the OS scheduler "
-                "backend for this platform (lamplighter-systemd, lamplighter-launchd, "
-                "lamplighter-windows)"
-            )
-        return max(candidates, key=lambda info: (info.priority, info.name))
+        return select_backend(self.plugins.backends, self._backend_name, sys.platform)
 
     @property
     def backend(self) -> Backend:
@@ -433,6 +385,8 @@ class Lamplighter:
         if journal is not None:
             journal.append(event)
         if self._inline_monitors:
+            from lamplighter._runtime.pump import deliver_inline
+
             deliver_inline(self._inline_monitors, event)
 
     def emit(self, event: MonitorEvent) -> None:
@@ -463,58 +417,29 @@ class Lamplighter:
         return attached
 
     def _ensure_pump(self) -> None:
-        if self._pump.running or not self._started or self._closed:
+        if (self._pump is not None and self._pump.running) or not self._started or self._closed:
             return
+        if self._pump is None:
+            from lamplighter._runtime.pump import EventPump
+
+            self._pump = EventPump(self._bus, self._lock)
         self._pump.start(self._journal_open, self._loops)
 
     # ============================================================== scheduling
 
     def _check_request(self, request: TaskRequest, backend: Backend) -> None:
+        from lamplighter._runtime.admission import check_request
+
         info = self._backend_info
         assert info is not None
-        kind = request.trigger.kind
-        caps = info.capabilities
-        if kind not in caps.triggers:
-            from lamplighter.constraints import backends_for_trigger
-
-            installed = [
-                (name, b.capabilities.triggers) for name, b in self.plugins.backends.items()
-            ]
-            honour = backends_for_trigger(kind, installed)
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: backend {info.name!r} cannot schedule "
-                f"{type(request.trigger).__name__} triggers; backends that can: "
-                + (", ".join(honour) or "none known")
-            )
-        trigger = request.trigger
-        if (
-            isinstance(trigger, Periodic)
-            and caps.min_interval_seconds is not None
-            and trigger.interval.total_seconds() < caps.min_interval_seconds
-        ):
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: backend {info.name!r} runs periodic tasks at "
-                f"most every {caps.min_interval_seconds:g} s (the {PERIODIC_FLOOR} floor); "
-                f"interval {trigger.interval} is shorter; only the in-process backend runs "
-                "shorter intervals"
-            )
-        constraints = request.constraints
-        if constraints not in self._honoured_constraints:
-            from lamplighter.constraints import MissingChecker
-
-            try:
-                self._evaluator_instance().require(constraints)
-            except MissingChecker as exc:
-                raise UnsupportedRequest(f"task {request.task_id.value!r}: {exc}") from None
-            # The checkers are fixed once started: what they honoured once they honour again.
-            self._honoured_constraints.add(constraints)
-        if request.existing is ExistingTaskPolicy.APPEND and kind not in ONE_SHOT_KINDS:
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: existing=APPEND queues one-shot work "
-                f"(OneTime, Exact, Windowed); a {type(trigger).__name__} trigger cannot be "
-                "appended"
-            )
-        backend.check(request)
+        check_request(
+            request,
+            backend,
+            info,
+            installed=lambda: self.plugins.backends,
+            evaluator=self._evaluator_instance,
+            honoured=self._honoured_constraints,
+        )
 
     def schedule(self, request: TaskRequest) -> bool:
         """Schedule one request; returns False when ``existing=KEEP`` left an existing task
@@ -553,6 +478,8 @@ class Lamplighter:
             backend = self._ensure_backend()
             for request in requests:
                 self._check_request(request, backend)
+            from lamplighter._runtime.policies import apply_requests
+
             return apply_requests(
                 requests,
                 backend,
@@ -757,7 +684,19 @@ class Lamplighter:
         work; the callable's exception reaches the caller unchanged. Use a distinct id to
         keep a schedule alongside instant runs.
         """
-        return await self._instant.run(task_id, fn, *args, **kwargs)
+        return await (self._instant or self._instant_runs()).run(task_id, fn, *args, **kwargs)
+
+    def _instant_runs(self) -> InstantRuns:
+        with self._lock:
+            if self._instant is None:
+                from lamplighter._runtime.run_now import InstantRuns
+
+                self._instant = InstantRuns(
+                    ready=lambda: self._started and not self._closed,
+                    supersede=self._supersede,
+                    loops=self._loops,
+                )
+            return self._instant
 
     def _supersede(self, tid: TaskId) -> None:
         """Stop the scheduled work of ``tid``: an instant run of that id wins over it."""
@@ -775,7 +714,7 @@ class Lamplighter:
     ) -> concurrent.futures.Future[R]:
         """``run_now`` for synchronous callers: runs on Lamplighter's loop and returns a
         ``concurrent.futures.Future``; ``future.cancel()`` cancels the work."""
-        return self._instant.submit(task_id, fn, *args, **kwargs)
+        return (self._instant or self._instant_runs()).submit(task_id, fn, *args, **kwargs)
 
     def run_now_blocking(
         self,
@@ -787,7 +726,7 @@ class Lamplighter:
         """``run_now`` for synchronous callers: blocks until the value is ready. Raises
         ``TimeoutError`` after ``timeout`` seconds (and cancels the work), and
         ``concurrent.futures.CancelledError`` when a later call with the same id won."""
-        return self._instant.blocking(task_id, fn, *args, timeout=timeout)
+        return (self._instant or self._instant_runs()).blocking(task_id, fn, *args, timeout=timeout)
 
     # ============================================================== the OS invocation path
 
