@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from lamplighter.backend import BackendUnavailable, UnsupportedRequest
     from lamplighter.hookspecs import hookimpl
     from lamplighter.plugins import PluginConflictError, PluginManager
-    from lamplighter.runner import ExecutionRecord, ExitStatus
+    from lamplighter.runner import ExitStatus
+    from lamplighter.store.records import ExecutionRecord
 
 __all__ = [
     "BackendUnavailable",
@@ -109,7 +110,7 @@ _LAZY = {
     "UnsupportedRequest": "lamplighter.backend",
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
-    "ExecutionRecord": "lamplighter.runner",
+    "ExecutionRecord": "lamplighter.store.records",
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from lamplighter._scalars import seconds_in, seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
     BUILTIN_TRIGGERS,
@@ -27,7 +28,7 @@ from lamplighter.model import (
     TaskRequest,
 )
 
-__all__ = ["decode_request", "encode_request", "seconds_out"]
+__all__ = ["decode_request", "encode_request"]
 
 
 class _Unsupported(Exception):
@@ -35,9 +36,7 @@ class _Unsupported(Exception):
 
 
 def _seconds(value: object) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Unsupported
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")  # its errors send the request to the converter
 
 
 def _optional_seconds(value: object) -> timedelta | None:
@@ -171,15 +170,8 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
             input=data["input"],
             timeout=timeout,
         )
-    except (_Unsupported, ValueError, TypeError):
+    except (_Unsupported, ValueError, TypeError, OverflowError, RecursionError):
         return None
-
-
-def seconds_out(value: timedelta) -> int | float:
-    """A duration as stored: whole seconds as an int, else float seconds."""
-    if value.microseconds == 0:
-        return value.days * 86400 + value.seconds
-    return value.total_seconds()
 
 
 # How each annotation is written (the inverse of _READERS).

@@ -19,10 +19,12 @@ import enum
 import os
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
+from lamplighter._scalars import require_aware
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 
@@ -80,8 +82,6 @@ MAX_DURATION = timedelta(days=3650)
 EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 #: The latest instant ``Exact`` and ``Windowed`` accept.
 LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
-#: How deeply a task's input may nest (lists, dicts and typed records count one level each).
-MAX_INPUT_DEPTH = 64
 
 T = TypeVar("T")
 
@@ -89,18 +89,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 # validators shared by the records below
 # --------------------------------------------------------------------------------------------
-
-
-def require_aware(value: datetime, field: str) -> datetime:
-    """Return ``value`` if it is an aware datetime, else raise naming ``field``."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{field} must be a datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{field} {value.isoformat()} is a naive datetime; a timezone-aware datetime is "
-            "required (e.g. datetime.now().astimezone() or a zoneinfo.ZoneInfo tzinfo)"
-        )
-    return value
 
 
 def require_instant(value: datetime, field: str) -> datetime:
@@ -596,76 +584,6 @@ def _check_retry(_instance: object, _attribute: attrs.Attribute[Any], value: obj
         )
 
 
-# Integers beyond this many bits have more digits than Python's JSON reads back by default.
-_MAX_INT_BITS = 13_000
-
-
-def is_typed_input(value: object) -> bool:
-    """Whether ``value`` is an attrs or dataclass instance (stored through the converter)."""
-    kind = type(value)
-    return hasattr(kind, "__attrs_attrs__") or hasattr(kind, "__dataclass_fields__")
-
-
-def input_path(path: str, key: object) -> str:
-    """``path`` followed by a subscript for ``key``, e.g. ``input['n'][1]``."""
-    text = repr(key)
-    return f"{path}[{text if len(text) <= 40 else text[:37] + '...'}]"
-
-
-def too_deep(path: str) -> str:
-    """The problem of an input nested too deeply at ``path``."""
-    shown = path if len(path) <= 60 else path[:50] + "..."
-    return f"{shown} nests deeper than {MAX_INPUT_DEPTH} levels (or contains itself)"
-
-
-def _unstorable_hint(value: object) -> str:
-    if isinstance(value, tuple):
-        return "use a list, or a typed record whose field is a tuple"
-    if isinstance(value, set | frozenset):
-        return "use a list, or a typed record whose field is a set"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "encode it into a str (e.g. base64), or use a typed record with a bytes field"
-    if isinstance(value, datetime | timedelta):
-        return "use an attrs class or dataclass with a field of that type"
-    if isinstance(value, str | int | float | list | dict):
-        return "use the plain built-in type; it would come back as one"
-    if is_typed_input(value):
-        return "a typed record is accepted as the whole input, not inside a dict or list"
-    return "not a JSON value"
-
-
-def _plain_input_problem(value: object, path: str, depth: int) -> str | None:
-    """Why ``value`` would not come back equal from JSON, naming its path; None if it would."""
-    kind = type(value)
-    if value is None or kind is str or kind is bool:
-        return None
-    if kind is int:
-        if value.bit_length() > _MAX_INT_BITS:  # type: ignore[attr-defined]
-            return f"{path} is an integer of about 3,900 digits or more"
-        return None
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            return f"{path} is {value!r}, which JSON cannot hold"
-        return None
-    if kind is list or kind is dict:
-        if depth >= MAX_INPUT_DEPTH:
-            return too_deep(path)
-        if kind is list:
-            for index, item in enumerate(cast("list[object]", value)):
-                problem = _plain_input_problem(item, input_path(path, index), depth + 1)
-                if problem is not None:
-                    return problem
-            return None
-        for key, item in cast("dict[object, object]", value).items():
-            if type(key) is not str:
-                return f"{path} has the key {key!r} of type {type(key).__name__}; keys must be str"
-            problem = _plain_input_problem(item, input_path(path, key), depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    return f"{path} is of type {kind.__name__} ({_unstorable_hint(value)})"
-
-
 def to_stored_input(value: object) -> Any:
     """The stored (JSON) form of a task's input.
 
@@ -680,16 +598,10 @@ def to_stored_input(value: object) -> Any:
     """
     if is_typed_input(value):
         # Imported here: cattrs is only needed for typed input.
-        from lamplighter.serialization import dump_input
+        from lamplighter._input_codec import dump_typed_input
 
-        return dump_input(value)
-    problem = _plain_input_problem(value, "input", 0)
-    if problem is not None:
-        raise TypeError(
-            f"input of type {type(value).__name__} cannot be stored: {problem}; use an attrs "
-            "class, a dataclass or JSON values (dict with str keys, list, str, int, finite "
-            "float, bool, None)"
-        )
+        return dump_typed_input(value)
+    check_plain_input(value)
     return value
 
 
@@ -786,7 +698,7 @@ class TaskRequest:
         """The input as the JSON-able value it is stored as."""
         if not is_typed_input(self.input):
             return self.input  # plain JSON, checked at construction
-        from lamplighter.serialization import unstructure_input
+        from lamplighter._input_codec import unstructure_input
 
         return unstructure_input(self.input)
 
@@ -919,7 +831,7 @@ class TaskContext:
             return None
         if cls is None:
             return self.stored_input
-        from lamplighter.serialization import load_input
+        from lamplighter._input_codec import load_input
 
         return load_input(self.stored_input, cls, task_id=self.task_id.value)
 

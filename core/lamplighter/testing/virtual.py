@@ -40,7 +40,8 @@ from lamplighter.model import (
     require_aware,
     to_stored_input,
 )
-from lamplighter.runner import ExecutionRecord, run_coroutine_sync
+from lamplighter.runner import run_coroutine_sync
+from lamplighter.store.records import ExecutionRecord
 
 if TYPE_CHECKING:
     from lamplighter.plugins import PluginManager
