@@ -50,7 +50,8 @@ from lamplighter.model import (
     TaskState,
 )
 from lamplighter.runner import ExitStatus, FireOutcome, Runner
-from lamplighter.store import TaskStore
+from lamplighter._schema import StoredDataError
+from lamplighter.store import BrokenTask, TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
@@ -527,23 +528,61 @@ class Lamplighter:
         return raw is not None and raw.get("state", {}).get("status") == "scheduled"
 
     def task_info(self, task_id: TaskId | str) -> TaskInfo | None:
-        """A snapshot of one task, or None if it does not exist."""
+        """A snapshot of one task, or None if it does not exist. A task whose file cannot
+        be used is returned ``INACTIVE`` with ``problem`` saying why."""
         tid = TaskId.of(task_id)
-        raw = self.store.load_quiet(tid)
+        try:
+            raw = self.store.load(tid)
+        except StoredDataError as exc:
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
         if raw is None:
-            return None
+            moved = self.store.moved_aside(tid)
+            if moved is None:
+                return None
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
+        problem = self._request_problem(tid, raw)
+        if problem is not None:
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
         return self._info(tid, TaskDocument.from_dict(raw))
 
+    def _request_problem(self, tid: TaskId, raw: Mapping[str, Any]) -> str | None:
+        """Why the stored request of a readable task file does not decode, or None."""
+        try:
+            self.runner.decoded(tid, raw["request"])
+        except (TypeError, ValueError) as exc:
+            return f"task file {self.store.task_path(tid)}: {exc}"
+        return None
+
+    def _scan(self) -> tuple[dict[TaskId, dict[str, Any]], list[BrokenTask]]:
+        """Every usable task document, and every broken task: files that cannot be read
+        (moved aside or left in place) and requests that do not decode (left in place: a
+        missing plugin, say, can be installed)."""
+        scan = self.store.load_all()
+        documents = dict(scan.documents)
+        broken = list(scan.broken)
+        if not self.store.keeps_objects:
+            for tid, raw in scan.documents.items():
+                problem = self._request_problem(tid, raw)
+                if problem is not None:
+                    del documents[tid]
+                    broken.append(
+                        BrokenTask(
+                            task_id=tid.value, path=self.store.task_path(tid), reason=problem
+                        )
+                    )
+        return documents, broken
+
     def tasks(self) -> list[TaskInfo]:
-        """Snapshots of every task, sorted by id. Broken task files are listed in
-        ``diagnostics()``.
+        """Snapshots of every task, sorted by id. A task whose file cannot be used is
+        listed ``INACTIVE`` with ``problem`` saying why (and in ``diagnostics()``); it never
+        hides the others.
 
         The backend is asked once for all tasks: an OS backend may then give next runs as
         its scheduler computes them from the schedule, where ``task_info()`` asks the
         scheduler itself.
         """
-        scan = self.store.load_all()
-        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in scan.documents.items()}
+        raws, broken = self._scan()
+        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in raws.items()}
         backend = self._backend
         next_runs: dict[TaskId, datetime | None] = {}
         running: set[TaskId] | None = None
@@ -552,20 +591,21 @@ class Lamplighter:
             for tid, doc in documents.items():
                 if doc.state.get("status") != "scheduled":
                     continue
-                try:
-                    request = self.runner.decoded(tid, scan.documents[tid]["request"])
-                    scheduled[tid] = (request, doc.state)
-                except (KeyError, TypeError, ValueError) as exc:
-                    logger.warning("lamplighter: cannot read task %s: %s", tid.value, exc)
+                scheduled[tid] = (self.runner.decoded(tid, raws[tid]["request"]), doc.state)
             try:
                 next_runs = backend.next_runs(scheduled)
                 running = backend.running_tasks()
             except Exception as exc:
                 logger.warning("lamplighter: the backend could not list next runs: %s", exc)
-        return [
-            self._info(tid, doc, next_run=next_runs.get(tid), running=running)
-            for tid, doc in sorted(documents.items())
-        ]
+        infos = {
+            tid: self._info(tid, doc, next_run=next_runs.get(tid), running=running)
+            for tid, doc in documents.items()
+        }
+        for b in broken:
+            tid = TaskId.of(b.task_id)
+            if tid not in infos:  # a task scheduled anew beside its moved-aside file is fine
+                infos[tid] = TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=b.reason)
+        return [infos[tid] for tid in sorted(infos, key=lambda t: t.value)]
 
     _ASK = object()
 
@@ -636,7 +676,7 @@ class Lamplighter:
 
     def diagnostics(self) -> dict[str, Any]:
         """A JSON-able health report: backend, plugins, broken task files, event stream."""
-        scan = self.store.load_all()
+        documents, broken = self._scan()
         backend = self._backend
         info = self._backend_info
         return {
@@ -653,7 +693,7 @@ class Lamplighter:
                 "details": backend.diagnostics() if backend is not None else {},
             },
             "plugins": self.plugins.report(),
-            "tasks": len(scan.documents),
+            "tasks": len(documents),
             "broken_tasks": [
                 {
                     "task_id": b.task_id,
@@ -661,7 +701,7 @@ class Lamplighter:
                     "reason": b.reason,
                     "moved_to": None if b.moved_to is None else str(b.moved_to),
                 }
-                for b in scan.broken
+                for b in broken
             ],
             "events": self._bus.stats(),
         }
@@ -762,8 +802,8 @@ class Lamplighter:
         outcome: FireOutcome = self.runner.fire_blocking(
             invocation.task_id, scheduled_for=None, retry=invocation.retry
         )
-        if outcome.status is ExitStatus.UNKNOWN_TASK:
-            print(f"lamplighter: {outcome.message}", file=sys.stderr)
+        # The runner has logged the outcome's message once (Python's last-resort handler
+        # prints it on stderr when the application configured no logging): not again here.
         return int(outcome.status)
 
     # ============================================================== ephemeral state

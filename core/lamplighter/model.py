@@ -864,7 +864,12 @@ class TaskState(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class TaskInfo:
-    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it."""
+    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it.
+
+    ``problem`` is None for a healthy task; for a task whose stored file cannot be used it
+    says why (the path and the reason, as ``diagnostics()["broken_tasks"]`` does), and the
+    state is ``INACTIVE``: nothing runs it until it is scheduled again.
+    """
 
     task_id: TaskId
     state: TaskState
@@ -873,3 +878,4 @@ class TaskInfo:
     run_count: int = 0
     attempt: int = 1
     last_result: TaskResult | None = None
+    problem: str | None = None

@@ -286,13 +286,16 @@ class Runner:
         try:
             document = TaskDocument.from_dict(raw)
             request = self.decoded(task_id, raw["request"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             return self._library_error(task_id, f"cannot decode the task file: {exc}", exc)
         if retry and not self._retry_is_due(document):
             # A regular firing already served this retry, or a newer retry replaced it.
-            return FireOutcome(
-                task_id=task_id, status=ExitStatus.SKIPPED, message="retry superseded"
+            message = (
+                f"task {task_id.value!r}: no retry is pending (a regular run served it, or a "
+                "newer retry replaced it); nothing to do"
             )
+            logger.warning("lamplighter: %s", message)
+            return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=message)
         factory = self._factories.get(task_id)
         if factory is None:
             return self._unknown(task_id, "is not registered in this application")

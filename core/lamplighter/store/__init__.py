@@ -40,7 +40,7 @@ import attrs
 
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
+from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument, state_problem
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -370,6 +370,8 @@ class TaskStore:
         self._ready = False
         self._thread_lock = threading.RLock()
         self._cache: dict[Path, tuple[bytes, dict[str, Any]]] = {}
+        # Why this process moved each file aside, so later reports still say why.
+        self._moved_reasons: dict[Path, str] = {}
 
     @classmethod
     def for_app(cls, app_id: str, data_dir: str | Path | None = None) -> TaskStore:
@@ -443,6 +445,10 @@ class TaskStore:
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
+        except OSError as exc:  # a directory in its place, no permission, an I/O error
+            raise StoredDataError(
+                f"task file {path} cannot be read ({exc.strerror or exc}); it is left in place"
+            ) from None
         cached = self._cache.get(path)
         if cached is not None and cached[0] == data:
             return cached[1]
@@ -469,6 +475,8 @@ class TaskStore:
             document = json.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._move_aside(path, f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise self._move_aside(path, "JSON nested too deeply to read") from None
         if not isinstance(document, dict):
             raise self._move_aside(path, f"expected a JSON object, found {type(document).__name__}")
         version = document.get("schema_version")
@@ -483,6 +491,9 @@ class TaskStore:
         for key in ("request", "state"):
             if not isinstance(document.get(key), dict):
                 raise self._move_aside(path, f"{key!r} is missing or not an object")
+        problem = state_problem(document)
+        if problem is not None:
+            raise self._move_aside(path, problem)
         return document
 
     def _move_aside(self, path: Path, reason: str) -> CorruptTaskFile:
@@ -499,6 +510,8 @@ class TaskStore:
             target = None
         where = f"moved to {target}" if target is not None else "left in place"
         message = f"task file {path} is corrupt: {reason}; {where}"
+        if target is not None:
+            self._moved_reasons[target] = message
         logger.error("lamplighter: %s", message)
         return CorruptTaskFile(message, path=path, moved_to=target)
 
@@ -596,6 +609,25 @@ class TaskStore:
                 moved.append(name)
         return ids, moved
 
+    def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
+        """The latest file of ``task_id`` moved aside as corrupt (until someone deletes
+        it), or None."""
+        name = f"{TaskId.of(task_id).value}.json"
+        moved = sorted(self.tasks_dir.glob(f"{name}{_CORRUPT_MARK}*"))
+        if not moved:
+            return None
+        path = self.tasks_dir / name
+        return BrokenTask(
+            task_id=TaskId.of(task_id).value,
+            path=path,
+            reason=self._moved_reasons.get(
+                moved[-1],
+                f"task file {path} was unreadable and was moved aside to {moved[-1]}; inspect "
+                "or delete the moved file",
+            ),
+            moved_to=moved[-1],
+        )
+
     def load_all(self) -> StoreScan:
         """Every task document; unreadable files are moved aside and reported."""
         documents: dict[TaskId, dict[str, Any]] = {}
@@ -628,8 +660,11 @@ class TaskStore:
                 BrokenTask(
                     task_id=original[: -len(".json")],
                     path=path.with_name(original),
-                    reason="the task file was unreadable and was moved aside; inspect or "
-                    "delete the moved file",
+                    reason=self._moved_reasons.get(
+                        path,
+                        f"task file {path.with_name(original)} was unreadable and was moved "
+                        f"aside to {path}; inspect or delete the moved file",
+                    ),
                     moved_to=path,
                 )
             )
@@ -673,6 +708,9 @@ class TaskStore:
             return path.read_bytes().splitlines(keepends=True)
         except FileNotFoundError:
             return []
+        except OSError as exc:  # a directory in its place, no permission, an I/O error
+            logger.warning("lamplighter: cannot read the history %s: %s", path, exc)
+            return []
 
     def history(self, task_id: TaskId) -> list[dict[str, Any]]:
         """The task's most recent firings, oldest first; unreadable lines are skipped."""
@@ -680,8 +718,8 @@ class TaskStore:
         for line in self._history_lines(self.history_path(task_id))[-HISTORY_LIMIT:]:
             try:
                 record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a killed writer
+            except (ValueError, RecursionError):
+                continue  # a line cut short by a killed writer, or garbage
             if isinstance(record, dict):
                 records.append(record)
         return records
@@ -772,6 +810,9 @@ class MemoryTaskStore(TaskStore):
 
     def load(self, task_id: TaskId) -> dict[str, Any] | None:
         return self._documents.get(TaskId.of(task_id))
+
+    def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
+        return None
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
         # Kept as given, not copied: callers hand over a fresh mapping and never change it.
