@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
 from lamplighter._runtime.loop import LoopOwner
+from lamplighter._schema import StoredDataError
 from lamplighter.backend import Backend
 from lamplighter.events import (
     Cancelled,
@@ -50,7 +51,6 @@ from lamplighter.model import (
     TaskState,
 )
 from lamplighter.runner import ExitStatus, FireOutcome, Runner
-from lamplighter._schema import StoredDataError
 from lamplighter.store import BrokenTask, TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
