@@ -370,6 +370,8 @@ class TaskStore:
         self._ready = False
         self._thread_lock = threading.RLock()
         self._cache: dict[Path, tuple[bytes, dict[str, Any]]] = {}
+        # The thread inside exclusive(), whose own writes must not wait for the lock it holds.
+        self._exclusive_owner: int | None = None
         # Why this process moved each file aside, so later reports still say why.
         self._moved_reasons: dict[Path, str] = {}
 
@@ -398,8 +400,28 @@ class TaskStore:
         return self.history_dir / f"{TaskId.of(task_id).value}.jsonl"
 
     @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold every task file still: no other thread or process writes one until the
+        block ends, so a batch can read task files and write them back without losing a
+        change made in between (a run's outcome, say). This thread's own writes inside
+        the block go ahead."""
+        with self._thread_lock:
+            if self._exclusive_owner == threading.get_ident():
+                yield
+                return
+            with self._store_lock(exclusive=True):
+                self._exclusive_owner = threading.get_ident()
+                try:
+                    yield
+                finally:
+                    self._exclusive_owner = None
+
+    @contextmanager
     def _store_lock(self, *, exclusive: bool) -> Iterator[None]:
         """The store-wide lock: shared by single-task writes, exclusive for a batch."""
+        if self._exclusive_owner == threading.get_ident():
+            yield  # this thread holds it exclusively already
+            return
         self._ensure_dirs()
         fd = os.open(
             self.locks_dir / "store.lock",
@@ -813,6 +835,11 @@ class MemoryTaskStore(TaskStore):
 
     def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
         return None
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._thread_lock:  # runs record their outcome under the same lock
+            yield
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
         # Kept as given, not copied: callers hand over a fresh mapping and never change it.
