@@ -440,6 +440,7 @@ class JournalReader:
         for raw in buffer[:cut].splitlines():
             if not raw.strip():
                 continue
+            event: MonitorEvent | None
             try:
                 event = event_from_dict(json.loads(raw))
             except Exception as exc:  # bad JSON, bad UTF-8, or not an event
