@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
     import cattrs
 
-    from lamplighter._runtime.pump import EventPump
+    from lamplighter._runtime.pump import EventPump, InlineMonitors
     from lamplighter._runtime.run_now import InstantRuns
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
@@ -144,7 +144,7 @@ class Lamplighter:
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
-        self._inline_monitors: list[Any] | None = None
+        self._inline_monitors: InlineMonitors | None = None
 
     # ============================================================== registration, lifecycle
 
@@ -386,9 +386,7 @@ class Lamplighter:
         if journal is not None:
             journal.append(event)
         if self._inline_monitors:
-            from lamplighter._runtime.pump import deliver_inline
-
-            deliver_inline(self._inline_monitors, event)
+            self._inline_monitors.deliver(event)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""
@@ -793,7 +791,9 @@ class Lamplighter:
             self._started = True  # seal the registry for this process as well
         self._journal_open()
         try:
-            self._inline_monitors = list(self.plugins.monitors(self))
+            from lamplighter._runtime.pump import InlineMonitors
+
+            self._inline_monitors = InlineMonitors(self.plugins.monitors(self))
         except Exception as exc:
             logger.error("lamplighter: cannot load plugins: %s", exc)
             return int(ExitStatus.INTERNAL_ERROR)
@@ -802,6 +802,12 @@ class Lamplighter:
         outcome: FireOutcome = self.runner.fire_blocking(
             invocation.task_id, scheduled_for=None, retry=invocation.retry
         )
+        # The run lock is released by now: monitors finishing this run's events (bounded)
+        # never keep the next run of the task waiting.
+        if self._inline_monitors:
+            from lamplighter.events import INLINE_MONITOR_TIMEOUT
+
+            self._inline_monitors.drain(INLINE_MONITOR_TIMEOUT)
         # The runner has logged the outcome's message once (Python's last-resort handler
         # prints it on stderr when the application configured no logging): not again here.
         return int(outcome.status)

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CAPACITY",
     "EVENT_TYPES",
+    "INLINE_MONITOR_TIMEOUT",
     "MIN_POLL_INTERVAL",
+    "MONITOR_STALL_TIMEOUT",
     "AttachedMonitor",
     "AttemptDeferred",
     "AttemptFailed",
@@ -53,6 +55,7 @@ __all__ = [
     "LibraryError",
     "Monitor",
     "MonitorEvent",
+    "MonitorWorker",
     "RetryScheduled",
     "ScheduleReplaced",
     "Scheduled",
@@ -74,6 +77,14 @@ DEFAULT_CAPACITY = 64
 
 #: The shortest interval :class:`SnapshotPoller` accepts.
 MIN_POLL_INTERVAL = timedelta(milliseconds=250)
+
+#: Seconds one ``on_event`` call may take before it is reported, once, as a
+#: :class:`LibraryError` (delivery to that monitor waits on; the others never do).
+MONITOR_STALL_TIMEOUT = 30.0
+
+#: Seconds a process the OS launched for one run waits, after its run lock is released,
+#: for monitors to finish that run's events before it exits anyway.
+INLINE_MONITOR_TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,6 +742,56 @@ class Monitor(Protocol):
         """Handle one event."""
 
 
+class MonitorWorker:
+    """The daemon thread that runs a plain monitor's ``on_event`` calls, one at a time and
+    in order. A daemon thread, so a call that never returns cannot keep the process alive
+    after ``shutdown()``; started on the first call."""
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self.name = name
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[Any], Any], Any, concurrent.futures.Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def call(self, function: Callable[[Any], Any], argument: Any) -> concurrent.futures.Future[Any]:
+        """Queue ``function(argument)``; the future gets its result or exception (any
+        ``BaseException``: ``SystemExit`` in a monitor must not end a thread silently)."""
+        import concurrent.futures
+
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._queue.put((function, argument, future))
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._serve, name=f"lamplighter-monitor-{self.name}", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            function, argument, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(argument))
+            except BaseException as exc:  # reported by whoever waits on the future
+                future.set_exception(exc)
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one are done."""
+        self._queue.put(None)
+
+
 def _monitor_name(monitor: object) -> str:
     name = getattr(monitor, "name", None)
     if isinstance(name, str) and name:
@@ -751,6 +812,7 @@ class AttachedMonitor:
         self._lock = threading.Lock()
         self._active = True
         self._is_async = inspect.iscoroutinefunction(monitor.on_event)
+        self._worker = None if self._is_async else MonitorWorker(self.name)
         bus._monitor_count(+1)
 
     @property
@@ -768,28 +830,55 @@ class AttachedMonitor:
             if not self._active:
                 return
             self._active = False
+        if self._worker is not None:
+            self._worker.stop()
         self._bus._monitor_count(-1)
 
     async def _consume(self) -> None:
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        worker = self._worker
         try:
             async for event in self._subscription:
+                stall = loop.call_later(MONITOR_STALL_TIMEOUT, self._stalled, event)
                 try:
-                    if self._is_async:
+                    if worker is None:
                         await self.monitor.on_event(event)
                     else:
-                        # In a worker thread: a slow plain monitor must not stall the loop
-                        # that runs everyone else's work and monitors.
-                        result = await asyncio.to_thread(self.monitor.on_event, event)
+                        # In the monitor's own daemon thread: a slow plain monitor must not
+                        # stall the loop that runs everyone else's work and monitors, and
+                        # one that never returns must not keep the process alive.
+                        call = worker.call(self.monitor.on_event, event)
+                        result = await asyncio.wrap_future(call)
                         if inspect.isawaitable(result):
                             await result
-                except Exception as exc:
+                except asyncio.CancelledError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if worker is None:
+                        raise  # on the loop's thread it may be the user's Ctrl-C
+                    self._failed(event, exc)  # in a worker thread it never is
+                except (Exception, SystemExit) as exc:
                     self._failed(event, exc)
+                finally:
+                    stall.cancel()
         finally:
             self._finish()
 
-    def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+    def _stalled(self, event: MonitorEvent) -> None:
+        self._bus.publish(
+            LibraryError(
+                task_id=event.task_id,
+                message=(
+                    f"monitor {self.name} has spent more than {MONITOR_STALL_TIMEOUT:g} s on "
+                    f"{type(event).__name__}; it loses its oldest events while it is stuck"
+                ),
+                monitor=self.name,
+            )
+        )
+
+    def _failed(self, event: MonitorEvent, exc: BaseException) -> None:
         if isinstance(event, LibraryError) and event.monitor is not None:
             # Reporting a failure on a monitor-failure report could feed back forever
             # (one monitor, or two failing monitors answering each other).
