@@ -18,12 +18,13 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter._schema import StoredDataError
@@ -81,6 +82,17 @@ JOURNAL_FLUSH_INTERVAL = 0.05
 TaskFactory = Callable[[], Task]
 
 
+def _names(value: object, field: str) -> list[str]:
+    """A list of names given as any iterable of str, but not as one str."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{field} must be a list of names (e.g. ['logging']), got {value!r}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{field} must hold names (str), got {name!r}")
+    return names
+
+
 class Lamplighter:
     """Background work of one application.
 
@@ -114,9 +126,24 @@ class Lamplighter:
         if not isinstance(backend, str) or not backend:
             raise ValueError(f"backend must be 'auto' or a backend name, got {backend!r}")
         self._backend_name = backend
+        if isinstance(plugins, str | bytes):
+            raise TypeError(f"plugins must be a list of plugin objects or modules, got {plugins!r}")
         self._explicit_plugins = None if plugins is None else list(plugins)
-        self._disable = list(disable_plugins)
+        self._disable = _names(disable_plugins, "disable_plugins")
+        if backend_options is not None and not isinstance(backend_options, Mapping):
+            raise TypeError(
+                "backend_options must be a mapping of option names to values, got "
+                f"{type(backend_options).__name__} {backend_options!r}"
+            )
         self._backend_options = dict(backend_options or {})
+        for key in self._backend_options:
+            if not isinstance(key, str):
+                raise TypeError(f"backend_options keys must be option names (str), got {key!r}")
+        if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+            raise TypeError(
+                f"data_dir must be a path (str or os.PathLike), got {type(data_dir).__name__} "
+                f"{data_dir!r}"
+            )
         self.store = TaskStore.for_app(self.app_id, data_dir)
         self.data_dir: Path = self.store.root
         self._launch = None if launch_command is None else LaunchCommand.of(launch_command)
@@ -457,6 +484,10 @@ class Lamplighter:
         systemd). Every request is checked before anything is changed; if the backend
         fails, the task files are restored as they were."""
         self._require_started("schedule()")
+        if isinstance(requests, TaskRequest) or not isinstance(requests, Iterable):
+            raise TypeError(
+                f"schedule_many() takes a list of TaskRequest objects, got {requests!r}"
+            )
         requests = list(requests)
         for request in requests:
             if not isinstance(request, TaskRequest):
@@ -473,6 +504,13 @@ class Lamplighter:
         return self._schedule(requests)
 
     def _schedule(self, requests: list[TaskRequest]) -> list[bool]:
+        unknown = sorted({r.task_id.value for r in requests if r.task_id not in self._factories})
+        if unknown:
+            registered = ", ".join(sorted(t.value for t in self._factories)) or "none"
+            raise ValueError(
+                f"task ids {unknown} are not registered, so no run of theirs could start; "
+                f"register(task_id, factory) them before start(). Registered: {registered}"
+            )
         with self._lock:
             backend = self._ensure_backend()
             for request in requests:
@@ -706,14 +744,28 @@ class Lamplighter:
 
     # ============================================================== run_now
 
+    @overload
     async def run_now(
         self,
         task_id: TaskId | str,
         fn: Callable[P, Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> R:
+    ) -> R: ...
+
+    @overload
+    async def run_now(
+        self, task_id: TaskId | str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def run_now(
+        self, task_id: TaskId | str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """Run ``fn(*args, **kwargs)`` now on the caller's loop and return its value.
+
+        ``fn`` is an ``async`` function (awaited on the loop) or a plain callable: that one
+        runs in a worker thread, so it never blocks the loop, and cancelling the caller
+        cannot stop it midway (its result is then dropped).
 
         No constraints, no retries, no registration. The last call wins per task id: it
         cancels an earlier ``run_now`` of the same id still in flight (that caller gets
@@ -743,24 +795,52 @@ class Lamplighter:
         elif self._backend is not None:
             self._backend.cancel_running(tid)
 
+    @overload
     def submit_now(
         self,
         task_id: TaskId | str,
         fn: Callable[P, Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> concurrent.futures.Future[R]:
+    ) -> concurrent.futures.Future[R]: ...
+
+    @overload
+    def submit_now(
+        self, task_id: TaskId | str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[R]: ...
+
+    def submit_now(
+        self, task_id: TaskId | str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
         """``run_now`` for synchronous callers: runs on Lamplighter's loop and returns a
         ``concurrent.futures.Future``; ``future.cancel()`` cancels the work."""
         return (self._instant or self._instant_runs()).submit(task_id, fn, *args, **kwargs)
 
+    @overload
     def run_now_blocking(
         self,
         task_id: TaskId | str,
         fn: Callable[[Unpack[Ts]], Awaitable[R]],
         *args: *Ts,
         timeout: float | None = None,
-    ) -> R:
+    ) -> R: ...
+
+    @overload
+    def run_now_blocking(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[[Unpack[Ts]], R],
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> R: ...
+
+    def run_now_blocking(  # type: ignore[misc]  # mypy cannot match *Ts overloads
+        self,
+        task_id: TaskId | str,
+        fn: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+    ) -> Any:
         """``run_now`` for synchronous callers: blocks until the value is ready. Raises
         ``TimeoutError`` after ``timeout`` seconds (and cancels the work), and
         ``concurrent.futures.CancelledError`` when a later call with the same id won."""

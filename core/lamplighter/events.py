@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
+from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
 
@@ -452,7 +453,7 @@ def _optional_datetime(value: object) -> datetime | None:
 def _seconds(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")
 
 
 def _result(value: object) -> TaskResult:
@@ -984,7 +985,12 @@ def _interval(value: timedelta | float) -> timedelta:
         raise TypeError(
             f"interval must be a timedelta or a number of seconds, got {type(value).__name__}"
         )
-    interval = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        interval = value
+    elif not -1e9 < value < 1e9:  # also NaN and infinities
+        raise ValueError(f"interval must be a finite number of seconds, got {value!r}")
+    else:
+        interval = timedelta(seconds=value)
     if interval < MIN_POLL_INTERVAL:
         raise ValueError(
             f"interval must be at least 250 ms (0.25 s), got {interval.total_seconds():g} s; "

@@ -194,10 +194,17 @@ def test_an_os_launched_run_releases_its_lock_before_waiting_for_monitors(
     worker.start()
     try:
         assert gate.entered.wait(BOUND)
-        # The monitor is still busy with the run's last event, yet the run lock is free.
+        # The monitor is still busy with the run's last event, yet the run lock is freed.
         lock = app.store.run_lock(TaskId("sync"))
-        assert lock.try_acquire()
-        lock.release()
+
+        def free() -> bool:
+            if lock.try_acquire():
+                lock.release()
+                return True
+            return False
+
+        assert _wait_for(free)
+        assert not gate.release.is_set() and worker.is_alive()
     finally:
         gate.release.set()
         worker.join(BOUND)
