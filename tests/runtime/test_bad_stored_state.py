@@ -6,12 +6,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lamplighter import Lamplighter, Success, TaskContext, TaskId, TaskRequest, TaskState
+from lamplighter import (
+    ExistingTaskPolicy,
+    Lamplighter,
+    Success,
+    TaskContext,
+    TaskId,
+    TaskRequest,
+    TaskState,
+)
 from lamplighter.runner import ExitStatus
 from lamplighter.testing import VirtualScheduler
 
@@ -180,3 +191,68 @@ def test_a_history_that_is_a_directory_reads_as_empty(sched: VirtualScheduler) -
     path.mkdir(parents=True)
     assert sched.history("victim") == []
     assert len(sched.tasks()) == 2
+
+
+# Any JSON value in any place of a valid task file: the queries and the OS path answer,
+# never raise, and the healthy task is unaffected.
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["2030-01-01T00:00:00+00:00", "periodic", "exponential", "success"])
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_value_anywhere_in_a_task_file_stays_with_its_task(
+    sched: VirtualScheduler, tmp_path: Path, data: st.DataObject
+) -> None:
+    path = sched.store.task_path(TaskId("victim"))
+    path.unlink(missing_ok=True)  # what the previous example left
+    sched.schedule(
+        TaskRequest.periodic(
+            "victim", timedelta(hours=1), input={"n": [1]}, existing=ExistingTaskPolicy.REPLACE
+        )
+    )
+    document = json.loads(path.read_text())
+    where = data.draw(st.sampled_from(_paths(document)[1:]))
+    replacement = data.draw(json_values)
+    target = document
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = replacement
+    path.write_text(json.dumps(document))
+
+    infos = {info.task_id.value: info for info in sched.tasks()}
+    assert infos["healthy"].problem is None
+    assert isinstance(sched.diagnostics()["broken_tasks"], list)
+    sched.task_info("victim")
+    sched.history("victim")
+    os_run = Lamplighter(app_id=APP_ID, data_dir=tmp_path, plugins=[])
+    os_run.register("victim", Ok)
+    assert os_run.handle_invocation(["app", "--lamplighter-run", "victim"]) in set(ExitStatus)
