@@ -549,8 +549,8 @@ class Runner:
 
     def _firing_is_due(self, request: TaskRequest, document: TaskDocument) -> bool:
         """Whether a firing of the schedule is due now and has not run: a calendar time
-        since the last run (or since scheduling), or a one-shot's time when it never ran.
-        Other triggers are always due."""
+        since the last run (or since scheduling), or a one-shot's time when it has not run
+        since it was scheduled. Other triggers are always due."""
         from lamplighter.model import Calendar, Exact, OneTime, Windowed
 
         now = self._clock() + _RETRY_TOLERANCE
@@ -562,8 +562,8 @@ class Runner:
             due = None if since is None else trigger.expr.next_after(since)
             return due is not None and due <= now
         if isinstance(trigger, OneTime | Exact | Windowed):
-            if last_run is not None:
-                return False
+            if last_run is not None and (scheduled_at is None or last_run >= scheduled_at):
+                return False  # it ran (work appended behind a run is scheduled after it)
             if isinstance(trigger, Exact):
                 return trigger.at <= now
             if isinstance(trigger, Windowed):

@@ -29,6 +29,7 @@ from lamplighter.backend import Backend, BackendHost, DoctorCheck, OsSchedule, e
 from lamplighter.ids import TaskId
 from lamplighter.invocation import RUN_FLAG, LaunchCommand
 from lamplighter.model import OnLogin, TaskRequest
+from lamplighter.runner import ONE_SHOT_KINDS
 from lamplighter_launchd.agents import (
     LABEL_PREFIXES,
     agent_label,
@@ -260,16 +261,13 @@ class LaunchdBackend(Backend):
         if stored is None:
             return None
         request = self.host.decode_request(stored["request"])
-        return expected_next_run(request, stored.get("state") or {}, self.host.now())
+        return _next_run(request, stored.get("state") or {}, self.host.now())
 
     def next_runs(
         self, scheduled: Mapping[TaskId, tuple[TaskRequest, Mapping[str, Any]]]
     ) -> dict[TaskId, datetime | None]:
         now = self.host.now()
-        return {
-            tid: expected_next_run(request, state, now)
-            for tid, (request, state) in scheduled.items()
-        }
+        return {tid: _next_run(request, state, now) for tid, (request, state) in scheduled.items()}
 
     def is_running(self, task_id: TaskId) -> bool:
         for label in agent_labels(self.host.app_id, task_id):
@@ -308,7 +306,7 @@ class LaunchdBackend(Backend):
             next_run = (
                 None
                 if request is None or not active
-                else expected_next_run(request, stored.get("state") or {}, self.host.now())  # type: ignore[union-attr]
+                else _next_run(request, stored.get("state") or {}, self.host.now())  # type: ignore[union-attr]
             )
             result[task_id] = OsSchedule(
                 present=present,
@@ -389,6 +387,16 @@ class LaunchdBackend(Backend):
                 fixed=fixed,
             )
         ]
+
+
+def _next_run(request: TaskRequest, state: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When launchd starts the task next, computed from its schedule (launchd cannot say):
+    as the model expects, except that a one-shot with a retry pending has already fired, so
+    the retry comes next."""
+    retry_at = state.get("retry_at")
+    if retry_at is not None and request.trigger.kind in ONE_SHOT_KINDS:
+        return datetime.fromisoformat(retry_at)
+    return expected_next_run(request, state, now)
 
 
 def _task_of(argv: object) -> TaskId | None:

@@ -260,3 +260,34 @@ class FakeLaunchd:
                 state["loaded"][label]["pid"] = None
                 state["loaded"][label]["last_exit"] = status
         return status
+
+
+class AnyPlatformPlugin:
+    """The launchd backend offered on any OS (its own plugin claims macOS only), for driving
+    it through :class:`FakeLaunchd` here."""
+
+    @staticmethod
+    def lamplighter_backends() -> list[Any]:
+        from lamplighter.hookspecs import BackendInfo
+        from lamplighter_launchd.backend import LaunchdBackend
+        from lamplighter_launchd.plugin import CAPABILITIES
+
+        return [
+            BackendInfo(
+                name="launchd",
+                load=lambda: LaunchdBackend,
+                capabilities=CAPABILITIES,
+                description="launchd, driven through a fake",
+            )
+        ]
+
+
+def _mark_hook() -> None:
+    from lamplighter import hookimpl
+
+    AnyPlatformPlugin.lamplighter_backends = staticmethod(  # type: ignore[method-assign]
+        hookimpl(AnyPlatformPlugin.lamplighter_backends)
+    )
+
+
+_mark_hook()
