@@ -105,6 +105,10 @@ class FakeLaunchd:
         if not argv or argv[0] != LAUNCHCTL or len(argv) < 2:
             return _done(argv, 64, err="Usage: launchctl <subcommand> ...")
         command, args = argv[1], argv[2:]
+        if args and args[-1 if command != "bootstrap" else 0].startswith("gui/"):
+            target = args[-1] if command != "bootstrap" else args[0]
+            if target != self.domain and not target.startswith(self.domain + "/"):
+                return _done(argv, 125, err="125: Domain does not support specified action")
         handler: Callable[[list[str], list[str]], subprocess.CompletedProcess[str]] | None = {
             "bootstrap": self._bootstrap,
             "bootout": self._bootout,
