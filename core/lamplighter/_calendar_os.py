@@ -220,11 +220,11 @@ def _launchd_one(spec: Spec) -> list[dict[str, int]]:
     else:
         days = _values(spec.days, 1, 31)
         month_days = []
-        for day in days:
-            if day <= 28:  # every month has it
-                month_days += [(None, day)] if all_months else [(m, day) for m in months]
+        for number in days:
+            if number <= 28:  # every month has it
+                month_days += [(None, number)] if all_months else [(m, number) for m in months]
                 continue
-            if 2 in months and day == 29:
+            if 2 in months and number == 29:
                 raise _refuse(
                     backend,
                     spec,
@@ -232,7 +232,7 @@ def _launchd_one(spec: Spec) -> list[dict[str, int]]:
                     " March 1 in the others",
                 )
             # A month without this day: systemd skips it, launchd would roll into the next.
-            month_days += [(m, day) for m in months if day <= _LONGEST[m - 1]]
+            month_days += [(m, number) for m in months if number <= _LONGEST[m - 1]]
         if not month_days:
             raise _refuse(backend, spec, "it names days none of its months has, so it never fires")
     count = len(month_days) * len(weekdays or [0]) * len(hours or [0]) * len(minutes or [0])
