@@ -125,14 +125,14 @@ def _default_data_base() -> Path:
 def machine_zone() -> str | None:
     """The IANA name of this machine's time zone (``TZ``, else the target of
     ``/etc/localtime``), or None when it cannot be told."""
+    marker = "zoneinfo/"
     tz = os.environ.get("TZ", "").lstrip(":")
     if tz:
-        return tz
+        return tz.split(marker, 1)[1] if marker in tz else tz
     try:
         target = os.readlink("/etc/localtime")
     except OSError:
         return None
-    marker = "zoneinfo/"
     return target.split(marker, 1)[1] if marker in target else None
 
 

@@ -25,7 +25,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lamplighter.backend import Backend, BackendHost, DoctorCheck, OsSchedule, expected_next_run
+import attrs
+
+from lamplighter.backend import (
+    Backend,
+    BackendHost,
+    BackendUnavailable,
+    DoctorCheck,
+    OsSchedule,
+    expected_next_run,
+)
 from lamplighter.ids import TaskId
 from lamplighter.invocation import RUN_FLAG, LaunchCommand
 from lamplighter.model import OnLogin, TaskRequest
@@ -51,15 +60,16 @@ logger = logging.getLogger(__name__)
 PLIST_MODE = 0o644
 
 
+@attrs.frozen
 class Orphan:
     """An agent of this application whose program no longer exists."""
 
-    def __init__(self, label: str, path: Path, program: str) -> None:
-        self.label = label
-        self.path = path
-        self.program = program
+    label: str
+    path: Path
+    program: str
 
     def as_dict(self) -> dict[str, str]:
+        """The JSON-able form, for ``diagnostics()``."""
         return {"label": self.label, "plist": str(self.path), "program": self.program}
 
 
@@ -269,8 +279,22 @@ class LaunchdBackend(Backend):
         now = self.host.now()
         return {tid: _next_run(request, state, now) for tid, (request, state) in scheduled.items()}
 
+    def start(self) -> None:
+        """Fail now, with a clear error, when the user has no GUI session (LaunchAgents
+        load only into a logged-in user's ``gui/<uid>`` domain, not over SSH alone)."""
+        if not self.launchctl.domain_exists():
+            raise BackendUnavailable(
+                f"launchd has no {self.launchctl.domain} domain: LaunchAgents load only while "
+                "the user is logged in to the Mac's desktop"
+            )
+
     def is_running(self, task_id: TaskId) -> bool:
-        for label in agent_labels(self.host.app_id, task_id):
+        labels = [
+            label
+            for label in agent_labels(self.host.app_id, task_id)
+            if self._path(label).exists() or label == agent_label(self.host.app_id, task_id)
+        ]
+        for label in labels:
             state = self.launchctl.print_service(label)
             if state is not None and state.running:
                 return True

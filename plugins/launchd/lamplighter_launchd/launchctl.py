@@ -186,6 +186,10 @@ class Launchctl:
         """Start ``label`` now, stopping a run in progress first (``-k``)."""
         self._call("kickstart", "-k", self.target(label))
 
+    def domain_exists(self) -> bool:
+        """Whether the user's GUI domain exists (the user is logged in to the desktop)."""
+        return self._call("print", self.domain, ok=frozenset(range(1, 256))).returncode == 0
+
     def print_service(self, label: str) -> ServiceState | None:
         """What launchd says of ``label``; None when it is not loaded."""
         done = self._call("print", self.target(label), ok=NOT_LOADED)

@@ -11,6 +11,8 @@ It models one user's GUI domain as launchd documents it and as ``launchctl`` rep
 - ``bootout gui/<uid>/LABEL`` unloads it ("3: No such process" when it is not loaded) and
   stops a run in progress with SIGTERM — the calling process itself when the run is the
   caller's own job, as launchd does.
+- ``print gui/<uid>`` describes the domain, which exists only while the user is logged in to
+  the desktop (113 otherwise).
 - ``enable`` clears a disable; ``kickstart -k`` starts the job now ("113: Could not find
   service" when not loaded); ``print`` describes it in launchd's text format (113 when not
   loaded).
@@ -49,9 +51,10 @@ def _done(
 class FakeLaunchd:
     """launchd for one user, as ``launchctl`` shows it (see the module docstring)."""
 
-    def __init__(self, state_file: Path, uid: int = 501) -> None:
+    def __init__(self, state_file: Path, uid: int = 501, *, logged_in: bool = True) -> None:
         self.state_file = Path(state_file)
         self.uid = uid
+        self.logged_in = logged_in
         self.domain = f"gui/{uid}"
         if not self.state_file.exists():
             self._save({"loaded": {}, "disabled": [], "calls": [], "load_starts": []})
@@ -205,6 +208,10 @@ class FakeLaunchd:
         return _done(argv, 0)
 
     def _print(self, argv: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+        if args == [self.domain]:
+            if not self.logged_in:
+                return _done(argv, 113, err=f"Could not find domain for user gui: {self.uid}")
+            return _done(argv, 0, out=f"{self.domain} = {{\n\ttype = user gui\n}}\n")
         label = self._label(args[0]) if len(args) == 1 else None
         if label is None:
             return _done(argv, 64, err="Usage: launchctl print <domain-target | service-target>")

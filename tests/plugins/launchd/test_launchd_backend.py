@@ -149,9 +149,16 @@ def test_a_disabled_label_is_enabled_before_it_is_loaded(
 def test_a_launchctl_failure_says_what_failed(
     tmp_path: Path, launchd: FakeLaunchd, program: Path
 ) -> None:
-    app = make_app(tmp_path, launchd, program, Launchctl(uid=0, run=launchd))
+    def refusing(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        if argv[1] == "bootstrap":  # what launchd says of a plist it will not load
+            return subprocess.CompletedProcess(
+                list(argv), 5, "", "Bootstrap failed: 5: Input/output error"
+            )
+        return launchd(argv)
+
+    app = make_app(tmp_path, launchd, program, Launchctl(uid=501, run=refusing))
     try:
-        with pytest.raises(LaunchctlError, match="status 125: .*Domain does not support"):
+        with pytest.raises(LaunchctlError, match="bootstrap .* status 5: Bootstrap failed"):
             app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     finally:
         app.shutdown()
@@ -341,3 +348,13 @@ def test_the_plugin_offers_launchd_on_macos_only() -> None:
         assert is_available() == "launchd runs on macOS only"
     assert LaunchdBackend.capabilities is info.capabilities
     assert os.path.basename(Launchctl(uid=1, run=lambda a: None).target("x")) == "x"  # type: ignore[arg-type,return-value]
+
+
+def test_start_fails_clearly_without_a_desktop_session(
+    tmp_path: Path, launchd: FakeLaunchd, program: Path
+) -> None:
+    from lamplighter.backend import BackendUnavailable
+
+    away = FakeLaunchd(tmp_path / "away.json", logged_in=False)
+    with pytest.raises(BackendUnavailable, match="logged in to the Mac's desktop"):
+        make_app(tmp_path, away, program)
