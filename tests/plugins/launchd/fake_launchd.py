@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lamplighter import hookimpl
 from lamplighter_launchd.launchctl import LAUNCHCTL, Launchctl
 
 from .plist_rules import problems
@@ -277,8 +278,8 @@ class AnyPlatformPlugin:
     """The launchd backend offered on any OS (its own plugin claims macOS only), for driving
     it through :class:`FakeLaunchd` here."""
 
-    @staticmethod
-    def lamplighter_backends() -> list[Any]:
+    @hookimpl
+    def lamplighter_backends(self) -> list[Any]:
         from lamplighter.hookspecs import BackendInfo
         from lamplighter_launchd.backend import LaunchdBackend
         from lamplighter_launchd.plugin import CAPABILITIES
@@ -291,14 +292,3 @@ class AnyPlatformPlugin:
                 description="launchd, driven through a fake",
             )
         ]
-
-
-def _mark_hook() -> None:
-    from lamplighter import hookimpl
-
-    AnyPlatformPlugin.lamplighter_backends = staticmethod(  # type: ignore[method-assign]
-        hookimpl(AnyPlatformPlugin.lamplighter_backends)
-    )
-
-
-_mark_hook()
