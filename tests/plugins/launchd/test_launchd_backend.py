@@ -358,3 +358,30 @@ def test_start_fails_clearly_without_a_desktop_session(
     away = FakeLaunchd(tmp_path / "away.json", logged_in=False)
     with pytest.raises(BackendUnavailable, match="logged in to the Mac's desktop"):
         make_app(tmp_path, away, program)
+
+
+def test_render_agents_refuses_with_the_error_schedule_gives(
+    app: Lamplighter, tmp_path: Path, program: Path
+) -> None:
+    import lamplighter_launchd
+
+    request = TaskRequest.calendar("sync", CalendarExpr.parse("Mon *-06-* 09:00"))
+    with pytest.raises(UnsupportedRequest) as at_schedule:
+        app.schedule(request)
+    with pytest.raises(UnsupportedRequest) as at_render:
+        lamplighter_launchd.render_agents(
+            [request], app_id=APP, launch_command=[str(program)], data_dir=app.data_dir
+        )
+    assert str(at_render.value) == str(at_schedule.value)
+
+
+def test_the_entry_point_imports_nothing_of_the_backend() -> None:
+    code = (
+        "import sys, lamplighter_launchd.plugin, lamplighter_launchd;"
+        "print(sorted(m for m in sys.modules if m.startswith('lamplighter_launchd')),"
+        " 'plistlib' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "['lamplighter_launchd', 'lamplighter_launchd.plugin'] False"

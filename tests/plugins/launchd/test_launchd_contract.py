@@ -190,9 +190,9 @@ class LaunchdHarness:
     def close(self) -> None:
         try:
             self.app.cancel_all()
-            assert not [
-                label for label in self.launchd.loaded if label.endswith(f"{APP_ID}.job")
-            ], "cancel_all left agents loaded"
+            left = [label for label in self.launchd.loaded if f".{APP_ID}." in label]
+            assert left == [], f"cancel_all left agents loaded: {left}"
+            assert list((self.home / "Library" / "LaunchAgents").glob("*.plist")) == []
         finally:
             self.app.shutdown()
 
