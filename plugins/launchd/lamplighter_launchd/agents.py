@@ -57,6 +57,7 @@ __all__ = [
     "LABEL_PREFIXES",
     "agent_label",
     "agent_labels",
+    "data_base",
     "due_minute",
     "log_directory",
     "machine_zone",
@@ -120,6 +121,14 @@ def _default_data_base() -> Path:
     from platformdirs.macos import MacOS
 
     return Path(MacOS("lamplighter", appauthor=False).user_data_dir)
+
+
+def data_base(plist: Mapping[str, Any]) -> Path:
+    """The base data directory the runs of an agent use (``LAMPLIGHTER_DATA_DIR`` in its
+    environment, else the default)."""
+    env = plist.get("EnvironmentVariables")
+    value = env.get(_DATA_DIR_ENV) if isinstance(env, dict) else None
+    return Path(value) if isinstance(value, str) and value else _default_data_base()
 
 
 def machine_zone() -> str | None:

@@ -43,6 +43,7 @@ from lamplighter_launchd.agents import (
     LABEL_PREFIXES,
     agent_label,
     agent_labels,
+    data_base,
     log_directory,
     plist_bytes,
     render_agent,
@@ -256,7 +257,10 @@ class LaunchdBackend(Backend):
         known = set(self.host.store.task_ids())
         for label, (_path, content) in self.agent_files().items():
             task = _task_of(content.get("ProgramArguments")) if content else None
-            if task is not None and task not in known and label not in labels:
+            # Only agents whose runs use this store: the same app id with another data
+            # directory (a test run, say) is another installation.
+            mine = content is not None and data_base(content) == self.host.data_dir.parent
+            if mine and task is not None and task not in known and label not in labels:
                 labels.append(label)
         for label in labels:
             if label == self._own_label() or self._path(label).exists():

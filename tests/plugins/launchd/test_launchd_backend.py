@@ -385,3 +385,30 @@ def test_the_entry_point_imports_nothing_of_the_backend() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "['lamplighter_launchd', 'lamplighter_launchd.plugin'] False"
+
+
+def test_cancel_all_leaves_the_agents_of_another_data_directory(
+    tmp_path: Path, launchd: FakeLaunchd, program: Path
+) -> None:
+    """The same app id with another data directory (a test run on the user's Mac, say) is
+    another installation: its agents are not swept."""
+    first = make_app(tmp_path, launchd, program)
+    first.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    first.shutdown()
+    second = Lamplighter(
+        app_id=APP,
+        backend="launchd",
+        plugins=[AnyPlatformPlugin()],
+        disable_plugins=["device"],
+        data_dir=tmp_path / "elsewhere",
+        launch_command=[str(program)],
+        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path / "home")},
+    )
+    second.register("other", lambda: None)
+    second.start()
+    try:
+        second.schedule(TaskRequest.periodic("other", timedelta(hours=1)))
+        second.cancel_all()
+        assert list(launchd.loaded) == [LABEL]
+    finally:
+        second.shutdown()
