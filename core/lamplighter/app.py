@@ -880,7 +880,10 @@ class Lamplighter:
         for failure in self.plugins.failures:
             self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
         outcome: FireOutcome = self.runner.fire_blocking(
-            invocation.task_id, scheduled_for=None, retry=invocation.retry
+            invocation.task_id,
+            scheduled_for=None,
+            retry=invocation.retry,
+            if_due=invocation.if_due,
         )
         # The run lock is released by now: monitors finishing this run's events (bounded)
         # never keep the next run of the task waiting.
