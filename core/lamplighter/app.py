@@ -711,7 +711,8 @@ class Lamplighter:
         return records
 
     def diagnostics(self) -> dict[str, Any]:
-        """A JSON-able health report: backend, plugins, broken task files, event stream."""
+        """A JSON-able health report: backend, plugins, broken task files, history lines
+        that do not decode, event stream."""
         documents, broken = self._scan()
         backend = self._backend
         info = self._backend_info
@@ -730,6 +731,11 @@ class Lamplighter:
             },
             "plugins": self.plugins.report(),
             "tasks": len(documents),
+            "broken_history": [
+                {"task_id": tid.value, "problems": problems}
+                for tid in sorted(documents, key=lambda t: t.value)
+                if (problems := self.store.history_problems(tid))
+            ],
             "broken_tasks": [
                 {
                     "task_id": b.task_id,

@@ -183,6 +183,10 @@ def test_a_bad_history_line_is_skipped_and_the_rest_kept(
     assert len(records) == 2
     assert all(r.result == Success() for r in records)
     assert len(sched.tasks()) == 2
+    [report] = sched.diagnostics()["broken_history"]
+    assert report["task_id"] == "victim"
+    [problem] = report["problems"]
+    assert problem.startswith(f"{path} line 2: ")
 
 
 def test_a_history_that_is_a_directory_reads_as_empty(sched: VirtualScheduler) -> None:

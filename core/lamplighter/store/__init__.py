@@ -40,7 +40,13 @@ import attrs
 
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument, state_problem
+from lamplighter.store.records import (
+    ExecutionRecord,
+    StoredRequest,
+    TaskDocument,
+    history_line_problem,
+    state_problem,
+)
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -372,6 +378,8 @@ class TaskStore:
         self._cache: dict[Path, tuple[bytes, dict[str, Any]]] = {}
         # The thread inside exclusive(), whose own writes must not wait for the lock it holds.
         self._exclusive_owner: int | None = None
+        # The problems found in each history file, with the (mtime, size) they were found at.
+        self._history_checks: dict[Path, tuple[tuple[int, int], list[str]]] = {}
         # Why this process moved each file aside, so later reports still say why.
         self._moved_reasons: dict[Path, str] = {}
 
@@ -746,6 +754,30 @@ class TaskStore:
                 records.append(record)
         return records
 
+    def history_problems(self, task_id: TaskId) -> list[str]:
+        """Each line of the task's history that :meth:`history` skips, with its path, line
+        number and reason; a file read before is read again only when it changed."""
+        path = self.history_path(task_id)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [f"{path} cannot be read ({exc.strerror or exc})"]
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._history_checks.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        problems = []
+        for number, line in enumerate(self._history_lines(path), 1):
+            reason = history_line_problem(line)
+            if reason is not None:
+                problems.append(f"{path} line {number}: {reason}")
+        if len(self._history_checks) >= _DOCUMENT_CACHE_SIZE:
+            self._history_checks.clear()
+        self._history_checks[path] = (key, problems)
+        return problems
+
     # ------------------------------------------------------------------ housekeeping
 
     def sweep(self) -> dict[str, int]:
@@ -900,6 +932,9 @@ class MemoryTaskStore(TaskStore):
 
     def history(self, task_id: TaskId) -> list[Any]:
         return list(self._histories.get(TaskId.of(task_id), ()))
+
+    def history_problems(self, task_id: TaskId) -> list[str]:
+        return []  # records kept as objects cannot be malformed
 
     def sweep(self) -> dict[str, int]:
         return {"temporary_files": 0, "stale_run_markers": 0}

@@ -24,7 +24,13 @@ from lamplighter.model import (
     result_to_dict,
 )
 
-__all__ = ["ExecutionRecord", "StoredRequest", "TaskDocument", "state_problem"]
+__all__ = [
+    "ExecutionRecord",
+    "StoredRequest",
+    "TaskDocument",
+    "history_line_problem",
+    "state_problem",
+]
 
 
 def _int_at_least(value: object, minimum: int, field: str) -> int:
@@ -295,3 +301,20 @@ class TaskDocument:
         """The outcome of the last firing."""
         value = self.state.get("last_result")
         return None if value is None else result_from_dict(value)
+
+
+def history_line_problem(line: bytes) -> str | None:
+    """Why one line of a history file is not a record, or None when it is one."""
+    import json
+
+    try:
+        data = json.loads(line)
+    except RecursionError:
+        return "nested too deeply to read"
+    except ValueError:  # UnicodeDecodeError included
+        return "not a complete JSON line (cut short by a killed writer?)"
+    try:
+        ExecutionRecord.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None
