@@ -172,20 +172,26 @@ class GatePlugin:
         return [self.gate]
 
 
+def _os_process_with(gate: Gate, data_dir: Path) -> Lamplighter:
+    """A scheduled task "sync", and the application as the OS starts it, with ``gate`` as
+    a plugin monitor."""
+    setup = VirtualScheduler(app_id="com.example.gate", data_dir=data_dir)
+    setup.register("sync", Ok)
+    setup.start()
+    setup.schedule(TaskRequest.on_login("sync"))
+    setup.shutdown()
+    app = Lamplighter(app_id="com.example.gate", data_dir=data_dir, plugins=[GatePlugin(gate)])
+    app.register("sync", Ok)
+    return app
+
+
 def test_an_os_launched_run_releases_its_lock_before_waiting_for_monitors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lamplighter.events
 
-    setup = VirtualScheduler(app_id="com.example.gate", data_dir=tmp_path)
-    setup.register("sync", Ok)
-    setup.start()
-    setup.schedule(TaskRequest.on_login("sync"))
-    setup.shutdown()
-
     gate = Gate()
-    app = Lamplighter(app_id="com.example.gate", data_dir=tmp_path, plugins=[GatePlugin(gate)])
-    app.register("sync", Ok)
+    app = _os_process_with(gate, tmp_path)
     statuses: list[int] = []
     monkeypatch.setattr(lamplighter.events, "INLINE_MONITOR_TIMEOUT", BOUND)
     worker = threading.Thread(
@@ -216,15 +222,8 @@ def test_an_os_launched_run_stops_waiting_for_a_stuck_monitor(
 ) -> None:
     import lamplighter.events
 
-    setup = VirtualScheduler(app_id="com.example.gate", data_dir=tmp_path)
-    setup.register("sync", Ok)
-    setup.start()
-    setup.schedule(TaskRequest.on_login("sync"))
-    setup.shutdown()
-
     gate = Gate()  # never released: stuck for BOUND seconds
-    app = Lamplighter(app_id="com.example.gate", data_dir=tmp_path, plugins=[GatePlugin(gate)])
-    app.register("sync", Ok)
+    app = _os_process_with(gate, tmp_path)
     monkeypatch.setattr(lamplighter.events, "INLINE_MONITOR_TIMEOUT", 0.2)
     try:
         assert app.handle_invocation(["a", "--lamplighter-run", "sync"]) == ExitStatus.OK
