@@ -1,0 +1,346 @@
+"""The Windows backend: one Task Scheduler 2.0 task per task id.
+
+Tasks live in the folder ``\\Lamplighter\\<app_id>`` and are registered from the XML of
+:mod:`lamplighter_windows.taskxml` for the current user (interactive token, least
+privilege). Each runs ``wscript.exe`` on the application's wrapper script
+(:mod:`lamplighter_windows.wrapper`), which runs ``launch_command --lamplighter-run <task>``
+or, once the application is uninstalled, removes its tasks and files. Retries and
+constraint deferrals are a second task, ``<task_id> retry``, with one time trigger. Every
+call to the service goes through a :class:`~lamplighter_windows.com.TaskService`: COM on
+Windows, a fake in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path, PurePath
+from typing import Any
+
+from lamplighter.backend import Backend, BackendHost, BackendUnavailable, OsSchedule
+from lamplighter.ids import TaskId
+from lamplighter.invocation import LaunchCommand
+from lamplighter.model import TaskRequest
+from lamplighter_windows.com import (
+    ERROR_ALREADY_EXISTS,
+    STATE_NAMES,
+    TASK_STATE_DISABLED,
+    TASK_STATE_RUNNING,
+    RegisteredTask,
+    TaskSchedulerError,
+    TaskService,
+    is_not_found,
+)
+from lamplighter_windows.plugin import CAPABILITIES
+from lamplighter_windows.taskxml import (
+    RETRY_SUFFIX,
+    ROOT_FOLDER,
+    RenderedTask,
+    current_user,
+    folder_path,
+    render_retry_task,
+    render_task,
+    render_tasks,
+    task_name,
+)
+from lamplighter_windows.wrapper import WRAPPER_DIR, WRAPPER_NAME, render_wrapper, write_wrapper
+
+__all__ = ["CAPABILITIES", "WindowsBackend"]
+
+logger = logging.getLogger(__name__)
+
+
+class WindowsBackend(Backend):
+    """Schedules tasks with Windows Task Scheduler 2.0.
+
+    Options (``Lamplighter(backend_options={...})``):
+        service: the :class:`~lamplighter_windows.com.TaskService` to use (COM by default);
+            tests pass a fake.
+        user_id: the account whose logon starts ``OnLogin`` tasks (default: the current one,
+            ``USERDOMAIN\\USERNAME``).
+    """
+
+    name = "windows"
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        host: BackendHost,
+        *,
+        service: TaskService | None = None,
+        user_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(host, **options)
+        self._service = service
+        self.user_id = user_id or current_user()
+        self.folder = folder_path(host.app_id)  # validates the app id before any call
+
+    @property
+    def service(self) -> TaskService:
+        """The Task Scheduler connection (COM, made on first use)."""
+        if self._service is None:
+            try:
+                from lamplighter_windows.com import ComTaskService
+            except ImportError as exc:  # pragma: no cover - Windows without pywin32
+                raise BackendUnavailable(
+                    f"the windows backend needs pywin32 ({exc}); pip install pywin32"
+                ) from exc
+            self._service = ComTaskService()
+        return self._service
+
+    # ------------------------------------------------------------------ rendering
+
+    @property
+    def wrapper(self) -> Path:
+        """The application's wrapper script (``<data dir>\\windows\\run.vbs``)."""
+        return Path(self.host.data_dir) / WRAPPER_DIR / WRAPPER_NAME
+
+    def _render(self, request: TaskRequest) -> RenderedTask:
+        return render_task(
+            request,
+            app_id=self.host.app_id,
+            wrapper=str(self.wrapper),
+            user_id=self.user_id,
+            now=self.host.now(),
+        )
+
+    def _wrapper_text(self) -> str:
+        from lamplighter.store import DATA_DIR_ENV
+
+        launch = self.host.launch_command
+        return render_wrapper(
+            app_id=self.host.app_id,
+            argv=launch.argv,
+            program=launch.program,
+            script=launch.script,
+            app_dir=str(self.host.data_dir),
+            folder=self.folder,
+            data_dir_env=os.environ.get(DATA_DIR_ENV),
+            rules=os.path,
+        )
+
+    def check(self, request: TaskRequest) -> None:
+        """Refuse what Task Scheduler cannot schedule (the message says what can)."""
+        self._render(request)
+
+    @classmethod
+    def render(
+        cls,
+        requests: Sequence[TaskRequest],
+        *,
+        app_id: str,
+        launch_command: LaunchCommand | Sequence[str],
+        data_dir: str | PurePath,
+    ) -> dict[str, str | bytes]:
+        """The task XML :func:`~lamplighter_windows.render_tasks` gives, by task path."""
+        return dict(
+            render_tasks(requests, app_id=app_id, launch_command=launch_command, data_dir=data_dir)
+        )
+
+    # ------------------------------------------------------------------ installing
+
+    def start(self) -> None:
+        self.service.folder_contents("\\")  # fail now, with a clear error, if unreachable
+
+    def _ensure_folder(self) -> None:
+        parent = "\\"
+        for name in self.folder.strip("\\").split("\\"):
+            try:
+                self.service.create_folder(parent, name)
+            except TaskSchedulerError as exc:
+                if exc.hresult != ERROR_ALREADY_EXISTS:
+                    raise
+            parent = f"{parent.rstrip(chr(92))}\\{name}"
+
+    def _write_wrapper(self) -> None:
+        text = self._wrapper_text()
+        try:
+            current = self.wrapper.read_text(encoding="ascii")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        if current != text:
+            write_wrapper(self.wrapper, text)
+
+    def _register(self, rendered: RenderedTask) -> None:
+        self.service.register_task(rendered.folder, rendered.name, rendered.xml)
+        if rendered.run_now:
+            self.service.run_task(rendered.folder, rendered.name)
+
+    def _delete(self, name: str) -> bool:
+        try:
+            self.service.delete_task(self.folder, name)
+        except TaskSchedulerError as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def install(self, requests: Sequence[TaskRequest]) -> None:
+        rendered = [self._render(request) for request in requests]
+        self._write_wrapper()
+        self._ensure_folder()
+        for request, task in zip(requests, rendered, strict=True):
+            # A new schedule supersedes a pending retry of the old one.
+            self._delete(task_name(request.task_id, retry=True))
+            self._register(task)
+
+    def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        stored = self.host.store.load(task_id)
+        if stored is None:
+            return  # cancelled meanwhile
+        request = self.host.decode_request(stored["request"])
+        rendered = render_retry_task(
+            request,
+            app_id=self.host.app_id,
+            wrapper=str(self.wrapper),
+            at=at,
+            now=self.host.now(),
+        )
+        self._ensure_folder()
+        self._register(rendered)  # a newer retry replaces the earlier one
+
+    def remove(self, task_ids: Sequence[TaskId]) -> None:
+        try:
+            for task_id in task_ids:
+                self._delete(task_name(task_id, retry=True))
+                self._delete(task_name(task_id))
+        except TaskSchedulerError as exc:
+            if not is_not_found(exc):  # the folder itself is gone: nothing left to delete
+                raise
+        self._drop_empty_folders()
+
+    def _drop_empty_folders(self) -> None:
+        """Delete the application's folder once it holds nothing, then ``\\Lamplighter``
+        once no application has a folder, and the wrapper with the application's folder."""
+        parent, _, name = self.folder.rpartition("\\")
+        try:
+            folders, tasks = self.service.folder_contents(self.folder)
+            if folders or tasks:
+                return
+            self.service.delete_folder(parent, name)
+        except TaskSchedulerError as exc:
+            if not is_not_found(exc):
+                raise
+        self.wrapper.unlink(missing_ok=True)
+        try:
+            folders, tasks = self.service.folder_contents(ROOT_FOLDER)
+            if not folders and not tasks:
+                self.service.delete_folder("\\", ROOT_FOLDER.lstrip("\\"))
+        except TaskSchedulerError as exc:
+            # Gone already, or another application's folder appeared meanwhile.
+            logger.debug("lamplighter: keeping %s: %s", ROOT_FOLDER, exc)
+
+    # ------------------------------------------------------------------ queries
+
+    def _registered(self) -> dict[str, RegisteredTask]:
+        """Every task in the application's folder by name (one call)."""
+        try:
+            _folders, tasks = self.service.folder_contents(self.folder)
+        except TaskSchedulerError as exc:
+            if is_not_found(exc):
+                return {}
+            raise
+        return {task.name: task for task in tasks}
+
+    def _tasks_of(self, task_id: TaskId) -> list[RegisteredTask]:
+        found = []
+        for name in (task_name(task_id), task_name(task_id, retry=True)):
+            try:
+                found.append(self.service.get_task(self.folder, name))
+            except TaskSchedulerError as exc:
+                if not is_not_found(exc):
+                    raise
+        return found
+
+    @staticmethod
+    def _earliest(tasks: Sequence[RegisteredTask]) -> datetime | None:
+        times = [t.next_run for t in tasks if t.next_run is not None and t.enabled]
+        return min(times) if times else None
+
+    def next_run(self, task_id: TaskId) -> datetime | None:
+        return self._earliest(self._tasks_of(task_id))
+
+    def describe(self, task_id: TaskId) -> tuple[datetime | None, bool]:
+        tasks = self._tasks_of(task_id)
+        return self._earliest(tasks), any(t.state == TASK_STATE_RUNNING for t in tasks)
+
+    def next_runs(
+        self, scheduled: Mapping[TaskId, tuple[TaskRequest, Mapping[str, Any]]]
+    ) -> dict[TaskId, datetime | None]:
+        """Next runs for a listing from one listing of the application's folder."""
+        registered = self._registered()
+        return {
+            tid: self._earliest(
+                [
+                    t
+                    for t in (
+                        registered.get(task_name(tid)),
+                        registered.get(task_name(tid, retry=True)),
+                    )
+                    if t is not None
+                ]
+            )
+            for tid in scheduled
+        }
+
+    def running_tasks(self) -> set[TaskId] | None:
+        running: set[TaskId] = set()
+        for name, task in self._registered().items():
+            if task.state == TASK_STATE_RUNNING:
+                running.add(TaskId(name.removesuffix(RETRY_SUFFIX)))
+        return running
+
+    def is_running(self, task_id: TaskId) -> bool:
+        return self.describe(task_id)[1]
+
+    def cancel_running(self, task_id: TaskId) -> bool:
+        stopped = False
+        for task in self._tasks_of(task_id):
+            if task.state == TASK_STATE_RUNNING:
+                self.service.stop_task(self.folder, task.name)
+                stopped = True
+        return stopped
+
+    def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What Task Scheduler says of each task (its main task and any retry task), from
+        one listing of the application's folder."""
+        registered = self._registered()
+        out: dict[TaskId, OsSchedule] = {}
+        for tid in task_ids:
+            tasks = [
+                t
+                for t in (registered.get(task_name(tid)), registered.get(task_name(tid, retry=True)))
+                if t is not None
+            ]
+            if not tasks:
+                out[tid] = OsSchedule(present=False, active=False, detail="no registered task")
+                continue
+            runs = [t.last_run for t in tasks if t.last_run is not None]
+            detail = "; ".join(
+                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, last result "
+                f"0x{t.last_result:08X}"
+                for t in tasks
+            )
+            out[tid] = OsSchedule(
+                present=True,
+                active=any(t.enabled and t.state != TASK_STATE_DISABLED for t in tasks),
+                next_run=self._earliest(tasks),
+                last_trigger=max(runs) if runs else None,
+                detail=detail,
+            )
+        return out
+
+    def diagnostics(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "folder": self.folder,
+            "user": self.user_id,
+            "wrapper": str(self.wrapper),
+        }
+        try:
+            details["registered_tasks"] = sorted(self._registered())
+        except Exception as exc:
+            details["service_error"] = str(exc)
+        return details
