@@ -182,10 +182,24 @@ class WindowsBackend(Backend):
         rendered = [self._render(request) for request in requests]
         self._write_wrapper()
         self._ensure_folder()
-        for request, task in zip(requests, rendered, strict=True):
-            # A new schedule supersedes a pending retry of the old one.
-            self._delete(task_name(request.task_id, retry=True))
-            self._register(task)
+        before = set(self._registered())
+        made: list[str] = []
+        try:
+            for request, task in zip(requests, rendered, strict=True):
+                # A new schedule supersedes a pending retry of the old one.
+                self._delete(task_name(request.task_id, retry=True))
+                self._register(task)
+                made.append(task.name)
+        except BaseException:
+            # The application restores its task files; take down what this call created.
+            try:
+                for name in made:
+                    if name not in before:
+                        self._delete(name)
+                self._drop_empty_folders()
+            except Exception as exc:
+                logger.warning("lamplighter: cannot undo a failed registration: %s", exc)
+            raise
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         stored = self.host.store.load(task_id)
