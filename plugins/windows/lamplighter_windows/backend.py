@@ -326,7 +326,10 @@ class WindowsBackend(Backend):
         for tid in task_ids:
             tasks = [
                 t
-                for t in (registered.get(task_name(tid)), registered.get(task_name(tid, retry=True)))
+                for t in (
+                    registered.get(task_name(tid)),
+                    registered.get(task_name(tid, retry=True)),
+                )
                 if t is not None
             ]
             if not tasks:
@@ -334,8 +337,7 @@ class WindowsBackend(Backend):
                 continue
             runs = [t.last_run for t in tasks if t.last_run is not None]
             detail = "; ".join(
-                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, last result "
-                f"0x{t.last_result:08X}"
+                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, last result 0x{t.last_result:08X}"
                 for t in tasks
             )
             out[tid] = OsSchedule(

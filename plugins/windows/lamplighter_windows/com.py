@@ -169,9 +169,7 @@ def from_variant_time(value: Any) -> _dt.datetime | None:
         raise TypeError(f"expected a COM date, got {value!r}")
     if value.year < _NEVER_YEAR:
         return None
-    naive = _dt.datetime(
-        value.year, value.month, value.day, value.hour, value.minute, value.second
-    )
+    naive = _dt.datetime(value.year, value.month, value.day, value.hour, value.minute, value.second)
     return naive.astimezone()
 
 

@@ -308,8 +308,7 @@ def _calendar_records(request: TaskRequest, trigger: Calendar) -> list[WindowsTr
         records = trigger.expr.to_windows()
     except CalendarTranslationError as exc:
         raise UnsupportedRequest(
-            f"task {task!r}: {exc}; the inprocess and systemd backends run any calendar "
-            "expression"
+            f"task {task!r}: {exc}; the inprocess and systemd backends run any calendar expression"
         ) from None
     if len(records) > MAX_TRIGGERS:
         raise UnsupportedRequest(

@@ -262,7 +262,7 @@ def render_wrapper(
         "        i = i + 1",
         "    Next",
         "    For i = 0 To count - 1",
-        '        If names(i) <> taskId Then folder.DeleteTask names(i), 0',
+        "        If names(i) <> taskId Then folder.DeleteTask names(i), 0",
         "    Next",
         "    ' This task's own instance is running: it goes last.",
         "    folder.DeleteTask taskId, 0",

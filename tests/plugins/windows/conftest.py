@@ -14,9 +14,7 @@ from lamplighter.hookspecs import BackendInfo
 from .taskscheduler_fake import FakeTaskService
 
 #: Beside the repository's clone, as in CI: ``<repo>/../shared/schemas/``.
-SCHEMA = Path(__file__).resolve().parents[3].parent / "shared" / "schemas" / (
-    "TaskSchedulerV2Schema.xsd"
-)
+SCHEMA = Path(__file__).resolve().parents[3].parent / "shared/schemas/TaskSchedulerV2Schema.xsd"
 
 
 @pytest.fixture(scope="session")

@@ -165,15 +165,18 @@ def fire_times(
     day = max(start.date(), (after.astimezone(tz) - timedelta(days=2)).date())
     last_day = until.astimezone(tz).date()
     while day <= last_day:
-        if _day_matches(schedule, schedule_kind, day, start.date()):
-            # Each day at the boundary's wall-clock time, in the boundary's zone.
-            if not add_run(datetime.combine(day, start.time(), tzinfo=tz)):
-                break
+        # Each matching day at the boundary's wall-clock time, in the boundary's zone.
+        if _day_matches(schedule, schedule_kind, day, start.date()) and not add_run(
+            datetime.combine(day, start.time(), tzinfo=tz)
+        ):
+            break
         day += timedelta(days=1)
     return sorted(set(out))
 
 
-def next_run_time(xml: str, now: datetime, zone: tzinfo, horizon_days: int = 1500) -> datetime | None:
+def next_run_time(
+    xml: str, now: datetime, zone: tzinfo, horizon_days: int = 1500
+) -> datetime | None:
     """``NextRunTime`` of a definition: its triggers' first start after ``now``."""
     root = ET.fromstring(xml)
     best: datetime | None = None
@@ -181,9 +184,7 @@ def next_run_time(xml: str, now: datetime, zone: tzinfo, horizon_days: int = 150
     for trigger in [] if triggers is None else list(triggers):
         if trigger.tag.removeprefix(NS) not in ("TimeTrigger", "CalendarTrigger"):
             continue  # logon and idle triggers have no time
-        times = fire_times(
-            trigger, now, now + timedelta(days=horizon_days), zone, first_only=True
-        )
+        times = fire_times(trigger, now, now + timedelta(days=horizon_days), zone, first_only=True)
         if times and (best is None or times[0] < best):
             best = times[0]
     return best

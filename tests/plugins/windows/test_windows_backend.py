@@ -252,7 +252,9 @@ def test_a_logon_trigger_is_for_the_current_account(setup: Setup, tmp_path: Path
     assert "<UserId>PC\\user</UserId>" in setup.service.tasks[f"{FOLDER}\\login"].xml
 
 
-def test_an_unreachable_service_fails_at_start(tmp_path: Path, fake_service: FakeTaskService) -> None:
+def test_an_unreachable_service_fails_at_start(
+    tmp_path: Path, fake_service: FakeTaskService
+) -> None:
     made = Setup(tmp_path, fake_service)
     fake_service.fail("folder_contents", 0x80041315)  # SCHED_E_SERVICE_NOT_RUNNING
     with pytest.raises(TaskSchedulerError, match="0x80041315"):

@@ -103,7 +103,7 @@ AWKWARD = [
     "ends with a backslash\\",
     "",
     'quote at the end"',
-    "back\\\\slashes\\\\\"quoted\\",
+    'back\\\\slashes\\\\"quoted\\',
 ]
 
 
