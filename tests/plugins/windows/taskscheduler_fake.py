@@ -20,16 +20,21 @@ the service's documented behaviour that the backend relies on:
   (``IgnoreNew``); the run starts the action through ``launcher`` (a callable the test gives:
   ``launcher(task_id, retry) -> exit status``), and ``LastTaskResult`` becomes that status.
 
-``fail(method, hresult)`` makes the next call of ``method`` fail, for error paths.
+``fail(method, hresult)`` makes the next call of ``method`` fail, for error paths. With a
+``state_file`` the service's state lives in that file, so application processes a test starts
+(each with its own fake on the file) see and change the same Task Scheduler.
 """
 
 from __future__ import annotations
 
 import calendar as _calendar
+import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -221,6 +226,7 @@ class FakeTaskService:
         user: str = "PC\\user",
         launcher: Callable[[str, bool], int] | None = None,
         schema: Any = None,
+        state_file: Path | None = None,
     ) -> None:
         self.clock = clock
         self.zone = zone or datetime.now().astimezone().tzinfo or UTC
@@ -231,6 +237,44 @@ class FakeTaskService:
         self.tasks: dict[str, FakeTask] = {}
         self.calls: list[tuple[str, ...]] = []
         self._failures: dict[str, int] = {}
+        # Shared with the application processes a test starts (they build their own fake on
+        # the same file): loaded before every call, saved after every change.
+        self.state_file = state_file
+        if state_file is not None and state_file.exists():
+            self._load()
+
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        self.folders = set(state["folders"])
+        self.calls = [tuple(call) for call in state["calls"]]
+        self.tasks = {}
+        for raw in state["tasks"]:
+            last_run = raw.pop("last_run")
+            task = FakeTask(
+                **raw, last_run=None if last_run is None else datetime.fromisoformat(last_run)
+            )
+            self.tasks[task.path] = task
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        tasks = [
+            {
+                "folder": t.folder,
+                "name": t.name,
+                "xml": t.xml,
+                "state": t.state,
+                "last_result": t.last_result,
+                "last_run": None if t.last_run is None else t.last_run.isoformat(),
+            }
+            for t in self.tasks.values()
+        ]
+        state = {"folders": sorted(self.folders), "calls": self.calls, "tasks": tasks}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(tmp, self.state_file)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -239,6 +283,7 @@ class FakeTaskService:
         self._failures[method] = hresult
 
     def _call(self, method: str, *args: str) -> None:
+        self._load()
         self.calls.append((method, *args))
         hresult = self._failures.pop(method, None)
         if hresult is not None:
@@ -297,6 +342,7 @@ class FakeTaskService:
         if _BAD_NAME.search(name):
             raise TaskSchedulerError(ERROR_INVALID_NAME, f"invalid folder name {name!r}")
         self.folders.add(path)
+        self._save()
 
     def delete_folder(self, parent: str, name: str) -> None:
         self._call("delete_folder", parent, name)
@@ -306,6 +352,7 @@ class FakeTaskService:
         ):
             raise TaskSchedulerError(ERROR_DIR_NOT_EMPTY, f"folder {path} is not empty")
         self.folders.discard(path)
+        self._save()
 
     def register_task(self, folder: str, name: str, xml: str) -> RegisteredTask:
         self._call("register_task", folder, name)
@@ -332,6 +379,7 @@ class FakeTaskService:
             if previous.state == TASK_STATE_RUNNING:
                 task.state = TASK_STATE_RUNNING
         self.tasks[path] = task
+        self._save()
         return self._record(task)
 
     def get_task(self, folder: str, name: str) -> RegisteredTask:
@@ -342,6 +390,7 @@ class FakeTaskService:
         self._call("delete_task", folder, name)
         task = self._task(folder, name)
         del self.tasks[task.path]
+        self._save()
 
     def run_task(self, folder: str, name: str) -> None:
         self._call("run_task", folder, name)
@@ -352,6 +401,7 @@ class FakeTaskService:
         task = self._task(folder, name)
         if task.state == TASK_STATE_RUNNING:
             task.state = TASK_STATE_READY
+        self._save()
 
     # -- the service's own doing ------------------------------------------------------------
 
@@ -367,30 +417,28 @@ class FakeTaskService:
         task_id, retry = args[3], RETRY_FLAG in args[4:]
         task.last_run = self.clock()
         if self.launcher is None:
+            self._save()
             return
         task.state = TASK_STATE_RUNNING
+        self._save()
         status = 1  # a launcher that raises counts as a failed action
         try:
             status = self.launcher(task_id, retry)
         finally:
             # The run may have replaced or deleted its own task meanwhile.
+            self._load()
             current = self.tasks.get(task.path)
             if current is not None:
                 current.state = TASK_STATE_READY
                 current.last_result = status & 0xFFFFFFFF
                 current.last_run = task.last_run
-
-    def due(self, folder: str) -> list[tuple[datetime, str]]:
-        """The folder's tasks with a next run, earliest first."""
-        out = []
-        for task in self.tasks.values():
-            if task.folder == folder:
-                record = self._record(task)
-                if record.next_run is not None:
-                    out.append((record.next_run, task.name))
-        return sorted(out)
+            self._save()
+            if self.schema is not None:  # what the run registered is checked here, too
+                for registered in self.tasks.values():
+                    assert self.schema.is_valid(registered.xml), registered.path
 
     def fire(self, folder: str, name: str) -> None:
         """Start a task as its trigger would."""
+        self._load()
         self.calls.append(("fire", folder, name))
         self._start(self._task(folder, name))

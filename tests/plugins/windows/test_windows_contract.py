@@ -2,26 +2,33 @@
 recorded fake of Task Scheduler (:mod:`taskscheduler_fake`).
 
 Tasks run the way Task Scheduler runs them: ``fire`` starts the task's registered task in
-the fake, which reads the task id off the action's arguments and launches the application
-afresh — a new :class:`Lamplighter` on the same data directory and fake, handling the
-invocation as ``main()`` would. What the wrapper script adds on a real PC (checking that the
-application still exists) is tested on its own text in test_windows_wrapper.py.
+the fake, which reads the task id off the action's arguments and starts the application in a
+new process, as the wrapper script does on a real PC (what the script adds — checking that
+the application still exists — is tested on its own text in test_windows_wrapper.py). That
+process is a small application the harness writes: it answers from the scripts the tests
+give, records each context in a file the harness reads back, sees the harness's
+``FakeConditions`` through a file, and shares the fake's state through its state file.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from contract.test_backend_contract import *  # noqa: F403 - the suite, collected here again
 
 from lamplighter import Lamplighter
 from lamplighter.events import MonitorEvent, Subscription
 from lamplighter.invocation import RETRY_FLAG, RUN_FLAG
+from lamplighter.model import TaskContext, result_to_dict
 from lamplighter.runner import ExecutionRecord
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
@@ -30,47 +37,115 @@ from .taskscheduler_fake import FakeTaskService
 
 APP_ID = "com.example.contract"
 FOLDER = f"\\Lamplighter\\{APP_ID}"
+TESTS = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import json, pathlib, sys
+sys.path.insert(0, {tests!r})
+from lamplighter import Lamplighter, is_scheduler_invocation
+from lamplighter.model import Success, result_from_dict
+from lamplighter.testing import FakeConditions, FakeConditionsPlugin
+from plugins.windows.conftest import FakeWindowsPlugin
+from plugins.windows.taskscheduler_fake import FakeTaskService
+
+HERE = pathlib.Path({here!r})
+SCRIPTS = json.loads((HERE / "scripts.json").read_text())
+CONDITIONS = FakeConditions(**json.loads((HERE / "conditions.json").read_text()))
+
+
+class Scripted:
+    def __init__(self, name):
+        self.name = name
+
+    def run(self, ctx):
+        log = HERE / (self.name + ".jsonl")
+        runs = log.read_text().count("\\n") if log.exists() else 0
+        with open(log, "a") as handle:
+            handle.write(json.dumps({{"attempt": ctx.attempt, "input": ctx.input()}}) + "\\n")
+        script = SCRIPTS.get(self.name, [])
+        return result_from_dict(script[runs]) if runs < len(script) else Success()
+
+
+app = Lamplighter(
+    app_id={app_id!r},
+    backend="windows",
+    data_dir={data!r},
+    plugins=[FakeWindowsPlugin(), FakeConditionsPlugin(CONDITIONS)],
+    disable_plugins=["device"],
+    launch_command={launch!r},
+    backend_options={{
+        "service": FakeTaskService(state_file=HERE / "taskscheduler.json", user="PC\\\\user"),
+        "user_id": "PC\\\\user",
+    }},
+)
+for name in SCRIPTS:
+    app.register(name, lambda name=name: Scripted(name))
+if is_scheduler_invocation(sys.argv):
+    sys.exit(app.handle_invocation(sys.argv))
+sys.exit(2)
+"""
 
 
 class WindowsHarness:
     name = "windows"
 
-    def __init__(self, where: Path, service: FakeTaskService) -> None:
-        self.where = where
+    def __init__(self, where: Path, schema: Any) -> None:
+        where.mkdir(parents=True, exist_ok=True)
+        self.here = where
         self.data = where / "data"
-        self.service = service
-        service.launcher = self._launch
+        self.script = where / "app.py"
+        self.launch = [sys.executable, str(self.script)]
+        self.script.write_text(
+            textwrap.dedent(CHILD).format(
+                tests=str(TESTS),
+                here=str(where),
+                data=str(self.data),
+                app_id=APP_ID,
+                launch=self.launch,
+            )
+        )
+        self.service = FakeTaskService(
+            schema=schema,
+            user="PC\\user",
+            launcher=self._launch,
+            state_file=where / "taskscheduler.json",
+        )
         self.conditions = FakeConditions()
-        self.tasks: dict[str, Any] = {}
-        self.app = self._application()
-
-    def _application(self) -> Lamplighter:
-        return Lamplighter(
+        self.app = Lamplighter(
             app_id=APP_ID,
             backend="windows",
             data_dir=self.data,
             plugins=[FakeWindowsPlugin(), FakeConditionsPlugin(self.conditions)],
             disable_plugins=["device"],
-            launch_command=[sys.executable, str(self.where / "app.py")],
+            launch_command=self.launch,
             backend_options={"service": self.service, "user_id": "PC\\user"},
         )
 
     def _launch(self, task_id: str, retry: bool) -> int:
-        """What the wrapper does on a real PC: start the application with the invocation."""
-        child = self._application()
-        for name, task in self.tasks.items():
-            child.register(name, lambda task=task: task)
-        argv = ["app.py", RUN_FLAG, task_id, *([RETRY_FLAG] if retry else [])]
-        try:
-            return child.handle_invocation(argv)
-        finally:
-            child.shutdown()
+        """What the wrapper runs on a real PC: the application, with the invocation."""
+        (self.here / "conditions.json").write_text(json.dumps(attrs.asdict(self.conditions)))
+        argv = [*self.launch, RUN_FLAG, task_id, *([RETRY_FLAG] if retry else [])]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode in (0, 1, 3, 75), done.stderr
+        return done.returncode
 
     def start(self, tasks: Mapping[str, Any]) -> None:
-        self.tasks = dict(tasks)
+        scripts = {name: [result_to_dict(r) for r in task.results] for name, task in tasks.items()}
+        (self.here / "scripts.json").write_text(json.dumps(scripts))
         for name, task in tasks.items():
-            self.app.register(name, lambda task=task: task)
+            task.source = lambda name=name: self._contexts(name)
+            self.app.register(name, lambda: None)
         self.app.start()
+
+    def _contexts(self, name: str) -> list[TaskContext]:
+        log = self.here / f"{name}.jsonl"
+        if not log.exists():
+            return []
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        return [
+            TaskContext(task_id=name, attempt=row["attempt"], stored_input=row["input"])
+            for row in rows
+        ]
 
     def fire(self, task_id: str) -> ExecutionRecord | None:
         # The task's own trigger, as Task Scheduler fires it (its retry task carries the
@@ -98,20 +173,13 @@ class WindowsHarness:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, fake_service: FakeTaskService) -> Iterator[WindowsHarness]:
-    made = WindowsHarness(tmp_path / "contract", fake_service)
+def harness(tmp_path: Path, task_schema: Any) -> Iterator[WindowsHarness]:
+    made = WindowsHarness(tmp_path / "contract", task_schema)
     try:
         yield made
     finally:
         made.close()
-        # cancel_all leaves nothing behind: no task, no folder.
-        assert fake_service.tasks == {}
-        assert fake_service.folders == {"\\"}
-
-
-def test_events_of_a_scheduled_run() -> None:
-    """Replaces the contract's test of the same name for this harness only: its runs happen
-    in this process (a fresh application per run), and the event journal rightly ignores the
-    events of its own process, so the journal's cross-process delivery is not exercised here
-    (the systemd contract does, and tests/core/test_journal.py)."""
-    pytest.skip("the fake-driven harness runs the application in the test's own process")
+    # cancel_all leaves nothing behind: no task, no folder.
+    made.service.folder_contents("\\")
+    assert made.service.tasks == {}
+    assert made.service.folders == {"\\"}
