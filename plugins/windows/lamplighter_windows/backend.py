@@ -19,7 +19,13 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any
 
-from lamplighter.backend import Backend, BackendHost, BackendUnavailable, OsSchedule
+from lamplighter.backend import (
+    Backend,
+    BackendHost,
+    BackendUnavailable,
+    DoctorCheck,
+    OsSchedule,
+)
 from lamplighter.ids import TaskId
 from lamplighter.invocation import LaunchCommand
 from lamplighter.model import TaskRequest
@@ -348,6 +354,97 @@ class WindowsBackend(Backend):
                 detail=detail,
             )
         return out
+
+    def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:
+        """Task Scheduler reachable; no registered task without a scheduled task file
+        (``--fix`` deletes it); no scheduled task without its registered task (``--fix``
+        registers it again from the stored request); the wrapper script present (``--fix``
+        writes it)."""
+        try:
+            registered = self._registered()
+        except TaskSchedulerError as exc:
+            return [
+                DoctorCheck(
+                    name="task-scheduler",
+                    ok=False,
+                    detail=f"Task Scheduler cannot be reached: {exc}",
+                    fix="start the Task Scheduler service (Schedule) and try again",
+                )
+            ]
+        checks = [
+            DoctorCheck(
+                name="task-scheduler",
+                ok=True,
+                detail=f"{len(registered)} registered task(s) in {self.folder}",
+            )
+        ]
+        absent = bool(registered) and not self.wrapper.exists()
+        scan = self.host.store.load_all()
+        broken = {b.task_id for b in scan.broken}  # their files may yet be repaired
+        scheduled = {
+            tid: document
+            for tid, document in scan.documents.items()
+            if (document.get("state") or {}).get("status") == "scheduled"
+        }
+        wanted = {tid.value for tid in scheduled}
+        orphans = sorted(
+            name for name in registered if name.removesuffix(RETRY_SUFFIX) not in wanted | broken
+        )
+        fixed = False
+        if orphans and fix:
+            for name in orphans:
+                self._delete(name)
+            self._drop_empty_folders()
+            fixed = True
+        checks.append(
+            DoctorCheck(
+                name="orphan-tasks",
+                ok=not orphans,
+                detail=(
+                    "every registered task belongs to a scheduled task"
+                    if not orphans
+                    else f"registered tasks without a scheduled task: {', '.join(orphans)}"
+                ),
+                fix=None if not orphans else "delete them (doctor --fix)",
+                fixed=fixed,
+            )
+        )
+        owners = {name.removesuffix(RETRY_SUFFIX) for name in registered}
+        missing = sorted((tid for tid in scheduled if tid.value not in owners), key=str)
+        fixed = False
+        if missing and fix:
+            self.install([self.host.decode_request(scheduled[tid]["request"]) for tid in missing])
+            fixed = True
+        checks.append(
+            DoctorCheck(
+                name="missing-tasks",
+                ok=not missing,
+                detail=(
+                    "every scheduled task is registered"
+                    if not missing
+                    else "scheduled tasks Task Scheduler does not have: "
+                    + ", ".join(tid.value for tid in missing)
+                ),
+                fix=None if not missing else "register them again (doctor --fix)",
+                fixed=fixed,
+            )
+        )
+        if absent and fix:
+            self._write_wrapper()  # (registering missing tasks above may have written it)
+        checks.append(
+            DoctorCheck(
+                name="wrapper-script",
+                ok=not absent,
+                detail=(
+                    f"{self.wrapper} is missing, so the registered tasks cannot start"
+                    if absent
+                    else f"{self.wrapper} " + ("is present" if registered else "is not needed")
+                ),
+                fix=None if not absent else "write it again (doctor --fix)",
+                fixed=absent and fix,
+            )
+        )
+        return checks
 
     def diagnostics(self) -> dict[str, Any]:
         details: dict[str, Any] = {

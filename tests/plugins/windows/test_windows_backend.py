@@ -313,3 +313,34 @@ def test_render_is_the_public_preview() -> None:
         data_dir=r"C:\Users\me\AppData\Local\lamplighter\com.example.notes",
     )
     assert list(rendered) == [f"{FOLDER}\\sync"]
+
+
+def test_doctor_finds_and_fixes_orphans_both_ways(setup: Setup) -> None:
+    app = setup.start(a=Recorder(), b=Recorder())
+    app.schedule_many([TaskRequest.periodic("a", HOUR), TaskRequest.periodic("b", HOUR)])
+    backend = app.backend
+    assert all(check.ok for check in backend.doctor_checks())
+    service = setup.service
+    # A task left behind by an older version, a registered task deleted by hand, and the
+    # wrapper script gone.
+    service.register_task(FOLDER, "stale", service.tasks[f"{FOLDER}\\a"].xml)
+    service.delete_task(FOLDER, "b")
+    wrapper = setup.where / "data" / APP / "windows" / "run.vbs"
+    wrapper.unlink()
+    checks = {check.name: check for check in backend.doctor_checks()}
+    assert not checks["orphan-tasks"].ok and "stale" in checks["orphan-tasks"].detail
+    assert not checks["missing-tasks"].ok and "b" in checks["missing-tasks"].detail
+    assert not checks["wrapper-script"].ok
+    assert f"{FOLDER}\\stale" in service.tasks  # looking changes nothing
+    fixed = {check.name: check for check in backend.doctor_checks(fix=True)}
+    assert fixed["orphan-tasks"].fixed and fixed["missing-tasks"].fixed
+    assert fixed["wrapper-script"].fixed and wrapper.is_file()
+    assert sorted(service.tasks) == [f"{FOLDER}\\a", f"{FOLDER}\\b"]
+    assert all(check.ok for check in backend.doctor_checks())
+
+
+def test_doctor_says_when_task_scheduler_is_unreachable(setup: Setup) -> None:
+    app = setup.start()
+    setup.service.fail("folder_contents", 0x80041315)
+    (check,) = app.backend.doctor_checks()
+    assert not check.ok and "0x80041315" in check.detail and check.fix
