@@ -309,8 +309,12 @@ class WindowsBackend(Backend):
     def running_tasks(self) -> set[TaskId] | None:
         running: set[TaskId] = set()
         for name, task in self._registered().items():
-            if task.state == TASK_STATE_RUNNING:
+            if task.state != TASK_STATE_RUNNING:
+                continue
+            try:
                 running.add(TaskId(name.removesuffix(RETRY_SUFFIX)))
+            except ValueError:  # a task someone else put in the folder
+                continue
         return running
 
     def is_running(self, task_id: TaskId) -> bool:

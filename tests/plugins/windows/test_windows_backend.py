@@ -344,3 +344,15 @@ def test_doctor_says_when_task_scheduler_is_unreachable(setup: Setup) -> None:
     setup.service.fail("folder_contents", 0x80041315)
     (check,) = app.backend.doctor_checks()
     assert not check.ok and "0x80041315" in check.detail and check.fix
+
+
+def test_tasks_someone_else_put_in_the_folder_are_ignored(setup: Setup) -> None:
+    from lamplighter_windows.com import TASK_STATE_RUNNING
+
+    app = setup.start(sync=Recorder())
+    app.schedule(TaskRequest.periodic("sync", HOUR))
+    service = setup.service
+    service.register_task(FOLDER, "hand made!", service.tasks[f"{FOLDER}\\sync"].xml)
+    service.tasks[f"{FOLDER}\\hand made!"].state = TASK_STATE_RUNNING
+    assert app.backend.running_tasks() == set()
+    assert [i.task_id.value for i in app.tasks()] == ["sync"]
