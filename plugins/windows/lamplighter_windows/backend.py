@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -56,6 +56,10 @@ from lamplighter_windows.wrapper import WRAPPER_DIR, WRAPPER_NAME, render_wrappe
 __all__ = ["CAPABILITIES", "WindowsBackend"]
 
 logger = logging.getLogger(__name__)
+
+# How long after a task's own run a due one-shot appended behind it starts (the run ends
+# right after it records its outcome and promotes the appended request).
+_AFTER_OWN_RUN = timedelta(minutes=1)
 
 
 class WindowsBackend(Backend):
@@ -104,13 +108,14 @@ class WindowsBackend(Backend):
         """The application's wrapper script (``<data dir>\\windows\\run.vbs``)."""
         return Path(self.host.data_dir) / WRAPPER_DIR / WRAPPER_NAME
 
-    def _render(self, request: TaskRequest) -> RenderedTask:
+    def _render(self, request: TaskRequest, due_start: datetime | None = None) -> RenderedTask:
         return render_task(
             request,
             app_id=self.host.app_id,
             wrapper=str(self.wrapper),
             user_id=self.user_id,
             now=self.host.now(),
+            due_start=due_start,
         )
 
     def _wrapper_text(self) -> str:
@@ -188,10 +193,15 @@ class WindowsBackend(Backend):
         rendered = [self._render(request) for request in requests]
         self._write_wrapper()
         self._ensure_folder()
-        before = set(self._registered())
+        before = self._registered()
         made: list[str] = []
         try:
             for request, task in zip(requests, rendered, strict=True):
+                current = before.get(task.name)
+                if task.run_now and current is not None and current.state == TASK_STATE_RUNNING:
+                    # Work appended behind this very run: Run() now would be dropped by
+                    # IgnoreNew while this instance ends, so it starts a minute from now.
+                    task = self._render(request, due_start=self.host.now() + _AFTER_OWN_RUN)
                 # A new schedule supersedes a pending retry of the old one.
                 self._delete(task_name(request.task_id, retry=True))
                 self._register(task)

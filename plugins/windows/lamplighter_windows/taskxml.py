@@ -428,6 +428,7 @@ def render_task(
     wrapper: str,
     user_id: str,
     now: datetime,
+    due_start: datetime | None = None,
 ) -> RenderedTask:
     """The task of ``request`` (see the module docstring for the mapping).
 
@@ -439,6 +440,9 @@ def render_task(
         user_id: the account whose logon starts an ``OnLogin`` task (``DOMAIN\\name``).
         now: the scheduling time (aware): periodic tasks start one interval after it, and a
             one-shot due by then starts at once.
+        due_start: when given, a one-shot that is due gets a time trigger at this time
+            instead of starting at once (the backend passes a minute ahead while the task's
+            own instance still runs, where ``IgnoreNew`` would drop a start).
 
     Raises:
         UnsupportedRequest: Task Scheduler cannot honour the request (the message says what
@@ -472,6 +476,8 @@ def render_task(
         at = now + trigger.delay if isinstance(trigger, OneTime) else trigger.at
         if at > now:
             _time_trigger(triggers, at.astimezone(UTC))
+        elif due_start is not None:
+            _time_trigger(triggers, _aware(due_start).astimezone(UTC))
         else:
             run_now = True
     elif isinstance(trigger, Windowed):
@@ -482,6 +488,8 @@ def render_task(
                 end=trigger.end.astimezone(UTC),
                 random_delay=trigger.end - trigger.start,
             )
+        elif due_start is not None:
+            _time_trigger(triggers, _aware(due_start).astimezone(UTC))
         else:
             run_now = True
     else:

@@ -356,3 +356,22 @@ def test_tasks_someone_else_put_in_the_folder_are_ignored(setup: Setup) -> None:
     service.tasks[f"{FOLDER}\\hand made!"].state = TASK_STATE_RUNNING
     assert app.backend.running_tasks() == set()
     assert [i.task_id.value for i in app.tasks()] == ["sync"]
+
+
+def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:
+    from lamplighter import ExistingTaskPolicy
+
+    first = Recorder()
+    app = setup.start(job=first)
+    app.schedule(TaskRequest.one_time("job", HOUR, input="first"))
+    app.schedule(TaskRequest.one_time("job", input="second", existing=ExistingTaskPolicy.APPEND))
+    setup.service.fire(FOLDER, "job")
+    # The run promoted the appended request while its own instance was still running:
+    # Task Scheduler would ignore a Run() then (IgnoreNew), so it got a trigger instead.
+    assert first.runs == 1
+    assert ("run_task", FOLDER, "job") not in setup.service.calls
+    xml = setup.service.tasks[f"{FOLDER}\\job"].xml
+    assert xml.count("<TimeTrigger>") == 1
+    info = app.task_info("job")
+    assert info is not None and info.next_run is not None
+    assert timedelta(0) < info.next_run - datetime.now(UTC) <= timedelta(minutes=1, seconds=2)
