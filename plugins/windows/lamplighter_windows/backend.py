@@ -203,7 +203,9 @@ class WindowsBackend(Backend):
                     # IgnoreNew while this instance ends, so it starts a minute from now.
                     task = self._render(request, due_start=self.host.now() + _AFTER_OWN_RUN)
                 # A new schedule supersedes a pending retry of the old one.
-                self._delete(task_name(request.task_id, retry=True))
+                retry = task_name(request.task_id, retry=True)
+                if retry in before:
+                    self._delete(retry)
                 self._register(task)
                 made.append(task.name)
         except BaseException:
