@@ -254,6 +254,20 @@ def _time_trigger(
         _sub(trigger, "RandomDelay", xml_duration(random_delay))
 
 
+def _flags(parent: ET.Element, tag: str, names: Sequence[str]) -> None:
+    """``<Months><January/>...</Months>``: one empty element per name."""
+    group = _sub(parent, tag)
+    for name in names:
+        _sub(group, name)
+
+
+def _values(parent: ET.Element, tag: str, item: str, values: Sequence[int | str]) -> None:
+    """``<Weeks><Week>1</Week>...</Weeks>``: one element per value."""
+    group = _sub(parent, tag)
+    for value in values:
+        _sub(group, item, str(value))
+
+
 def _calendar_trigger(triggers: ET.Element, record: WindowsTrigger) -> None:
     from lamplighter.calendar import (
         WindowsDailyTrigger,
@@ -274,28 +288,16 @@ def _calendar_trigger(triggers: ET.Element, record: WindowsTrigger) -> None:
     elif isinstance(record, WindowsWeeklyTrigger):
         schedule = _sub(trigger, "ScheduleByWeek")
         _sub(schedule, "WeeksInterval", str(record.weeks_interval))
-        days = _sub(schedule, "DaysOfWeek")
-        for day in record.days_of_week:
-            _sub(days, day)
+        _flags(schedule, "DaysOfWeek", record.days_of_week)
     elif isinstance(record, WindowsMonthlyTrigger):
         schedule = _sub(trigger, "ScheduleByMonth")
-        month_days = _sub(schedule, "DaysOfMonth")
-        for day_of_month in record.days_of_month:
-            _sub(month_days, "Day", str(day_of_month))
-        months = _sub(schedule, "Months")
-        for month in record.months:
-            _sub(months, month)
+        _values(schedule, "DaysOfMonth", "Day", record.days_of_month)
+        _flags(schedule, "Months", record.months)
     elif isinstance(record, WindowsMonthlyDayOfWeekTrigger):
         schedule = _sub(trigger, "ScheduleByMonthDayOfWeek")
-        weeks = _sub(schedule, "Weeks")
-        for week in record.weeks:
-            _sub(weeks, "Week", str(week))
-        days = _sub(schedule, "DaysOfWeek")
-        for day in record.days_of_week:
-            _sub(days, day)
-        months = _sub(schedule, "Months")
-        for month in record.months:
-            _sub(months, month)
+        _values(schedule, "Weeks", "Week", record.weeks)
+        _flags(schedule, "DaysOfWeek", record.days_of_week)
+        _flags(schedule, "Months", record.months)
     else:  # pragma: no cover - the engine returns only the four kinds
         raise TypeError(f"unknown calendar trigger {record!r}")
 

@@ -35,10 +35,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import attrs
 
+from lamplighter.calendar import WindowsDayOfWeek, WindowsMonth
 from lamplighter.invocation import RETRY_FLAG
 from lamplighter_windows.com import (
     E_ACCESSDENIED,
@@ -57,21 +58,9 @@ from lamplighter_windows.com import (
 NS = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"
 ERROR_INVALID_NAME = 0x8007007B
 _BAD_NAME = re.compile(r'[\\/:*?"<>|]|\.$|^$')
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+# The schema's names, Monday and January first (the calendar engine's Literal types).
+_DAYS: tuple[str, ...] = get_args(WindowsDayOfWeek)
+_MONTHS: tuple[str, ...] = get_args(WindowsMonth)
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
 
 
