@@ -564,8 +564,10 @@ def render_tasks(
 ) -> dict[str, str]:
     """What the windows backend would register for ``requests``, registering nothing.
 
-    Runs on any OS. Paths are Windows paths and are checked by Windows' rules whatever the
-    running OS (``C:\\Program Files\\...`` is fine on Linux).
+    Runs on any OS. Paths are Windows paths, checked by Windows' rules whatever the running
+    OS (``C:\\Program Files\\...`` is fine on Linux). Paths absolute by the running OS's
+    rules are taken too (when the program and the data directory both are), so a preview of
+    the running application's own tasks works anywhere.
 
     Args:
         requests: the tasks.
@@ -594,9 +596,16 @@ def render_tasks(
     argv = list(given)
     if not argv or not all(isinstance(arg, str) for arg in argv):
         raise ValueError("launch_command must be a non-empty list of strings")
-    # The wrapper embeds the command; rendering it applies every check the backend applies.
+    import ntpath
+    import os
+
     from lamplighter_windows.wrapper import render_wrapper
 
+    def native(path: str) -> bool:
+        return not ntpath.splitdrive(path)[0] and os.path.isabs(path)
+
+    rules = os.path if native(argv[0]) and native(str(data_dir)) else ntpath
+    # The wrapper embeds the command; rendering it applies every check the backend applies.
     render_wrapper(
         app_id=app_id,
         argv=argv,
@@ -604,8 +613,9 @@ def render_tasks(
         script=None,
         app_dir=data_dir,
         folder=folder_path(app_id),
+        rules=rules,
     )
-    wrapper = wrapper_path(data_dir)
+    wrapper = wrapper_path(data_dir, rules=rules)
     user = user_id or current_user()
     out: dict[str, str] = {}
     for request in requests:

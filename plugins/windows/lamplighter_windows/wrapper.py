@@ -89,14 +89,16 @@ def windows_absolute(value: str | PurePath, field: str, *, rules: ModuleType = n
     return text
 
 
-def wrapper_path(app_dir: str | PurePath) -> str:
+def wrapper_path(app_dir: str | PurePath, *, rules: ModuleType = ntpath) -> str:
     """Where the application's wrapper lives: ``<app_dir>\\windows\\run.vbs``.
 
     Args:
-        app_dir: the application's data directory (``<data dir>\\<app_id>``), a Windows path.
+        app_dir: the application's data directory (``<data dir>\\<app_id>``), a Windows path
+            (or one by ``rules``).
+        rules: the path rules (:func:`windows_absolute`).
     """
-    base = windows_absolute(app_dir, "data_dir").rstrip("\\/")
-    return ntpath.join(base, WRAPPER_DIR, WRAPPER_NAME)
+    base = windows_absolute(app_dir, "data_dir", rules=rules).rstrip("\\/")
+    return str(rules.join(base, WRAPPER_DIR, WRAPPER_NAME))
 
 
 def check_not_expandable(value: str, field: str) -> str:

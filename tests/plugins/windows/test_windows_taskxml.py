@@ -5,6 +5,7 @@ when the calendar engine says, for a year of days."""
 from __future__ import annotations
 
 import itertools
+import sys
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -250,17 +251,25 @@ def test_app_ids_windows_cannot_store_are_refused() -> None:
 def test_windows_paths_are_taken_on_any_os_and_checked_by_windows_rules() -> None:
     assert render(TaskRequest.one_time("a"), launch_command=[r"\\server\share\notes.exe"])
     with pytest.raises(ValueError, match="absolute Windows path"):
-        render(TaskRequest.one_time("a"), launch_command=["/usr/bin/notes"])
+        render(TaskRequest.one_time("a"), launch_command=["/usr/bin/notes"])  # mixed styles
     with pytest.raises(ValueError, match="absolute Windows path"):
         render(TaskRequest.one_time("a"), data_dir="relative\\dir")
+    with pytest.raises(ValueError, match="absolute Windows path"):
+        render(TaskRequest.one_time("a"), launch_command=[r"\notes.exe"])  # no drive
     with pytest.raises(UnsupportedRequest, match="%APPDATA%"):
         render(TaskRequest.one_time("a"), data_dir=r"C:\%APPDATA%\x")
 
 
-def test_a_launch_command_object_is_accepted() -> None:
-    command = LaunchCommand(argv=["/usr/bin/python3"], program="/usr/bin/python3")
-    with pytest.raises(ValueError, match="absolute Windows path"):
-        render(TaskRequest.one_time("a"), launch_command=command)
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths")
+def test_the_running_applications_own_paths_preview_anywhere(task_schema: Any) -> None:
+    command = LaunchCommand(argv=["/usr/bin/python3", "/opt/app.py"], program="/usr/bin/python3")
+    (xml,) = render(
+        TaskRequest.one_time("a", timedelta(hours=1)),
+        launch_command=command,
+        data_dir="/home/zoë/.local/share/lamplighter/com.example.notes",
+    ).values()
+    assert task_schema.is_valid(xml)
+    assert '"/home/zoë/.local/share/lamplighter/com.example.notes/windows/run.vbs" a' in xml
 
 
 def test_values() -> None:
