@@ -39,8 +39,9 @@ Triggers:
 - ``PathChanged``, ``BatteryLow``, ``BatteryOkay``, ``StorageLow``: refused
   (:class:`~lamplighter.backend.UnsupportedRequest`) naming the backends that honour them.
 
-Times carry their UTC offset (``2026-01-05T09:00:00+00:00``), so a one-shot instant does not
-move with the machine's time zone; calendar triggers in local time have none, as Task
+Instants are written in UTC with a ``Z`` (``2026-01-05T09:00:00Z``, what Task Scheduler itself
+writes for "synchronize across time zones"), so a one-shot instant does not move with the
+machine's time zone; calendar triggers in local time have none, as Task
 Scheduler's own local-time triggers.
 """
 
@@ -164,14 +165,17 @@ def task_path(app_id: str, task_id: TaskId | str, *, retry: bool = False) -> str
 
 
 def xml_time(at: datetime) -> str:
-    """An instant as ``YYYY-MM-DDTHH:MM:SS+HH:MM`` (rounded up to the second, so never
-    early); a naive datetime (local wall-clock time) without an offset."""
+    """An instant as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC, or with its ``+HH:MM`` offset
+    (rounded up to the second, so never early); a naive datetime (local wall-clock time)
+    without either."""
     if at.microsecond:
         at = at.replace(microsecond=0) + timedelta(seconds=1)
     text = at.strftime("%Y-%m-%dT%H:%M:%S")
     offset = at.utcoffset()
     if offset is None:
         return text
+    if not offset:
+        return text + "Z"
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     hours, mins = divmod(abs(minutes), 60)
@@ -461,7 +465,7 @@ def render_task(
     run_now = False
     if isinstance(trigger, Periodic):
         _check_interval(request, trigger.interval)
-        _time_trigger(triggers, now + trigger.interval, repeat=trigger.interval)
+        _time_trigger(triggers, (now + trigger.interval).astimezone(UTC), repeat=trigger.interval)
         run_now = trigger.run_immediately
     elif isinstance(trigger, Calendar):
         for record in _calendar_records(request, trigger):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import sys
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -40,6 +40,7 @@ APP = "com.example.notes"
 LAUNCH = [r"C:\Program Files\Notes\notes.exe", "--quiet"]
 DATA = r"C:\Users\Zoë\AppData\Local\lamplighter\com.example.notes"
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+HOUR_AND_A_HALF = timedelta(hours=1, minutes=30)
 
 
 def render(*requests: TaskRequest, **options: Any) -> dict[str, str]:
@@ -142,7 +143,7 @@ def test_the_time_limit_follows_the_timeout() -> None:
 
 def test_periodic_is_a_repeating_time_trigger_one_interval_ahead() -> None:
     root = only(TaskRequest.periodic("sync", timedelta(hours=1, minutes=30)))
-    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T10:30:00+00:00"
+    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T10:30:00Z"
     assert find(root, "Triggers/TimeTrigger/Repetition/Interval") == "PT1H30M"
     assert find(root, "Triggers/TimeTrigger/Repetition/Duration") is None  # indefinitely
     xml = next(iter(render(TaskRequest.periodic("sync", timedelta(hours=1, minutes=30))).values()))
@@ -156,9 +157,9 @@ def test_periodic_is_a_repeating_time_trigger_one_interval_ahead() -> None:
 def test_one_shots_are_time_triggers_at_their_time() -> None:
     root = only(TaskRequest.exact("exact", NOW + timedelta(days=2, microseconds=5)))
     # Rounded up to the second: never early.
-    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-07T09:00:01+00:00"
+    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-07T09:00:01Z"
     root = only(TaskRequest.one_time("later", timedelta(minutes=10)))
-    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T09:10:00+00:00"
+    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T09:10:00Z"
     for due in (TaskRequest.one_time("now"), TaskRequest.exact("past", NOW)):
         assert only(due).find(NS + "Triggers") is not None
         assert len(only(due).find(NS + "Triggers")) == 0  # type: ignore[arg-type]
@@ -167,8 +168,8 @@ def test_one_shots_are_time_triggers_at_their_time() -> None:
 def test_a_window_is_a_random_delay_up_to_its_end() -> None:
     root = only(TaskRequest.windowed("w", NOW + timedelta(hours=1), NOW + timedelta(hours=3)))
     trigger = "Triggers/TimeTrigger/"
-    assert find(root, trigger + "StartBoundary") == "2026-01-05T10:00:00+00:00"
-    assert find(root, trigger + "EndBoundary") == "2026-01-05T12:00:00+00:00"
+    assert find(root, trigger + "StartBoundary") == "2026-01-05T10:00:00Z"
+    assert find(root, trigger + "EndBoundary") == "2026-01-05T12:00:00Z"
     assert find(root, trigger + "RandomDelay") == "PT2H"
 
 
@@ -276,7 +277,17 @@ def test_values() -> None:
     assert xml_duration(timedelta(days=1, hours=2, seconds=3)) == "P1DT2H3S"
     assert xml_duration(timedelta(0)) == "PT0S"
     assert xml_time(datetime(2026, 3, 1, 8, 5)) == "2026-03-01T08:05:00"
-    assert xml_time(datetime(2026, 3, 1, 8, 5, tzinfo=UTC)) == "2026-03-01T08:05:00+00:00"
+    assert xml_time(datetime(2026, 3, 1, 8, 5, tzinfo=UTC)) == "2026-03-01T08:05:00Z"
+    paris = timezone(timedelta(hours=1))
+    assert xml_time(datetime(2026, 3, 1, 8, 5, 0, 1, tzinfo=paris)) == "2026-03-01T08:05:01+01:00"
+
+
+def test_instants_are_written_in_utc_whatever_the_zone_given() -> None:
+    local = timezone(timedelta(hours=-5))
+    root = only(TaskRequest.periodic("sync", HOUR_AND_A_HALF), now=NOW.astimezone(local))
+    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T10:30:00Z"
+    root = only(TaskRequest.exact("exact", datetime(2026, 1, 6, 4, tzinfo=local)))
+    assert find(root, "Triggers/TimeTrigger/StartBoundary") == "2026-01-06T09:00:00Z"
 
 
 # ------------------------------------------------------------------ calendar times for a year
