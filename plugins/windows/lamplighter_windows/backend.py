@@ -256,7 +256,10 @@ class WindowsBackend(Backend):
         except TaskSchedulerError as exc:
             if not is_not_found(exc):
                 raise
-        self.wrapper.unlink(missing_ok=True)
+        try:
+            self.wrapper.unlink(missing_ok=True)
+        except OSError as exc:  # wscript may still hold it open: a later cancel removes it
+            logger.debug("lamplighter: keeping %s: %s", self.wrapper, exc)
         try:
             folders, tasks = self.service.folder_contents(ROOT_FOLDER)
             if not folders and not tasks:
