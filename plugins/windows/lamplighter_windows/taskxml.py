@@ -22,10 +22,10 @@ default for tasks). The one action runs ``wscript.exe`` on the application's wra
 Triggers:
 
 - ``Periodic``: a ``TimeTrigger`` starting one interval after scheduling and repeating every
-  interval indefinitely (whole minutes, 1 minute to 31 days; intervals under 15 minutes are
-  refused). ``flex`` adds nothing: the run comes at the end of each window, inside it.
-  ``run_immediately`` is not in the XML: the backend starts the task once after registering
-  it (``IRegisteredTask.Run``), as it would by hand.
+  interval indefinitely (whole minutes from 15 minutes to 31 days; others are refused).
+  ``flex`` adds nothing: the run comes at the end of each window, inside it.
+  ``run_immediately`` is not in the XML: the backend starts the task once right after
+  registering it (``IRegisteredTask.Run``).
 - ``Calendar``: the calendar engine's ``CalendarTrigger`` records
   (:meth:`CalendarExpr.to_windows`); an expression it cannot translate, or one needing more
   than the 48 triggers a task may have, is refused naming the backends that can run it.
@@ -33,7 +33,8 @@ Triggers:
 - ``DeviceIdle``: an ``IdleTrigger`` (Windows decides when the machine is idle).
 - ``OneTime``, ``Exact``, retries: a ``TimeTrigger`` at the due time; a time already due gets
   no trigger, and the backend starts the task at once instead (a start boundary in the past
-  would wait for Task Scheduler's missed-run delay, or never fire).
+  would wait for Task Scheduler's missed-run delay, or never fire) — or, for work appended
+  behind a run of the same task, a trigger a minute ahead (``due_start``).
 - ``Windowed``: a ``TimeTrigger`` at the window's start with ``RandomDelay`` the window's
   length and ``EndBoundary`` its end; a window already open starts at once.
 - ``PathChanged``, ``BatteryLow``, ``BatteryOkay``, ``StorageLow``: refused
@@ -41,8 +42,8 @@ Triggers:
 
 Instants are written in UTC with a ``Z`` (``2026-01-05T09:00:00Z``, what Task Scheduler itself
 writes for "synchronize across time zones"), so a one-shot instant does not move with the
-machine's time zone; calendar triggers in local time have none, as Task
-Scheduler's own local-time triggers.
+machine's time zone; calendar triggers in local time carry no offset, as Task Scheduler's
+own local-time triggers.
 """
 
 from __future__ import annotations
@@ -415,6 +416,13 @@ def _document(
     return '<?xml version="1.0" encoding="UTF-16"?>\n' + text + "\n"
 
 
+def _check_wrapper(wrapper: str) -> None:
+    """The wrapper's path goes into the action's arguments in double quotes."""
+    check_not_expandable(wrapper, "data_dir")
+    if '"' in wrapper:
+        raise ValueError(f"data_dir {wrapper!r} contains '\"', which no Windows path can hold")
+
+
 def _arguments(wrapper: str, task: str, *, retry: bool) -> str:
     from lamplighter.invocation import RETRY_FLAG
 
@@ -459,7 +467,7 @@ def render_task(
     folder = folder_path(app_id)
     name = task_name(request.task_id)
     path = f"{folder}\\{name}"
-    check_not_expandable(wrapper, "data_dir")
+    _check_wrapper(wrapper)
     trigger = request.trigger
     triggers = ET.Element("Triggers")
     run_now = False
@@ -524,7 +532,7 @@ def render_retry_task(
     folder = folder_path(app_id)
     base = task_name(request.task_id)
     name = task_name(request.task_id, retry=True)
-    check_not_expandable(wrapper, "data_dir")
+    _check_wrapper(wrapper)
     triggers = ET.Element("Triggers")
     due = at <= now
     if not due:

@@ -259,6 +259,8 @@ def test_windows_paths_are_taken_on_any_os_and_checked_by_windows_rules() -> Non
         render(TaskRequest.one_time("a"), launch_command=[r"\notes.exe"])  # no drive
     with pytest.raises(UnsupportedRequest, match="%APPDATA%"):
         render(TaskRequest.one_time("a"), data_dir=r"C:\%APPDATA%\x")
+    with pytest.raises(ValueError, match="data_dir"):
+        render(TaskRequest.one_time("a"), data_dir='C:\\say "hi"')
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths")
