@@ -275,6 +275,7 @@ def test_the_backend_is_auto_picked_on_windows(
         )
         return app._select_backend().name
 
+    monkeypatch.setattr(sys, "platform", "linux")
     assert "Windows only" in (plugin.is_available() or "")
     assert pick() == "inprocess"
     monkeypatch.setattr(sys, "platform", "win32")

@@ -314,23 +314,40 @@ CALENDARS = [
 ]
 
 
+def _unambiguous(wall: datetime) -> bool:
+    """Whether a local wall-clock time exists exactly once on this machine (not in a DST gap
+    or overlap, where what fires is each scheduler's own rule)."""
+    instant = wall.timestamp()
+    return wall.replace(fold=1).timestamp() == instant and (datetime.fromtimestamp(instant) == wall)
+
+
 @pytest.mark.parametrize("text", CALENDARS)
 def test_calendar_triggers_fire_when_the_engine_says_for_a_year(text: str) -> None:
     expr = CalendarExpr.parse(text)
     (xml,) = render(TaskRequest(task_id="cal", trigger=Calendar(expr))).values()
     start = datetime(2027, 12, 31, 12, tzinfo=UTC)  # 2028 is a leap year
     end = start + timedelta(days=366)
-    zone = UTC if text.endswith("UTC") else datetime.now().astimezone().tzinfo
-    assert zone is not None
     triggers = list(ET.fromstring(xml).find(NS + "Triggers"))  # type: ignore[arg-type]
-    windows = sorted(
-        set(itertools.chain.from_iterable(fire_times(t, start, end, zone) for t in triggers))
-    )
     engine = list(itertools.takewhile(lambda t: t <= end, expr.iter_after(start)))
     assert engine, text
-    assert [t.replace(tzinfo=None) for t in windows] == [
-        t.astimezone(zone).replace(tzinfo=None) for t in engine
-    ]
+    if text.endswith("UTC"):
+        windows = set(
+            itertools.chain.from_iterable(fire_times(t, start, end, UTC) for t in triggers)
+        )
+        assert sorted(windows) == engine
+        return
+    # Local time: compare wall clocks (the trigger's start boundary has no offset); read the
+    # triggers with a day of margin either side, since local days and UTC days differ.
+    margin = timedelta(days=1)
+    walls = {
+        t.replace(tzinfo=None)
+        for trigger in triggers
+        for t in fire_times(trigger, start - margin, end + margin, UTC)
+    }
+    first, last = (t.replace(tzinfo=None) for t in (engine[0], engine[-1]))
+    windows_walls = sorted(w for w in walls if first <= w <= last and _unambiguous(w))
+    engine_walls = [t.replace(tzinfo=None) for t in engine if _unambiguous(t.replace(tzinfo=None))]
+    assert windows_walls == engine_walls
 
 
 def test_the_next_run_of_a_calendar_task_is_the_engines() -> None:
