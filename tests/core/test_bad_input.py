@@ -486,3 +486,17 @@ BAD_LAUNCH: dict[str, tuple[Any, type[Exception], str]] = {
 def test_bad_launch_commands_are_refused(argv: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         LaunchCommand.of(argv)
+
+
+def test_a_linear_policy_stored_before_max_delay_existed_still_decodes() -> None:
+    from lamplighter.serialization import default_converter
+
+    converter = default_converter()
+    stored = converter.unstructure(
+        TaskRequest.one_time("x", retry=LinearBackoff(timedelta(minutes=10), 4))
+    )
+    assert stored["retry"]["max_delay"] == 5 * 3600
+    del stored["retry"]["max_delay"]
+    assert converter.structure(stored, TaskRequest).retry == LinearBackoff(
+        timedelta(minutes=10), 4, timedelta(hours=5)
+    )
