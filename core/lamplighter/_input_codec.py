@@ -190,6 +190,7 @@ def load_input(data: Any, cls: type[T], *, task_id: str) -> T:
         return _inputs().structure(data, cls)
     except Exception as exc:
         raise TypeError(
-            f"stored input of task {task_id!r} does not decode into {cls.__name__}: "
+            f"stored input of task {task_id!r} does not decode into "
+            f"{getattr(cls, '__name__', None) or repr(cls)}: "
             f"{describe_error(exc)}"
         ) from exc

@@ -248,6 +248,9 @@ class Lamplighter:
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Stop the backend (waiting at most ``timeout`` seconds for running work), detach
         monitors, stop the event loop thread. Schedules of OS backends stay installed."""
+        from lamplighter._scalars import wait_seconds
+
+        timeout = wait_seconds(timeout)
         with self._lock:
             if self._closed:
                 return

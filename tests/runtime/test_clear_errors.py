@@ -191,3 +191,36 @@ def test_an_unknown_task_is_reported_once(
     captured = capsys.readouterr()
     mentions = captured.err.count("nosuch") + caplog.text.count("'nosuch' is not scheduled")
     assert mentions == 1
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(math.nan, ValueError), (-1, ValueError), ("soon", TypeError), (True, TypeError)],
+    ids=["nan", "negative", "str", "bool"],
+)
+def test_bad_timeouts_are_refused_by_name(
+    sched: VirtualScheduler, timeout: Any, error: type[Exception]
+) -> None:
+    async def work() -> int:
+        return 1
+
+    with pytest.raises(error, match="timeout must be None or a number of seconds"):
+        sched.run_now_blocking("x", work, timeout=timeout)
+    with pytest.raises(error, match="timeout must be None or a number of seconds"):
+        sched.shutdown(timeout)
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e300, 10**400], ids=["inf", "1e300", "10**400"])
+def test_timeouts_past_what_a_wait_can_take_mean_no_limit(
+    sched: VirtualScheduler, timeout: float
+) -> None:
+    async def work() -> int:
+        return 1
+
+    assert sched.run_now_blocking("x", work, timeout=timeout) == 1
+
+
+@pytest.mark.parametrize("cls", [5, "Note"], ids=["int", "str"])
+def test_decoding_input_into_a_non_type_is_a_type_error(cls: Any) -> None:
+    with pytest.raises(TypeError, match="does not decode into"):
+        TaskContext(task_id="x", stored_input={"a": 1}).input(cls)

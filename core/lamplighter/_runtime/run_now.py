@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
+from lamplighter._scalars import wait_seconds
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class InstantRuns:
         """``Lamplighter.run_now_blocking``."""
         import concurrent.futures
 
+        timeout = wait_seconds(timeout)
         if self._loops.is_applications:
             raise RuntimeError(
                 "run_now_blocking() would block the application's own event loop; await "
