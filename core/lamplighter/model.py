@@ -67,6 +67,7 @@ __all__ = [
     "Trigger",
     "Windowed",
     "require_aware",
+    "require_instant",
     "result_from_dict",
     "result_to_dict",
     "to_stored_input",

@@ -224,3 +224,13 @@ def test_timeouts_past_what_a_wait_can_take_mean_no_limit(
 def test_decoding_input_into_a_non_type_is_a_type_error(cls: Any) -> None:
     with pytest.raises(TypeError, match="does not decode into"):
         TaskContext(task_id="x", stored_input={"a": 1}).input(cls)
+
+
+@pytest.mark.parametrize(
+    "delta", [timedelta(days=645_339_952), timedelta.max], ids=["645M-days", "timedelta-max"]
+)
+def test_advancing_the_virtual_clock_past_the_last_instant_is_refused(
+    sched: VirtualScheduler, delta: timedelta
+) -> None:
+    with pytest.raises(ValueError, match="moves the clock past 9000-01-01"):
+        sched.advance(delta)
