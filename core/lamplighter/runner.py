@@ -586,8 +586,8 @@ class Runner:
     def _record(
         self, task_id: TaskId, record: ExecutionRecord, update: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any] | None:
-        """Apply ``update`` to the stored document (under the store's write lock) and append
-        the history record; returns the updated document (None if it was cancelled)."""
+        """Append the history record and apply ``update`` to the stored document (under the
+        store's write lock); returns the updated document (None if it was cancelled)."""
         updated: list[dict[str, Any] | None] = [None]
 
         def apply(raw: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -598,12 +598,17 @@ class Runner:
             updated[0] = document
             return document
 
+        # The history first: whoever sees the new run count finds the run's record. Each
+        # step is tried on its own, so an unwritable history never loses the new state.
         try:
-            self.store.update(task_id, apply)
             if self.store.keeps_objects:
                 self.store.append_history(task_id, record.compact())  # type: ignore[arg-type]
             else:
                 self.store.append_history(task_id, record.to_dict())
+        except (OSError, ValueError) as exc:
+            self._library_error(task_id, f"cannot record the run in the history: {exc}", exc)
+        try:
+            self.store.update(task_id, apply)
         except (OSError, ValueError) as exc:
             self._library_error(task_id, f"cannot record the outcome: {exc}", exc)
         return updated[0]
