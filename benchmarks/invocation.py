@@ -13,10 +13,11 @@ interleaved with the rows they anchor (start to exit):
 - ``python -c "import attrs, asyncio; asyncio.run(noop())"`` for the async task
   (target ≤ 1.15x): an async ``run()`` needs an event loop as well.
 
-``python -c pass`` is printed for scale. Every figure is a median over ``--rounds`` rounds
-(default 25); the load average before and after is printed, because the figures depend on
-what else the machine is doing. Set ``LAMPLIGHTER_DISABLE_PLUGINS=logging`` to measure
-without the structlog monitor.
+````python -c pass`` is printed for scale. Every figure is a median over ``--rounds`` rounds
+(default 25). Wall time is the target's measure; the CPU time each process used until the
+same point is printed beside it, because on a shared machine it drifts less with the load
+(the load average before and after is printed too). Set
+``LAMPLIGHTER_DISABLE_PLUGINS=logging`` to measure without the logging monitor.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ MARK = pathlib.Path({mark!r})
 
 class SyncTask:
     def run(self, ctx):
-        MARK.write_text(str(time.time_ns()))
+        MARK.write_text(f"{{time.time_ns()}} {{time.process_time()}}")
         return Success()
 
 class AsyncTask:
     async def run(self, ctx):
-        MARK.write_text(str(time.time_ns()))
+        MARK.write_text(f"{{time.time_ns()}} {{time.process_time()}}")
         return Success()
 
 def main(argv):
@@ -64,19 +65,30 @@ if __name__ == "__main__":
 """
 
 
-def _whole(argv: list[str]) -> float:
+# Appended to each anchor's code: its CPU time so far, on standard output.
+_CPU = "\nimport time, sys; sys.stdout.write(str(time.process_time()))"
+
+
+def _whole(argv: list[str]) -> tuple[float, float]:
+    """Wall time from start to exit, and the CPU time the code used until its end (ms)."""
     started = time.time_ns()
-    subprocess.run(argv, check=True)
-    return (time.time_ns() - started) / 1e6
+    result = subprocess.run([*argv[:-1], argv[-1] + _CPU], capture_output=True, text=True)
+    elapsed = (time.time_ns() - started) / 1e6
+    if result.returncode != 0:
+        raise SystemExit(f"{argv} failed ({result.returncode}): {result.stderr}")
+    return elapsed, float(result.stdout) * 1e3
 
 
-def _until_run(argv: list[str], mark: Path) -> float:
+def _until_run(argv: list[str], mark: Path) -> tuple[float, float]:
+    """Wall time from start to the task's ``run()`` entered, and the CPU time until then (ms).
+    Standard error is a pipe, as under an OS scheduler: log lines are JSON."""
     mark.unlink(missing_ok=True)
     started = time.time_ns()
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"{argv} failed ({result.returncode}): {result.stderr}")
-    return (int(mark.read_text()) - started) / 1e6
+    entered, cpu = mark.read_text().split()
+    return (int(entered) - started) / 1e6, float(cpu) * 1e3
 
 
 def _schedule(data: Path) -> None:
@@ -139,25 +151,36 @@ def main() -> None:
                 [py, str(script), "--lamplighter-run", "async"], mark
             ),
         }
-        samples: dict[str, list[float]] = {name: [] for name in rows}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
         for fn in rows.values():  # warm the file cache
             fn()
         for _ in range(rounds):  # interleaved, so drift hits every row alike
             for name, fn in rows.items():
                 samples[name].append(fn())
     load_after = os.getloadavg()
-    medians = {name: statistics.median(values) for name, values in samples.items()}
+    wall = {name: statistics.median(w for w, _ in values) for name, values in samples.items()}
+    cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
     anchors = {"sync": (SYNC_ANCHOR, 1.5), "async": (ASYNC_ANCHOR, 1.15)}
-    print(f"{'what':<44} {'ms (median of ' + str(rounds) + ')':>18} {'ratio':>7} {'target':>8}")
-    for name, value in medians.items():
-        ratio = target = ""
+    print(f"medians of {rounds} interleaved rounds (ms); ratios to the anchor of the same run")
+    print(f"{'what':<44} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
+    for name in rows:
+        wall_ratio = cpu_ratio = target = ""
         kind = name.split(" ", 1)[0]
         if kind in anchors:
             anchor, limit = anchors[kind]
-            ratio, target = f"{value / medians[anchor]:.2f}", f"≤ {limit}"
+            wall_ratio = f"{wall[name] / wall[anchor]:.2f}"
+            cpu_ratio = f"{cpu[name] / cpu[anchor]:.2f}"
+            target = f"≤ {limit}"
         elif name in (SYNC_ANCHOR, ASYNC_ANCHOR):
-            target = "(anchor)"
-        print(f"{name:<44} {value:>18.1f} {ratio:>7} {target:>8}")
+            target = "anchor"
+        print(
+            f"{name:<44} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
+            f" {target:>7}"
+        )
+    print(
+        "wall: start → run() entered (task rows) or → exit (anchors); cpu: the process's CPU"
+        " time until the same point"
+    )
     print(
         "load average (1 min) before/after: "
         f"{load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"

@@ -17,7 +17,6 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -25,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
+from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
-from lamplighter.backend import Backend
 from lamplighter.events import (
     Cancelled,
     EventBus,
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
 
     from lamplighter._runtime.pump import EventPump
     from lamplighter._runtime.run_now import InstantRuns
+    from lamplighter.backend import Backend
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lamplighter"]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import inspect
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
+from lamplighter._log import lazy_logger
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
 
@@ -67,7 +67,7 @@ __all__ = [
     "event_to_dict",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: Unread events each subscription holds before the oldest are dropped.
 DEFAULT_CAPACITY = 64

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
+from lamplighter._log import lazy_logger
 from lamplighter.events import (
     AttemptDeferred,
     AttemptFailed,
@@ -65,7 +65,7 @@ __all__ = [
     "run_coroutine_sync",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: How long a non-periodic run whose constraints are unmet waits before it is tried again.
 CONSTRAINT_RETRY_DELAY = timedelta(minutes=5)

@@ -11,7 +11,6 @@ structlog when the monitor is built.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import threading
@@ -29,14 +28,15 @@ from lamplighter.events import (
     WorkCompleted,
     WorkStarted,
 )
-from lamplighter_logging.options import LEVELS, LogOptions, resolve_options
+from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, LogOptions, resolve_options
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, MutableMapping
 
 __all__ = ["LoggingMonitor", "event_fields", "event_level"]
 
-_METHODS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_METHODS = {INFO: "info", WARNING: "warning", ERROR: "error"}
 # The keys a reader looks for first, in this order at the start of a JSON line.
 _LEAD = ("timestamp", "level", "event", "app_id", "task_id")
 
@@ -50,12 +50,12 @@ def event_level(event: MonitorEvent) -> int:
     ``WARNING`` for a failed attempt or a run that ended in ``Failure``, ``INFO`` for the
     rest."""
     if isinstance(event, LibraryError):
-        return logging.ERROR
+        return ERROR
     if isinstance(event, AttemptFailed):
-        return logging.WARNING
+        return WARNING
     if isinstance(event, WorkCompleted) and isinstance(event.result, Failure):
-        return logging.WARNING
-    return logging.INFO
+        return WARNING
+    return INFO
 
 
 def event_fields(event: MonitorEvent) -> dict[str, Any]:
@@ -208,6 +208,8 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
         # Asked for: the application's structlog configuration renders and routes.
         return structlog.get_logger(options.logger_name), _always
     if output == "stdlib":
+        import logging
+
         stdlib_logger = logging.getLogger(options.logger_name)
         if options.format == "console":
             import structlog
