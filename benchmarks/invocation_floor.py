@@ -20,15 +20,17 @@ this order, with nothing else:
 Rows:
 
 - ``today``: the application through ``Lamplighter.handle_invocation``.
-- ``prototype: eager model + plugins``: steps 1–6 with ``import lamplighter`` as it is
-  (every model class created at import), the installed plugins discovered from their entry
-  points, registered with pluggy and asked for their monitors, and the real
-  ``LoggingMonitor`` handed a real ``WorkStarted`` (so ``lamplighter.events`` with every
-  event class, and ``lamplighter.hookspecs``, are imported as today).
-- ``prototype: eager model, no plugin machinery``: steps 1–6 with ``import lamplighter`` as
-  it is, the journal line and the monitor's JSON line written from plain values (what the
-  logging monitor writes, made without event objects): the floor of any run path that keeps
-  today's eager model, the figure the targets can be judged against.
+- ``prototype: eager model + today's plugin and event modules``: steps 1–6 with ``import
+  lamplighter`` as it is (every model class created at import), the installed plugins
+  discovered from their entry points, registered with pluggy and asked for their monitors,
+  and the real ``LoggingMonitor`` and journal handed a real ``WorkStarted``: so
+  ``lamplighter.hookspecs``, ``lamplighter.events`` (every event class) and
+  ``lamplighter.journal`` (with pathlib) are imported as today, and nothing of the facade,
+  the runner or the store.
+- ``prototype: eager model, lines from plain values``: steps 1–6 with ``import
+  lamplighter`` as it is, the journal line and the monitor's JSON line written from plain
+  values (what the journal and the logging monitor write, made without event objects,
+  pluggy or plugin modules): the floor of any run path that keeps today's eager model.
 
 Targets (``benchmarks/invocation.py``): sync ≤ 1.5x ``import attrs``, async ≤ 1.15x
 ``import attrs, asyncio; asyncio.run(noop())``. Every figure is a median of ``--rounds``
@@ -221,8 +223,8 @@ def main() -> None:
         for kind in ("sync", "async"):
             for label, script in (
                 ("today", today),
-                ("prototype: eager model + plugins", scripts["plugins"]),
-                ("prototype: eager model, no plugin machinery", scripts["bare"]),
+                ("prototype: eager model + today's plugin and event modules", scripts["plugins"]),
+                ("prototype: eager model, lines from plain values", scripts["bare"]),
             ):
                 argv = [py, str(script), "--lamplighter-run", kind]
                 rows[f"{kind} {label}"] = lambda argv=argv: _until_run(argv, mark)
@@ -237,7 +239,7 @@ def main() -> None:
     cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
     anchors = {"sync": (SYNC_ANCHOR, 1.5), "async": (ASYNC_ANCHOR, 1.15)}
     print(f"medians of {rounds} interleaved rounds (ms); ratios to the anchor of the same run")
-    print(f"{'what':<50} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
+    print(f"{'what':<62} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
     for name in rows:
         wall_ratio = cpu_ratio = target = ""
         kind = name.split(" ", 1)[0]
@@ -249,7 +251,7 @@ def main() -> None:
         else:
             target = "anchor"
         print(
-            f"{name:<50} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
+            f"{name:<62} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
             f" {target:>7}"
         )
     print(
