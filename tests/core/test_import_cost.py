@@ -65,6 +65,7 @@ NOT_ON_THE_RUN_PATH = (
     "platformdirs",  # data_dir is given here
     "lamplighter.backend",  # only to arrange a retry or retire a one-shot schedule
     "lamplighter.serialization",
+    "lamplighter._events_other",  # event kinds a run makes only when it does not go well
     "lamplighter_systemd.backend",
     "lamplighter_inprocess.backend",
     "lamplighter_reachability.config",

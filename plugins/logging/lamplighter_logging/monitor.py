@@ -16,18 +16,11 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from lamplighter import Failure
-from lamplighter.events import (
-    AttemptDeferred,
-    AttemptFailed,
-    Cancelled,
-    LibraryError,
-    MonitorEvent,
-    RetryScheduled,
-    Skipped,
-    WorkCompleted,
-    WorkStarted,
+from lamplighter import (
+    Failure,
+    events,  # its rarer kinds (events.AttemptFailed …) load on first use
 )
+from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted
 from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, LogOptions, resolve_options
 
 if TYPE_CHECKING:
@@ -49,11 +42,14 @@ def event_level(event: MonitorEvent) -> int:
     """The ``logging`` level of ``event``'s line: ``ERROR`` for a :class:`LibraryError`,
     ``WARNING`` for a failed attempt or a run that ended in ``Failure``, ``INFO`` for the
     rest."""
-    if isinstance(event, LibraryError):
+    # The kinds of every run first: the others are loaded only when one is published.
+    if isinstance(event, WorkCompleted):
+        return WARNING if isinstance(event.result, Failure) else INFO
+    if isinstance(event, WorkStarted):
+        return INFO
+    if isinstance(event, events.LibraryError):
         return ERROR
-    if isinstance(event, AttemptFailed):
-        return WARNING
-    if isinstance(event, WorkCompleted) and isinstance(event.result, Failure):
+    if isinstance(event, events.AttemptFailed):
         return WARNING
     return INFO
 
@@ -84,19 +80,19 @@ def event_fields(event: MonitorEvent) -> dict[str, Any]:
         unsatisfied = getattr(event.result, "unsatisfied", None)
         if unsatisfied:
             fields["unsatisfied"] = list(unsatisfied)
-    elif isinstance(event, AttemptFailed):
+    elif isinstance(event, events.AttemptFailed):
         fields["attempt"] = event.attempt
         fields["reason"] = event.reason
         if event.error_type is not None:
             fields["error_type"] = event.error_type
-    elif isinstance(event, AttemptDeferred | Skipped):
+    elif isinstance(event, events.AttemptDeferred | events.Skipped):
         fields["reason"] = event.reason
-    elif isinstance(event, RetryScheduled):
+    elif isinstance(event, events.RetryScheduled):
         fields["next_attempt"] = event.next_attempt
         fields["delay"] = event.delay.total_seconds()
-    elif isinstance(event, Cancelled):
+    elif isinstance(event, events.Cancelled):
         fields["source"] = event.source
-    elif isinstance(event, LibraryError):
+    elif isinstance(event, events.LibraryError):
         fields["message"] = event.message
         if event.cause_text is not None:
             fields["cause"] = event.cause_text
