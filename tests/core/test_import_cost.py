@@ -68,6 +68,8 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter._events_other",  # event kinds a run makes only when it does not go well
     "lamplighter_systemd.backend",
     "lamplighter_inprocess.backend",
+    "lamplighter_launchd.backend",
+    "lamplighter_launchd.agents",
     "lamplighter_reachability.config",
     "lamplighter_reachability.checker",
 )
