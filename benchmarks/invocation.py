@@ -162,7 +162,7 @@ def main() -> None:
     cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
     anchors = {"sync": (SYNC_ANCHOR, 1.5), "async": (ASYNC_ANCHOR, 1.15)}
     print(f"medians of {rounds} interleaved rounds (ms); ratios to the anchor of the same run")
-    print(f"{'what':<44} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
+    print(f"{'what':<48} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
     for name in rows:
         wall_ratio = cpu_ratio = target = ""
         kind = name.split(" ", 1)[0]
@@ -174,13 +174,11 @@ def main() -> None:
         elif name in (SYNC_ANCHOR, ASYNC_ANCHOR):
             target = "anchor"
         print(
-            f"{name:<44} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
+            f"{name:<48} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
             f" {target:>7}"
         )
-    print(
-        "wall: start → run() entered (task rows) or → exit (anchors); cpu: the process's CPU"
-        " time until the same point"
-    )
+    print("wall: start → run() entered (task rows) or → exit (anchors)")
+    print("cpu: the process's CPU time until the same point")
     print(
         "load average (1 min) before/after: "
         f"{load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"
