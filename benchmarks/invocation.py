@@ -30,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROUNDS = 25
@@ -125,44 +126,36 @@ def _compile_installed() -> None:
         compileall.compile_dir(str(Path(module.__file__).parent), quiet=1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    rounds = parser.parse_args().rounds
-    _compile_installed()
-    env_backends = os.environ.get("LAMPLIGHTER_DISABLE_PLUGINS")
+Sample = tuple[float, float]  # (wall ms, cpu ms)
+
+
+def anchor_rows(py: str) -> dict[str, Callable[[], Sample]]:
+    """The two anchors of the targets, as rows."""
+    noop = "async def noop(): pass\nasyncio.run(noop())"
+    return {
+        SYNC_ANCHOR: lambda: _whole([py, "-c", "import attrs"]),
+        ASYNC_ANCHOR: lambda: _whole([py, "-c", f"import attrs, asyncio\n{noop}"]),
+    }
+
+
+def measure(rows: dict[str, Callable[[], Sample]], rounds: int) -> None:
+    """Run every row once to warm the file cache, then ``rounds`` interleaved rounds (so
+    drift hits every row alike), and print the medians with each task row's ratios to its
+    anchor (a row named ``sync …`` or ``async …``) and the load average."""
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        mark = root / "entered"
-        script = root / "app.py"
-        script.write_text(textwrap.dedent(APP).format(mark=str(mark), data=str(root)))
-        _schedule(root)
-        py = sys.executable
-        noop = "async def noop(): pass\nasyncio.run(noop())"
-        rows = {
-            "python -c pass": lambda: _whole([py, "-c", "pass"]),
-            SYNC_ANCHOR: lambda: _whole([py, "-c", "import attrs"]),
-            ASYNC_ANCHOR: lambda: _whole([py, "-c", f"import attrs, asyncio\n{noop}"]),
-            "sync task: start → run()": lambda: _until_run(
-                [py, str(script), "--lamplighter-run", "sync"], mark
-            ),
-            "async task: start → run()": lambda: _until_run(
-                [py, str(script), "--lamplighter-run", "async"], mark
-            ),
-        }
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
-        for fn in rows.values():  # warm the file cache
-            fn()
-        for _ in range(rounds):  # interleaved, so drift hits every row alike
-            for name, fn in rows.items():
-                samples[name].append(fn())
+    samples: dict[str, list[Sample]] = {name: [] for name in rows}
+    for fn in rows.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in rows.items():
+            samples[name].append(fn())
     load_after = os.getloadavg()
     wall = {name: statistics.median(w for w, _ in values) for name, values in samples.items()}
     cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
     anchors = {"sync": (SYNC_ANCHOR, 1.5), "async": (ASYNC_ANCHOR, 1.15)}
+    width = max(len(name) for name in rows)
     print(f"medians of {rounds} interleaved rounds (ms); ratios to the anchor of the same run")
-    print(f"{'what':<48} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
+    print(f"{'what':<{width}} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
     for name in rows:
         wall_ratio = cpu_ratio = target = ""
         kind = name.split(" ", 1)[0]
@@ -174,7 +167,7 @@ def main() -> None:
         elif name in (SYNC_ANCHOR, ASYNC_ANCHOR):
             target = "anchor"
         print(
-            f"{name:<48} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
+            f"{name:<{width}} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
             f" {target:>7}"
         )
     print("wall: start → run() entered (task rows) or → exit (anchors)")
@@ -183,6 +176,32 @@ def main() -> None:
         "load average (1 min) before/after: "
         f"{load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    rounds = parser.parse_args().rounds
+    _compile_installed()
+    env_backends = os.environ.get("LAMPLIGHTER_DISABLE_PLUGINS")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        mark = root / "entered"
+        script = root / "app.py"
+        script.write_text(textwrap.dedent(APP).format(mark=str(mark), data=str(root)))
+        _schedule(root)
+        py = sys.executable
+        rows = {
+            "python -c pass": lambda: _whole([py, "-c", "pass"]),
+            **anchor_rows(py),
+            "sync task: start → run()": lambda: _until_run(
+                [py, str(script), "--lamplighter-run", "sync"], mark
+            ),
+            "async task: start → run()": lambda: _until_run(
+                [py, str(script), "--lamplighter-run", "async"], mark
+            ),
+        }
+        measure(rows, rounds)
     if env_backends:
         print(f"(LAMPLIGHTER_DISABLE_PLUGINS={env_backends})")
 

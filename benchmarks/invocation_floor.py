@@ -41,8 +41,6 @@ printed beside it because it drifts less on a loaded machine.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -51,15 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The sibling benchmark's application, anchors and helpers.
-from invocation import (
-    APP,
-    ASYNC_ANCHOR,
-    SYNC_ANCHOR,
-    _compile_installed,
-    _schedule,
-    _until_run,
-    _whole,
-)
+from invocation import APP, _compile_installed, _schedule, _until_run, anchor_rows, measure
 
 ROUNDS = 25
 APP_ID = "com.example.bench"
@@ -200,7 +190,6 @@ def main() -> None:
     if not sys.platform.startswith("linux"):
         raise SystemExit("the prototypes take the run lock as on Linux (flock, /proc)")
     _compile_installed()
-    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         mark = root / "entered"
@@ -215,11 +204,7 @@ def main() -> None:
             scripts[name] = script
         _schedule(root)
         py = sys.executable
-        noop = "async def noop(): pass\nasyncio.run(noop())"
-        rows = {
-            SYNC_ANCHOR: lambda: _whole([py, "-c", "import attrs"]),
-            ASYNC_ANCHOR: lambda: _whole([py, "-c", f"import attrs, asyncio\n{noop}"]),
-        }
+        rows = anchor_rows(py)
         for kind in ("sync", "async"):
             for label, script in (
                 ("today", today),
@@ -228,36 +213,7 @@ def main() -> None:
             ):
                 argv = [py, str(script), "--lamplighter-run", kind]
                 rows[f"{kind} {label}"] = lambda argv=argv: _until_run(argv, mark)
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
-        for fn in rows.values():  # warm the file cache; fail early
-            fn()
-        for _ in range(rounds):  # interleaved, so drift hits every row alike
-            for name, fn in rows.items():
-                samples[name].append(fn())
-    load_after = os.getloadavg()
-    wall = {name: statistics.median(w for w, _ in values) for name, values in samples.items()}
-    cpu = {name: statistics.median(c for _, c in values) for name, values in samples.items()}
-    anchors = {"sync": (SYNC_ANCHOR, 1.5), "async": (ASYNC_ANCHOR, 1.15)}
-    print(f"medians of {rounds} interleaved rounds (ms); ratios to the anchor of the same run")
-    print(f"{'what':<62} {'wall':>7} {'ratio':>6} {'cpu':>7} {'ratio':>6} {'target':>7}")
-    for name in rows:
-        wall_ratio = cpu_ratio = target = ""
-        kind = name.split(" ", 1)[0]
-        if kind in anchors:
-            anchor, limit = anchors[kind]
-            wall_ratio = f"{wall[name] / wall[anchor]:.2f}"
-            cpu_ratio = f"{cpu[name] / cpu[anchor]:.2f}"
-            target = f"≤ {limit}"
-        else:
-            target = "anchor"
-        print(
-            f"{name:<62} {wall[name]:>7.1f} {wall_ratio:>6} {cpu[name]:>7.1f} {cpu_ratio:>6}"
-            f" {target:>7}"
-        )
-    print(
-        "load average (1 min) before/after: "
-        f"{load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"
-    )
+        measure(rows, rounds)
 
 
 if __name__ == "__main__":
