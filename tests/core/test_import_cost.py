@@ -70,6 +70,8 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter_inprocess.backend",
     "lamplighter_launchd.backend",
     "lamplighter_launchd.agents",
+    "lamplighter_windows.backend",
+    "lamplighter_windows.taskxml",
     "lamplighter_reachability.config",
     "lamplighter_reachability.checker",
 )
