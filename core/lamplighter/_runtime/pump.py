@@ -8,14 +8,15 @@ for one run has no loop: there, each monitor gets each event in its own thread
 
 from __future__ import annotations
 
-import concurrent.futures
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from lamplighter._log import lazy_logger
+
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
 
     from lamplighter._runtime.loop import LoopOwner
     from lamplighter.events import EventBus, MonitorEvent
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventPump", "InlineMonitors"]
 
-logger = logging.getLogger("lamplighter.app")
+logger = lazy_logger("lamplighter.app")
 
 
 class EventPump:
@@ -85,34 +86,40 @@ class InlineMonitors:
         from lamplighter.events import MonitorWorker, _monitor_name
 
         self._monitors = [(m, MonitorWorker(_monitor_name(m))) for m in monitors]
-        self._pending: list[tuple[str, str, concurrent.futures.Future[Any]]] = []
+        self._changed = threading.Condition()
+        self._busy: dict[str, int] = {}  # calls not yet returned, per monitor
+        self._failures: list[tuple[str, str, BaseException]] = []
 
     def __bool__(self) -> bool:
         return bool(self._monitors)
 
     def deliver(self, event: MonitorEvent) -> None:
         """Queue ``event`` for every monitor; never waits and never raises."""
+        kind = type(event).__name__
         for monitor, worker in self._monitors:
-            future = worker.call(_call_monitor, (monitor, event))
-            self._pending.append((worker.name, type(event).__name__, future))
+            with self._changed:
+                self._busy[worker.name] = self._busy.get(worker.name, 0) + 1
+            worker.call(_call_monitor, (monitor, event), self._returned(worker.name, kind))
+
+    def _returned(self, name: str, kind: str) -> Callable[[Any, BaseException | None], None]:
+        def done(_result: Any, error: BaseException | None) -> None:
+            with self._changed:
+                self._busy[name] -= 1
+                if error is not None:
+                    self._failures.append((name, kind, error))
+                self._changed.notify_all()
+
+        return done
 
     def drain(self, timeout: float) -> list[str]:
         """Wait at most ``timeout`` seconds in all for the queued calls; log each failure,
         and return (and log) the names of the monitors still busy when time ran out."""
-        import concurrent.futures
-
-        pending, self._pending = self._pending, []
-        futures = [future for _, _, future in pending]
-        concurrent.futures.wait(futures, timeout=timeout)
-        busy: list[str] = []
-        for name, kind, future in pending:
-            if not future.done():
-                if name not in busy:
-                    busy.append(name)
-                continue
-            exc = future.exception()
-            if exc is not None:
-                logger.warning("lamplighter: monitor %s failed on %s: %r", name, kind, exc)
+        with self._changed:
+            self._changed.wait_for(lambda: not any(self._busy.values()), timeout)
+            busy = [name for name, count in self._busy.items() if count]
+            failures, self._failures = self._failures, []
+        for name, kind, error in failures:
+            logger.warning("lamplighter: monitor %s failed on %s: %r", name, kind, error)
         if busy:
             logger.error(
                 "lamplighter: monitors %s did not finish within %g s; exiting without them",
