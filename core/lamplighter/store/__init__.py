@@ -25,6 +25,7 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -37,6 +38,7 @@ from typing import Any, Self
 
 import attrs
 
+from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
@@ -292,7 +294,7 @@ class RunLock:
         """Take the lock if nobody holds it; returns whether it was taken."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         try:
             if not _lock_fd(fd, blocking=False):
                 os.close(fd)
@@ -332,26 +334,44 @@ class RunLock:
 def _marker_alive(path: Path) -> bool:
     """Whether the run marker in ``path`` names a live process."""
     try:
-        with open(path, "rb") as handle:
+        with open(open_regular(path), "rb") as handle:
             handle.seek(1)
             content = handle.read(4096)
     except FileNotFoundError:
         return False
     except PermissionError:
         return True  # Windows: the region is locked by a running holder
-    if not content:
-        return False
-    try:
-        marker = json.loads(content)
-        pid = int(marker["pid"])
-        started = marker.get("started")
-    except (ValueError, KeyError, TypeError):
+    except OSError:
+        return False  # not a file a holder wrote (a directory, a FIFO): nobody runs
+    pid, started = _marker_fields(content)
+    if pid is None:
         return False
     actual = _process_start_time(pid)
     if actual is None:
         return False
     # A recycled pid belongs to a process started later than the recorded one.
-    return started is None or abs(actual - float(started)) < 1.0
+    return started is None or abs(actual - started) < 1.0
+
+
+def _marker_fields(content: bytes) -> tuple[int | None, float | None]:
+    """The pid and start time a run marker records; ``(None, None)`` for anything that
+    is not a marker :meth:`RunLock.try_acquire` wrote (the file is anyone's to scribble)."""
+    if not content.startswith(b"{"):
+        return None, None
+    try:
+        marker = json.loads(content)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(marker, dict):
+        return None, None
+    pid, started = marker.get("pid"), marker.get("started")
+    if type(pid) is not int or not 0 < pid < 1 << 31:
+        return None, None
+    if started is None:
+        return pid, None
+    if type(started) not in (int, float) or not math.isfinite(started):
+        return None, None
+    return pid, float(started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +416,13 @@ class TaskStore:
         if self._ready:
             return
         for directory in (self.root, self.tasks_dir, self.history_dir, self.locks_dir):
-            _make_private_dir(directory)
+            try:
+                _make_private_dir(directory)
+            except OSError as exc:  # a file in its place, no permission, a read-only disk
+                raise StoredDataError(
+                    f"the data folder {directory} cannot be used ({exc.strerror or exc}); "
+                    "it is left as it is"
+                ) from None
         self._ready = True
 
     def task_path(self, task_id: TaskId) -> Path:
@@ -471,7 +497,7 @@ class TaskStore:
         """
         path = self.task_path(task_id)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
@@ -625,6 +651,11 @@ class TaskStore:
             names = sorted(os.listdir(self.tasks_dir))
         except FileNotFoundError:
             return [], []
+        except OSError as exc:  # a file in its place, no permission
+            raise StoredDataError(
+                f"the data folder {self.tasks_dir} cannot be listed ({exc.strerror or exc}); "
+                "it is left as it is"
+            ) from None
         ids: list[TaskId] = []
         moved: list[str] = []
         for name in names:
@@ -719,8 +750,7 @@ class TaskStore:
         self._ensure_dirs()
         path = self.history_path(task_id)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags, 0o600)
+        fd = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.write(fd, line)
             size = os.fstat(fd).st_size
@@ -735,7 +765,7 @@ class TaskStore:
     @staticmethod
     def _history_lines(path: Path) -> list[bytes]:
         try:
-            return path.read_bytes().splitlines(keepends=True)
+            return read_regular(path).splitlines(keepends=True)
         except FileNotFoundError:
             return []
         except OSError as exc:  # a directory in its place, no permission, an I/O error
@@ -759,6 +789,7 @@ class TaskStore:
         number and reason; a file read before is read again only when it changed."""
         path = self.history_path(task_id)
         try:
+            os.close(open_regular(path))
             stat = os.stat(path)
         except FileNotFoundError:
             return []
