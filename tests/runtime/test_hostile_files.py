@@ -185,12 +185,16 @@ def test_any_run_marker_content_reads_as_not_running(
     assert _os_run(tmp_path, "victim") == ExitStatus.OK
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     marker=st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-        lambda inner: st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(["pid", "started", "x"]), inner, max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["pid", "started", "x"]), inner, max_size=3)
+        ),
         max_leaves=5,
     )
 )
@@ -215,7 +219,5 @@ def test_a_data_folder_replaced_by_a_file_is_a_clear_error(
     fresh.register("healthy", Ok)
     with pytest.raises(StoredDataError, match=str(path)):
         fresh.start()
-        fresh.tasks()
-        fresh.history("victim")
     assert _os_run(tmp_path, "victim") == ExitStatus.INTERNAL_ERROR
     assert path.read_text() == "not a folder"  # nothing replaced
