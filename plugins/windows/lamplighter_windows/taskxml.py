@@ -413,7 +413,10 @@ def _document(
     _sub(action, "Arguments", arguments)
     ET.indent(task, space="  ")
     text = ET.tostring(task, encoding="unicode")
-    return '<?xml version="1.0" encoding="UTF-16"?>\n' + text + "\n"
+    # No encoding is declared, as in Microsoft's task XML examples: RegisterTask receives the
+    # text as a UTF-16 string, a file may be stored otherwise, and a declared encoding that
+    # differs from the actual one is refused.
+    return '<?xml version="1.0"?>\n' + text + "\n"
 
 
 def _check_wrapper(wrapper: str) -> None:
@@ -593,9 +596,9 @@ def render_tasks(
         user_id: the account an ``OnLogin`` task waits for (default: the current one).
 
     Returns:
-        Each task's path (``\\Lamplighter\\<app_id>\\<task_id>``) mapped to its XML text
-        (UTF-16 is declared, as Task Scheduler exports it: save it encoded so for
-        ``schtasks /Create /XML``).
+        Each task's path (``\\Lamplighter\\<app_id>\\<task_id>``) mapped to its XML text.
+        Its declaration names no encoding, so the text may be saved in any encoding
+        ``schtasks /Create /XML`` reads (UTF-16 with a byte order mark is the safe choice).
 
     Raises:
         UnsupportedRequest: what ``schedule()`` would refuse, with the same message.

@@ -109,6 +109,18 @@ def test_every_trigger_kind_and_option_is_valid_task_xml(task_schema: Any) -> No
     assert task_schema.is_valid(retry.xml)
 
 
+def test_the_xml_declaration_names_no_encoding() -> None:
+    # RegisterTask takes the definition as a BSTR (UTF-16 in memory) and schtasks /XML reads a
+    # file; a declared encoding that differs from the one the text is stored in is refused
+    # ("switch from current encoding to specified encoding not supported"). Microsoft's own
+    # task XML examples declare none, so the text holds in either form.
+    (xml,) = render(TaskRequest.periodic("sync", timedelta(hours=1))).values()
+    assert xml.startswith('<?xml version="1.0"?>\n<Task ')
+    for encoding in ("utf-16", "utf-8"):
+        root = ET.fromstring(xml.encode(encoding))
+        assert root.tag == NS + "Task", encoding
+
+
 def test_the_definition_runs_the_wrapper_for_the_current_user_without_conditions() -> None:
     root = only(TaskRequest.periodic("sync", timedelta(hours=1)))
     assert root.get("version") == "1.2"
