@@ -188,6 +188,7 @@ def render_wrapper(
         UnsupportedRequest: a value holds ``%NAME%``, which Windows would expand.
     """
     from lamplighter.store import DATA_DIR_ENV
+    from lamplighter_windows.taskxml import RETRY_SUFFIX
 
     app = validate_app_id(app_id)
     args = [check_not_expandable(arg, "launch command argument") for arg in argv]
@@ -205,7 +206,7 @@ def render_wrapper(
         "' Lamplighter, which rewrites or removes it as the tasks change.",
         "Option Explicit",
         "Dim program, script, appDir, folderPath, parentPath, folderName, commandLine",
-        "Dim fso, shell, args, taskId, retryFlag, idPattern, installed",
+        "Dim fso, shell, args, taskId, ownName, retryFlag, idPattern, installed",
         *vbs_string("program", program_path),
         *vbs_string("script", script_path or ""),
         *vbs_string("appDir", base),
@@ -220,9 +221,12 @@ def render_wrapper(
         'idPattern.Pattern = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,99}$"',
         'If Not idPattern.Test(taskId) Or InStr(taskId, "..") > 0 Then WScript.Quit 2',
         'retryFlag = ""',
+        "' The task running this script: <task id>, or <task id> retry for a retry run.",
+        "ownName = taskId",
         "If args.Count = 2 Then",
         f'    If args(1) <> "{RETRY_FLAG}" Then WScript.Quit 2',
         f'    retryFlag = " {RETRY_FLAG}"',
+        f'    ownName = taskId & "{RETRY_SUFFIX}"',
         "End If",
         'Set fso = CreateObject("Scripting.FileSystemObject")',
         "installed = fso.FileExists(program)",
@@ -264,10 +268,10 @@ def render_wrapper(
         "        i = i + 1",
         "    Next",
         "    For i = 0 To count - 1",
-        "        If names(i) <> taskId Then folder.DeleteTask names(i), 0",
+        "        If names(i) <> ownName Then folder.DeleteTask names(i), 0",
         "    Next",
         "    ' This task's own instance is running: it goes last.",
-        "    folder.DeleteTask taskId, 0",
+        "    folder.DeleteTask ownName, 0",
         "    Set parent = service.GetFolder(parentPath)",
         "    parent.DeleteFolder folderName, 0",
         "    ' An error inside an If condition would run its body: test plain variables.",

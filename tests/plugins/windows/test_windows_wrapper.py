@@ -14,6 +14,7 @@ import re
 import pytest
 
 from lamplighter.backend import UnsupportedRequest
+from lamplighter_windows.taskxml import RETRY_SUFFIX
 from lamplighter_windows.wrapper import (
     command_line,
     render_wrapper,
@@ -178,14 +179,23 @@ def test_cleanup_removes_files_then_other_tasks_then_its_own_then_folders() -> N
     order = [
         'fso.DeleteFolder appDir & "\\tasks", True',
         "fso.DeleteFile WScript.ScriptFullName, True",
-        "If names(i) <> taskId Then folder.DeleteTask names(i), 0",
-        "folder.DeleteTask taskId, 0",
+        "If names(i) <> ownName Then folder.DeleteTask names(i), 0",
+        "folder.DeleteTask ownName, 0",
         "parent.DeleteFolder folderName, 0",
         'service.GetFolder("\\").DeleteFolder Mid(parentPath, 2), 0',
         "WScript.Quit 0",
     ]
     positions = [text.index(step) for step in order]
     assert positions == sorted(positions)
+
+
+def test_a_retry_run_keeps_its_own_task_for_last() -> None:
+    # A retry run is started by the task "<task_id> retry": that one is running the script,
+    # so it is the one deleted last, after every other task of the folder.
+    text = script()
+    branch = text[text.index("If args.Count = 2 Then") : text.index("End If")]
+    assert "ownName = taskId\r\n" in text[: text.index("If args.Count = 2 Then")]
+    assert f'ownName = taskId & "{RETRY_SUFFIX}"' in branch
 
 
 def test_a_data_dir_override_reaches_the_application() -> None:
