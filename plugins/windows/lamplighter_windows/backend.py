@@ -31,6 +31,7 @@ from lamplighter.invocation import LaunchCommand
 from lamplighter.model import TaskRequest
 from lamplighter_windows.com import (
     ERROR_ALREADY_EXISTS,
+    RESULT_WORDS,
     STATE_NAMES,
     TASK_STATE_DISABLED,
     TASK_STATE_RUNNING,
@@ -362,7 +363,9 @@ class WindowsBackend(Backend):
                 continue
             runs = [t.last_run for t in tasks if t.last_run is not None]
             detail = "; ".join(
-                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, last result 0x{t.last_result:08X}"
+                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, "
+                f"last result 0x{t.last_result:08X}"
+                + (f" ({RESULT_WORDS[t.last_result]})" if t.last_result in RESULT_WORDS else "")
                 for t in tasks
             )
             out[tid] = OsSchedule(

@@ -19,6 +19,7 @@ from lamplighter.invocation import RUN_FLAG
 from lamplighter.model import BatteryLow, DeviceIdle
 from lamplighter_windows.com import (
     E_ACCESSDENIED,
+    ERROR_NOT_LOGGED_ON,
     SCHED_S_TASK_HAS_NOT_RUN,
     TASK_STATE_READY,
     TaskSchedulerError,
@@ -120,7 +121,8 @@ def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     schedule = before[sync]
     assert schedule.present and schedule.active and schedule.last_trigger is None
     assert schedule.next_run == app.task_info("sync").next_run  # type: ignore[union-attr]
-    assert "Ready" in schedule.detail and f"0x{SCHED_S_TASK_HAS_NOT_RUN:08X}" in schedule.detail
+    assert "Ready" in schedule.detail
+    assert f"last result 0x{SCHED_S_TASK_HAS_NOT_RUN:08X} (has not run yet)" in schedule.detail
     assert not before[other].present
     setup.service.fire(FOLDER, "sync")
     after = backend.os_schedules([sync])
@@ -129,6 +131,21 @@ def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     assert schedule.last_trigger is not None
     # The application's exit status for a Failure is Task Scheduler's last result.
     assert "last result 0x00000001" in schedule.detail
+
+
+def test_a_run_refused_for_want_of_a_logon_session_says_so(setup: Setup) -> None:
+    # An interactive-token task starts only while its user is logged on; otherwise Task
+    # Scheduler records ERROR_NOT_LOGGED_ON as the last result (event 101) and runs nothing.
+    task = Recorder()
+    app = setup.start(sync=task)
+    app.schedule(TaskRequest.periodic("sync", HOUR))
+    setup.service.logged_on = False
+    setup.service.fire(FOLDER, "sync")
+    assert task.runs == 0
+    schedules = app.backend.os_schedules([TaskId("sync")])
+    assert schedules is not None
+    detail = schedules[TaskId("sync")].detail
+    assert f"last result 0x{ERROR_NOT_LOGGED_ON:08X} (the user was not logged on)" in detail
 
 
 def test_run_immediately_and_due_one_shots_start_at_once(setup: Setup) -> None:
