@@ -15,7 +15,9 @@ which Task Scheduler shows as the task's last result.
 If not, it removes everything of the application: the task files, history and locks in the
 data directory, this script, every task in ``\\Lamplighter\\<app_id>\\`` (through the same
 ``Schedule.Service`` API the backend uses, its own task last) and the folders once empty;
-then it exits 0.
+then it exits 0. A program or script on a drive or network share that cannot be reached
+right now (a removable or network drive) is not taken for an uninstall: the script exits 3
+and removes nothing.
 
 Quoting. The command line is built by the Microsoft C runtime's rules
 (:func:`subprocess.list2cmdline`), the rules ``python.exe`` and most programs parse their
@@ -246,6 +248,8 @@ def render_wrapper(
         "    ' 0: a hidden window; True: wait, so the exit status becomes the task's result.",
         f'    WScript.Quit shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
         "End If",
+        "' A drive that is not there now (removable, network) is no uninstall: keep it all.",
+        "If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit 3",
         "' The application is gone: remove its files, this script, its tasks and folders.",
         "On Error Resume Next",
         'fso.DeleteFolder appDir & "\\tasks", True',
@@ -282,6 +286,15 @@ def render_wrapper(
         '    If folderIsEmpty Then service.GetFolder("\\").DeleteFolder Mid(parentPath, 2), 0',
         "End If",
         "WScript.Quit 0",
+        "",
+        "' Whether the drive or network share of a path can be reached.",
+        "Function Reachable(path)",
+        "    Dim root",
+        "    Reachable = True",
+        '    If path = "" Then Exit Function',
+        "    root = fso.GetDriveName(path)",
+        '    If root <> "" Then Reachable = fso.FolderExists(root & "\\")',
+        "End Function",
     ]
     return "\r\n".join(out) + "\r\n"
 

@@ -189,6 +189,19 @@ def test_cleanup_removes_files_then_other_tasks_then_its_own_then_folders() -> N
     assert positions == sorted(positions)
 
 
+def test_a_drive_that_is_not_there_is_not_an_uninstall() -> None:
+    # A program or script on a removable or network drive that is not reachable right now is
+    # missing too; removing the tasks and the task files then would lose them for nothing.
+    text = script()
+    guard = "If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit 3"
+    assert text.index("If installed Then") < text.index(guard)
+    assert text.index(guard) < text.index('fso.DeleteFolder appDir & "\\tasks", True')
+    function = text[text.index("Function Reachable(path)") : text.index("End Function")]
+    assert 'If path = "" Then Exit Function' in function
+    assert "root = fso.GetDriveName(path)" in function
+    assert 'If root <> "" Then Reachable = fso.FolderExists(root & "\\")' in function
+
+
 def test_a_retry_run_keeps_its_own_task_for_last() -> None:
     # A retry run is started by the task "<task_id> retry": that one is running the script,
     # so it is the one deleted last, after every other task of the folder.
