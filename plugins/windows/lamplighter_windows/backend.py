@@ -155,7 +155,9 @@ class WindowsBackend(Backend):
     # ------------------------------------------------------------------ installing
 
     def start(self) -> None:
-        self.service.folder_contents("\\")  # fail now, with a clear error, if unreachable
+        # Fail now, with a clear error, if the service is unreachable. Only the application's
+        # own folder is listed: the root holds every other program's tasks.
+        self._registered()
 
     def _ensure_folder(self) -> None:
         parent = "\\"

@@ -278,6 +278,14 @@ def test_an_unreachable_service_fails_at_start(
         made.start()
 
 
+def test_start_reads_only_the_applications_own_folder(setup: Setup) -> None:
+    # The root folder holds every other program's tasks (each one read would be a round trip
+    # to the service, and one unreadable task of someone else's would fail our start).
+    setup.start(sync=Recorder())
+    listed = {call[1] for call in setup.service.calls if call[0] == "folder_contents"}
+    assert listed == {FOLDER}
+
+
 def test_the_backend_is_auto_picked_on_windows(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
