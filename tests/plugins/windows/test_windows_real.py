@@ -143,7 +143,8 @@ def ran(where: Path) -> list[str]:
 def test_a_task_registered_seconds_ahead_runs_then_goes(app: tuple[Lamplighter, Path]) -> None:
     made, where = app
     at = (datetime.now(UTC) + timedelta(seconds=20)).replace(microsecond=0)
-    made.schedule(TaskRequest.exact("probe", at))
+    with logon_session_needed():
+        made.schedule(TaskRequest.exact("probe", at))
     info = made.task_info("probe")
     assert info is not None and info.next_run is not None
     # NextRunTime, read back through COM, is the same instant.
@@ -169,7 +170,8 @@ def test_a_due_task_starts_at_once(app: tuple[Lamplighter, Path]) -> None:
 def test_a_periodic_task_reports_task_schedulers_view(app: tuple[Lamplighter, Path]) -> None:
     made, _where = app
     scheduled_at = datetime.now(UTC)
-    made.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    with logon_session_needed():
+        made.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     schedules = made.backend.os_schedules([TaskId("sync")])
     assert schedules is not None
     schedule = schedules[TaskId("sync")]
