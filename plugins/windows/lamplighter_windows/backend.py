@@ -109,11 +109,20 @@ class WindowsBackend(Backend):
         """The application's wrapper script (``<data dir>\\windows\\run.vbs``)."""
         return Path(self.host.data_dir) / WRAPPER_DIR / WRAPPER_NAME
 
+    def _wrapper_argument(self) -> str:
+        """The wrapper's path as the task names it: the real path, once the file exists.
+
+        Python from the Microsoft Store writes new files under ``AppData`` to a private copy
+        that other programs, ``wscript.exe`` among them, do not see; the path asked for
+        resolves (``os.path.realpath``) to where the file really is.
+        """
+        return os.path.realpath(self.wrapper) if self.wrapper.exists() else str(self.wrapper)
+
     def _render(self, request: TaskRequest, due_start: datetime | None = None) -> RenderedTask:
         return render_task(
             request,
             app_id=self.host.app_id,
-            wrapper=str(self.wrapper),
+            wrapper=self._wrapper_argument(),
             user_id=self.user_id,
             now=self.host.now(),
             due_start=due_start,
@@ -128,7 +137,8 @@ class WindowsBackend(Backend):
             argv=launch.argv,
             program=launch.program,
             script=launch.script,
-            app_dir=str(self.host.data_dir),
+            # Where the files really are (see _wrapper_argument): the clean-up deletes them.
+            app_dir=os.path.realpath(self.host.data_dir),
             folder=self.folder,
             data_dir_env=os.environ.get(DATA_DIR_ENV),
             rules=os.path,
@@ -170,6 +180,7 @@ class WindowsBackend(Backend):
             parent = f"{parent.rstrip(chr(92))}\\{name}"
 
     def _write_wrapper(self) -> None:
+        self.wrapper.parent.mkdir(parents=True, exist_ok=True)  # so its real path resolves
         text = self._wrapper_text()
         try:
             current = self.wrapper.read_text(encoding="ascii")
@@ -193,8 +204,8 @@ class WindowsBackend(Backend):
         return True
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
+        self._write_wrapper()  # first: the tasks name its real path
         rendered = [self._render(request) for request in requests]
-        self._write_wrapper()
         self._ensure_folder()
         before = self._registered()
         made: list[str] = []
@@ -230,7 +241,7 @@ class WindowsBackend(Backend):
         rendered = render_retry_task(
             request,
             app_id=self.host.app_id,
-            wrapper=str(self.wrapper),
+            wrapper=self._wrapper_argument(),
             at=at,
             now=self.host.now(),
         )

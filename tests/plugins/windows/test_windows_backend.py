@@ -111,6 +111,30 @@ def test_schedule_registers_a_task_in_the_apps_folder(setup: Setup) -> None:
     assert [i.next_run for i in app.tasks()] == [info.next_run]
 
 
+def test_the_task_names_the_wrappers_real_path(
+    tmp_path: Path, fake_service: FakeTaskService
+) -> None:
+    # Python from the Microsoft Store writes new files under AppData to a private copy that
+    # other programs (wscript.exe) do not see; the path it asked for resolves to the real
+    # one. Modelled here by a data directory reached through a link.
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "seen").symlink_to(real, target_is_directory=True)
+    made = Setup(tmp_path, fake_service)
+    made.where = tmp_path / "seen"
+    made.app = made.application()
+    try:
+        app = made.start(sync=Recorder())
+        app.schedule(TaskRequest.periodic("sync", HOUR))
+        app_dir = real / "data" / APP
+        xml = fake_service.tasks[f"{FOLDER}\\sync"].xml
+        assert f'"{app_dir / "windows" / "run.vbs"}" sync' in xml
+        text = (app_dir / "windows" / "run.vbs").read_text(encoding="ascii")
+        assert f'appDir = "{app_dir}"' in text
+    finally:
+        made.app.shutdown()
+
+
 def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     app = setup.start(sync=Recorder(Failure("no")))
     app.schedule(TaskRequest.periodic("sync", HOUR))
