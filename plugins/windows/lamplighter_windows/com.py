@@ -195,14 +195,18 @@ def from_variant_time(value: Any) -> _dt.datetime | None:
 
 
 def _registered(task: Any) -> RegisteredTask:
+    last_result = int(task.LastTaskResult) & 0xFFFFFFFF
     return RegisteredTask(
         name=str(task.Name),
         path=str(task.Path),
         state=int(task.State),
         enabled=bool(task.Enabled),
         next_run=from_variant_time(task.NextRunTime),
-        last_run=from_variant_time(task.LastRunTime),
-        last_result=int(task.LastTaskResult) & 0xFFFFFFFF,
+        # A task that has not run has no last run, whatever placeholder date comes with it.
+        last_run=(
+            None if last_result == SCHED_S_TASK_HAS_NOT_RUN else from_variant_time(task.LastRunTime)
+        ),
+        last_result=last_result,
     )
 
 
