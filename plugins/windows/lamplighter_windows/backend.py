@@ -335,15 +335,21 @@ class WindowsBackend(Backend):
             for tid in scheduled
         }
 
+    @staticmethod
+    def _owner(name: str) -> TaskId | None:
+        """The task id a registered task's name belongs to (``<id>`` or ``<id> retry``), or
+        None for a name Lamplighter never makes (a task someone else put in the folder)."""
+        try:
+            return TaskId(name.removesuffix(RETRY_SUFFIX))
+        except ValueError:
+            return None
+
     def running_tasks(self) -> set[TaskId] | None:
         running: set[TaskId] = set()
         for name, task in self._registered().items():
-            if task.state != TASK_STATE_RUNNING:
-                continue
-            try:
-                running.add(TaskId(name.removesuffix(RETRY_SUFFIX)))
-            except ValueError:  # a task someone else put in the folder
-                continue
+            owner = self._owner(name)
+            if task.state == TASK_STATE_RUNNING and owner is not None:
+                running.add(owner)
         return running
 
     def is_running(self, task_id: TaskId) -> bool:
@@ -422,8 +428,11 @@ class WindowsBackend(Backend):
             if (document.get("state") or {}).get("status") == "scheduled"
         }
         wanted = {tid.value for tid in scheduled}
+        # Only names Lamplighter makes: a task someone else put in the folder is left alone.
         orphans = sorted(
-            name for name in registered if name.removesuffix(RETRY_SUFFIX) not in wanted | broken
+            name
+            for name in registered
+            if (owner := self._owner(name)) is not None and owner.value not in wanted | broken
         )
         fixed = False
         if orphans and fix:

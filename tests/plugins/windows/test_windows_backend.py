@@ -409,6 +409,10 @@ def test_tasks_someone_else_put_in_the_folder_are_ignored(setup: Setup) -> None:
     service.tasks[f"{FOLDER}\\hand made!"].state = TASK_STATE_RUNNING
     assert app.backend.running_tasks() == set()
     assert [i.task_id.value for i in app.tasks()] == ["sync"]
+    # Its name is none Lamplighter makes: doctor neither counts it nor deletes it.
+    checks = {check.name: check for check in app.backend.doctor_checks(fix=True)}
+    assert checks["orphan-tasks"].ok, checks["orphan-tasks"].detail
+    assert f"{FOLDER}\\hand made!" in service.tasks
 
 
 def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:
