@@ -10,7 +10,8 @@ Before each run it checks that the application is still installed: the interpret
 frozen executable exists, and the script (or module file of ``python -m pkg``) recorded at
 scheduling still exists. If so it runs ``<launch command> --lamplighter-run <task>`` with
 ``WScript.Shell.Run`` in a hidden window, waits, and exits with the application's exit status,
-which Task Scheduler shows as the task's last result.
+which Task Scheduler shows as the task's last result (4 when the program could not be started
+at all).
 
 If not, it removes everything of the application: the task files, history and locks in the
 data directory, this script, every task in ``\\Lamplighter\\<app_id>\\`` (through the same
@@ -208,7 +209,7 @@ def render_wrapper(
         "' Lamplighter, which rewrites or removes it as the tasks change.",
         "Option Explicit",
         "Dim program, script, appDir, folderPath, parentPath, folderName, commandLine",
-        "Dim fso, shell, args, taskId, ownName, retryFlag, idPattern, installed",
+        "Dim fso, shell, args, taskId, ownName, retryFlag, idPattern, installed, status",
         *vbs_string("program", program_path),
         *vbs_string("script", script_path or ""),
         *vbs_string("appDir", base),
@@ -246,7 +247,11 @@ def render_wrapper(
         out[4] += ", dataDirValue"
     out += [
         "    ' 0: a hidden window; True: wait, so the exit status becomes the task's result.",
-        f'    WScript.Quit shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
+        "    On Error Resume Next",
+        f'    status = shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
+        "    ' The program could not be started at all: a failed run, not a success.",
+        "    If Err.Number <> 0 Then WScript.Quit 4",
+        "    WScript.Quit status",
         "End If",
         "' A drive that is not there now (removable, network) is no uninstall: keep it all.",
         "If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit 3",

@@ -166,8 +166,13 @@ def test_the_script_is_ascii_and_holds_every_value_exactly() -> None:
 
 def test_the_script_runs_hidden_waits_and_checks_the_task_id() -> None:
     text = script()
-    assert 'shell.Run(commandLine & " --lamplighter-run " & taskId & retryFlag, 0, True)' in text
-    assert "WScript.Quit shell.Run(" in text
+    run = 'status = shell.Run(commandLine & " --lamplighter-run " & taskId & retryFlag, 0, True)'
+    # A program that cannot be started is a failed run (status 4), never a silent success.
+    steps = ["On Error Resume Next", run, "If Err.Number <> 0 Then WScript.Quit 4"]
+    steps.append("WScript.Quit status")
+    start = text.index("If installed Then")
+    positions = [text.index(step, start) for step in steps]
+    assert positions == sorted(positions)
     assert 'idPattern.Pattern = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,99}$"' in text
     assert 'If args(1) <> "--lamplighter-retry" Then WScript.Quit 2' in text
     assert "installed = fso.FileExists(program)" in text
