@@ -200,15 +200,20 @@ class LaunchdBackend(Backend):
     def _load(self, label: str, path: Path) -> None:
         """(Re)load ``label`` from ``path``."""
         launchctl = self.launchctl
-        launchctl.bootout(label)  # a loaded agent keeps its old plist until booted out
+        # A loaded agent keeps its old plist until booted out; a run in progress is stopped,
+        # and launchd lets go of the label only once it has exited.
+        if launchctl.bootout(label):
+            launchctl.wait_unloaded(label)
         launchctl.enable(label)  # bootstrap fails for a label someone disabled
         try:
             launchctl.bootstrap(str(path))
         except LaunchctlError as exc:
             if exc.status not in ALREADY_LOADED:
                 raise
-            # Loaded meanwhile (another process of the application): replace it once more.
+            # Loaded meanwhile (another process of the application), or still being torn
+            # down: replace it once more.
             launchctl.bootout(label)
+            launchctl.wait_unloaded(label)
             launchctl.bootstrap(str(path))
 
     # ------------------------------------------------------------------ the Backend interface

@@ -138,6 +138,77 @@ def test_a_label_loaded_meanwhile_is_replaced_once_more(
         app.shutdown()
 
 
+@pytest.fixture
+def a_run(launchd: FakeLaunchd) -> Iterator[subprocess.Popen[bytes]]:
+    """A run of the agent in progress (a process launchd would stop with SIGTERM)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("first_bootout", [0, 36])
+def test_replacing_an_agent_whose_run_launchd_is_still_stopping_waits_for_it(
+    tmp_path: Path,
+    program: Path,
+    a_run: subprocess.Popen[bytes],
+    first_bootout: int,
+) -> None:
+    """``bootout`` of a running job returns before launchd has let the label go (macOS
+    answers 0 or "36: Operation now in progress", then refuses ``bootstrap`` with 5 or 37
+    for a few seconds): the backend waits, boundedly, until ``print`` no longer finds it."""
+    from lamplighter import ExistingTaskPolicy
+
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=3, teardown_status=first_bootout)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        app.schedule(
+            TaskRequest.periodic("sync", timedelta(hours=2), existing=ExistingTaskPolicy.REPLACE)
+        )
+        assert launchd.loaded[LABEL]["plist"]["StartInterval"] == 7200
+        assert a_run.wait(timeout=60) == -15  # launchd stopped the run (SIGTERM)
+        assert launchd.sleeps  # it waited between looks, not in a busy loop
+    finally:
+        app.shutdown()
+
+
+def test_a_label_launchd_never_lets_go_fails_with_launchds_answer(
+    tmp_path: Path, program: Path, a_run: subprocess.Popen[bytes]
+) -> None:
+    from lamplighter import ExistingTaskPolicy
+
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=10**6)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        with pytest.raises(LaunchctlError, match="37: Operation already in progress"):
+            app.schedule(
+                TaskRequest.periodic(
+                    "sync", timedelta(hours=2), existing=ExistingTaskPolicy.REPLACE
+                )
+            )
+        assert 0 < sum(launchd.sleeps) <= 60  # bounded
+    finally:
+        app.shutdown()
+
+
+def test_removing_an_agent_whose_run_is_being_stopped_succeeds(
+    tmp_path: Path, program: Path, a_run: subprocess.Popen[bytes]
+) -> None:
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=3, teardown_status=36)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        assert app.cancel("sync")
+        assert not (agents_dir(tmp_path) / f"{LABEL}.plist").exists()
+    finally:
+        app.shutdown()
+
+
 def test_a_disabled_label_is_enabled_before_it_is_loaded(
     app: Lamplighter, launchd: FakeLaunchd
 ) -> None:
