@@ -44,7 +44,8 @@ ALREADY_LOADED: Final = frozenset({5, 17, 37})
 #: "36: Operation now in progress" (EINPROGRESS). launchd goes on stopping it.
 IN_PROGRESS: Final = frozenset({36})
 #: How long to wait for launchd to let go of a booted-out label (30 s): a job that ignores
-#: SIGTERM gets SIGKILL after its ExitTimeOut (system-defined; 20 s in launchd's source).
+#: SIGTERM gets SIGKILL after its ExitTimeOut (system-defined: ``launchctl print`` shows
+#: "exit timeout = 5" on current macOS; launchd's open-source core.c had 20 s).
 UNLOAD_POLLS: Final = 120
 UNLOAD_POLL_SECONDS: Final = 0.25
 _TIMEOUT: Final = 30.0
