@@ -209,6 +209,36 @@ def test_removing_an_agent_whose_run_is_being_stopped_succeeds(
         app.shutdown()
 
 
+def test_an_agent_of_another_application_with_the_same_label_is_not_overwritten(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, program: Path
+) -> None:
+    """``com.example`` + ``notes.sync`` and ``com.example.notes`` + ``sync`` join to one
+    label: the second application to schedule is refused, and the first keeps its agent."""
+    other = Lamplighter(
+        app_id="com.example",
+        backend="launchd",
+        plugins=[AnyPlatformPlugin()],
+        disable_plugins=["device"],
+        data_dir=tmp_path / "other-data",
+        launch_command=[str(program)],
+        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path / "home")},
+    )
+    other.register("notes.sync", lambda: None)
+    other.start()
+    try:
+        other.schedule(TaskRequest.periodic("notes.sync", timedelta(hours=1)))
+    finally:
+        other.shutdown()
+    path = agents_dir(tmp_path) / f"{LABEL}.plist"
+    before = path.read_bytes()
+    with pytest.raises(UnsupportedRequest, match="notes.sync") as caught:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=2)))
+    assert LABEL in str(caught.value)
+    assert path.read_bytes() == before
+    assert launchd.loaded[LABEL]["plist"]["StartInterval"] == 3600
+    assert not app.is_scheduled("sync")
+
+
 def test_a_disabled_label_is_enabled_before_it_is_loaded(
     app: Lamplighter, launchd: FakeLaunchd
 ) -> None:
