@@ -274,6 +274,26 @@ def test_a_calendar_agent_starts_at_load_only_to_catch_up(
     assert launchd.load_starts == [LABEL]  # launchd starts it as it loads it: a no-op run
 
 
+def test_a_one_shot_started_a_year_early_does_nothing_and_keeps_its_agent(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, program: Path
+) -> None:
+    """The one-shot's dictionary has no year: launchd starts it on the due date of every
+    year until then, and those starts find nothing due."""
+    from lamplighter.runner import ExitStatus
+
+    app.schedule(TaskRequest.exact("sync", app.now() + timedelta(days=400)))
+    argv = launchd.loaded[LABEL]["plist"]["ProgramArguments"]
+    calls = len(launchd.calls)
+    started = make_app(tmp_path, launchd, program)  # the process launchd starts
+    try:
+        assert started.handle_invocation(argv) == ExitStatus.SKIPPED
+    finally:
+        started.shutdown()
+    assert app.is_scheduled("sync")
+    assert (agents_dir(tmp_path) / f"{LABEL}.plist").exists()
+    assert not [c for c in commands(launchd, calls) if c[0] == "bootout"]
+
+
 def test_a_login_agent_is_written_for_the_next_login_not_started_now(
     app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path
 ) -> None:
