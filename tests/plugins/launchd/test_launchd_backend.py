@@ -45,14 +45,21 @@ def program(tmp_path: Path) -> Path:
 
 
 def make_app(
-    tmp_path: Path, launchd: FakeLaunchd, program: Path, launchctl: Launchctl | None = None
+    tmp_path: Path,
+    launchd: FakeLaunchd,
+    program: Path,
+    launchctl: Launchctl | None = None,
+    *,
+    app_id: str = APP,
+    data: str = "data",
+    tasks: Sequence[str] = ("sync", "other"),
 ) -> Lamplighter:
     app = Lamplighter(
-        app_id=APP,
+        app_id=app_id,
         backend="launchd",
         plugins=[AnyPlatformPlugin()],
         disable_plugins=["device"],
-        data_dir=tmp_path / "data",
+        data_dir=tmp_path / data,
         launch_command=[str(program)],
         backend_options={
             "launchctl": launchctl or launchd.launchctl(),
@@ -60,8 +67,8 @@ def make_app(
             "zone": "Europe/Paris",
         },
     )
-    app.register("sync", lambda: None)
-    app.register("other", lambda: None)
+    for task in tasks:
+        app.register(task, lambda: None)
     app.start()
     return app
 
@@ -214,17 +221,9 @@ def test_an_agent_of_another_application_with_the_same_label_is_not_overwritten(
 ) -> None:
     """``com.example`` + ``notes.sync`` and ``com.example.notes`` + ``sync`` join to one
     label: the second application to schedule is refused, and the first keeps its agent."""
-    other = Lamplighter(
-        app_id="com.example",
-        backend="launchd",
-        plugins=[AnyPlatformPlugin()],
-        disable_plugins=["device"],
-        data_dir=tmp_path / "other-data",
-        launch_command=[str(program)],
-        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path / "home")},
+    other = make_app(
+        tmp_path, launchd, program, app_id="com.example", data="other-data", tasks=["notes.sync"]
     )
-    other.register("notes.sync", lambda: None)
-    other.start()
     try:
         other.schedule(TaskRequest.periodic("notes.sync", timedelta(hours=1)))
     finally:
@@ -516,17 +515,7 @@ def test_cancel_all_leaves_the_agents_of_another_data_directory(
     first = make_app(tmp_path, launchd, program)
     first.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     first.shutdown()
-    second = Lamplighter(
-        app_id=APP,
-        backend="launchd",
-        plugins=[AnyPlatformPlugin()],
-        disable_plugins=["device"],
-        data_dir=tmp_path / "elsewhere",
-        launch_command=[str(program)],
-        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path / "home")},
-    )
-    second.register("other", lambda: None)
-    second.start()
+    second = make_app(tmp_path, launchd, program, data="elsewhere", tasks=["other"])
     try:
         second.schedule(TaskRequest.periodic("other", timedelta(hours=1)))
         second.cancel_all()
