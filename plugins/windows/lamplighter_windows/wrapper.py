@@ -10,15 +10,15 @@ Before each run it checks that the application is still installed: the interpret
 frozen executable exists, and the script (or module file of ``python -m pkg``) recorded at
 scheduling still exists. If so it runs ``<launch command> --lamplighter-run <task>`` with
 ``WScript.Shell.Run`` in a hidden window, waits, and exits with the application's exit status,
-which Task Scheduler shows as the task's last result (4 when the program could not be started
-at all).
+which Task Scheduler shows as the task's last result (:data:`EXIT_NOT_STARTED` when the
+program could not be started at all).
 
 If not, it removes everything of the application: the task files, history and locks in the
 data directory, this script, every task in ``\\Lamplighter\\<app_id>\\`` (through the same
 ``Schedule.Service`` API the backend uses, its own task last) and the folders once empty;
 then it exits 0. A program or script on a drive or network share that cannot be reached
-right now (a removable or network drive) is not taken for an uninstall: the script exits 3
-and removes nothing.
+right now (a removable or network drive) is not taken for an uninstall: the script exits
+with :data:`EXIT_UNREACHABLE` and removes nothing.
 
 Quoting. The command line is built by the Microsoft C runtime's rules
 (:func:`subprocess.list2cmdline`), the rules ``python.exe`` and most programs parse their
@@ -48,6 +48,8 @@ from lamplighter.ids import validate_app_id
 from lamplighter.invocation import RETRY_FLAG, RUN_FLAG
 
 __all__ = [
+    "EXIT_NOT_STARTED",
+    "EXIT_UNREACHABLE",
     "EXPANDABLE",
     "WRAPPER_DIR",
     "WRAPPER_NAME",
@@ -64,6 +66,12 @@ __all__ = [
 WRAPPER_DIR: Final = "windows"
 #: The wrapper script's file name.
 WRAPPER_NAME: Final = "run.vbs"
+#: The script's exit status when the program or script is on a drive or share that cannot be
+#: reached now (``EX_UNAVAILABLE``): nothing was run and nothing removed. Like the script's
+#: status 2 (bad arguments), no :class:`~lamplighter.runner.ExitStatus` of the application.
+EXIT_UNREACHABLE: Final = 69
+#: The script's exit status when the program could not be started at all (``EX_OSERR``).
+EXIT_NOT_STARTED: Final = 71
 #: What ``ExpandEnvironmentStrings`` (and so ``WScript.Shell.Run`` and Task Scheduler's
 #: action arguments) would try to replace: text between two ``%`` signs.
 EXPANDABLE: Final = re.compile(r"%[^%]+%")
@@ -250,11 +258,11 @@ def render_wrapper(
         "    On Error Resume Next",
         f'    status = shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
         "    ' The program could not be started at all: a failed run, not a success.",
-        "    If Err.Number <> 0 Then WScript.Quit 4",
+        f"    If Err.Number <> 0 Then WScript.Quit {EXIT_NOT_STARTED}",
         "    WScript.Quit status",
         "End If",
         "' A drive that is not there now (removable, network) is no uninstall: keep it all.",
-        "If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit 3",
+        f"If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit {EXIT_UNREACHABLE}",
         "' The application is gone: remove its files, this script, its tasks and folders.",
         "On Error Resume Next",
         'fso.DeleteFolder appDir & "\\tasks", True',

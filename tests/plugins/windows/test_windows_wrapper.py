@@ -14,8 +14,11 @@ import re
 import pytest
 
 from lamplighter.backend import UnsupportedRequest
+from lamplighter.runner import ExitStatus
 from lamplighter_windows.taskxml import RETRY_SUFFIX
 from lamplighter_windows.wrapper import (
+    EXIT_NOT_STARTED,
+    EXIT_UNREACHABLE,
     command_line,
     render_wrapper,
     vbs_string,
@@ -167,8 +170,12 @@ def test_the_script_is_ascii_and_holds_every_value_exactly() -> None:
 def test_the_script_runs_hidden_waits_and_checks_the_task_id() -> None:
     text = script()
     run = 'status = shell.Run(commandLine & " --lamplighter-run " & taskId & retryFlag, 0, True)'
-    # A program that cannot be started is a failed run (status 4), never a silent success.
-    steps = ["On Error Resume Next", run, "If Err.Number <> 0 Then WScript.Quit 4"]
+    # A program that cannot be started is a failed run, never a silent success.
+    steps = [
+        "On Error Resume Next",
+        run,
+        f"If Err.Number <> 0 Then WScript.Quit {EXIT_NOT_STARTED}",
+    ]
     steps.append("WScript.Quit status")
     start = text.index("If installed Then")
     positions = [text.index(step, start) for step in steps]
@@ -194,11 +201,21 @@ def test_cleanup_removes_files_then_other_tasks_then_its_own_then_folders() -> N
     assert positions == sorted(positions)
 
 
+def test_the_scripts_own_exit_statuses_are_not_the_applications() -> None:
+    # The task's last result is the application's status (an ExitStatus) or the script's
+    # own; they must not be mistaken for one another.
+    own = {2, EXIT_UNREACHABLE, EXIT_NOT_STARTED}
+    assert len(own) == 3 and not own & {int(status) for status in ExitStatus}
+    assert "WScript.Quit 2" in script()
+
+
 def test_a_drive_that_is_not_there_is_not_an_uninstall() -> None:
     # A program or script on a removable or network drive that is not reachable right now is
     # missing too; removing the tasks and the task files then would lose them for nothing.
     text = script()
-    guard = "If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit 3"
+    guard = (
+        f"If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit {EXIT_UNREACHABLE}"
+    )
     assert text.index("If installed Then") < text.index(guard)
     assert text.index(guard) < text.index('fso.DeleteFolder appDir & "\\tasks", True')
     function = text[text.index("Function Reachable(path)") : text.index("End Function")]
