@@ -52,11 +52,25 @@ from lamplighter_windows.taskxml import (
     render_tasks,
     task_name,
 )
-from lamplighter_windows.wrapper import WRAPPER_DIR, WRAPPER_NAME, render_wrapper, write_wrapper
+from lamplighter_windows.wrapper import (
+    EXIT_NOT_STARTED,
+    EXIT_UNREACHABLE,
+    WRAPPER_DIR,
+    WRAPPER_NAME,
+    render_wrapper,
+    write_wrapper,
+)
 
 __all__ = ["CAPABILITIES", "WindowsBackend"]
 
 logger = logging.getLogger(__name__)
+
+# What a task's last result says when Task Scheduler or the wrapper script set it.
+_RESULT_WORDS = {
+    **RESULT_WORDS,
+    EXIT_UNREACHABLE: "not run: the application's drive or share cannot be reached",
+    EXIT_NOT_STARTED: "the application could not be started",
+}
 
 # How long after a task's own run a due one-shot appended behind it starts (the run ends
 # right after it records its outcome and promotes the appended request).
@@ -384,7 +398,7 @@ class WindowsBackend(Backend):
             detail = "; ".join(
                 f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, "
                 f"last result 0x{t.last_result:08X}"
-                + (f" ({RESULT_WORDS[t.last_result]})" if t.last_result in RESULT_WORDS else "")
+                + (f" ({_RESULT_WORDS[t.last_result]})" if t.last_result in _RESULT_WORDS else "")
                 for t in tasks
             )
             out[tid] = OsSchedule(

@@ -25,6 +25,7 @@ from lamplighter_windows.com import (
     TaskSchedulerError,
     from_variant_time,
 )
+from lamplighter_windows.wrapper import EXIT_NOT_STARTED
 
 from .conftest import FakeWindowsPlugin
 from .taskscheduler_fake import FakeTaskService
@@ -173,6 +174,13 @@ def test_a_run_refused_for_want_of_a_logon_session_says_so(setup: Setup) -> None
     assert schedules is not None
     detail = schedules[TaskId("sync")].detail
     assert f"last result 0x{ERROR_NOT_LOGGED_ON:08X} (the user was not logged on)" in detail
+    # The wrapper's own statuses are named too.
+    setup.service.logged_on = True
+    setup.service.launcher = lambda task_id, retry: EXIT_NOT_STARTED
+    setup.service.fire(FOLDER, "sync")
+    schedules = app.backend.os_schedules([TaskId("sync")])
+    assert schedules is not None
+    assert "(the application could not be started)" in schedules[TaskId("sync")].detail
 
 
 def test_run_immediately_and_due_one_shots_start_at_once(setup: Setup) -> None:
