@@ -177,6 +177,29 @@ def test_one_shots_are_time_triggers_at_their_time() -> None:
         assert len(only(due).find(NS + "Triggers")) == 0  # type: ignore[arg-type]
 
 
+def test_a_time_that_falls_due_while_registering_starts_at_once() -> None:
+    # A one-time trigger whose start has passed by the time RegisterTask returns is a missed
+    # start (late by Task Scheduler's missed-run delay, if run at all). A time within
+    # DUE_MARGIN (two seconds) is started at once instead: a little early, as OS timers may be.
+    for soon in (
+        TaskRequest.exact("soon", NOW + timedelta(seconds=1, microseconds=500_000)),
+        TaskRequest.one_time("soon", timedelta(seconds=2)),
+    ):
+        assert len(only(soon).find(NS + "Triggers")) == 0  # type: ignore[arg-type]
+    later = only(TaskRequest.exact("later", NOW + timedelta(seconds=3)))
+    assert find(later, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T09:00:03Z"
+    request = TaskRequest.exact("r", NOW + timedelta(days=1))
+    wrapper = DATA + r"\windows\run.vbs"
+    soon_retry = render_retry_task(
+        request, app_id=APP, wrapper=wrapper, at=NOW + timedelta(seconds=1), now=NOW
+    )
+    assert soon_retry.run_now and soon_retry.triggers == 0
+    later_retry = render_retry_task(
+        request, app_id=APP, wrapper=wrapper, at=NOW + timedelta(seconds=3), now=NOW
+    )
+    assert not later_retry.run_now and later_retry.triggers == 1
+
+
 def test_a_window_is_a_random_delay_up_to_its_end() -> None:
     root = only(TaskRequest.windowed("w", NOW + timedelta(hours=1), NOW + timedelta(hours=3)))
     trigger = "Triggers/TimeTrigger/"
