@@ -547,6 +547,13 @@ class TaskStore:
         for key in ("request", "state"):
             if not isinstance(document.get(key), dict):
                 raise self._move_aside(path, f"{key!r} is missing or not an object")
+        owner = document["request"].get("task_id")
+        if isinstance(owner, str) and f"{owner}.json" != path.name:
+            # A file copied or renamed from another task: running it would run this task
+            # with the other's request, and record it here.
+            raise self._move_aside(
+                path, f"request.task_id is {owner!r}, but the file belongs to {path.stem!r}"
+            )
         problem = state_problem(document)
         if problem is not None:
             raise self._move_aside(path, problem)
