@@ -63,6 +63,7 @@ __all__ = [
     "TaskDocument",
     "TaskStore",
     "default_data_dir",
+    "read_regular",
     "sync_directories",
 ]
 

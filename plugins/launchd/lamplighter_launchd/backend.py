@@ -40,6 +40,7 @@ from lamplighter.ids import TaskId
 from lamplighter.invocation import RUN_FLAG, LaunchCommand
 from lamplighter.model import OnLogin, TaskRequest
 from lamplighter.runner import ONE_SHOT_KINDS
+from lamplighter.store import read_regular
 from lamplighter_launchd.agents import (
     LABEL_PREFIXES,
     agent_label,
@@ -132,9 +133,8 @@ class LaunchdBackend(Backend):
         ``com.example.notes`` + ``sync`` share one: an agent at ``label`` that runs another
         task belongs to another application, and is not overwritten."""
         path = self._path(label)
-        try:
-            content = plistlib.loads(path.read_bytes())
-        except (OSError, ValueError, plistlib.InvalidFileException):
+        content = _read_plist(path)
+        if content is None:
             return  # none, or unreadable: nothing to tell it by
         argv = content.get("ProgramArguments") if isinstance(content, dict) else None
         owner = _task_of(argv)
@@ -388,9 +388,8 @@ class LaunchdBackend(Backend):
             label = path.name[: -len(".plist")]
             if not any(label.startswith(f"{p}.{self.host.app_id}.") for p in LABEL_PREFIXES):
                 continue
-            try:
-                content = plistlib.loads(path.read_bytes())
-            except (OSError, ValueError, plistlib.InvalidFileException):
+            content = _read_plist(path)
+            if content is None:
                 found[label] = (path, None)
                 continue
             argv = content.get("ProgramArguments") if isinstance(content, dict) else None
@@ -453,6 +452,19 @@ def _next_run(request: TaskRequest, state: Mapping[str, Any], now: datetime) -> 
     if retry_at is not None and request.trigger.kind in ONE_SHOT_KINDS:
         return datetime.fromisoformat(retry_at)
     return expected_next_run(request, state, now)
+
+
+def _read_plist(path: Path) -> Any:
+    """The property list in ``path``, or None when there is none or it is unreadable.
+
+    Whatever is in the user's LaunchAgents folder is read this way: a FIFO or a device is
+    never waited on, and a binary plist nested deeper than plistlib can recurse is
+    unreadable like any other broken file.
+    """
+    try:
+        return plistlib.loads(read_regular(path))
+    except (OSError, ValueError, RecursionError, plistlib.InvalidFileException):
+        return None
 
 
 def _task_of(argv: object) -> TaskId | None:

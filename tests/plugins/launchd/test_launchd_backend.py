@@ -522,3 +522,68 @@ def test_cancel_all_leaves_the_agents_of_another_data_directory(
         assert list(launchd.loaded) == [LABEL]
     finally:
         second.shutdown()
+
+
+# ------------------------------------------------------------------ odd files in LaunchAgents
+
+
+def _deep_binary_plist(depth: int) -> bytes:
+    """A binary property list of ``depth`` nested one-element arrays (plistlib reads it
+    recursively)."""
+    import struct
+
+    body = b"".join(bytes([0xA1]) + struct.pack(">I", i + 1) for i in range(depth - 1))
+    body += bytes([0xA0])
+    offsets = [8 + 5 * i for i in range(depth)]
+    table = b"".join(struct.pack(">I", o) for o in offsets)
+    trailer = struct.pack(">6xBBQQQ", 4, 4, depth, 0, 8 + len(body))
+    return b"bplist00" + body + table + trailer
+
+
+ODD_AGENT_FILES = {
+    "deeply-nested-binary-plist": lambda p: p.write_bytes(_deep_binary_plist(100_000)),
+    "fifo": lambda p: os.mkfifo(p),
+    "directory": lambda p: p.mkdir(),
+    "symlink-to-a-device": lambda p: p.symlink_to("/dev/zero"),
+    "top-level-array": lambda p: p.write_bytes(plistlib.dumps([1, 2])),
+    "program-arguments-not-text": lambda p: p.write_bytes(
+        plistlib.dumps({"ProgramArguments": [1, "--lamplighter-run", b"sync"]})
+    ),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("make", ODD_AGENT_FILES.values(), ids=ODD_AGENT_FILES.keys())
+def test_an_odd_file_at_an_agents_path_is_replaced_or_reported_never_waited_on(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, make: Any
+) -> None:
+    import threading
+
+    directory = agents_dir(tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{LABEL}.plist"
+    make(path)
+    done: dict[str, Any] = {}
+
+    def use() -> None:
+        try:
+            done["diagnostics"] = app.diagnostics()
+            done["doctor"] = app.backend.doctor_checks()
+            done["schedules"] = app.backend.os_schedules([TaskId("sync")])
+            app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+            done["scheduled"] = True
+        except BaseException as exc:
+            done["error"] = exc
+
+    thread = threading.Thread(target=use, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():
+        if stat.S_ISFIFO(os.stat(path).st_mode):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # release the reader
+        thread.join(30)
+        pytest.fail("a query waited on the file at the agent's path")
+    error = done.get("error")
+    # Refusing to overwrite what is there is fine, with a message; a crash is not.
+    assert error is None or isinstance(error, (OSError, ValueError)), repr(error)
+    assert not isinstance(error, RecursionError)
