@@ -470,9 +470,19 @@ class WindowsBackend(Backend):
         owners = {name.removesuffix(RETRY_SUFFIX) for name in registered}
         missing = sorted((tid for tid in scheduled if tid.value not in owners), key=str)
         fixed = False
+        undecodable: list[str] = []
         if missing and fix:
-            self.install([self.host.decode_request(scheduled[tid]["request"]) for tid in missing])
-            fixed = True
+            # One request that no longer decodes (its plugin was removed, its file was
+            # edited) stays with its task: the others are registered again all the same.
+            requests = []
+            for tid in missing:
+                try:
+                    requests.append(self.host.decode_request(scheduled[tid]["request"]))
+                except ValueError as exc:
+                    undecodable.append(f"{tid.value} ({exc})")
+            if requests:
+                self.install(requests)
+            fixed = not undecodable
         checks.append(
             DoctorCheck(
                 name="missing-tasks",
@@ -482,6 +492,12 @@ class WindowsBackend(Backend):
                     if not missing
                     else "scheduled tasks Task Scheduler does not have: "
                     + ", ".join(tid.value for tid in missing)
+                    + (
+                        "; cannot register again, as their requests do not decode: "
+                        + "; ".join(undecodable)
+                        if undecodable
+                        else ""
+                    )
                 ),
                 fix=None if not missing else "register them again (doctor --fix)",
                 fixed=fixed,

@@ -440,3 +440,27 @@ def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:
     info = app.task_info("job")
     assert info is not None and info.next_run is not None
     assert timedelta(0) < info.next_run - datetime.now(UTC) <= timedelta(minutes=1, seconds=2)
+
+
+def test_doctor_fix_reinstalls_what_decodes_and_reports_a_request_that_does_not(
+    setup: Setup,
+) -> None:
+    import json
+
+    app = setup.start(a=Recorder(), b=Recorder())
+    app.schedule_many([TaskRequest.periodic("a", HOUR), TaskRequest.periodic("b", HOUR)])
+    service = setup.service
+    service.delete_task(FOLDER, "a")
+    service.delete_task(FOLDER, "b")
+    # b's file reads, but its request does not decode (a trigger of a plugin since removed).
+    path = app.store.task_path(TaskId("b"))
+    document = json.loads(path.read_text())
+    document["request"]["trigger"] = {"type": "from-a-removed-plugin"}
+    path.write_text(json.dumps(document))
+
+    fixed = {check.name: check for check in app.backend.doctor_checks(fix=True)}
+    missing = fixed["missing-tasks"]
+    assert f"{FOLDER}\\a" in service.tasks  # what decodes is reinstalled
+    assert f"{FOLDER}\\b" not in service.tasks
+    assert not missing.ok and "b" in missing.detail
+    assert path.read_text() == json.dumps(document)  # left as it was
