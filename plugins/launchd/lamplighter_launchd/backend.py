@@ -354,7 +354,12 @@ class LaunchdBackend(Backend):
                     words.append(f"last exit code = {state.last_exit_code}")
                 loaded.append(f"{label}: loaded, " + ", ".join(words))
             stored = self.host.store.load_quiet(task_id)
-            request = None if stored is None else self.host.decode_request(stored["request"])
+            request = None
+            if stored is not None:
+                try:
+                    request = self.host.decode_request(stored["request"])
+                except ValueError as exc:  # stays with its task: the others are answered
+                    loaded.append(f"its stored request does not decode: {exc}")
             # An OnLogin agent is loaded by launchd at the next login.
             active = any(": loaded" in line for line in loaded) or (
                 present and request is not None and isinstance(request.trigger, OnLogin)

@@ -587,3 +587,24 @@ def test_an_odd_file_at_an_agents_path_is_replaced_or_reported_never_waited_on(
     # Refusing to overwrite what is there is fine, with a message; a crash is not.
     assert error is None or isinstance(error, (OSError, ValueError)), repr(error)
     assert not isinstance(error, RecursionError)
+
+
+def test_a_request_that_does_not_decode_leaves_the_other_os_schedules_alone(
+    app: Lamplighter, tmp_path: Path
+) -> None:
+    import json
+
+    app.schedule_many(
+        [TaskRequest.periodic("sync", timedelta(hours=1)), TaskRequest.on_login("other")]
+    )
+    path = app.store.task_path(TaskId("other"))
+    document = json.loads(path.read_text())
+    document["request"]["trigger"] = {"type": "from-a-removed-plugin"}
+    path.write_text(json.dumps(document))
+
+    schedules = app.backend.os_schedules([TaskId("sync"), TaskId("other")])
+    assert schedules is not None
+    assert schedules[TaskId("sync")].active and schedules[TaskId("sync")].next_run is not None
+    other = schedules[TaskId("other")]
+    assert other.present and other.next_run is None
+    assert "from-a-removed-plugin" in other.detail
