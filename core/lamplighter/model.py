@@ -378,6 +378,9 @@ class Constraints:
 
 #: Every constraint name, in the order of the ``Constraints`` fields.
 CONSTRAINT_NAMES = ("network", "battery_not_low", "charging", "device_idle", "min_storage_bytes")
+#: The ``Constraints`` fields core's built-in ``"device"`` checker evaluates (all but
+#: ``network``).
+DEVICE_CONSTRAINTS = frozenset({"battery_not_low", "charging", "device_idle", "min_storage_bytes"})
 
 
 # --------------------------------------------------------------------------------------------

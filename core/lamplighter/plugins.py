@@ -154,9 +154,9 @@ class PluginManager:
 
     def _load(self) -> None:
         if self._builtins:
-            from lamplighter import conditions
+            from lamplighter import _device_plugin
 
-            self._register(conditions, "device", "lamplighter")
+            self._register(_device_plugin, "device", "lamplighter")
         if self._explicit is not None:
             for plugin in self._explicit:
                 self._register(plugin, _plugin_name(plugin), None)

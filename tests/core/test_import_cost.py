@@ -63,6 +63,7 @@ NOT_ON_THE_RUN_PATH = (
     "psutil",  # only when a device constraint is checked
     "jeepney",
     "platformdirs",  # data_dir is given here
+    "lamplighter.conditions",  # the device checker is built only to check a constraint
     "lamplighter.backend",  # only to arrange a retry or retire a one-shot schedule
     "lamplighter.serialization",
     "lamplighter._events_other",  # event kinds a run makes only when it does not go well
