@@ -2,8 +2,10 @@
 on time.
 
 The model (task ids, triggers, constraints, retry policies, requests, results) is imported
-eagerly; everything heavier (the plugin manager, the facade, serialization) loads on first
-use, because the OS relaunches the application for every scheduled run.
+eagerly, but for the records a run seldom uses (the event triggers, the linear and fixed
+retry policies, ``TaskInfo``), which are created on first use; everything heavier (the
+plugin manager, the facade, serialization) loads on first use, because the OS relaunches
+the application for every scheduled run.
 """
 
 from __future__ import annotations
@@ -14,30 +16,22 @@ from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 from lamplighter.invocation import is_scheduler_invocation
 from lamplighter.model import (
-    BatteryLow,
-    BatteryOkay,
     Calendar,
     Constraints,
     ConstraintsNotMet,
-    DeviceIdle,
     Exact,
     ExistingTaskPolicy,
     ExponentialBackoff,
     Failure,
-    FixedDelay,
-    LinearBackoff,
     NetworkType,
     OneTime,
     OnLogin,
-    PathChanged,
     Periodic,
     Retry,
     RetryPolicy,
-    StorageLow,
     Success,
     Task,
     TaskContext,
-    TaskInfo,
     TaskRequest,
     TaskResult,
     TaskState,
@@ -48,6 +42,16 @@ from lamplighter.model import (
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
     from lamplighter.hookspecs import hookimpl
+    from lamplighter.model import (
+        BatteryLow,
+        BatteryOkay,
+        DeviceIdle,
+        FixedDelay,
+        LinearBackoff,
+        PathChanged,
+        StorageLow,
+        TaskInfo,
+    )
     from lamplighter.plugins import PluginManager
     from lamplighter.runner import ExitStatus
     from lamplighter.store.records import ExecutionRecord
@@ -101,6 +105,15 @@ _LAZY = {
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",
+    # model records a run seldom uses, created on first use (see lamplighter.model)
+    "BatteryLow": "lamplighter.model",
+    "BatteryOkay": "lamplighter.model",
+    "DeviceIdle": "lamplighter.model",
+    "FixedDelay": "lamplighter.model",
+    "LinearBackoff": "lamplighter.model",
+    "PathChanged": "lamplighter.model",
+    "StorageLow": "lamplighter.model",
+    "TaskInfo": "lamplighter.model",
 }
 
 

@@ -20,12 +20,11 @@ import attrs
 from lamplighter._scalars import seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
-    BUILTIN_TRIGGERS,
-    RETRY_POLICIES,
     Constraints,
     ExistingTaskPolicy,
     NetworkType,
     TaskRequest,
+    builtin_class,
 )
 
 __all__ = ["decode_request", "encode_request"]
@@ -93,28 +92,43 @@ def _annotation(annotation: object) -> str:
     return getattr(annotation, "__name__", "?")
 
 
-_Table = dict[str, tuple[type, tuple[tuple[str, Callable[[object], object]], ...]]]
+_Entry = tuple[type, tuple[tuple[str, Callable[[object], object]], ...]]
+
+
+class _Table(dict[str, _Entry | None]):
+    """The decodable built-in classes of one tag family (triggers or retry policies) by
+    kind, each looked up (and created, for the model's records made on first use) only when
+    a stored value names it."""
+
+    def __init__(self, *, retry: bool) -> None:
+        super().__init__()
+        self._retry = retry
+
+    def __missing__(self, kind: object) -> _Entry | None:
+        cls = builtin_class(kind, retry=self._retry) if isinstance(kind, str) else None
+        entry = None if cls is None else _entry(cls)
+        if isinstance(kind, str):
+            self[kind] = entry
+        return entry
+
+
 _tables: tuple[_Table, _Table] | None = None
 
 
-def _table(classes: tuple[type, ...]) -> _Table:
-    table: _Table = {}
-    for cls in classes:
-        fields = []
-        for field in attrs.fields(cls):
-            reader = _READERS.get(_annotation(field.type))
-            if reader is None:
-                break  # a field this decoder does not know: leave the class to cattrs
-            fields.append((field.name, reader))
-        else:
-            table[cls.kind] = (cls, tuple(fields))  # type: ignore[attr-defined]
-    return table
+def _entry(cls: type) -> _Entry | None:
+    fields = []
+    for field in attrs.fields(cls):
+        reader = _READERS.get(_annotation(field.type))
+        if reader is None:
+            return None  # a field this decoder does not know: leave the class to cattrs
+        fields.append((field.name, reader))
+    return cls, tuple(fields)
 
 
 def _tagged(table: _Table, value: object) -> Any:
     if not isinstance(value, Mapping):
         raise _Unsupported
-    entry = table.get(value.get("type"))  # type: ignore[arg-type]
+    entry = table[value.get("type")]  # type: ignore[index]
     if entry is None or len(value) != len(entry[1]) + 1:
         raise _Unsupported
     cls, fields = entry
@@ -152,7 +166,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
     """The request stored as ``data``, or None when it needs the full converter."""
     global _tables
     if _tables is None:
-        _tables = (_table(BUILTIN_TRIGGERS), _table(RETRY_POLICIES))
+        _tables = (_Table(retry=False), _Table(retry=True))
     triggers, policies = _tables
     if not isinstance(data, Mapping) or set(data) != _REQUEST_KEYS:
         return None
@@ -194,6 +208,8 @@ _out_tables: _Out | None = None
 
 def _build_out_tables() -> _Out:
     table: _Out = {}
+    from lamplighter.model import BUILTIN_TRIGGERS, RETRY_POLICIES
+
     classes: tuple[type[Any], ...] = (*BUILTIN_TRIGGERS, *RETRY_POLICIES)
     for cls in classes:
         fields = []

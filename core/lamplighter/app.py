@@ -38,7 +38,6 @@ from lamplighter.invocation import (
 from lamplighter.model import (
     Constraints,
     Task,
-    TaskInfo,
     TaskRequest,
     TaskState,
 )
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
     from lamplighter.journal import EventJournal
+    from lamplighter.model import TaskInfo
     from lamplighter.plugins import PluginManager
 
 __all__ = ["Lamplighter"]
@@ -599,6 +599,8 @@ class Lamplighter:
                 logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
                 next_run = None
         assert next_run is None or isinstance(next_run, datetime)
+        from lamplighter.model import TaskInfo  # created on first use
+
         return TaskInfo(
             task_id=tid,
             state=state,

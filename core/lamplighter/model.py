@@ -16,19 +16,39 @@ OS scheduler may run in another zone; write ``datetime.now().astimezone()`` for 
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from lamplighter._model_base import (
+    RetryPolicy,
+    TaskResult,
+    TaskState,
+    Trigger,
+    _positive_delay,
+    _positive_int,
+    _timedelta,
+)
 from lamplighter._scalars import require_aware
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from lamplighter._model_more import BatteryLow as BatteryLow
+    from lamplighter._model_more import BatteryOkay as BatteryOkay
+    from lamplighter._model_more import DeviceIdle as DeviceIdle
+    from lamplighter._model_more import FixedDelay as FixedDelay
+    from lamplighter._model_more import LinearBackoff as LinearBackoff
+    from lamplighter._model_more import PathChanged as PathChanged
+    from lamplighter._model_more import StorageLow as StorageLow
+    from lamplighter._model_more import TaskInfo as TaskInfo
+
+    BUILTIN_TRIGGERS: tuple[type[Trigger], ...]
+    RETRY_POLICIES: tuple[type[RetryPolicy], ...]
 
 __all__ = [
     "PERIODIC_FLOOR",
@@ -81,23 +101,6 @@ def _aware(instance: object, attribute: attrs.Attribute[Any], value: datetime) -
     require_aware(value, attribute.name)
 
 
-def _timedelta(
-    *, minimum: timedelta | None = None, strictly_positive: bool = False
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(
-                f"{attribute.name} must be a datetime.timedelta, got {type(value).__name__} "
-                f"{value!r}"
-            )
-        if strictly_positive and value <= timedelta(0):
-            raise ValueError(f"{attribute.name} must be positive, got {value}")
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
-
-    return check
-
-
 def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, bool):
         raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
@@ -105,11 +108,6 @@ def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> 
 
 def _to_task_id(value: TaskId | str) -> TaskId:
     return TaskId.of(value)
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
 
 
 def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]:
@@ -128,18 +126,6 @@ def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]
 # --------------------------------------------------------------------------------------------
 # triggers
 # --------------------------------------------------------------------------------------------
-
-
-class Trigger:
-    """Base class of every trigger; says *when* a task runs.
-
-    Subclasses are frozen attrs classes with a unique ``kind`` (the tag used when the
-    trigger is stored). Plugins add trigger types through the ``lamplighter_trigger_types``
-    hook.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
 
 
 @attrs.frozen
@@ -243,77 +229,22 @@ class OnLogin(Trigger):
     kind: ClassVar[str] = "on_login"
 
 
-@attrs.frozen
-class BatteryLow(Trigger):
-    """Run when the battery falls below the low threshold (15 %)."""
-
-    kind: ClassVar[str] = "battery_low"
-
-
-@attrs.frozen
-class BatteryOkay(Trigger):
-    """Run when the battery rises back above the low threshold."""
-
-    kind: ClassVar[str] = "battery_okay"
-
-
-@attrs.frozen
-class StorageLow(Trigger):
-    """Run when free storage in the data directory falls low."""
-
-    kind: ClassVar[str] = "storage_low"
-
-
-@attrs.frozen
-class DeviceIdle(Trigger):
-    """Run when the user has been idle for at least 5 minutes."""
-
-    kind: ClassVar[str] = "device_idle"
-
-
-def _to_path(value: object) -> str:
-    if not isinstance(value, str | os.PathLike):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(value).__name__}")
-    text = os.fspath(value)
-    if not isinstance(text, str):
-        raise TypeError(f"path must be a text path, got {text!r}")
-    return text
-
-
-def _check_path(_instance: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not os.path.isabs(value):
-        raise ValueError(
-            f"path {value!r} is relative; an absolute path is required because the OS "
-            "scheduler does not run in the application's working directory"
-        )
-    if any(c in value for c in "\0\n\r"):
-        raise ValueError(f"path {value!r} contains a NUL or line break, which is not allowed")
-
-
-@attrs.frozen
-class PathChanged(Trigger):
-    """Run when the file or directory at ``path`` (absolute) changes."""
-
-    kind: ClassVar[str] = "path_changed"
-    path: str = attrs.field(converter=_to_path, validator=_check_path)
-
-
-#: The trigger types the core defines; plugins add more through ``lamplighter_trigger_types``.
-BUILTIN_TRIGGERS: tuple[type[Trigger], ...] = (
-    OneTime,
-    Periodic,
-    Calendar,
-    Exact,
-    Windowed,
-    OnLogin,
-    BatteryLow,
-    BatteryOkay,
-    StorageLow,
-    DeviceIdle,
-    PathChanged,
-)
+# The class name of every built-in trigger, by kind, in the order of ``BUILTIN_TRIGGERS``.
+_TRIGGER_NAMES = {
+    "one_time": "OneTime",
+    "periodic": "Periodic",
+    "calendar": "Calendar",
+    "exact": "Exact",
+    "windowed": "Windowed",
+    "on_login": "OnLogin",
+    "battery_low": "BatteryLow",
+    "battery_okay": "BatteryOkay",
+    "storage_low": "StorageLow",
+    "device_idle": "DeviceIdle",
+    "path_changed": "PathChanged",
+}
 #: The kind of every built-in trigger.
-BUILTIN_TRIGGER_KINDS: frozenset[str] = frozenset(cls.kind for cls in BUILTIN_TRIGGERS)
+BUILTIN_TRIGGER_KINDS: frozenset[str] = frozenset(_TRIGGER_NAMES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,29 +319,6 @@ DEVICE_CONSTRAINTS = frozenset({"battery_not_low", "charging", "device_idle", "m
 # --------------------------------------------------------------------------------------------
 
 
-class RetryPolicy:
-    """How a task that returned ``Retry`` is run again.
-
-    ``delay_for(attempt)`` is the wait after attempt number ``attempt`` (1-based) returned
-    ``Retry``; after ``max_attempts`` attempts the outcome becomes a ``Failure``.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-    max_attempts: int
-
-    def delay_for(self, attempt: int) -> timedelta:
-        """The wait after attempt ``attempt`` returned ``Retry``."""
-        raise NotImplementedError
-
-    def _check_attempt(self, attempt: int) -> None:
-        if not isinstance(attempt, int) or attempt < 1:
-            raise ValueError(f"attempt must be an integer of at least 1, got {attempt!r}")
-
-
-_positive_delay = _timedelta(strictly_positive=True)
-
-
 def _check_max_delay(
     instance: ExponentialBackoff, attribute: attrs.Attribute[Any], value: object
 ) -> None:
@@ -440,33 +348,12 @@ class ExponentialBackoff(RetryPolicy):
         return delay
 
 
-@attrs.frozen
-class LinearBackoff(RetryPolicy):
-    """The delay grows by ``delay`` per retry: ``delay * attempt``."""
-
-    kind: ClassVar[str] = "linear"
-    delay: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return self.delay * attempt
-
-
-@attrs.frozen
-class FixedDelay(RetryPolicy):
-    """The same ``delay`` before every retry."""
-
-    kind: ClassVar[str] = "fixed"
-    delay: timedelta = attrs.field(validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return self.delay
-
-
-RETRY_POLICIES: tuple[type[RetryPolicy], ...] = (ExponentialBackoff, LinearBackoff, FixedDelay)
+# The class name of every retry policy, by kind, in the order of ``RETRY_POLICIES``.
+_RETRY_NAMES = {
+    "exponential": "ExponentialBackoff",
+    "linear": "LinearBackoff",
+    "fixed": "FixedDelay",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,16 +533,6 @@ class TaskRequest:
 # --------------------------------------------------------------------------------------------
 
 
-class TaskResult:
-    """What a run returned: :class:`Success`, :class:`Failure` or :class:`Retry`.
-
-    Stored outcomes add :class:`ConstraintsNotMet`.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-
-
 def _str_field(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
@@ -787,22 +664,50 @@ class Task(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-class TaskState(enum.Enum):
-    """Where a task stands."""
+# --------------------------------------------------------------------------------------------
+# records created on first use
+# --------------------------------------------------------------------------------------------
 
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    INACTIVE = "inactive"
+# The OS starts the application again for every run, and a run uses a handful of these
+# records; the event triggers, the rarer retry policies and ``TaskInfo`` are created on first
+# use, in ``lamplighter._model_more`` (their ``__module__`` is this module, so reprs and
+# pickles name them here).
+_MORE = frozenset(
+    {
+        "BatteryLow",
+        "BatteryOkay",
+        "StorageLow",
+        "DeviceIdle",
+        "PathChanged",
+        "LinearBackoff",
+        "FixedDelay",
+        "TaskInfo",
+    }
+)
 
 
-@attrs.frozen(kw_only=True)
-class TaskInfo:
-    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it."""
+def builtin_class(kind: str, *, retry: bool = False) -> type[Any] | None:
+    """The built-in trigger (or, with ``retry``, retry policy) class of ``kind``, created
+    if it was not yet; None when no built-in one has that kind."""
+    name = (_RETRY_NAMES if retry else _TRIGGER_NAMES).get(kind)
+    return None if name is None else globals().get(name) or __getattr__(name)
 
-    task_id: TaskId
-    state: TaskState
-    last_run: datetime | None = None
-    next_run: datetime | None = None
-    run_count: int = 0
-    attempt: int = 1
-    last_result: TaskResult | None = None
+
+def __getattr__(name: str) -> Any:
+    if name in _MORE:
+        from lamplighter import _model_more
+
+        value: Any = getattr(_model_more, name)
+    elif name == "BUILTIN_TRIGGERS":
+        #: The trigger types the core defines; plugins add more (``lamplighter_trigger_types``).
+        value = tuple(builtin_class(kind) for kind in _TRIGGER_NAMES)
+    elif name == "RETRY_POLICIES":
+        value = tuple(builtin_class(kind, retry=True) for kind in _RETRY_NAMES)
+    else:
+        raise AttributeError(f"module 'lamplighter.model' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | {"BUILTIN_TRIGGERS", "RETRY_POLICIES"})

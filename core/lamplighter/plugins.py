@@ -38,7 +38,7 @@ import pluggy
 from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
 from lamplighter.hookspecs import BackendInfo, CheckerInfo, TriggerTypeInfo
-from lamplighter.model import BUILTIN_TRIGGERS, CONSTRAINT_NAMES, Trigger
+from lamplighter.model import BUILTIN_TRIGGER_KINDS, CONSTRAINT_NAMES, Trigger
 
 if TYPE_CHECKING:
     import cattrs
@@ -253,7 +253,7 @@ class PluginManager:
                 )
             claims[(what, key)] = owner
 
-        for kind in (cls.kind for cls in BUILTIN_TRIGGERS):
+        for kind in BUILTIN_TRIGGER_KINDS:
             claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
 
         for owner, backend in self._results("lamplighter_backends", BackendInfo):
