@@ -2,19 +2,19 @@
 on time.
 
 The model (task ids, triggers, constraints, retry policies, requests, results) is imported
-eagerly, but for the records a run seldom uses (the event triggers, the linear and fixed
-retry policies, ``TaskInfo``), which are created on first use; everything heavier (the
-plugin manager, the facade, serialization) loads on first use, because the OS relaunches
-the application for every scheduled run.
+eagerly, but for the records a run seldom uses (the event triggers, ``TaskInfo``), which
+are created on first use; everything heavier (the plugin manager, the facade,
+serialization) loads on first use, because the OS relaunches the application for every
+scheduled run.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lamplighter.calendar import CalendarExpr
+from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTranslationError
 from lamplighter.ids import TaskId
-from lamplighter.invocation import is_scheduler_invocation
+from lamplighter.invocation import InvocationError, is_scheduler_invocation
 from lamplighter.model import (
     Calendar,
     Constraints,
@@ -23,6 +23,8 @@ from lamplighter.model import (
     ExistingTaskPolicy,
     ExponentialBackoff,
     Failure,
+    FixedDelay,
+    LinearBackoff,
     NetworkType,
     OneTime,
     OnLogin,
@@ -41,26 +43,28 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
+    from lamplighter.backend import BackendUnavailable, UnsupportedRequest
     from lamplighter.hookspecs import hookimpl
     from lamplighter.model import (
         BatteryLow,
         BatteryOkay,
         DeviceIdle,
-        FixedDelay,
-        LinearBackoff,
         PathChanged,
         StorageLow,
         TaskInfo,
     )
-    from lamplighter.plugins import PluginManager
+    from lamplighter.plugins import PluginConflictError, PluginManager
     from lamplighter.runner import ExitStatus
     from lamplighter.store.records import ExecutionRecord
 
 __all__ = [
+    "BackendUnavailable",
     "BatteryLow",
     "BatteryOkay",
     "Calendar",
     "CalendarExpr",
+    "CalendarSyntaxError",
+    "CalendarTranslationError",
     "Constraints",
     "ConstraintsNotMet",
     "DeviceIdle",
@@ -71,6 +75,7 @@ __all__ = [
     "ExponentialBackoff",
     "Failure",
     "FixedDelay",
+    "InvocationError",
     "Lamplighter",
     "LinearBackoff",
     "NetworkType",
@@ -78,6 +83,7 @@ __all__ = [
     "OneTime",
     "PathChanged",
     "Periodic",
+    "PluginConflictError",
     "PluginManager",
     "Retry",
     "RetryPolicy",
@@ -91,6 +97,7 @@ __all__ = [
     "TaskResult",
     "TaskState",
     "Trigger",
+    "UnsupportedRequest",
     "Windowed",
     "hookimpl",
     "is_scheduler_invocation",
@@ -102,6 +109,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "hookimpl": "lamplighter.hookspecs",
     "PluginManager": "lamplighter.plugins",
+    "PluginConflictError": "lamplighter.plugins",
+    "BackendUnavailable": "lamplighter.backend",
+    "UnsupportedRequest": "lamplighter.backend",
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",
@@ -109,8 +119,6 @@ _LAZY = {
     "BatteryLow": "lamplighter.model",
     "BatteryOkay": "lamplighter.model",
     "DeviceIdle": "lamplighter.model",
-    "FixedDelay": "lamplighter.model",
-    "LinearBackoff": "lamplighter.model",
     "PathChanged": "lamplighter.model",
     "StorageLow": "lamplighter.model",
     "TaskInfo": "lamplighter.model",

@@ -1,42 +1,13 @@
-"""The bases of the model's triggers, retry policies and results, :class:`TaskState`, and
-validators the model's records share; :mod:`lamplighter.model` is their public home (and
-their ``__module__``)."""
+"""The bases of the model's triggers and results, and :class:`TaskState`, in a module of
+their own so that :mod:`lamplighter.model` (their public home and ``__module__``) and the
+records it creates on first use (``lamplighter._model_more``) both build on them."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import attrs
-
-__all__ = ["RetryPolicy", "TaskResult", "TaskState", "Trigger"]
-
-
-def _timedelta(
-    *, minimum: timedelta | None = None, strictly_positive: bool = False
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(
-                f"{attribute.name} must be a datetime.timedelta, got {type(value).__name__} "
-                f"{value!r}"
-            )
-        if strictly_positive and value <= timedelta(0):
-            raise ValueError(f"{attribute.name} must be positive, got {value}")
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
-
-    return check
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
-
-
-_positive_delay = _timedelta(strictly_positive=True)
+__all__ = ["TaskResult", "TaskState", "Trigger"]
 
 
 class Trigger:
@@ -49,26 +20,6 @@ class Trigger:
 
     __slots__ = ()
     kind: ClassVar[str]
-
-
-class RetryPolicy:
-    """How a task that returned ``Retry`` is run again.
-
-    ``delay_for(attempt)`` is the wait after attempt number ``attempt`` (1-based) returned
-    ``Retry``; after ``max_attempts`` attempts the outcome becomes a ``Failure``.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-    max_attempts: int
-
-    def delay_for(self, attempt: int) -> timedelta:
-        """The wait after attempt ``attempt`` returned ``Retry``."""
-        raise NotImplementedError
-
-    def _check_attempt(self, attempt: int) -> None:
-        if not isinstance(attempt, int) or attempt < 1:
-            raise ValueError(f"attempt must be an integer of at least 1, got {attempt!r}")
 
 
 class TaskResult:
@@ -89,5 +40,5 @@ class TaskState(enum.Enum):
     INACTIVE = "inactive"
 
 
-for _cls in (Trigger, RetryPolicy, TaskResult, TaskState):
+for _cls in (Trigger, TaskResult, TaskState):
     _cls.__module__ = "lamplighter.model"

@@ -1,5 +1,4 @@
-"""The model's records a run seldom uses: the event triggers, the linear and fixed retry
-policies, and :class:`TaskInfo`.
+"""The model's records a run seldom uses: the event triggers and :class:`TaskInfo`.
 
 Their public home is :mod:`lamplighter.model`, which creates them on first use (each attrs
 class costs the import that makes it), because the OS starts the application again for every
@@ -9,33 +8,17 @@ run.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from lamplighter._model_base import (
-    RetryPolicy,
-    TaskResult,
-    TaskState,
-    Trigger,
-    _positive_delay,
-    _positive_int,
-)
+from lamplighter._model_base import TaskResult, TaskState, Trigger
 
 if TYPE_CHECKING:
     from lamplighter.ids import TaskId
 
-__all__ = [
-    "BatteryLow",
-    "BatteryOkay",
-    "DeviceIdle",
-    "FixedDelay",
-    "LinearBackoff",
-    "PathChanged",
-    "StorageLow",
-    "TaskInfo",
-]
+__all__ = ["BatteryLow", "BatteryOkay", "DeviceIdle", "PathChanged", "StorageLow", "TaskInfo"]
 
 
 @attrs.frozen
@@ -93,35 +76,14 @@ class PathChanged(Trigger):
     path: str = attrs.field(converter=_to_path, validator=_check_path)
 
 
-@attrs.frozen
-class LinearBackoff(RetryPolicy):
-    """The delay grows by ``delay`` per retry: ``delay * attempt``."""
-
-    kind: ClassVar[str] = "linear"
-    delay: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return self.delay * attempt
-
-
-@attrs.frozen
-class FixedDelay(RetryPolicy):
-    """The same ``delay`` before every retry."""
-
-    kind: ClassVar[str] = "fixed"
-    delay: timedelta = attrs.field(validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return self.delay
-
-
 @attrs.frozen(kw_only=True)
 class TaskInfo:
-    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it."""
+    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it.
+
+    ``problem`` is None for a healthy task; for a task whose stored file cannot be used it
+    says why (the path and the reason, as ``diagnostics()["broken_tasks"]`` does), and the
+    state is ``INACTIVE``: nothing runs it until it is scheduled again.
+    """
 
     task_id: TaskId
     state: TaskState
@@ -130,16 +92,8 @@ class TaskInfo:
     run_count: int = 0
     attempt: int = 1
     last_result: TaskResult | None = None
+    problem: str | None = None
 
 
-for _cls in (
-    BatteryLow,
-    BatteryOkay,
-    StorageLow,
-    DeviceIdle,
-    PathChanged,
-    LinearBackoff,
-    FixedDelay,
-    TaskInfo,
-):
+for _cls in (BatteryLow, BatteryOkay, StorageLow, DeviceIdle, PathChanged, TaskInfo):
     _cls.__module__ = "lamplighter.model"

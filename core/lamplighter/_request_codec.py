@@ -17,14 +17,15 @@ from typing import Any
 
 import attrs
 
-from lamplighter._scalars import seconds_out
+from lamplighter._scalars import seconds_in, seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
+    RETRY_POLICIES,
     Constraints,
     ExistingTaskPolicy,
     NetworkType,
     TaskRequest,
-    builtin_class,
+    builtin_trigger,
 )
 
 __all__ = ["decode_request", "encode_request"]
@@ -35,9 +36,7 @@ class _Unsupported(Exception):
 
 
 def _seconds(value: object) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Unsupported
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")  # its errors send the request to the converter
 
 
 def _optional_seconds(value: object) -> timedelta | None:
@@ -100,15 +99,15 @@ class _Table(dict[str, _Entry | None]):
     kind, each looked up (and created, for the model's records made on first use) only when
     a stored value names it."""
 
-    def __init__(self, *, retry: bool) -> None:
+    def __init__(self, find: Callable[[str], type | None]) -> None:
         super().__init__()
-        self._retry = retry
+        self._find = find
 
     def __missing__(self, kind: object) -> _Entry | None:
-        cls = builtin_class(kind, retry=self._retry) if isinstance(kind, str) else None
-        entry = None if cls is None else _entry(cls)
-        if isinstance(kind, str):
-            self[kind] = entry
+        if not isinstance(kind, str):
+            return None
+        cls = self._find(kind)
+        entry = self[kind] = None if cls is None else _entry(cls)
         return entry
 
 
@@ -166,7 +165,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
     """The request stored as ``data``, or None when it needs the full converter."""
     global _tables
     if _tables is None:
-        _tables = (_Table(retry=False), _Table(retry=True))
+        _tables = (_Table(builtin_trigger), _Table({c.kind: c for c in RETRY_POLICIES}.get))
     triggers, policies = _tables
     if not isinstance(data, Mapping) or set(data) != _REQUEST_KEYS:
         return None
@@ -186,7 +185,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
             input=data["input"],
             timeout=timeout,
         )
-    except (_Unsupported, ValueError, TypeError):
+    except (_Unsupported, ValueError, TypeError, OverflowError, RecursionError):
         return None
 
 
@@ -208,7 +207,7 @@ _out_tables: _Out | None = None
 
 def _build_out_tables() -> _Out:
     table: _Out = {}
-    from lamplighter.model import BUILTIN_TRIGGERS, RETRY_POLICIES
+    from lamplighter.model import BUILTIN_TRIGGERS
 
     classes: tuple[type[Any], ...] = (*BUILTIN_TRIGGERS, *RETRY_POLICIES)
     for cls in classes:

@@ -328,8 +328,6 @@ _MADE_ON_FIRST_USE = {
     "StorageLow": lambda cls: cls(),
     "DeviceIdle": lambda cls: cls(),
     "PathChanged": lambda cls: cls("/srv/inbox"),
-    "LinearBackoff": lambda cls: cls(timedelta(minutes=5), 4),
-    "FixedDelay": lambda cls: cls(timedelta(seconds=30)),
     "TaskInfo": lambda cls: cls(task_id=TaskId("sync"), state=TaskState.SCHEDULED),
 }
 
@@ -352,7 +350,7 @@ def test_a_record_made_on_first_use_keeps_its_public_home(name: str) -> None:
         value.__setattr__("kind" if name != "TaskInfo" else "state", None)
 
 
-def test_the_built_in_trigger_and_policy_tables_list_every_class_in_order() -> None:
+def test_the_built_in_trigger_table_lists_every_class_in_order() -> None:
     import lamplighter.model as model
 
     assert [cls.kind for cls in model.BUILTIN_TRIGGERS] == [
@@ -369,10 +367,8 @@ def test_the_built_in_trigger_and_policy_tables_list_every_class_in_order() -> N
         "path_changed",
     ]
     assert {cls.kind for cls in model.BUILTIN_TRIGGERS} == model.BUILTIN_TRIGGER_KINDS
-    assert [cls.kind for cls in model.RETRY_POLICIES] == ["exponential", "linear", "fixed"]
-    assert model.builtin_class("path_changed") is model.PathChanged
-    assert model.builtin_class("fixed", retry=True) is model.FixedDelay
-    assert model.builtin_class("fixed") is None and model.builtin_class("nope") is None
+    assert model.builtin_trigger("path_changed") is model.PathChanged
+    assert model.builtin_trigger("fixed") is None
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         model.Nope  # noqa: B018
 
@@ -380,8 +376,8 @@ def test_the_built_in_trigger_and_policy_tables_list_every_class_in_order() -> N
 def test_the_base_classes_and_task_state_are_named_in_the_model() -> None:
     import pickle
 
-    from lamplighter import RetryPolicy, TaskResult, Trigger
+    from lamplighter import TaskResult, Trigger
 
-    for cls in (Trigger, RetryPolicy, TaskResult, TaskState):
+    for cls in (Trigger, TaskResult, TaskState):
         assert cls.__module__ == "lamplighter.model"
     assert pickle.loads(pickle.dumps(TaskState.RUNNING)) is TaskState.RUNNING
