@@ -86,10 +86,23 @@ class LoadedPlugin:
     module: str
 
 
-@attrs.frozen
 class _Claim:
-    plugin: str
-    distribution: str | None
+    """Which plugin (of which distribution) claims a name. A plain class: the plugin
+    manager is built in every process the OS starts, and an attrs class costs its creation."""
+
+    __slots__ = ("distribution", "plugin")
+
+    def __init__(self, plugin: str, distribution: str | None) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Claim):
+            return NotImplemented
+        return (self.plugin, self.distribution) == (other.plugin, other.distribution)
+
+    def __hash__(self) -> int:
+        return hash((self.plugin, self.distribution))
 
     def __str__(self) -> str:
         return f"{self.distribution or 'no distribution'} (plugin {self.plugin!r})"
