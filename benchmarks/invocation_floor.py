@@ -23,8 +23,8 @@ Rows:
 - ``prototype: today's model + today's plugin and event modules``: steps 1–6 with ``import
   lamplighter`` as it is (the model's records created at import, but for those a run seldom
   uses), the installed plugins discovered from their entry points, registered with pluggy
-  and asked for their monitors, and the real ``LoggingMonitor`` and journal handed a real ``WorkStarted``: so
-  ``lamplighter.hookspecs``, ``lamplighter.events`` (every event class) and
+  and asked for their monitors, and the real ``LoggingMonitor`` and journal handed a real
+  ``WorkStarted``: so ``lamplighter.hookspecs``, ``lamplighter.events`` (every event class) and
   ``lamplighter.journal`` (with pathlib) are imported as today, and nothing of the facade,
   the runner or the store.
 - ``prototype: today's model, lines from plain values``: steps 1–6 with ``import
