@@ -21,7 +21,7 @@ from typing import Any
 from lamplighter.backend import Backend, BackendHost, BackendUnavailable, expected_next_run
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskRequest
-from lamplighter.store import DATA_DIR_ENV, sync_directories
+from lamplighter.store import DATA_DIR_ENV, read_regular, sync_directories
 from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
     TaskUnits,
@@ -154,8 +154,9 @@ class SystemdBackend(Backend):
             app_dir=self.host.data_dir,
         )
         try:
-            current = wrapper.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+            # A FIFO or a device in its place is replaced below, never read.
+            current = read_regular(wrapper).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             current = None
         if current != text:
             write_wrapper(wrapper, text, durable=False)

@@ -8,6 +8,8 @@ the unit files on disk and in the manager.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -283,3 +285,38 @@ def test_a_finished_one_shot_takes_its_units_down(world: Callable[..., World]) -
     )
     assert info.run_count == 1
     assert info.next_run is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero")],
+    ids=["fifo", "symlink-to-a-device"],
+)
+def test_a_wrapper_path_that_is_not_a_regular_file_is_replaced_not_waited_on(
+    world: Callable[..., World], make: Callable[[Path], None]
+) -> None:
+    import threading
+
+    w = world()
+    wrapper = w.data / APP_ID / "systemd" / "run.sh"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    make(wrapper)
+    done: dict[str, object] = {}
+
+    def schedule() -> None:
+        try:
+            done["scheduled"] = w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        except BaseException as exc:
+            done["error"] = exc
+
+    thread = threading.Thread(target=schedule, daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():
+        if stat.S_ISFIFO(os.lstat(wrapper).st_mode):
+            os.close(os.open(wrapper, os.O_WRONLY | os.O_NONBLOCK))  # release the reader
+        thread.join(60)
+        pytest.fail("schedule() waited on what was at the wrapper's path")
+    assert done.get("scheduled") is True, done
+    assert stat.S_ISREG(os.lstat(wrapper).st_mode)
+    assert w.units()
