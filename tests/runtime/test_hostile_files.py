@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lamplighter import Lamplighter, Success, TaskContext, TaskId, TaskRequest
-from lamplighter._schema import StoredDataError
 from lamplighter.runner import ExitStatus
+from lamplighter.store import StoredDataError
 from lamplighter.testing import VirtualScheduler
 
 APP_ID = "com.example.hostile"

@@ -59,6 +59,7 @@ __all__ = [
     "MemoryTaskStore",
     "RunLock",
     "StoreScan",
+    "StoredDataError",
     "StoredRequest",
     "TaskDocument",
     "TaskStore",
