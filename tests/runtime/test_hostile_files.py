@@ -221,3 +221,26 @@ def test_a_data_folder_replaced_by_a_file_is_a_clear_error(
         fresh.start()
     assert _os_run(tmp_path, "victim") == ExitStatus.INTERNAL_ERROR
     assert path.read_text() == "not a folder"  # nothing replaced
+
+
+@pytest.mark.parametrize("make", PLACEHOLDERS.values(), ids=PLACEHOLDERS.keys())
+def test_sweep_clears_the_other_stale_markers_past_an_odd_run_lock(
+    sched: VirtualScheduler, make: Callable[[Path], None]
+) -> None:
+    import subprocess
+    import sys
+
+    # A marker left by a process that is gone (its pid was given back to the system).
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
+    stale = sched.store.locks_dir / "healthy.run"
+    stale.write_bytes(b"\0" + json.dumps({"pid": int(gone), "started": 1.0}).encode())
+    odd = sched.store.locks_dir / "victim.run"
+    _replace(odd, make)
+    swept = _bounded(sched.store.sweep, [odd, odd.with_name("elsewhere")])
+    assert swept["stale_run_markers"] == 1
+    assert stale.stat().st_size == 0

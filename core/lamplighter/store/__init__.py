@@ -841,11 +841,14 @@ class TaskStore:
                 removed_tmp += 1
         stale = 0
         for path in self.locks_dir.glob("*.run"):
-            if path.stat().st_size > 1 and not _marker_alive(path):
-                lock = RunLock(path)
-                if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
-                    lock.release()
-                    stale += 1
+            try:
+                if path.stat().st_size > 1 and not _marker_alive(path):
+                    lock = RunLock(path)
+                    if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
+                        lock.release()
+                        stale += 1
+            except OSError as exc:  # a directory in its place: that task's run reports it
+                logger.warning("lamplighter: cannot check the run lock %s: %s", path, exc)
         return {"temporary_files": removed_tmp, "stale_run_markers": stale}
 
 
