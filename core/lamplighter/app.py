@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
-from lamplighter.backend import Backend, BackendUnavailable, UnsupportedRequest
+from lamplighter.backend import Backend, BackendUnavailable, OsSchedule, UnsupportedRequest
 from lamplighter.events import (
     Cancelled,
     EventBus,
@@ -793,6 +793,7 @@ class Lamplighter:
         backend = self._backend
         next_runs: dict[TaskId, datetime | None] = {}
         running: set[TaskId] | None = None
+        os_view: dict[TaskId, OsSchedule] | None = None
         if backend is not None:
             scheduled = {}
             for tid, doc in documents.items():
@@ -803,15 +804,34 @@ class Lamplighter:
                     scheduled[tid] = (request, doc.state)
                 except (KeyError, TypeError, ValueError) as exc:
                     logger.warning("lamplighter: cannot read task %s: %s", tid.value, exc)
+            os_view = self._os_schedules(backend, list(scheduled)) if scheduled else None
             try:
-                next_runs = backend.next_runs(scheduled)
+                if os_view is not None:
+                    next_runs = {tid: s.next_run for tid, s in os_view.items()}
+                else:
+                    next_runs = backend.next_runs(scheduled)
                 running = backend.running_tasks()
             except Exception as exc:
                 logger.warning("lamplighter: the backend could not list next runs: %s", exc)
         return [
-            self._info(tid, doc, next_run=next_runs.get(tid), running=running)
+            self._info(
+                tid,
+                doc,
+                next_run=next_runs.get(tid),
+                running=running,
+                os_schedule=None if os_view is None else os_view.get(tid),
+            )
             for tid, doc in sorted(documents.items())
         ]
+
+    @staticmethod
+    def _os_schedules(backend: Backend, task_ids: list[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What the backend's scheduler says of the tasks, or None when it cannot say."""
+        try:
+            return backend.os_schedules(task_ids)
+        except Exception as exc:
+            logger.warning("lamplighter: the backend could not read its schedules: %s", exc)
+            return None
 
     _ASK = object()
 
@@ -822,27 +842,37 @@ class Lamplighter:
         *,
         next_run: datetime | object | None = _ASK,
         running: set[TaskId] | None = None,
+        os_schedule: OsSchedule | None = None,
     ) -> TaskInfo:
         status = doc.state.get("status")
         backend = self._backend
         if next_run is self._ASK and running is None and backend is not None:
-            try:
-                next_run, is_running = backend.describe(tid)
-            except Exception as exc:
-                logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
-                next_run, is_running = None, False
-            is_running = is_running or self.store.is_running(tid)
+            view = self._os_schedules(backend, [tid]) if status == "scheduled" else None
+            if view is not None and tid in view:
+                os_schedule = view[tid]
+                next_run = os_schedule.next_run
+                is_running = self._is_running(tid)
+            else:
+                try:
+                    next_run, is_running = backend.describe(tid)
+                except Exception as exc:
+                    logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
+                    next_run, is_running = None, False
+                is_running = is_running or self.store.is_running(tid)
         elif running is not None:
             is_running = tid in running
         else:
             is_running = self._is_running(tid)
+        # The scheduler is the truth: a task whose trigger it will not fire is INACTIVE,
+        # with no next run, whatever its task file expects.
+        dead = os_schedule is not None and not os_schedule.active
         if is_running:
             state = TaskState.RUNNING
-        elif status == "scheduled":
+        elif status == "scheduled" and not dead:
             state = TaskState.SCHEDULED
         else:
             state = TaskState.INACTIVE
-        if status != "scheduled" or self._backend is None:
+        if status != "scheduled" or self._backend is None or dead:
             next_run = None
         elif next_run is self._ASK:
             try:

@@ -18,7 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lamplighter.backend import Backend, BackendHost, BackendUnavailable, expected_next_run
+from lamplighter.backend import (
+    Backend,
+    BackendHost,
+    BackendUnavailable,
+    OsSchedule,
+    expected_next_run,
+)
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskRequest
 from lamplighter.store import DATA_DIR_ENV, sync_directories
@@ -57,6 +63,9 @@ def _write_unit(path: Path, text: str) -> None:
         os.close(fd)
     os.replace(tmp, path)
 
+
+# A service in one of these states has a run in progress.
+_BUSY = ("activating", "active", "reloading", "deactivating")
 
 _WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
 
@@ -297,6 +306,97 @@ class SystemdBackend(Backend):
             tid: expected_next_run(request, state, now)
             for tid, (request, state) in scheduled.items()
         }
+
+    def _app_prefix(self) -> str:
+        """What every unit name of this application starts with."""
+        return unit_prefix(self.host.app_id, "x")[: -len("x")]
+
+    def _units_on_disk(self, prefix: str) -> set[str]:
+        try:
+            return {n for n in os.listdir(self.unit_dir) if n.startswith(prefix)}
+        except FileNotFoundError:
+            return set()
+
+    def _loaded_units(self, prefix: str) -> dict[str, Any]:
+        """The units of names starting with ``prefix`` the manager has loaded, in one query."""
+        # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
+        # escapes the next character.
+        pattern = prefix.replace("\\", "\\\\") + "*"
+        return {s.name: s for s in self.manager.list_units_by_patterns([], [pattern])}
+
+    def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What the user manager says of each task's trigger units: one listing of the
+        application's loaded units, then the next elapse and last trigger of the active
+        timers in one pipelined exchange.
+
+        A task's schedule is *active* when its timer is loaded, active and has a next
+        elapse, its ``.path`` unit is loaded and active (watching), a retry timer of it is
+        pending, or (login trigger) its service is enabled. A unit file on disk that the
+        manager has not loaded, a stopped or failed unit, or a timer that elapsed with
+        nothing pending is *present* but not active; ``detail`` says which, in systemd's
+        own state words."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        prefix = unit_prefix(self.host.app_id, ids[0]) if len(ids) == 1 else self._app_prefix()
+        on_disk = self._units_on_disk(prefix)
+        loaded = self._loaded_units(prefix)
+        named = {tid: unit_names(self.host.app_id, tid) for tid in ids}
+        ask = [
+            name
+            for names in named.values()
+            for name in (names.timer, names.retry_timer)
+            if (status := loaded.get(name)) is not None
+            and status.load_state == "loaded"
+            and status.active_state == "active"
+        ]
+        elapses = self.manager.timer_elapses(ask) if ask else {}
+        result: dict[TaskId, OsSchedule] = {}
+        for tid, names in named.items():
+            present = False
+            active = False
+            pending: list[datetime] = []
+            last: datetime | None = None
+            details: list[str] = []
+            for unit in (names.timer, names.path, names.retry_timer):
+                status = loaded.get(unit)
+                if status is None or status.load_state == "not-found":
+                    if unit in on_disk:
+                        present = True
+                        details.append(f"{unit}: on disk, not loaded by the manager")
+                    continue
+                present = True
+                words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
+                if status.load_state != "loaded" or status.active_state != "active":
+                    details.append(f"{unit}: {words}")
+                    continue
+                if unit == names.path:
+                    active = True
+                    details.append(f"{unit}: {words}, watching")
+                    continue
+                at, fired = elapses.get(unit, (None, None))
+                if unit == names.timer:
+                    last = fired
+                if at is None:
+                    details.append(f"{unit}: {words}, nothing pending")
+                    continue
+                active = True
+                pending.append(at)
+                details.append(f"{unit}: {words}, next elapse {at.isoformat()}")
+            if names.service in on_disk and self._links(names.service).is_symlink():
+                present = active = True
+                details.append(f"{names.service}: enabled, runs at the next login")
+            service = loaded.get(names.service)
+            if service is not None and service.active_state in _BUSY:
+                details.append(f"{names.service}: {service.active_state} ({service.sub_state})")
+            result[tid] = OsSchedule(
+                present=present,
+                active=active,
+                next_run=min(pending) if pending else None,
+                last_trigger=last,
+                detail="; ".join(details) or "no unit of this task is installed",
+            )
+        return result
 
     def running_tasks(self) -> set[TaskId] | None:
         """The tasks whose service is starting or running, in one query to the manager."""

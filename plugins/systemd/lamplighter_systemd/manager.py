@@ -72,6 +72,8 @@ _TEMPLATES_KEPT: Final = 1024
 # A change of the wall clock against the monotonic one larger than this (µs) is a step.
 _CLOCK_STEP: Final = 500_000
 
+_NO_SUCH_UNIT: Final = "org.freedesktop.systemd1.NoSuchUnit"
+
 _MANAGER = DBusAddress(MANAGER_PATH, bus_name=SYSTEMD_BUS_NAME, interface=MANAGER_INTERFACE)
 
 
@@ -655,6 +657,83 @@ class UserManager:
                 last_trigger=_realtime(props.get("LastTriggerUSec", 0)),
             )
         return infos, dict(zip(others, statuses[len(wanted) :], strict=True))
+
+    def timer_elapses(
+        self, timers: Sequence[str]
+    ) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """The next elapse (the earlier of the realtime and monotonic ones) and the last
+        trigger of each loaded timer of ``timers``, in one pipelined exchange; a timer the
+        manager does not know answers ``(None, None)``."""
+        props = (
+            ("NextElapseUSecRealtime", TIMER_INTERFACE),
+            ("NextElapseUSecMonotonic", TIMER_INTERFACE),
+            ("LastTriggerUSec", TIMER_INTERFACE),
+        )
+        messages: list[Message | bytes] = []
+        for name in timers:
+            path = unit_object_path(name)
+            for prop, interface in props:
+                messages.append(
+                    self._template(
+                        ("Get", path, prop), partial(_get_property_call, path, interface, prop)
+                    )
+                )
+        replies = self._exchange(messages, timeout=None) if messages else []
+        offset = self._clock_offset()
+        result: dict[str, tuple[datetime | None, datetime | None]] = {}
+        for i, name in enumerate(timers):
+            realtime, monotonic, last = replies[3 * i : 3 * i + 3]
+            values = [
+                None if r.header.message_type == MessageType.error else r.body[0][1]
+                for r in (realtime, monotonic, last)
+            ]
+            pending: list[datetime] = []
+            if values[0] is not None and (at := _realtime(values[0])) is not None:
+                pending.append(at)
+            if values[1] is not None and (usec := _usec(values[1])) is not None:
+                pending.append(_EPOCH + timedelta(microseconds=usec + offset))
+            result[name] = (
+                min(pending) if pending else None,
+                None if values[2] is None else _realtime(values[2]),
+            )
+        return result
+
+    def load_errors(self, names: Sequence[str]) -> dict[str, str]:
+        """Why each unit of ``names`` failed to load, in systemd's words (its ``LoadError``
+        property: ``"<error name>: <message>"``), ``""`` for a unit that loaded fine; one
+        pipelined exchange."""
+        messages: list[Message | bytes] = [
+            _get_property_call(unit_object_path(name), UNIT_INTERFACE, "LoadError")
+            for name in names
+        ]
+        replies = self._exchange(messages, timeout=None) if messages else []
+        errors: dict[str, str] = {}
+        for name, reply in zip(names, replies, strict=True):
+            if reply.header.message_type == MessageType.error:
+                errors[name] = str(reply.body[0]) if reply.body else ""
+                continue
+            error, message = reply.body[0][1]
+            errors[name] = f"{error}: {message}" if error else ""
+        return errors
+
+    def reset_failed_units(self, names: Iterable[str]) -> None:
+        """Forget the failed state of each unit of ``names`` (``systemctl --user
+        reset-failed``), in one pipelined exchange. A unit that is not loaded, or not
+        failed, is fine: the manager's ``NoSuchUnit`` answer is ignored.
+
+        A failed unit stays loaded — even once its file is gone — and is listed by
+        ``systemctl --user --failed`` until this is done.
+        """
+        wanted = list(names)
+        if not wanted:
+            return
+        replies = self._exchange(
+            [_manager_call("ResetFailedUnit", "s", (name,)) for name in wanted], timeout=None
+        )
+        for name, reply in zip(wanted, replies, strict=True):
+            if reply.header.fields.get(HeaderFields.error_name) == _NO_SUCH_UNIT:
+                continue
+            _raise_for_error(reply, f"reset the failed state of {name!r}", name)
 
     def next_elapse_and_running(
         self, timers: Sequence[str], services: Sequence[str]

@@ -46,6 +46,19 @@ class Slow:
         return Success()
 
 
+class Boom:
+    def run(self, ctx):
+        (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("boom")
+        raise RuntimeError("boom")
+
+
+class When:
+    def run(self, ctx):
+        due = ctx.scheduled_for
+        (MARKS / f"{{ctx.task_id.value}}-due").write_text("" if due is None else due.isoformat())
+        return Success()
+
+
 class Flaky:
     def run(self, ctx):
         (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("ran")
@@ -59,6 +72,8 @@ def make_app():
         app.register(name, Once)
     app.register("flaky", Flaky)
     app.register("slow", Slow)
+    app.register("boom", Boom)
+    app.register("when", When)
     return app
 
 
@@ -90,7 +105,7 @@ class World:
             launch_command=[sys.executable, str(self.script)],
             disable_plugins=["logging"],
         )
-        for name in ("once", "sync", "other", "flaky", "slow"):
+        for name in ("once", "sync", "other", "flaky", "slow", "boom", "when"):
             self.app.register(name, lambda: None)
         self.app.start()
 
