@@ -47,6 +47,7 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
+    from lamplighter.backend import SchedulingError
     from lamplighter.hookspecs import hookimpl
     from lamplighter.plugins import PluginManager
     from lamplighter.runner import ExecutionRecord, ExitStatus
@@ -76,6 +77,7 @@ __all__ = [
     "PluginManager",
     "Retry",
     "RetryPolicy",
+    "SchedulingError",
     "StorageLow",
     "Success",
     "Task",
@@ -100,6 +102,7 @@ _LAZY = {
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.runner",
+    "SchedulingError": "lamplighter.backend",
 }
 
 

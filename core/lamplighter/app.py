@@ -743,15 +743,31 @@ class Lamplighter:
         return self._cancel([TaskId.of(task_id)], source="cancel") > 0
 
     def cancel_all(self) -> int:
-        """Cancel every task of this application; returns how many there were."""
+        """Cancel every task of this application — those with a task file and those the
+        OS scheduler still holds — and return how many there were."""
         self._require_started("cancel_all()")
-        return self._cancel(self.store.task_ids(), source="cancel_all")
+        return self._cancel(None, source="cancel_all")
 
-    def _cancel(self, task_ids: Sequence[TaskId], *, source: str) -> int:
+    def _held(self, backend: Backend) -> set[TaskId]:
+        """The tasks the backend's scheduler holds anything of (found by name)."""
+        try:
+            return backend.held_task_ids() or set()
+        except Exception as exc:
+            logger.warning("lamplighter: the backend could not list its schedules: %s", exc)
+            return set()
+
+    def _cancel(self, task_ids: Sequence[TaskId] | None, *, source: str) -> int:
         self._require_started(f"{source}()")
         with self._lock:
             backend = self._ensure_backend()
-            known = [tid for tid in task_ids if self.store.load_quiet(tid) is not None]
+            # The OS is the truth: a task the scheduler still holds is cancelled even when
+            # its task file is gone or unreadable (moved aside as corrupt).
+            held = self._held(backend)
+            if task_ids is None:
+                task_ids = sorted(set(self.store.task_ids()) | held, key=lambda t: t.value)
+            known = [
+                tid for tid in task_ids if tid in held or self.store.load_quiet(tid) is not None
+            ]
             if not known:
                 for tid in task_ids:
                     backend.cancel_running(tid)

@@ -423,6 +423,7 @@ class Runner:
             return self._finish(firing, result, runtime)
         finally:
             firing.lock.release()
+            self.store.drop_locks(task_id)  # cancelled while it ran: leave nothing behind
 
     async def fire(
         self, task_id: TaskId, scheduled_for: datetime | None = None, *, retry: bool = False
@@ -442,6 +443,7 @@ class Runner:
             return self._finish(firing, result, runtime)
         finally:
             firing.lock.release()
+            self.store.drop_locks(task_id)  # cancelled while it ran: leave nothing behind
 
     def give_up(
         self, task_id: TaskId, reason: str, scheduled_for: datetime | None = None

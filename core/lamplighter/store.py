@@ -563,7 +563,19 @@ class TaskStore:
             except FileNotFoundError:
                 existed = False
             self.history_path(task_id).unlink(missing_ok=True)
+        self.drop_locks(task_id)
         return existed
+
+    def drop_locks(self, task_id: TaskId) -> None:
+        """Remove the lock files of a task that is gone. The run lock of a run still in
+        progress stays (its holder's run ends; a later call removes it)."""
+        task_id = TaskId.of(task_id)
+        if self.task_path(task_id).exists():
+            return  # scheduled again meanwhile
+        run = self.locks_dir / f"{task_id.value}.run"
+        if not _marker_alive(run):
+            run.unlink(missing_ok=True)
+        (self.locks_dir / f"{task_id.value}.write").unlink(missing_ok=True)
 
     def task_ids(self) -> list[TaskId]:
         """The ids of every task file, sorted (broken ones included)."""
@@ -814,6 +826,9 @@ class MemoryTaskStore(TaskStore):
 
     def is_running(self, task_id: TaskId) -> bool:
         return TaskId.of(task_id) in self._running
+
+    def drop_locks(self, task_id: TaskId) -> None:
+        pass  # no lock files
 
     def append_history(self, task_id: TaskId, record: Any) -> None:
         # A tuple, replaced at each append (at most HISTORY_LIMIT records are copied): a

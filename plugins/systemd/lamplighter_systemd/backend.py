@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from lamplighter.backend import (
     BackendHost,
     BackendUnavailable,
     OsSchedule,
+    SchedulingError,
     expected_next_run,
 )
 from lamplighter.ids import TaskId
@@ -41,6 +43,20 @@ from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, wr
 __all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 
 logger = logging.getLogger(__name__)
+
+
+def _own_unit() -> str | None:
+    """The unit this process runs in, from its cgroup (``…/<unit>.service``), if any."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name = line.rsplit("/", 1)[-1]
+        if name.endswith(".service"):
+            return name
+    return None
 
 
 def unit_directory(environ: Mapping[str, str]) -> Path:
@@ -63,6 +79,9 @@ def _write_unit(path: Path, text: str) -> None:
         os.close(fd)
     os.replace(tmp, path)
 
+
+# Seconds to wait for the manager to run the start jobs of a batch's triggers.
+_CONFIRM_TIMEOUT = 10.0
 
 # A service in one of these states has a run in progress.
 _BUSY = ("activating", "active", "reloading", "deactivating")
@@ -192,31 +211,104 @@ class SystemdBackend(Backend):
             (self.unit_dir / unit).unlink(missing_ok=True)
         for _r, units in rendered:
             self._enable(units.enable)
-        if existing or stale:
+        # A unit the manager still holds from an earlier schedule of the same name — failed,
+        # or "not-found" since its file went — would keep the new file from loading:
+        # forget its failure (so it is no longer listed as failed) and reload.
+        mine = {name for _r, units in rendered for name in units.files} | {
+            name
+            for request, _u in rendered
+            for name in unit_names(self.host.app_id, request.task_id).all()
+        }
+        held = [s for s in manager.list_units_by_patterns([], [self._pattern()]) if s.name in mine]
+        stuck = [s.name for s in held if s.active_state == "failed" or s.load_state != "loaded"]
+        if stuck:
+            manager.reset_failed_units(stuck)
+        # A unit still loaded from before (say a finished one-shot's, taken down while it
+        # ran) holds its old settings until the manager reads the new file.
+        if existing or stale or held:
             manager.reload()  # changed unit files are only read again on a reload
         # else every unit is new: the manager loads a unit file it has not seen on first use,
         # so a batch of new tasks needs no reload (the costliest step of all).
-        # Restarting a timer resets OnActiveSec: the first run comes one interval from now.
-        triggers = [
-            unit
-            for _r, units in rendered
+        triggers = {
+            unit: request.task_id
+            for request, units in rendered
             for unit in (units.timer, units.path_unit)
             if unit is not None
-        ]
+        }
         again = [unit for unit in triggers if unit in existing]
-        if again:
-            manager.restart_units(again)
         new = [unit for unit in triggers if unit not in existing]
-        if new:
-            try:
-                manager.start_units(new)
-            except SystemdError:
-                # A manager that had looked the name up before may hold on to "not found".
-                manager.reload()
-                manager.start_units(new)
+        try:
+            if again:
+                manager.restart_units(again)
+            if new:
+                try:
+                    manager.start_units(new)
+                except SystemdError:
+                    # A manager that had looked the name up before may hold on to
+                    # "not found".
+                    manager.reload()
+                    manager.start_units(new)
+        except SystemdError as exc:
+            unit = exc.unit or ""
+            raise self._refused(triggers.get(unit), unit, str(exc)) from exc
+        self._confirm(triggers)
         now = [units.service for _r, units in rendered if units.start_now]
         if now:
             manager.start_units(now)
+
+    def _pattern(self) -> str:
+        # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
+        # escapes the next character.
+        return self._app_prefix().replace("\\", "\\\\") + "*"
+
+    def _refused(self, task_id: TaskId | None, unit: str, reason: str) -> SchedulingError:
+        from lamplighter_systemd.manager import SystemdError
+
+        # Take the refused task's units down: nothing of a schedule that will not fire stays.
+        if task_id is not None:
+            try:
+                self.remove([task_id])
+            except SystemdError as exc:  # pragma: no cover - the manager went away too
+                logger.debug("lamplighter: removing the units of %s: %s", task_id.value, exc)
+        what = "" if task_id is None else f" of task {task_id.value!r}"
+        return SchedulingError(
+            f"systemd did not take the schedule{what}: {unit or 'a unit'} — {reason}",
+            task_id=task_id,
+            unit=unit or None,
+            reason=reason,
+        )
+
+    def _confirm(self, triggers: Mapping[str, TaskId]) -> None:
+        """Return once the manager has each trigger unit loaded and active — a timer with a
+        next elapse, a path unit watching — or raise :class:`SchedulingError` naming the
+        first that is not, with systemd's reason."""
+        if not triggers:
+            return
+        manager = self.manager
+        names = list(triggers)
+        deadline = time.monotonic() + _CONFIRM_TIMEOUT
+        while True:
+            statuses = manager.list_units_by_names(names)
+            if not any(s.job_id for s in statuses) or time.monotonic() > deadline:
+                break
+            time.sleep(0.005)  # a start job still queued: the manager runs it next
+        timers = [
+            s.name
+            for s in statuses
+            if s.name.endswith(".timer") and s.load_state == "loaded" and s.active_state == "active"
+        ]
+        elapses = manager.timer_elapses(timers) if timers else {}
+        for status in statuses:
+            loaded = status.load_state == "loaded" and status.active_state == "active"
+            if loaded and (status.name not in elapses or elapses[status.name][0] is not None):
+                continue
+            words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
+            if loaded:
+                reason = f"{words}: it has no next elapse"
+            else:
+                error = manager.load_errors([status.name])[status.name]
+                reason = f"{words}" + (f": {error}" if error else "")
+            raise self._refused(triggers[status.name], status.name, reason)
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
@@ -257,24 +349,71 @@ class SystemdBackend(Backend):
             logger.debug("lamplighter: stopping %s: %s", unit, exc)
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
+        """Take every unit of ``task_ids`` down, found by name in the unit directory and in
+        the manager (whether or not a task file is readable): stop the triggers, disable
+        and delete the files, forget failed states and the timers' stamps, reload."""
         manager = self.manager
-        present: list[str] = []
-        for tid in task_ids:
-            names = unit_names(self.host.app_id, tid)
-            present += [n for n in names.all() if (self.unit_dir / n).exists()]
-        triggers = [n for n in present if not n.endswith(".service")]
-        if triggers:
-            states = manager.list_units_by_names(triggers)
-            for status in states:
-                if status.active_state not in ("inactive", "failed"):
-                    self._stop_quietly(status.name)
-        self._disable(present)
+        ids = list(task_ids)
+        if not ids:
+            return
+        prefix = unit_prefix(self.host.app_id, ids[0]) if len(ids) == 1 else self._app_prefix()
+        on_disk = self._units_on_disk(prefix)
+        loaded = self._loaded_units(prefix)
+        named = [unit_names(self.host.app_id, tid) for tid in ids]
+        every = [n for names in named for n in names.all()]
+        for unit in every:
+            status = loaded.get(unit)
+            if (
+                status is not None
+                and not unit.endswith(".service")
+                and status.active_state not in ("inactive", "failed")
+            ):
+                self._stop_quietly(unit)
+        present = [n for n in every if n in on_disk]
+        self._disable(every)
         for unit in present:
             (self.unit_dir / unit).unlink(missing_ok=True)
-        manager.reload()
-        prefix = unit_prefix(self.host.app_id, "x")[: -len("x")]
-        if not any(p.name.startswith(prefix) for p in self.unit_dir.iterdir()):
+        stamps = self._stamp_dir()
+        for names in named:
+            for timer in (names.timer, names.retry_timer):
+                (stamps / f"stamp-{timer}").unlink(missing_ok=True)
+        held = [n for n in every if n in loaded]
+        if held:
+            manager.reset_failed_units(held)
+        if _own_unit() in every:
+            # Called from the task's own run (a one-shot taking itself down): a reload now
+            # would make the running service a "not-found" unit that forgot its settings
+            # (SuccessExitStatus= among them) and stays listed as failed. With its files
+            # gone and its triggers stopped, nothing fires it; the next reload forgets it.
+            pass
+        elif present or held:
+            manager.reload()
+        if not self._units_on_disk(self._app_prefix()):
             self._wrapper.unlink(missing_ok=True)  # the application's last task is gone
+            try:
+                self._wrapper.parent.rmdir()
+            except OSError:
+                pass  # something else is there: leave it
+
+    def _stamp_dir(self) -> Path:
+        """Where a user manager keeps the last-trigger stamps of ``Persistent=`` timers."""
+        data = self.environ.get("XDG_DATA_HOME") or os.path.join(
+            self.environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+        )
+        return Path(data) / "systemd" / "timers"
+
+    def held_task_ids(self) -> set[TaskId]:
+        """Every task of this application with a unit in the unit directory or the
+        manager, read back from the unit names."""
+        from lamplighter_systemd.units import parse_unit_name
+
+        prefix = self._app_prefix()
+        held: set[TaskId] = set()
+        for name in self._units_on_disk(prefix) | set(self._loaded_units(prefix)):
+            parsed = parse_unit_name(name)
+            if parsed is not None and parsed.app_id == self.host.app_id:
+                held.add(parsed.task_id)
+        return held
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         unit = render_retry_timer(self.host.app_id, task_id, at)

@@ -119,6 +119,7 @@ UNIT_NAME_MAX: Final = 255
 SHELL: Final = "/bin/sh"
 
 _PREFIX: Final = "lamplighter"
+_COLLECT: Final = "inactive-or-failed"
 _RETRY: Final = "retry"
 _ESCAPE_KEEP: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.")
 # The longest name derived from a prefix: "<prefix>-retry.service".
@@ -479,18 +480,26 @@ def _service_text(
     data_dir: str | None,
     retry: bool,
     wanted_by: str | None,
+    one_shot: bool = False,
 ) -> str:
     what = "Retry run" if retry else "Run"
     # Exit statuses of lamplighter.ExitStatus that are not failures: SKIPPED (3, a run
     # already in progress) and DEFERRED (75, retried later), so systemd does not list the
     # unit as failed for them.
-    service: list[tuple[str, str]] = [("Type", "oneshot"), ("SuccessExitStatus", "3 75")]
+    # A one-shot task's units are taken down by its last run, while it runs: a failure
+    # (1) is recorded by Lamplighter, and systemd would keep a failed unit whose file is
+    # gone listed for ever (`systemctl --user --failed`, a "degraded" manager).
+    statuses = "1 3 75" if one_shot else "3 75"
+    service: list[tuple[str, str]] = [("Type", "oneshot"), ("SuccessExitStatus", statuses)]
     if data_dir is not None:
         service.append(("Environment", quote_setting_value(f"LAMPLIGHTER_DATA_DIR={data_dir}")))
     service.append(("ExecStart", exec_command_line(argv)))
     install = [("WantedBy", wanted_by)] if wanted_by else []
+    # A failed run leaves no failed unit behind once nothing triggers the service any more
+    # (its timer cancelled, its one-shot over): Lamplighter records the outcome itself.
+    unit = [("Description", _description(what, app_id, task_id)), ("CollectMode", _COLLECT)]
     return _unit_text(
-        ("Unit", [("Description", _description(what, app_id, task_id))]),
+        ("Unit", unit),
         ("Service", service),
         ("Install", install),
     )
@@ -648,12 +657,25 @@ def render_task_units(
             + ", ".join(sorted(SUPPORTED_TRIGGERS))
         )
 
+    one_shot = isinstance(trigger, (OneTime, Exact, Windowed))
     files = {
         names.service: _service_text(
-            app_id=app, task_id=task, argv=argv, data_dir=data, retry=False, wanted_by=wanted_by
+            app_id=app,
+            task_id=task,
+            argv=argv,
+            data_dir=data,
+            retry=False,
+            wanted_by=wanted_by,
+            one_shot=one_shot,
         ),
         names.retry_service: _service_text(
-            app_id=app, task_id=task, argv=retry_argv, data_dir=data, retry=True, wanted_by=None
+            app_id=app,
+            task_id=task,
+            argv=retry_argv,
+            data_dir=data,
+            retry=True,
+            wanted_by=None,
+            one_shot=one_shot,
         ),
     }
     enable: list[str] = []

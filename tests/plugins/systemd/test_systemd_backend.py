@@ -160,7 +160,8 @@ def test_run_immediately_relaunches_the_app_and_records_the_outcome(
     assert info.last_result == Success()
     assert info.next_run is not None
     assert abs(info.next_run - (scheduled + timedelta(hours=1))) < timedelta(seconds=30)
-    [record] = w.app.history("sync")
+    # The history record is appended right after the task file is updated.
+    [record] = w.manager.wait_for(lambda: w.app.history("sync"), 30, what="the record")
     assert record.result == Success()
 
 

@@ -49,3 +49,51 @@ def test_os_schedules_reports_systemds_next_elapse(world: Callable[..., World]) 
     assert view[TaskId("once")].active and view[TaskId("once")].next_run == at
     assert not view[TaskId("sync")].present and not view[TaskId("sync")].active
 
+
+def _failed_units(w: World) -> str:
+    return w.manager.systemctl("list-units", "--failed", "--all", "--no-legend").stdout
+
+
+def test_a_task_whose_run_failed_can_be_scheduled_again(world: Callable[..., World]) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.one_time("boom"))
+    w.manager.wait_for(lambda: w.marked("boom-1"), 30, what="the failing run")
+    w.manager.wait_for(
+        lambda: (i := w.app.task_info("boom")) is not None and i.run_count == 1,
+        30,
+        what="the recorded failure",
+    )
+    w.manager.wait_for(lambda: not w.units(), 30, what="the finished one-shot's units to go")
+    w.manager.wait_for(
+        lambda: (i := w.app.task_info("boom")) is not None and i.state is TaskState.INACTIVE,
+        30,
+        what="the run's process to end",
+    )
+
+    assert w.app.schedule(TaskRequest.one_time("boom", timedelta(hours=1)))
+
+    timer = _names("boom").timer
+    assert w.manager.systemctl("is-active", timer, check=False).stdout.strip() == "active"
+    info = w.app.task_info("boom")
+    assert info is not None and info.state is TaskState.SCHEDULED and info.next_run is not None
+    assert "lamplighter-" not in _failed_units(w)
+
+
+def test_failed_runs_leave_no_failed_units(world: Callable[..., World]) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.one_time("boom"))
+    w.manager.wait_for(lambda: w.marked("boom-1"), 30, what="the failing run")
+    w.manager.wait_for(lambda: not w.units(), 30, what="the finished one-shot's units to go")
+    service = _names("boom").service
+    w.manager.wait_for(
+        lambda: (
+            w.manager.systemctl("show", "-P", "ActiveState", service).stdout.strip()
+            in ("inactive", "failed")
+        ),
+        30,
+        what="the run's service to end",
+    )
+    w.manager.wait_for(
+        lambda: "lamplighter-" not in _failed_units(w), 10, what="no failed unit listed"
+    )
+    assert w.manager.systemctl("is-system-running", check=False).stdout.strip() == "running"
