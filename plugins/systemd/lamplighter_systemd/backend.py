@@ -180,6 +180,7 @@ class SystemdBackend(Backend):
             wrapper_path=wrapper,
             unit_dir=self.unit_dir,
             app_dir=self.host.data_dir,
+            stamp_dir=self._stamp_dir(),
         )
         try:
             current = wrapper.read_text(encoding="utf-8")

@@ -97,3 +97,86 @@ def test_failed_runs_leave_no_failed_units(world: Callable[..., World]) -> None:
         lambda: "lamplighter-" not in _failed_units(w), 10, what="no failed unit listed"
     )
     assert w.manager.systemctl("is-system-running", check=False).stdout.strip() == "running"
+
+
+def test_cancel_takes_down_the_units_of_a_task_whose_file_is_corrupt(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.app.schedule_many(
+        [
+            TaskRequest.periodic("sync", timedelta(hours=1)),
+            TaskRequest.periodic("other", timedelta(hours=1)),
+            TaskRequest.calendar("once", "*-*-* 03:00"),
+        ]
+    )
+    tasks = w.data / APP_ID / "tasks"
+    (tasks / "sync.json").write_text("{ not json")
+    (tasks / "other.json").write_text("{ not json")
+    assert w.app.task_info("sync") is None  # moved aside, reported in diagnostics()
+    assert w.app.task_info("other") is None
+
+    assert w.app.cancel("sync")
+    assert not any("-sync." in name for name in w.units())
+    assert w.app.cancel_all() == 2  # "other" (corrupt) and "once"
+    assert w.units() == []
+    listed = w.manager.systemctl("list-timers", "--all", "--no-legend").stdout
+    assert "lamplighter-" not in listed
+
+
+def _leftovers(w: World) -> list[str]:
+    app_dir = w.data / APP_ID
+    found = [str(p.relative_to(app_dir)) for p in app_dir.rglob("*") if p.is_file()]
+    stamps = w.manager.data_dir / "systemd" / "timers"
+    found += [p.name for p in stamps.glob("stamp-lamplighter-*")]
+    return sorted(found)
+
+
+def test_cancel_leaves_no_lock_state_or_unit_file(world: Callable[..., World]) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1), run_immediately=True))
+    w.app.schedule(TaskRequest.calendar("other", "*-*-* 03:00"))
+    w.manager.wait_for(
+        lambda: (
+            (i := w.app.task_info("sync")) is not None
+            and i.run_count == 1
+            and i.state is TaskState.SCHEDULED
+        ),
+        30,
+        what="the first run to end",
+    )
+    assert any(name.startswith("locks/sync.") for name in _leftovers(w))
+    assert w.app.cancel("sync") and w.app.cancel("other")
+    assert w.units() == []
+    left = [n for n in _leftovers(w) if "sync" in n or "other" in n]
+    assert left == []
+
+
+def test_the_uninstalled_app_cleanup_leaves_nothing_even_when_two_runs_race(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.app.schedule_many(
+        [
+            TaskRequest.periodic("sync", timedelta(hours=1), run_immediately=True),
+            TaskRequest.calendar("other", "*-*-* 03:00"),
+        ]
+    )
+    w.manager.wait_for(
+        lambda: (
+            (i := w.app.task_info("sync")) is not None
+            and i.run_count == 1
+            and i.state is TaskState.SCHEDULED
+        ),
+        30,
+        what="the first run to end",
+    )
+    w.script.unlink()
+    w.manager.systemctl("start", "--no-block", _names("sync").service, _names("other").service)
+    w.manager.wait_for(lambda: not w.units(), 30, what="the units to be removed")
+    w.manager.wait_for(
+        lambda: not (w.data / APP_ID).exists(), 30, what="the app's data directory to go"
+    )
+    assert not list(w.manager.unit_dir.rglob("lamplighter-*"))
+    assert "lamplighter-" not in _failed_units(w)
+    assert [p.name for p in (w.manager.data_dir / "systemd" / "timers").glob("*lamplighter*")] == []

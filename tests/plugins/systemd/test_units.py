@@ -1150,12 +1150,13 @@ def test_wrapper_removes_the_task_when_the_application_is_gone(
         ["--user", "disable", "--now", *expected_triggers],
         ["--user", "disable", *sorted([names.service, names.retry_service])],
         ["--user", "daemon-reload"],
+        ["--user", "reset-failed", f"lamplighter-{APP}-*"],
     ]
     assert links(install) == OTHER_LINKS
     assert unit_files(install) == OTHER_FILES
     for path in task_files(install.app_dir, "sync-now"):
         assert not Path(path).exists(), path
-    assert not (install.app_dir / "tasks").exists()
+    assert not install.app_dir.exists()  # nothing of the application is left
     assert not install.wrapper.exists()
     for path in task_files(install.app_dir.parent / OTHER_APP, "other"):
         assert Path(path).exists(), path
