@@ -274,6 +274,13 @@ class Backend(abc.ABC):
         None when this backend has no scheduler of its own to ask."""
         return None
 
+    def launched(self, task_id: TaskId, request: TaskRequest, *, retry: bool) -> datetime | None:
+        """A run the OS started (``handle_invocation``) is about to begin: return when it
+        was due, when the scheduler can say (it becomes ``ctx.scheduled_for`` and
+        ``WorkStarted.expected_at``). A backend whose schedule must be renewed after each
+        firing renews it here, before the task runs, so a failing run keeps the rhythm."""
+        return None
+
     def held_task_ids(self) -> set[TaskId] | None:
         """The ids of every task of this application the scheduler holds anything of,
         found by name, whether or not its task file is readable (``cancel_all`` removes

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from lamplighter.backend import (
     expected_next_run,
 )
 from lamplighter.ids import TaskId
-from lamplighter.model import TaskRequest
+from lamplighter.model import Calendar, Periodic, TaskRequest
 from lamplighter.store import DATA_DIR_ENV, sync_directories
 from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
@@ -43,6 +43,24 @@ from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, wr
 __all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 
 logger = logging.getLogger(__name__)
+
+
+def _calendar_instant(path: Path) -> datetime | None:
+    """The one absolute time of a timer file's ``OnCalendar=`` (as
+    :func:`~lamplighter_systemd.units.format_utc_timestamp` writes it), or None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = [
+        line[len("OnCalendar=") :] for line in text.splitlines() if line.startswith("OnCalendar=")
+    ]
+    if len(found) != 1 or not found[0].endswith(" UTC"):
+        return None
+    try:
+        return datetime.fromisoformat(found[0][: -len(" UTC")]).replace(tzinfo=UTC)
+    except ValueError:
+        return None  # a calendar expression, not one instant
 
 
 def _own_unit() -> str | None:
@@ -79,6 +97,11 @@ def _write_unit(path: Path, text: str) -> None:
         os.close(fd)
     os.replace(tmp, path)
 
+
+# How much earlier than its due time a timer may fire a run (systemd's timer slack).
+_EARLY = timedelta(seconds=5)
+# A calendar timer's last trigger is taken for the due time of a run starting this soon after.
+_CALENDAR_FIRED = timedelta(minutes=5)
 
 # Seconds to wait for the manager to run the start jobs of a batch's triggers.
 _CONFIRM_TIMEOUT = 10.0
@@ -123,6 +146,10 @@ class SystemdBackend(Backend):
     def manager(self) -> Any:
         """The D-Bus connection to the user manager (opened on first use)."""
         with self._lock:
+            if self._manager is not None and self._manager.closed:
+                # The connection broke (the manager restarted at a new login, say): the
+                # next call opens a new one.
+                self._manager = None
             if self._manager is None:
                 from lamplighter_systemd.manager import SystemdError, UserManager
 
@@ -150,7 +177,7 @@ class SystemdBackend(Backend):
     def _wrapper(self) -> Path:
         return default_wrapper_path(self.host.data_dir)
 
-    def _render(self, request: TaskRequest) -> TaskUnits:
+    def _render(self, request: TaskRequest, due: datetime | None = None) -> TaskUnits:
         return render_task_units(
             request,
             app_id=self.host.app_id,
@@ -158,6 +185,7 @@ class SystemdBackend(Backend):
             wrapper_path=self._wrapper,
             data_dir=self.environ.get(DATA_DIR_ENV) or os.environ.get(DATA_DIR_ENV),
             now=self.host.now(),
+            due=due,
         )
 
     def check(self, request: TaskRequest) -> None:
@@ -415,6 +443,55 @@ class SystemdBackend(Backend):
             if parsed is not None and parsed.app_id == self.host.app_id:
                 held.add(parsed.task_id)
         return held
+
+    def launched(self, task_id: TaskId, request: TaskRequest, *, retry: bool) -> datetime | None:
+        """A run the manager started begins: say when it was due, and renew a periodic
+        task's timer with its next due time — before the task runs, so a run that fails
+        or crashes keeps the rhythm.
+
+        The due time is the absolute ``OnCalendar=`` time the fired timer's file holds
+        (periodic, one-time, exact, windowed, retry timers), or for a calendar trigger the
+        timer's last trigger time; None for a run the timer did not start (a login, a path
+        change, ``run_immediately``, a start by hand).
+
+        The next periodic due time is one interval after this one — the rhythm is kept — or,
+        when that has passed too (the machine was off or asleep across several cycles, which
+        collapse into this one run), one interval (less the flex window) from now.
+        """
+        names = unit_names(self.host.app_id, task_id)
+        now = self.host.now()
+        due = _calendar_instant(self.unit_dir / (names.retry_timer if retry else names.timer))
+        if due is not None and due > now + _EARLY:
+            due = None  # the timer has not fired: started another way
+        trigger = request.trigger
+        if retry:
+            return due
+        if isinstance(trigger, Periodic):
+            if due is not None:
+                following = due + trigger.interval
+                if following <= now:
+                    following = now + trigger.interval - (trigger.flex or timedelta(0))
+                self._renew(request, following)
+            return due
+        if isinstance(trigger, Calendar) and (self.unit_dir / names.timer).exists():
+            elapses: dict[str, tuple[datetime | None, datetime | None]]
+            elapses = self.manager.timer_elapses([names.timer])
+            _next, last = elapses[names.timer]
+            if last is not None and now - _CALENDAR_FIRED <= last <= now + _EARLY:
+                return last
+        return due
+
+    def _renew(self, request: TaskRequest, due: datetime) -> None:
+        """Rewrite a periodic task's timer for its next due time, and restart it."""
+        units = self._render(request, due)
+        timer = units.timer
+        assert timer is not None
+        _write_unit(self.unit_dir / timer, units.files[timer])
+        sync_directories([self.unit_dir])
+        manager = self.manager
+        manager.reload()
+        manager.restart_units([timer])
+        self._confirm({timer: request.task_id})
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         unit = render_retry_timer(self.host.app_id, task_id, at)

@@ -284,6 +284,11 @@ class UserManager:
     # ----------------------------------------------------------------------------------------
     # lifetime
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (by :meth:`close`, or because it broke)."""
+        return self._closed
+
     def close(self) -> None:
         """Close the connection. Calling it again does nothing."""
         with self._lock:
@@ -810,44 +815,76 @@ class UserManager:
 
         A message may be given already serialised (see :meth:`_template`)."""
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        replies: list[Message | None] = [None] * len(messages)
         with self._lock:
             if self._closed:
                 raise SystemdError("this connection to the systemd user manager is closed")
             try:
-                pending: dict[int, int] = {}  # serial -> index
-                sent = 0
-                while sent < len(messages) or pending:
-                    if sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
-                        # One write for all that may go now: a system call per message
-                        # would cost more than systemd takes to answer.
-                        chunks = []
-                        while sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
-                            serial = next(self._conn.outgoing_serial)
-                            chunks.append(_with_serial(messages[sent], serial))
-                            pending[serial] = sent
-                            sent += 1
-                        self._conn.sock.sendall(b"".join(chunks))
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    message = self._conn.receive(timeout=remaining)
-                    index = pending.pop(message.header.fields.get(HeaderFields.reply_serial), None)
-                    if index is None:
-                        self._dispatch(message)
-                    else:
-                        replies[index] = message
-            except TimeoutError:
-                # The connection now holds unanswered requests whose late replies would be
-                # taken for answers to later ones; it cannot be trusted any more.
-                self.close()
-                raise SystemdError(
-                    f"the systemd user manager did not answer within {limit:g} s"
-                ) from None
-            except OSError as exc:
-                raise self._connection_lost(exc) from exc
+                return self._round(messages, limit)
+            except _BusGone:
+                # The bus went away before anything was answered — the user manager
+                # restarted (a new login) and took its bus with it: no request reached the
+                # new one, so they go again on a new connection, once.
+                self._reconnect()
+                try:
+                    return self._round(messages, limit)
+                except _BusGone as exc:
+                    raise self._connection_lost(exc.error) from exc.error
+
+    def _round(self, messages: Sequence[Message | bytes], limit: float) -> list[Message]:
+        deadline = time.monotonic() + limit
+        replies: list[Message | None] = [None] * len(messages)
+        answered = False
+        try:
+            pending: dict[int, int] = {}  # serial -> index
+            sent = 0
+            while sent < len(messages) or pending:
+                if sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
+                    # One write for all that may go now: a system call per message
+                    # would cost more than systemd takes to answer.
+                    chunks = []
+                    while sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
+                        serial = next(self._conn.outgoing_serial)
+                        chunks.append(_with_serial(messages[sent], serial))
+                        pending[serial] = sent
+                        sent += 1
+                    self._conn.sock.sendall(b"".join(chunks))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                message = self._conn.receive(timeout=remaining)
+                index = pending.pop(message.header.fields.get(HeaderFields.reply_serial), None)
+                if index is None:
+                    self._dispatch(message)
+                else:
+                    replies[index] = message
+                    answered = True
+        except TimeoutError:
+            # The connection now holds unanswered requests whose late replies would be
+            # taken for answers to later ones; it cannot be trusted any more.
+            self.close()
+            raise SystemdError(
+                f"the systemd user manager did not answer within {limit:g} s"
+            ) from None
+        except OSError as exc:
+            if not answered:
+                raise _BusGone(exc) from exc
+            raise self._connection_lost(exc) from exc
         return [reply for reply in replies if reply is not None]
+
+    def _reconnect(self) -> None:
+        """Open a new connection in place of one whose bus went away. Nothing was sent on
+        the old one since, so no request is lost or sent twice."""
+        self._conn.close()
+        try:
+            self._conn = open_dbus_connection(bus=self.address)
+        except (OSError, ValueError, RuntimeError, DBusErrorResponse) as exc:
+            self._closed = True
+            raise SystemdError(
+                f"lost the connection to the D-Bus session bus at {self.address!r} and "
+                f"cannot connect again: {exc}"
+            ) from exc
+        self._subscribed = False
+        self._finished_jobs.clear()
 
     def _template(self, key: tuple[str, ...], build: Callable[[], Message]) -> bytes:
         """``build()`` serialised, kept for the next request with the same ``key``:
@@ -877,6 +914,14 @@ class UserManager:
         return SystemdError(
             f"lost the connection to the D-Bus session bus at {self.address!r}: {exc}"
         )
+
+
+class _BusGone(Exception):
+    """The connection broke before any reply of an exchange arrived."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _with_serial(message: Message | bytes, serial: int) -> bytes:

@@ -22,15 +22,19 @@ no shell parses it.
 
 Triggers:
 
-- ``Periodic``: ``OnActiveSec=`` and ``OnUnitActiveSec=`` the interval, so the first run
-  comes one interval after the timer starts; with a ``flex`` window the timer elapses at
-  ``interval - flex`` and ``AccuracySec=flex`` lets systemd run it within the window's end;
-  ``run_immediately`` sets :attr:`TaskUnits.start_now`. Intervals under 15 minutes are refused.
+- ``Periodic``: one absolute ``OnCalendar=<next due> UTC`` with ``Persistent=true`` and
+  ``AccuracySec=1s``; the first due time is one interval after scheduling, and each run
+  renews the timer with the next (the backend's ``launched``). Monotonic settings
+  (``OnActiveSec=``, ``OnUnitActiveSec=``) would be counted again at every manager reload
+  and login, and a cycle missed while the machine was off would never run. With a ``flex``
+  window the timer elapses at ``interval - flex`` and ``AccuracySec=flex`` lets systemd run
+  it within the window's end; ``run_immediately`` sets :attr:`TaskUnits.start_now`.
+  Intervals under 15 minutes are refused.
 - ``Calendar``: one ``OnCalendar=`` per expression (:meth:`CalendarExpr.to_on_calendar`) and
   ``Persistent=true``, so a run missed while the machine was off happens once at the next start.
 - ``OnLogin``: no timer; the service gets ``[Install] WantedBy=default.target``.
-- ``OneTime``: ``OnActiveSec=<delay>`` with ``RemainAfterElapse=no``; a zero delay starts the
-  service at once instead.
+- ``OneTime``: ``OnCalendar=<now + delay> UTC``, ``Persistent=true``, ``AccuracySec=1s``
+  and ``RemainAfterElapse=no``; a zero delay starts the service at once instead.
 - ``Exact``: ``OnCalendar=<UTC time> UTC``, ``Persistent=true``, ``AccuracySec=1s``.
 - ``Windowed``: ``OnCalendar=<start> UTC`` and ``RandomizedDelaySec=<end - start>``.
 - ``PathChanged``: a ``.path`` unit with ``PathChanged=``.
@@ -550,6 +554,7 @@ def render_task_units(
     wrapper_path: str | PathLike[str],
     data_dir: str | PathLike[str] | None = None,
     now: datetime | None = None,
+    due: datetime | None = None,
 ) -> TaskUnits:
     """The unit files of one task (see the module docstring for the mapping).
 
@@ -561,8 +566,11 @@ def render_task_units(
             with ``/bin/sh``.
         data_dir: the base data directory to pass as ``LAMPLIGHTER_DATA_DIR`` when the
             application overrides it; None leaves the environment alone.
-        now: the current time (aware), to tell whether a one-shot's time has passed; defaults
-            to the clock.
+        now: the current time (aware), to tell whether a one-shot's time has passed and to
+            place the first periodic and one-time runs; defaults to the clock.
+        due: a periodic task's next due time (the start of its flex window), when it is
+            not the first (``now + interval - flex``): the backend renews the timer with it
+            at each run.
 
     Returns:
         The files and what the backend should enable and start.
@@ -597,12 +605,19 @@ def render_task_units(
     if isinstance(trigger, Periodic):
         _check_interval(request, trigger.interval)
         flex = trigger.flex
-        # A flex window is the last `flex` of each interval: the timer elapses at its start
-        # and AccuracySec lets systemd run it anywhere up to the end of the interval.
-        span = format_timespan(trigger.interval if flex is None else trigger.interval - flex)
-        timer_settings = [("OnActiveSec", span), ("OnUnitActiveSec", span)]
-        if flex is not None:
-            timer_settings.append(("AccuracySec", format_timespan(flex)))
+        # One absolute time, renewed by each run (SystemdBackend.launched): unlike
+        # OnActiveSec=/OnUnitActiveSec=, it is not counted again at a reload or at the next
+        # login, and with Persistent=true a time that passed while the machine was off or
+        # asleep fires once as soon as it is back. A flex window is the last `flex` of each
+        # interval: the timer elapses at its start and AccuracySec lets systemd run it
+        # anywhere up to the end of the interval.
+        first = clock + trigger.interval - (flex or timedelta(0))
+        timer_settings = [
+            ("OnCalendar", format_utc_timestamp(first if due is None else due)),
+            ("Persistent", "true"),
+            ("AccuracySec", "1s" if flex is None else format_timespan(flex)),
+            ("RemainAfterElapse", "no"),
+        ]
         start_now = trigger.run_immediately
     elif isinstance(trigger, Calendar):
         timer_settings = [("OnCalendar", expr) for expr in trigger.expr.to_on_calendar()]
@@ -612,8 +627,11 @@ def render_task_units(
     elif isinstance(trigger, OneTime):
         if trigger.delay > timedelta(0):
             timer_what = "One-time run"
+            # An absolute time, for the reasons given for Periodic; to the second.
             timer_settings = [
-                ("OnActiveSec", format_timespan(trigger.delay)),
+                ("OnCalendar", format_utc_timestamp(clock + trigger.delay)),
+                ("Persistent", "true"),
+                ("AccuracySec", "1s"),
                 ("RemainAfterElapse", "no"),
             ]
         else:

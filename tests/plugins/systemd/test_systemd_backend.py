@@ -211,10 +211,18 @@ def test_keep_update_data_and_replace(world: Callable[..., World]) -> None:
     stored = json.loads((w.data / APP_ID / "tasks" / "sync.json").read_text())
     assert stored["request"]["input"] == 2
 
+    before = datetime.now(UTC)
     assert w.app.schedule(
         TaskRequest.periodic("sync", timedelta(hours=3), existing=ExistingTaskPolicy.REPLACE)
     )
-    assert "OnUnitActiveSec=3h" in w.unit_text("timer", "sync")
+    [line] = [x for x in w.unit_text("timer", "sync").splitlines() if x.startswith("OnCalendar=")]
+    due = datetime.fromisoformat(line.removeprefix("OnCalendar=").removesuffix(" UTC"))
+    # The new interval's first due time.
+    assert (
+        timedelta(0)
+        <= due.replace(tzinfo=UTC) - (before + timedelta(hours=3))
+        < timedelta(seconds=30)
+    )
 
 
 def test_a_deleted_app_is_cleaned_up_by_its_wrapper(world: Callable[..., World]) -> None:

@@ -180,3 +180,149 @@ def test_the_uninstalled_app_cleanup_leaves_nothing_even_when_two_runs_race(
     assert not list(w.manager.unit_dir.rglob("lamplighter-*"))
     assert "lamplighter-" not in _failed_units(w)
     assert [p.name for p in (w.manager.data_dir / "systemd" / "timers").glob("*lamplighter*")] == []
+
+
+# --------------------------------------------------------------------------------------------
+# the rhythm
+
+
+def _next_elapse(w: World, task: str) -> datetime | None:
+    view = w.app.backend.os_schedules([TaskId(task)])[TaskId(task)]
+    return view.next_run if view.active else None
+
+
+def test_the_first_periodic_run_stays_one_interval_after_scheduling(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    before = datetime.now(UTC)
+    w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    after = datetime.now(UTC)
+    first = _next_elapse(w, "sync")
+    assert first is not None
+    assert before + timedelta(hours=1) <= first <= after + timedelta(hours=1)
+
+    # Other work reloads the manager: the rhythm does not move.
+    w.app.schedule(TaskRequest.one_time("once", timedelta(hours=3)))
+    w.app.cancel("once")
+    w.manager.systemctl("daemon-reload")
+    assert _next_elapse(w, "sync") == first
+
+    # A logout and login (or a reboot) restart the manager: the rhythm does not move.
+    w.manager.restart()
+    assert _next_elapse(w, "sync") == first
+    info = w.app.task_info("sync")
+    assert info is not None and info.state is TaskState.SCHEDULED and info.next_run == first
+
+
+def _shift_due(w: World, task: str, due: datetime) -> None:
+    """Move the due time the timer file records to ``due``: what the passing of time does
+    to a schedule while the machine is off (the clock cannot be moved here)."""
+    import re
+
+    from lamplighter_systemd.units import format_utc_timestamp
+
+    path = w.manager.unit_dir / _names(task).timer
+    text = path.read_text()
+    text, count = re.subn(r"(?m)^OnCalendar=.*$", f"OnCalendar={format_utc_timestamp(due)}", text)
+    assert count == 1, text
+    path.write_text(text)
+
+
+def test_a_cycle_missed_while_off_runs_once_at_the_next_start(
+    world: Callable[..., World],
+) -> None:
+    import os
+
+    w = world()
+    w.app.schedule(TaskRequest.periodic("when", timedelta(hours=1)))
+    # Scheduled two hours ago, due one hour ago; the machine was off meanwhile.
+    now = datetime.now(UTC)
+    due = (now - timedelta(hours=1)).replace(microsecond=0)
+    w.manager.halt()
+    _shift_due(w, "when", due)
+    stamp = w.manager.data_dir / "systemd" / "timers" / f"stamp-{_names('when').timer}"
+    assert stamp.exists()
+    scheduled = (now - timedelta(hours=2)).timestamp()
+    os.utime(stamp, (scheduled, scheduled))
+    w.manager.launch()
+
+    w.manager.wait_for(lambda: w.marked("when-due"), 30, what="the missed run")
+    assert (w.marks / "when-due").read_text() == due.isoformat()
+    info = w.manager.wait_for(
+        lambda: (
+            (i := w.app.task_info("when")) is not None
+            and i.run_count == 1
+            and i.state is TaskState.SCHEDULED
+            and i
+        ),
+        30,
+        what="the run to be recorded",
+    )
+    # One run for the missed cycle, and the next one an interval after it.
+    assert len(w.app.history("when")) == 1
+    assert info.next_run is not None and info.last_run is not None
+    assert info.next_run - info.last_run <= timedelta(hours=1)
+    assert info.next_run > datetime.now(UTC) + timedelta(minutes=59)
+
+
+def test_one_time_runs_are_accurate_to_the_second(world: Callable[..., World]) -> None:
+    w = world()
+    before = datetime.now(UTC)
+    w.app.schedule(TaskRequest.one_time("once", timedelta(hours=2)))
+    after = datetime.now(UTC)
+    timer = _names("once").timer
+    assert w.manager.systemctl("show", "-P", "AccuracyUSec", timer).stdout.strip() == "1s"
+    at = _next_elapse(w, "once")
+    assert at is not None and before + timedelta(hours=2) <= at <= after + timedelta(hours=2)
+    w.manager.systemctl("daemon-reload")
+    assert _next_elapse(w, "once") == at
+
+
+def test_an_os_launched_run_knows_when_it_was_due(world: Callable[..., World]) -> None:
+    import json
+
+    w = world()
+    at = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
+    w.app.schedule(TaskRequest.exact("when", at))
+    w.manager.wait_for(lambda: w.marked("when-due"), 30, what="the exact run")
+    assert (w.marks / "when-due").read_text() == at.isoformat()
+    journal = w.data / APP_ID / "events.jsonl"
+    started = w.manager.wait_for(
+        lambda: [
+            e
+            for line in journal.read_text().splitlines()
+            if (e := json.loads(line))["kind"] == "work_started"
+        ],
+        30,
+        what="the WorkStarted event",
+    )
+    assert datetime.fromisoformat(started[0]["expected_at"]) == at
+
+
+def test_schedule_raises_with_systemds_reason_when_the_timer_will_not_start(
+    world: Callable[..., World],
+) -> None:
+    import pytest
+
+    from lamplighter import SchedulingError
+
+    w = world()
+    timer = _names("sync").timer
+    # A mask found before the unit directory in the manager's search path.
+    control = w.manager.config_dir / "systemd" / "user.control"
+    control.mkdir(parents=True, exist_ok=True)
+    (control / timer).symlink_to("/dev/null")
+    try:
+        w.manager.systemctl("daemon-reload")
+        with pytest.raises(SchedulingError, match="masked") as caught:
+            w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        assert caught.value.unit == timer and timer in str(caught.value)
+        assert isinstance(caught.value, RuntimeError)
+        assert w.app.task_info("sync") is None  # nothing half-scheduled is left
+        assert w.units() == []
+    finally:
+        (control / timer).unlink()
+        w.manager.systemctl("daemon-reload")
+    assert w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    assert _next_elapse(w, "sync") is not None
