@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from lamplighter.backend import SchedulingError
     from lamplighter.hookspecs import hookimpl
     from lamplighter.plugins import PluginManager
-    from lamplighter.runner import ExecutionRecord, ExitStatus
+    from lamplighter.runner import ExitStatus
+    from lamplighter.store.records import ExecutionRecord
 
 __all__ = [
     "BatteryLow",
@@ -101,7 +102,7 @@ _LAZY = {
     "PluginManager": "lamplighter.plugins",
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
-    "ExecutionRecord": "lamplighter.runner",
+    "ExecutionRecord": "lamplighter.store.records",
     "SchedulingError": "lamplighter.backend",
 }
 
