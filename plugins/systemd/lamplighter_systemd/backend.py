@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,12 +101,6 @@ def _write_unit(path: Path, text: str) -> None:
 _EARLY = timedelta(seconds=5)
 # A calendar timer's last trigger is taken for the due time of a run starting this soon after.
 _CALENDAR_FIRED = timedelta(minutes=5)
-
-# Seconds to wait for the manager to run the start jobs of a batch's triggers.
-_CONFIRM_TIMEOUT = 10.0
-
-# A service in one of these states has a run in progress.
-_BUSY = ("activating", "active", "reloading", "deactivating")
 
 _WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
 
@@ -217,21 +210,29 @@ class SystemdBackend(Backend):
         if current != text:
             write_wrapper(wrapper, text, durable=False)
         existing: set[str] = set()
+        # One listing of the unit directory rather than a look-up per file, for a batch.
+        few = len(rendered) <= 4
+        on_disk = None if few else self._units_on_disk(self._app_prefix())
+
+        def there(name: str) -> bool:
+            return (self.unit_dir / name).exists() if on_disk is None else name in on_disk
+
         for request, units in rendered:
             tid = request.task_id
             names = unit_names(self.host.app_id, tid)
-            existing.update(n for n in units.files if (self.unit_dir / n).exists())
+            existing.update(n for n in units.files if there(n))
             # A trigger of another kind than before leaves units this request does not use.
             stale += [
                 n
                 for n in (names.timer, names.path, names.retry_timer)
-                if n not in units.files and (self.unit_dir / n).exists()
+                if n not in units.files and there(n)
             ]
             for name, text in units.files.items():
                 # The retry service is written with the first retry (arrange_retry): most
                 # tasks never need it, and each file costs a create. A stale one goes.
                 if name == units.retry_service:
-                    (self.unit_dir / name).unlink(missing_ok=True)
+                    if name in existing:
+                        (self.unit_dir / name).unlink(missing_ok=True)
                     continue
                 _write_unit(self.unit_dir / name, text)
         sync_directories([self.unit_dir, self.host.data_dir])
@@ -268,15 +269,15 @@ class SystemdBackend(Backend):
         new = [unit for unit in triggers if unit not in existing]
         try:
             if again:
-                manager.restart_units(again)
+                manager.restart_units(again, wait=True)
             if new:
                 try:
-                    manager.start_units(new)
+                    manager.start_units(new, wait=True)
                 except SystemdError:
                     # A manager that had looked the name up before may hold on to
                     # "not found".
                     manager.reload()
-                    manager.start_units(new)
+                    manager.start_units(new, wait=True)
         except SystemdError as exc:
             unit = exc.unit or ""
             raise self._refused(triggers.get(unit), unit, str(exc)) from exc
@@ -314,22 +315,15 @@ class SystemdBackend(Backend):
         if not triggers:
             return
         manager = self.manager
-        names = list(triggers)
-        deadline = time.monotonic() + _CONFIRM_TIMEOUT
-        while True:
-            statuses = manager.list_units_by_names(names)
-            if not any(s.job_id for s in statuses) or time.monotonic() > deadline:
-                break
-            time.sleep(0.005)  # a start job still queued: the manager runs it next
-        timers = [
-            s.name
-            for s in statuses
-            if s.name.endswith(".timer") and s.load_state == "loaded" and s.active_state == "active"
-        ]
-        elapses = manager.timer_elapses(timers) if timers else {}
-        for status in statuses:
+        for status in manager.list_units_by_names(list(triggers)):
+            # A timer is "waiting" exactly while it has a next elapse (one with nothing left
+            # to elapse stops, RemainAfterElapse=no); a path unit "waiting" while it
+            # watches, "running" while it has just started the service.
             loaded = status.load_state == "loaded" and status.active_state == "active"
-            if loaded and (status.name not in elapses or elapses[status.name][0] is not None):
+            if loaded and (
+                status.sub_state == "waiting"
+                or (status.name.endswith(".path") and status.sub_state == "running")
+            ):
                 continue
             words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
             if loaded:
@@ -386,10 +380,10 @@ class SystemdBackend(Backend):
         if not ids:
             return
         prefix = unit_prefix(self.host.app_id, ids[0]) if len(ids) == 1 else self._app_prefix()
-        on_disk = self._units_on_disk(prefix)
-        loaded = self._loaded_units(prefix)
         named = [unit_names(self.host.app_id, tid) for tid in ids]
         every = [n for names in named for n in names.all()]
+        on_disk = self._units_on_disk(prefix, every if len(ids) <= 16 else None)
+        loaded = self._loaded_units(prefix)
         for unit in every:
             status = loaded.get(unit)
             if (
@@ -490,7 +484,7 @@ class SystemdBackend(Backend):
         sync_directories([self.unit_dir])
         manager = self.manager
         manager.reload()
-        manager.restart_units([timer])
+        manager.restart_units([timer], wait=True)
         self._confirm({timer: request.task_id})
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
@@ -528,18 +522,24 @@ class SystemdBackend(Backend):
         """What every unit name of this application starts with."""
         return unit_prefix(self.host.app_id, "x")[: -len("x")]
 
-    def _units_on_disk(self, prefix: str) -> set[str]:
+    def _units_on_disk(self, prefix: str, names: Sequence[str] | None = None) -> set[str]:
+        """The unit files whose names start with ``prefix`` — or, cheaper than listing a
+        directory of thousands, those of ``names`` that exist."""
+        if names is not None:
+            return {n for n in names if os.path.lexists(self.unit_dir / n)}
         try:
             return {n for n in os.listdir(self.unit_dir) if n.startswith(prefix)}
         except FileNotFoundError:
             return set()
 
-    def _loaded_units(self, prefix: str) -> dict[str, Any]:
-        """The units of names starting with ``prefix`` the manager has loaded, in one query."""
+    def _loaded_units(self, prefix: str, suffixes: Sequence[str] = ("",)) -> dict[str, Any]:
+        """The units of names starting with ``prefix`` (and ending with one of
+        ``suffixes``) the manager has loaded, in one query."""
         # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
         # escapes the next character.
         pattern = prefix.replace("\\", "\\\\") + "*"
-        return {s.name: s for s in self.manager.list_units_by_patterns([], [pattern])}
+        patterns = [pattern + suffix for suffix in suffixes]
+        return {s.name: s for s in self.manager.list_units_by_patterns([], patterns)}
 
     def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
         """What the user manager says of each task's trigger units: one listing of the
@@ -555,10 +555,14 @@ class SystemdBackend(Backend):
         ids = list(task_ids)
         if not ids:
             return {}
-        prefix = unit_prefix(self.host.app_id, ids[0]) if len(ids) == 1 else self._app_prefix()
-        on_disk = self._units_on_disk(prefix)
-        loaded = self._loaded_units(prefix)
         named = {tid: unit_names(self.host.app_id, tid) for tid in ids}
+        if len(ids) == 1:
+            prefix = unit_prefix(self.host.app_id, ids[0])
+            on_disk = self._units_on_disk(prefix, named[ids[0]].all())
+        else:
+            prefix = self._app_prefix()
+            on_disk = self._units_on_disk(prefix)
+        loaded = self._loaded_units(prefix, (".timer", ".path"))
         ask = [
             name
             for names in named.values()
@@ -567,7 +571,8 @@ class SystemdBackend(Backend):
             and status.load_state == "loaded"
             and status.active_state == "active"
         ]
-        elapses = self.manager.timer_elapses(ask) if ask else {}
+        # Every timer of this backend has calendar triggers only (no monotonic ones).
+        elapses = self.manager.timer_elapses(ask, monotonic=False) if ask else {}
         result: dict[TaskId, OsSchedule] = {}
         for tid, names in named.items():
             present = False
@@ -600,12 +605,9 @@ class SystemdBackend(Backend):
                 active = True
                 pending.append(at)
                 details.append(f"{unit}: {words}, next elapse {at.isoformat()}")
-            if names.service in on_disk and self._links(names.service).is_symlink():
+            if not present and names.service in on_disk and self._links(names.service).is_symlink():
                 present = active = True
                 details.append(f"{names.service}: enabled, runs at the next login")
-            service = loaded.get(names.service)
-            if service is not None and service.active_state in _BUSY:
-                details.append(f"{names.service}: {service.active_state} ({service.sub_state})")
             result[tid] = OsSchedule(
                 present=present,
                 active=active,
@@ -642,7 +644,12 @@ class SystemdBackend(Backend):
         return result
 
     def is_running(self, task_id: TaskId) -> bool:
-        return self.describe(task_id)[1]
+        """Whether the task's service (or retry service) is starting or running, in one
+        small query."""
+        names = unit_names(self.host.app_id, task_id)
+        patterns = [n.replace("\\", "\\\\") for n in (names.service, names.retry_service)]
+        busy = ["activating", "active", "reloading", "deactivating"]
+        return bool(self.manager.list_units_by_patterns(busy, patterns))
 
     def cancel_running(self, task_id: TaskId) -> bool:
         if not self.is_running(task_id):

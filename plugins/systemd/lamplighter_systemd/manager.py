@@ -15,6 +15,7 @@ been chosen, so an application that never schedules through systemd never pays f
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -67,8 +68,9 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_DEPTH: Final = 128
 # Finished jobs remembered for a later wait; older ones are dropped first.
 _FINISHED_JOBS_KEPT: Final = 4096
-# Serialised requests kept for reuse (see UserManager._template).
-_TEMPLATES_KEPT: Final = 1024
+# Serialised requests kept for reuse (see UserManager._template): enough for reading two
+# properties of thousands of timers (a few hundred bytes each).
+_TEMPLATES_KEPT: Final = 16384
 # A change of the wall clock against the monotonic one larger than this (µs) is a step.
 _CLOCK_STEP: Final = 500_000
 
@@ -216,6 +218,7 @@ def user_bus_address(environ: Mapping[str, str] | None = None) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def unit_object_path(name: str) -> str:
     """The D-Bus object path of unit ``name`` (systemd's ``bus_label_escape``).
 
@@ -357,38 +360,82 @@ class UserManager:
         """
         return self._job("StartUnit", "start", name, mode, START_MODES, wait, timeout)
 
-    def restart_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+    def restart_units(
+        self, names: Iterable[str], mode: str = "replace", *, wait: bool = False
+    ) -> list[str]:
         """Queue a restart job (a start, for a unit that is not running) for each unit of
-        ``names`` in one pipelined exchange; returns the job paths in order.
+        ``names`` in one pipelined exchange; returns the job paths in order. With
+        ``wait``, returns once every job has ended (see :meth:`start_units`).
 
         Raises:
             SystemdError: systemd refused a job (the first refusal, naming its unit).
         """
-        return self._jobs("RestartUnit", "restart", list(names), mode)
+        return self._jobs("RestartUnit", "restart", list(names), mode, wait)
 
-    def start_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+    def start_units(
+        self, names: Iterable[str], mode: str = "replace", *, wait: bool = False
+    ) -> list[str]:
         """Queue a start job for each unit of ``names`` in one pipelined exchange (the
         replies are read after all requests are sent); returns the job paths in order.
 
+        With ``wait``, returns only once every job has ended, whatever its result (the
+        manager runs queued jobs after it has answered the requests before them; read
+        the units' states to learn how they went).
+
         Raises:
             SystemdError: systemd refused a job (the first refusal is raised, naming its
-                unit, after every request was sent).
+                unit, after every request was sent), or (with ``wait``) the jobs did not
+                end within the client's timeout.
         """
-        return self._jobs("StartUnit", "start", list(names), mode)
+        return self._jobs("StartUnit", "start", list(names), mode, wait)
 
-    def _jobs(self, method: str, verb: str, wanted: list[str], mode: str) -> list[str]:
+    def _jobs(
+        self, method: str, verb: str, wanted: list[str], mode: str, wait: bool = False
+    ) -> list[str]:
         if mode not in START_MODES:
             raise ValueError(
                 f"mode {mode!r} is not a {verb} job mode; allowed: {', '.join(START_MODES)}"
             )
-        replies = self._exchange(
-            [_manager_call(method, "ss", (name, mode)) for name in wanted], timeout=None
-        )
-        jobs = []
-        for name, reply in zip(wanted, replies, strict=True):
-            _raise_for_error(reply, f"{verb} {name!r}", name)
-            jobs.append(str(reply.body[0]))
+        with self._lock:
+            replies = self._exchange(
+                [_manager_call(method, "ss", (name, mode)) for name in wanted], timeout=None
+            )
+            jobs = []
+            for name, reply in zip(wanted, replies, strict=True):
+                _raise_for_error(reply, f"{verb} {name!r}", name)
+                jobs.append(str(reply.body[0]))
+            if wait:
+                self._wait_for_jobs(wanted, verb)
         return jobs
+
+    def _wait_for_jobs(self, names: list[str], verb: str) -> None:
+        """Wait until none of the units ``names`` has a job queued.
+
+        The manager runs queued jobs only when it has no request left to answer, so the
+        units are asked after a short pause, doubling up to a bound; asking is one request
+        for all of them. (Subscribing to the manager's signals would cost more: once a
+        client subscribes, the manager sends every property of every unit that changes.)
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.002
+        waiting = names
+        while True:
+            time.sleep(pause)
+            (units,) = self._call(
+                _manager_call("ListUnitsByNames", "as", (waiting,)),
+                what="list units",
+                unit=", ".join(waiting),
+            )
+            waiting = [row[0] for row in units if row[7]]  # row[7]: the queued job's id
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise SystemdError(
+                    f"the {verb} jobs of {', '.join(waiting)} did not finish within "
+                    f"{self.timeout:g} s",
+                    unit=", ".join(waiting),
+                )
+            pause = min(pause * 2, 0.05)
 
     def stop_unit(
         self,
@@ -664,42 +711,53 @@ class UserManager:
         return infos, dict(zip(others, statuses[len(wanted) :], strict=True))
 
     def timer_elapses(
-        self, timers: Sequence[str]
+        self, timers: Sequence[str], *, monotonic: bool = True, last: bool = True
     ) -> dict[str, tuple[datetime | None, datetime | None]]:
         """The next elapse (the earlier of the realtime and monotonic ones) and the last
         trigger of each loaded timer of ``timers``, in one pipelined exchange; a timer the
-        manager does not know answers ``(None, None)``."""
-        props = (
-            ("NextElapseUSecRealtime", TIMER_INTERFACE),
-            ("NextElapseUSecMonotonic", TIMER_INTERFACE),
-            ("LastTriggerUSec", TIMER_INTERFACE),
-        )
+        manager does not know answers ``(None, None)``.
+
+        Args:
+            timers: Timer unit names.
+            monotonic: Read the monotonic next elapse too; timers with calendar triggers
+                only do without (one request less per timer).
+            last: Read the last trigger time; without, it is answered None.
+        """
+        props = ["NextElapseUSecRealtime"]
+        if monotonic:
+            props.append("NextElapseUSecMonotonic")
+        if last:
+            props.append("LastTriggerUSec")
         messages: list[Message | bytes] = []
         for name in timers:
             path = unit_object_path(name)
-            for prop, interface in props:
+            for prop in props:
                 messages.append(
                     self._template(
-                        ("Get", path, prop), partial(_get_property_call, path, interface, prop)
+                        ("Get", path, prop),
+                        partial(_get_property_call, path, TIMER_INTERFACE, prop),
                     )
                 )
         replies = self._exchange(messages, timeout=None) if messages else []
         offset = self._clock_offset()
         result: dict[str, tuple[datetime | None, datetime | None]] = {}
+        width = len(props)
         for i, name in enumerate(timers):
-            realtime, monotonic, last = replies[3 * i : 3 * i + 3]
-            values = [
-                None if r.header.message_type == MessageType.error else r.body[0][1]
-                for r in (realtime, monotonic, last)
-            ]
+            values = {
+                prop: None if reply.header.message_type == MessageType.error else reply.body[0][1]
+                for prop, reply in zip(props, replies[width * i : width * (i + 1)], strict=True)
+            }
             pending: list[datetime] = []
-            if values[0] is not None and (at := _realtime(values[0])) is not None:
+            realtime = values["NextElapseUSecRealtime"]
+            if realtime is not None and (at := _realtime(realtime)) is not None:
                 pending.append(at)
-            if values[1] is not None and (usec := _usec(values[1])) is not None:
+            usec = values.get("NextElapseUSecMonotonic")
+            if usec is not None and (usec := _usec(usec)) is not None:
                 pending.append(_EPOCH + timedelta(microseconds=usec + offset))
+            fired = values.get("LastTriggerUSec")
             result[name] = (
                 min(pending) if pending else None,
-                None if values[2] is None else _realtime(values[2]),
+                None if fired is None else _realtime(fired),
             )
         return result
 
@@ -838,9 +896,10 @@ class UserManager:
             pending: dict[int, int] = {}  # serial -> index
             sent = 0
             while sent < len(messages) or pending:
-                if sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
-                    # One write for all that may go now: a system call per message
-                    # would cost more than systemd takes to answer.
+                if sent < len(messages) and len(pending) <= _PIPELINE_DEPTH // 2:
+                    # One write for all that may go now (refilled once half the requests
+                    # in flight are answered): a system call per message would cost more
+                    # than systemd takes to answer.
                     chunks = []
                     while sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
                         serial = next(self._conn.outgoing_serial)
