@@ -805,32 +805,15 @@ class Lamplighter:
             return int(ExitStatus.INTERNAL_ERROR)
         for failure in self.plugins.failures:
             self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
-        scheduled_for = self._launched(invocation.task_id, retry=invocation.retry)
-        outcome: FireOutcome = self.runner.fire_blocking(
-            invocation.task_id, scheduled_for=scheduled_for, retry=invocation.retry
-        )
+        task_id, retry = invocation.task_id, invocation.retry
+
+        def due(request: TaskRequest) -> datetime | None:
+            return self._ensure_backend().launched(task_id, request, retry=retry)
+
+        outcome: FireOutcome = self.runner.fire_blocking(task_id, retry=retry, due=due)
         if outcome.status is ExitStatus.UNKNOWN_TASK:
             print(f"lamplighter: {outcome.message}", file=sys.stderr)
         return int(outcome.status)
-
-    def _launched(self, task_id: TaskId, *, retry: bool) -> datetime | None:
-        """Tell the backend an OS-launched run begins (it may renew the schedule); returns
-        when the run was due, if the backend knows. A task without a readable file is left
-        to the runner, which reports it."""
-        try:
-            raw = self.store.load(task_id)
-            if raw is None:
-                return None
-            request = self.runner.decoded(task_id, raw["request"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        try:
-            return self._ensure_backend().launched(task_id, request, retry=retry)
-        except Exception as exc:
-            message = f"the backend could not renew the schedule: {exc}"
-            logger.error("lamplighter: task %r: %s", task_id.value, message)
-            self._emit(LibraryError(task_id=task_id, message=message, cause=exc))
-            return None
 
     # ============================================================== ephemeral state
 
