@@ -34,6 +34,10 @@ it, without touching any manager or process that was there before. How it is set
 * Start-up is awaited by polling, within a bound, the bus until the manager owns its name
   and then its ``SystemState`` property until it is ``running`` or ``degraded``.
 
+``PrivateUserManager.restart()`` stops the manager and starts a new one in fresh cgroups, as
+a logout and login (or a reboot) would: the new manager knows only what its files say
+(``halt()`` and ``launch()`` do the two halves, for a test that changes files in between).
+
 Teardown stops exactly the processes started here (the manager, which stops its bus, and
 ``cat``): SIGTERM, then SIGKILL after a bound.
 
