@@ -326,3 +326,30 @@ def test_schedule_raises_with_systemds_reason_when_the_timer_will_not_start(
         w.manager.systemctl("daemon-reload")
     assert w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     assert _next_elapse(w, "sync") is not None
+
+
+def test_a_periodic_task_that_exited_66_can_be_cancelled_and_scheduled_again(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    (w.data / APP_ID / "tasks" / "sync.json").unlink()  # lost behind Lamplighter's back
+    service = _names("sync").service
+    w.manager.systemctl("start", service, check=False)  # the run exits 66: unknown task
+    w.manager.wait_for(
+        lambda: (
+            w.manager.systemctl("show", "-P", "ActiveState", service).stdout.strip() == "failed"
+        ),
+        30,
+        what="the run to fail",
+    )
+    assert w.app.cancel("sync")  # the units are found by name
+    assert w.units() == []
+    assert "lamplighter-" not in _failed_units(w)
+
+    assert w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    assert w.manager.systemctl("is-active", _names("sync").timer, check=False).stdout.strip() == (
+        "active"
+    )
+    info = w.app.task_info("sync")
+    assert info is not None and info.state is TaskState.SCHEDULED and info.next_run is not None
