@@ -399,11 +399,15 @@ class TaskStore:
     def _store_lock(self, *, exclusive: bool) -> Iterator[None]:
         """The store-wide lock: shared by single-task writes, exclusive for a batch."""
         self._ensure_dirs()
-        fd = os.open(
-            self.locks_dir / "store.lock",
-            os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
-            0o600,
-        )
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(self.locks_dir / "store.lock", flags, 0o600)
+        except FileNotFoundError:
+            # The directory went away under this process (an uninstall cleanup removed the
+            # application's data): make it again.
+            self._ready = False
+            self._ensure_dirs()
+            fd = os.open(self.locks_dir / "store.lock", flags, 0o600)
         try:
             _lock_fd(fd, blocking=True, shared=not exclusive)
             try:
