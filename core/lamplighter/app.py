@@ -810,7 +810,9 @@ class Lamplighter:
         def due(request: TaskRequest) -> datetime | None:
             return self._ensure_backend().launched(task_id, request, retry=retry)
 
-        outcome: FireOutcome = self.runner.fire_blocking(task_id, retry=retry, due=due)
+        outcome: FireOutcome = self.runner.fire_blocking(
+            task_id, retry=retry, if_due=invocation.if_due, due=due
+        )
         if outcome.status is ExitStatus.UNKNOWN_TASK:
             print(f"lamplighter: {outcome.message}", file=sys.stderr)
         return int(outcome.status)
