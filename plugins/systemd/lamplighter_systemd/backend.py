@@ -235,12 +235,9 @@ class SystemdBackend(Backend):
                         (self.unit_dir / name).unlink(missing_ok=True)
                     continue
                 _write_unit(self.unit_dir / name, text)
-        sync_directories([self.unit_dir, self.host.data_dir])
         for unit in stale:
             self._stop_quietly(unit)
             (self.unit_dir / unit).unlink(missing_ok=True)
-        for _r, units in rendered:
-            self._enable(units.enable)
         # A unit the manager still holds from an earlier schedule of the same name — failed,
         # or "not-found" since its file went — would keep the new file from loading:
         # forget its failure (so it is no longer listed as failed) and reload.
@@ -269,15 +266,21 @@ class SystemdBackend(Backend):
         new = [unit for unit in triggers if unit not in existing]
         try:
             if again:
-                manager.restart_units(again, wait=True)
+                manager.restart_units(again)
             if new:
                 try:
-                    manager.start_units(new, wait=True)
+                    manager.start_units(new)
                 except SystemdError:
                     # A manager that had looked the name up before may hold on to
                     # "not found".
                     manager.reload()
-                    manager.start_units(new, wait=True)
+                    manager.start_units(new)
+            # While the manager runs the start jobs: enable the units (their links matter
+            # at the next login) and make the batch's files durable.
+            for _r, units in rendered:
+                self._enable(units.enable)
+            sync_directories([self.unit_dir, self.host.data_dir])
+            manager.wait_for_jobs(list(triggers))
         except SystemdError as exc:
             unit = exc.unit or ""
             raise self._refused(triggers.get(unit), unit, str(exc)) from exc

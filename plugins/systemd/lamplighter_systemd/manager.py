@@ -405,10 +405,10 @@ class UserManager:
                 _raise_for_error(reply, f"{verb} {name!r}", name)
                 jobs.append(str(reply.body[0]))
             if wait:
-                self._wait_for_jobs(wanted, verb)
+                self.wait_for_jobs(wanted, verb)
         return jobs
 
-    def _wait_for_jobs(self, names: list[str], verb: str) -> None:
+    def wait_for_jobs(self, names: Sequence[str], verb: str = "start") -> None:
         """Wait until none of the units ``names`` has a job queued.
 
         The manager runs queued jobs only when it has no request left to answer, so the
@@ -418,7 +418,9 @@ class UserManager:
         """
         deadline = time.monotonic() + self.timeout
         pause = 0.002
-        waiting = names
+        waiting = list(names)
+        if not waiting:
+            return
         while True:
             time.sleep(pause)
             (units,) = self._call(
@@ -435,7 +437,7 @@ class UserManager:
                     f"{self.timeout:g} s",
                     unit=", ".join(waiting),
                 )
-            pause = min(pause * 2, 0.05)
+            pause = min(pause * 2, 0.02)
 
     def stop_unit(
         self,
