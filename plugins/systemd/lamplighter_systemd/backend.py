@@ -294,11 +294,13 @@ class SystemdBackend(Backend):
         # escapes the next character.
         return self._app_prefix().replace("\\", "\\\\") + "*"
 
-    def _refused(self, task_id: TaskId | None, unit: str, reason: str) -> SchedulingError:
+    def _refused(
+        self, task_id: TaskId | None, unit: str, reason: str, *, take_down: bool = True
+    ) -> SchedulingError:
         from lamplighter_systemd.manager import SystemdError
 
         # Take the refused task's units down: nothing of a schedule that will not fire stays.
-        if task_id is not None:
+        if task_id is not None and take_down:
             try:
                 self.remove([task_id])
             except SystemdError as exc:  # pragma: no cover - the manager went away too
@@ -311,7 +313,7 @@ class SystemdBackend(Backend):
             reason=reason,
         )
 
-    def _confirm(self, triggers: Mapping[str, TaskId]) -> None:
+    def _confirm(self, triggers: Mapping[str, TaskId], *, take_down: bool = True) -> None:
         """Return once the manager has each trigger unit loaded and active — a timer with a
         next elapse, a path unit watching — or raise :class:`SchedulingError` naming the
         first that is not, with systemd's reason."""
@@ -334,7 +336,7 @@ class SystemdBackend(Backend):
             else:
                 error = manager.load_errors([status.name])[status.name]
                 reason = f"{words}" + (f": {error}" if error else "")
-            raise self._refused(triggers[status.name], status.name, reason)
+            raise self._refused(triggers[status.name], status.name, reason, take_down=take_down)
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
@@ -488,7 +490,8 @@ class SystemdBackend(Backend):
         manager = self.manager
         manager.reload()
         manager.restart_units([timer], wait=True)
-        self._confirm({timer: request.task_id})
+        # A failure is reported (the run goes on); the units stay for `task_info()` to show.
+        self._confirm({timer: request.task_id}, take_down=False)
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         unit = render_retry_timer(self.host.app_id, task_id, at)

@@ -353,3 +353,27 @@ def test_a_periodic_task_that_exited_66_can_be_cancelled_and_scheduled_again(
     )
     info = w.app.task_info("sync")
     assert info is not None and info.state is TaskState.SCHEDULED and info.next_run is not None
+
+
+def test_each_run_renews_the_timer_one_interval_on_even_when_it_fails(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.periodic("boom", timedelta(hours=1)))
+    # The due time has come (moved, as the clock cannot be): the timer fires the run.
+    due = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0)
+    _shift_due(w, "boom", due)
+    w.manager.systemctl("start", "--no-block", _names("boom").service)
+    w.manager.wait_for(lambda: w.marked("boom-1"), 30, what="the failing run")
+    info = w.manager.wait_for(
+        lambda: (
+            (i := w.app.task_info("boom")) is not None
+            and i.run_count == 1
+            and i.state is TaskState.SCHEDULED
+            and i
+        ),
+        30,
+        what="the failure to be recorded",
+    )
+    # The rhythm is kept: one interval after the due time, not after the run.
+    assert info.next_run == due + timedelta(hours=1)
