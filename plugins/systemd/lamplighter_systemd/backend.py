@@ -97,6 +97,9 @@ def _write_unit(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Rendered requests kept between check() and install().
+_CHECKED_KEPT = 4096
+
 # How much earlier than its due time a timer may fire a run (systemd's timer slack).
 _EARLY = timedelta(seconds=5)
 # A calendar timer's last trigger is taken for the due time of a run starting this soon after.
@@ -132,6 +135,8 @@ class SystemdBackend(Backend):
         self.unit_dir = unit_directory(self.environ)
         self._manager: Any = None
         self._lock = threading.RLock()
+        # What check() rendered, by request, for the install() that follows.
+        self._checked: dict[int, tuple[TaskRequest, TaskUnits]] = {}
 
     # ------------------------------------------------------------------ the manager
 
@@ -183,14 +188,25 @@ class SystemdBackend(Backend):
 
     def check(self, request: TaskRequest) -> None:
         """Refuse what systemd cannot schedule (the message says what can)."""
-        self._render(request)
+        # Kept for install(), which follows at once for the same request objects (a request
+        # that is not installed, existing=KEEP say, is dropped at the next install).
+        if len(self._checked) >= _CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[id(request)] = (request, self._render(request))
+
+    def _rendered(self, request: TaskRequest) -> TaskUnits:
+        kept = self._checked.pop(id(request), None)
+        if kept is not None and kept[0] is request:
+            return kept[1]
+        return self._render(request)
 
     # ------------------------------------------------------------------ installing
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
         from lamplighter_systemd.manager import SystemdError
 
-        rendered = [(request, self._render(request)) for request in requests]
+        rendered = [(request, self._rendered(request)) for request in requests]
+        self._checked.clear()
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         manager = self.manager
         stale: list[str] = []

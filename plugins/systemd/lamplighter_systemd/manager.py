@@ -398,7 +398,13 @@ class UserManager:
             )
         with self._lock:
             replies = self._exchange(
-                [_manager_call(method, "ss", (name, mode)) for name in wanted], timeout=None
+                [
+                    self._template(
+                        (method, name, mode), partial(_manager_call, method, "ss", (name, mode))
+                    )
+                    for name in wanted
+                ],
+                timeout=None,
             )
             jobs = []
             for name, reply in zip(wanted, replies, strict=True):
