@@ -62,6 +62,7 @@ import time
 import tty
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -245,13 +246,7 @@ class PrivateUserManager:
         """Stop the manager (SIGTERM: it stops its units as at a logout or shutdown), kill
         what is left in its cgroups and remove them, and stop the console's reader."""
         errors: list[BaseException] = []
-
-        def attempt(step: Callable[..., object], *args: object) -> None:
-            try:
-                step(*args)
-            except Exception as exc:  # go on cleaning up; report at the end
-                errors.append(exc)
-
+        attempt = partial(_attempt, errors)
         if self._systemd is not None:
             attempt(_stop, self._systemd)
             self._systemd = None
@@ -397,6 +392,14 @@ def _masked_units() -> list[str]:
     return sorted(names - BUS_UNITS)
 
 
+def _attempt(errors: list[BaseException], step: Callable[..., object], *args: object) -> None:
+    """Run one cleanup step; an error is kept in ``errors`` (to report once all ran)."""
+    try:
+        step(*args)
+    except Exception as exc:
+        errors.append(exc)
+
+
 def _stop(process: subprocess.Popen[bytes], grace: float = 0.0) -> None:
     """Wait ``grace`` seconds for it to exit by itself, then SIGTERM, then SIGKILL after a
     bound: only ever this one process."""
@@ -539,13 +542,7 @@ def private_user_manager() -> Iterator[PrivateUserManager]:
         yield manager
     finally:
         errors: list[BaseException] = []
-
-        def attempt(step: Callable[..., object], *args: object) -> None:
-            try:
-                step(*args)
-            except Exception as exc:  # go on cleaning up; report at the end
-                errors.append(exc)
-
+        attempt = partial(_attempt, errors)
         attempt(manager.halt)
         if claimed_booted_marker:
             attempt(_release_booted_marker)

@@ -50,6 +50,20 @@ def test_os_schedules_reports_systemds_next_elapse(world: Callable[..., World]) 
     assert not view[TaskId("sync")].present and not view[TaskId("sync")].active
 
 
+def _after_the_first_run(w: World, task: str):  # type: ignore[no-untyped-def]
+    """The task's info once its first run is recorded and its process has ended."""
+    return w.manager.wait_for(
+        lambda: (
+            (i := w.app.task_info(task)) is not None
+            and i.run_count == 1
+            and i.state is TaskState.SCHEDULED
+            and i
+        ),
+        30,
+        what=f"the first run of {task} to be recorded",
+    )
+
+
 def _failed_units(w: World) -> str:
     return w.manager.systemctl("list-units", "--failed", "--all", "--no-legend").stdout
 
@@ -136,15 +150,7 @@ def test_cancel_leaves_no_lock_state_or_unit_file(world: Callable[..., World]) -
     w = world()
     w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1), run_immediately=True))
     w.app.schedule(TaskRequest.calendar("other", "*-*-* 03:00"))
-    w.manager.wait_for(
-        lambda: (
-            (i := w.app.task_info("sync")) is not None
-            and i.run_count == 1
-            and i.state is TaskState.SCHEDULED
-        ),
-        30,
-        what="the first run to end",
-    )
+    _after_the_first_run(w, "sync")
     assert any(name.startswith("locks/sync.") for name in _leftovers(w))
     assert w.app.cancel("sync") and w.app.cancel("other")
     assert w.units() == []
@@ -162,15 +168,7 @@ def test_the_uninstalled_app_cleanup_leaves_nothing_even_when_two_runs_race(
             TaskRequest.calendar("other", "*-*-* 03:00"),
         ]
     )
-    w.manager.wait_for(
-        lambda: (
-            (i := w.app.task_info("sync")) is not None
-            and i.run_count == 1
-            and i.state is TaskState.SCHEDULED
-        ),
-        30,
-        what="the first run to end",
-    )
+    _after_the_first_run(w, "sync")
     w.script.unlink()
     w.manager.systemctl("start", "--no-block", _names("sync").service, _names("other").service)
     w.manager.wait_for(lambda: not w.units(), 30, what="the units to be removed")
@@ -249,16 +247,7 @@ def test_a_cycle_missed_while_off_runs_once_at_the_next_start(
 
     w.manager.wait_for(lambda: w.marked("when-due"), 30, what="the missed run")
     assert (w.marks / "when-due").read_text() == due.isoformat()
-    info = w.manager.wait_for(
-        lambda: (
-            (i := w.app.task_info("when")) is not None
-            and i.run_count == 1
-            and i.state is TaskState.SCHEDULED
-            and i
-        ),
-        30,
-        what="the run to be recorded",
-    )
+    info = _after_the_first_run(w, "when")
     # One run for the missed cycle, and the next one an interval after it.
     assert len(w.app.history("when")) == 1
     assert info.next_run is not None and info.last_run is not None
@@ -365,15 +354,6 @@ def test_each_run_renews_the_timer_one_interval_on_even_when_it_fails(
     _shift_due(w, "boom", due)
     w.manager.systemctl("start", "--no-block", _names("boom").service)
     w.manager.wait_for(lambda: w.marked("boom-1"), 30, what="the failing run")
-    info = w.manager.wait_for(
-        lambda: (
-            (i := w.app.task_info("boom")) is not None
-            and i.run_count == 1
-            and i.state is TaskState.SCHEDULED
-            and i
-        ),
-        30,
-        what="the failure to be recorded",
-    )
+    info = _after_the_first_run(w, "boom")
     # The rhythm is kept: one interval after the due time, not after the run.
     assert info.next_run == due + timedelta(hours=1)
