@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import inspect
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,18 +32,44 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
+from lamplighter._event_base import (
+    _INT,
+    _TIMEDELTA,
+    MonitorEvent,
+    _instance_of,
+)
+from lamplighter._log import lazy_logger
+from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
 
 if TYPE_CHECKING:
+    from lamplighter._events_other import (
+        AttemptDeferred,
+        AttemptFailed,
+        Cancelled,
+        LibraryError,
+        RetryScheduled,
+        ScheduleReplaced,
+        Skipped,
+        Snapshot,
+    )
+
+    #: Every event class, in the order of the reference list.
+    EVENT_TYPES: tuple[type[MonitorEvent], ...]
     import asyncio
     import concurrent.futures
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
+
+    # Told what a monitor call returned, or the exception it raised (any BaseException).
+    CallDone = Callable[[Any, BaseException | None], None]
 
 __all__ = [
     "DEFAULT_CAPACITY",
     "EVENT_TYPES",
+    "INLINE_MONITOR_TIMEOUT",
     "MIN_POLL_INTERVAL",
+    "MONITOR_STALL_TIMEOUT",
     "AttachedMonitor",
     "AttemptDeferred",
     "AttemptFailed",
@@ -53,6 +78,7 @@ __all__ = [
     "LibraryError",
     "Monitor",
     "MonitorEvent",
+    "MonitorWorker",
     "RetryScheduled",
     "ScheduleReplaced",
     "Scheduled",
@@ -67,7 +93,7 @@ __all__ = [
     "event_to_dict",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: Unread events each subscription holds before the oldest are dropped.
 DEFAULT_CAPACITY = 64
@@ -75,72 +101,18 @@ DEFAULT_CAPACITY = 64
 #: The shortest interval :class:`SnapshotPoller` accepts.
 MIN_POLL_INTERVAL = timedelta(milliseconds=250)
 
+#: Seconds one ``on_event`` call may take before it is reported, once, as a
+#: :class:`LibraryError` (delivery to that monitor waits on; the others never do).
+MONITOR_STALL_TIMEOUT = 30.0
+
+#: Seconds a process the OS launched for one run waits, after its run lock is released,
+#: for monitors to finish that run's events before it exits anyway.
+INLINE_MONITOR_TIMEOUT = 5.0
+
 
 # --------------------------------------------------------------------------------------------
 # the events
 # --------------------------------------------------------------------------------------------
-
-
-def _to_task_id(value: TaskId | str | None) -> TaskId | None:
-    if value is None or isinstance(value, TaskId):
-        return value
-    if isinstance(value, str):
-        return TaskId(value)
-    raise TypeError(f"task_id must be a TaskId, a str or None, got {type(value).__name__}")
-
-
-def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{attribute.name} must be a datetime, got {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise ValueError(
-            f"{attribute.name} {value.isoformat()!r} is naive; events carry timezone-aware "
-            "datetimes (for example datetime.now(UTC))"
-        )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _instance_of(*types: type) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
-
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        # bool is an int subclass, but True is never a sensible attempt number or pid.
-        if isinstance(value, bool) and bool not in types:
-            raise TypeError(f"{attribute.name} must be {allowed}, got bool {value!r}")
-        if not isinstance(value, types):
-            raise TypeError(
-                f"{attribute.name} must be {allowed}, got {type(value).__name__} {value!r}"
-            )
-
-    return check
-
-
-_STR = _instance_of(str)
-_OPT_STR = _instance_of(str, type(None))
-_INT = _instance_of(int)
-_TIMEDELTA = _instance_of(timedelta)
-
-
-@attrs.frozen(kw_only=True)
-class MonitorEvent:
-    """Base class of every event.
-
-    Attributes:
-        task_id: the task the event is about; None for application-wide events (a plugin
-            that failed to load, for example).
-        at: when it happened (timezone-aware; defaults to now, in UTC).
-        pid: the process that published it (defaults to this one); events of runs the OS
-            started in other processes arrive through the event journal with their pid.
-    """
-
-    kind: ClassVar[str] = "event"
-
-    task_id: TaskId | None = attrs.field(converter=_to_task_id)
-    at: datetime = attrs.field(factory=_now, validator=_aware)
-    pid: int = attrs.field(factory=os.getpid, validator=_INT)
 
 
 @attrs.frozen(kw_only=True)
@@ -183,142 +155,62 @@ class WorkCompleted(MonitorEvent):
     result: TaskResult = attrs.field(validator=_instance_of(TaskResult))
 
 
-@attrs.frozen(kw_only=True)
-class AttemptDeferred(MonitorEvent):
-    """A due run did not start: its constraints were not met (a periodic run waits for its
-    next cycle, other runs are tried again later).
-
-    Attributes:
-        reason: why, in words.
-    """
-
-    kind: ClassVar[str] = "attempt_deferred"
-
-    reason: str = attrs.field(validator=_STR)
-
-
-def _cause_type(instance: AttemptFailed) -> str | None:
-    return None if instance.cause is None else type(instance.cause).__name__
-
-
-@attrs.frozen(kw_only=True)
-class AttemptFailed(MonitorEvent):
-    """An attempt failed: the task raised, its factory raised, or it timed out.
-
-    Attributes:
-        reason: what went wrong, in words.
-        attempt: the 1-based attempt number that failed.
-        error_type: the exception's class name, if an exception was the cause.
-        cause: the exception itself; only in the process where it was raised (it is neither
-            compared nor written to the journal).
-    """
-
-    kind: ClassVar[str] = "attempt_failed"
-
-    reason: str = attrs.field(validator=_STR)
-    attempt: int = attrs.field(validator=_INT)
-    cause: BaseException | None = attrs.field(
-        default=None, eq=False, validator=_instance_of(BaseException, type(None))
-    )
-    error_type: str | None = attrs.field(
-        default=attrs.Factory(_cause_type, takes_self=True), validator=_OPT_STR
-    )
-
-
-@attrs.frozen(kw_only=True)
-class RetryScheduled(MonitorEvent):
-    """A ``Retry`` result was arranged to run again.
-
-    Attributes:
-        next_attempt: the attempt number of the coming run.
-        delay: how long until it runs.
-    """
-
-    kind: ClassVar[str] = "retry_scheduled"
-
-    next_attempt: int = attrs.field(validator=_INT)
-    delay: timedelta = attrs.field(validator=_TIMEDELTA)
-
-
-@attrs.frozen(kw_only=True)
-class Cancelled(MonitorEvent):
-    """The task's schedule or run was cancelled.
-
-    Attributes:
-        source: what cancelled it: ``"cancel"``, ``"cancel_all"``, ``"replace"`` or
-            ``"run_now"``.
-    """
-
-    kind: ClassVar[str] = "cancelled"
-
-    source: str = attrs.field(validator=_STR)
-
-
-@attrs.frozen(kw_only=True)
-class ScheduleReplaced(MonitorEvent):
-    """An existing schedule was torn down and re-created (``ExistingTaskPolicy.REPLACE``)."""
-
-    kind: ClassVar[str] = "schedule_replaced"
-
-
-@attrs.frozen(kw_only=True)
-class Skipped(MonitorEvent):
-    """A due run was skipped because another run of the task was in progress.
-
-    Attributes:
-        reason: why, in words.
-    """
-
-    kind: ClassVar[str] = "skipped"
-
-    reason: str = attrs.field(validator=_STR)
-
-
-def _cause_repr(instance: LibraryError) -> str | None:
-    return None if instance.cause is None else repr(instance.cause)
-
-
-@attrs.frozen(kw_only=True)
-class LibraryError(MonitorEvent):
-    """Lamplighter itself failed: a plugin did not load, a task file is corrupt, a monitor
-    raised, the backend refused a retry.
-
-    Attributes:
-        message: what failed, in words.
-        cause: the exception, in the process where it was raised; neither compared nor
-            written to the journal.
-        cause_text: ``repr(cause)``; unlike ``cause`` it survives the journal, so events
-            from other processes still say what the exception was.
-        monitor: the name of the monitor whose ``on_event`` raised, when that is what this
-            error reports.
-    """
-
-    kind: ClassVar[str] = "library_error"
-
-    message: str = attrs.field(validator=_STR)
-    cause: BaseException | None = attrs.field(
-        default=None, eq=False, validator=_instance_of(BaseException, type(None))
-    )
-    cause_text: str | None = attrs.field(
-        default=attrs.Factory(_cause_repr, takes_self=True), validator=_OPT_STR
-    )
-    monitor: str | None = attrs.field(default=None, validator=_OPT_STR)
-
-
-#: Every event class, in the order of the reference list.
-EVENT_TYPES: tuple[type[MonitorEvent], ...] = (
-    Scheduled,
-    WorkStarted,
-    WorkCompleted,
-    AttemptDeferred,
-    AttemptFailed,
-    RetryScheduled,
-    Cancelled,
-    ScheduleReplaced,
-    Skipped,
-    LibraryError,
+# The other event kinds, and Snapshot, are made on first use (lamplighter._events_other):
+# a run that goes well makes only WorkStarted and WorkCompleted, and every attrs class
+# costs a process the OS starts for one run the time to write and compile its methods.
+_OTHER_NAMES = frozenset(
+    {
+        "AttemptDeferred",
+        "AttemptFailed",
+        "Cancelled",
+        "LibraryError",
+        "RetryScheduled",
+        "ScheduleReplaced",
+        "Skipped",
+        "Snapshot",
+    }
 )
-_BY_KIND: dict[str, type[MonitorEvent]] = {cls.kind: cls for cls in EVENT_TYPES}
+_BY_KIND: dict[str, type[MonitorEvent]] = {
+    cls.kind: cls for cls in (Scheduled, WorkStarted, WorkCompleted)
+}
+_all_kinds_loaded = False
+
+
+def _all_event_types() -> tuple[type[MonitorEvent], ...]:
+    """Every event class, in the order of the reference list (loading the others)."""
+    global _all_kinds_loaded
+    from lamplighter._events_other import OTHER_EVENT_TYPES
+
+    if not _all_kinds_loaded:
+        _BY_KIND.update({cls.kind: cls for cls in OTHER_EVENT_TYPES})
+        _all_kinds_loaded = True
+    return (Scheduled, WorkStarted, WorkCompleted, *OTHER_EVENT_TYPES)
+
+
+def _class_of_kind(kind: str) -> type[MonitorEvent] | None:
+    cls = _BY_KIND.get(kind)
+    if cls is None and not _all_kinds_loaded:
+        _all_event_types()
+        cls = _BY_KIND.get(kind)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVENT_TYPES":
+        value: Any = _all_event_types()
+    elif name in _OTHER_NAMES:
+        from lamplighter import _events_other
+
+        value = getattr(_events_other, name)
+    else:
+        raise AttributeError(f"module 'lamplighter.events' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 # ------------------------------------------------------------------ dictionary form
 
@@ -371,7 +263,8 @@ def _layout(
 ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     layout = _LAYOUTS.get(cls)
     if layout is None:
-        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+        kind = getattr(cls, "kind", "")
+        if not isinstance(kind, str) or _class_of_kind(kind) is not cls:
             raise TypeError(f"not a lamplighter event: {shown!r}")
         own = [field for field in attrs.fields(cls) if field.name not in _BASE_FIELDS]
         layout = _LAYOUTS[cls] = (
@@ -441,7 +334,7 @@ def _optional_datetime(value: object) -> datetime | None:
 def _seconds(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")
 
 
 def _result(value: object) -> TaskResult:
@@ -477,8 +370,9 @@ def event_from_dict(data: Mapping[str, Any]) -> MonitorEvent:
     if not isinstance(data, Mapping):
         raise ValueError(f"an event must be a JSON object, got {type(data).__name__}")
     kind = data.get("kind")
-    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    cls = _class_of_kind(kind) if isinstance(kind, str) else None
     if cls is None:
+        _all_event_types()
         raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(sorted(_BY_KIND))}")
     values: dict[str, Any] = {}
     for field in attrs.fields(cls):
@@ -731,6 +625,74 @@ class Monitor(Protocol):
         """Handle one event."""
 
 
+class MonitorWorker:
+    """The daemon thread that runs a plain monitor's ``on_event`` calls, one at a time and
+    in order. A daemon thread, so a call that never returns cannot keep the process alive
+    after ``shutdown()``; started on the first call. It needs neither asyncio nor
+    ``concurrent.futures``, so a process the OS launched for one run imports neither."""
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, CallDone] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def call(self, function: Callable[[Any], Any], argument: Any, done: CallDone) -> None:
+        """Queue ``function(argument)``; ``done(result, exception)`` is called in the
+        worker thread when it returns or raises (``SystemExit`` included: in a monitor it
+        must not end the thread silently)."""
+        self._queue.put((function, argument, done))
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._serve, name=f"lamplighter-monitor-{self.name}", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            function, argument, done = item
+            try:
+                result, error = function(argument), None
+            except BaseException as exc:  # reported through done()
+                result, error = None, exc
+            try:
+                done(result, error)
+            except Exception as exc:  # a closed loop, say: nobody is waiting any more
+                logger.debug("lamplighter: monitor %s: result not delivered: %s", self.name, exc)
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one are done."""
+        self._queue.put(None)
+
+
+def _settler(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> CallDone:
+    """A ``done`` callback that settles ``future`` on ``loop`` (from the worker thread)."""
+
+    def done(result: Any, error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+    return done
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 def _monitor_name(monitor: object) -> str:
     name = getattr(monitor, "name", None)
     if isinstance(name, str) and name:
@@ -751,6 +713,7 @@ class AttachedMonitor:
         self._lock = threading.Lock()
         self._active = True
         self._is_async = inspect.iscoroutinefunction(monitor.on_event)
+        self._worker = None if self._is_async else MonitorWorker(self.name)
         bus._monitor_count(+1)
 
     @property
@@ -768,28 +731,60 @@ class AttachedMonitor:
             if not self._active:
                 return
             self._active = False
+        if self._worker is not None:
+            self._worker.stop()
         self._bus._monitor_count(-1)
 
     async def _consume(self) -> None:
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        worker = self._worker
         try:
             async for event in self._subscription:
+                stall = loop.call_later(MONITOR_STALL_TIMEOUT, self._stalled, event)
                 try:
-                    if self._is_async:
+                    if worker is None:
                         await self.monitor.on_event(event)
                     else:
-                        # In a worker thread: a slow plain monitor must not stall the loop
-                        # that runs everyone else's work and monitors.
-                        result = await asyncio.to_thread(self.monitor.on_event, event)
+                        # In the monitor's own daemon thread: a slow plain monitor must not
+                        # stall the loop that runs everyone else's work and monitors, and
+                        # one that never returns must not keep the process alive.
+                        future: asyncio.Future[Any] = loop.create_future()
+                        worker.call(self.monitor.on_event, event, _settler(loop, future))
+                        result = await future
                         if inspect.isawaitable(result):
                             await result
-                except Exception as exc:
+                except asyncio.CancelledError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if worker is None:
+                        raise  # on the loop's thread it may be the user's Ctrl-C
+                    self._failed(event, exc)  # in a worker thread it never is
+                except (Exception, SystemExit) as exc:
                     self._failed(event, exc)
+                finally:
+                    stall.cancel()
         finally:
             self._finish()
 
-    def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+    def _stalled(self, event: MonitorEvent) -> None:
+        from lamplighter._events_other import LibraryError
+
+        self._bus.publish(
+            LibraryError(
+                task_id=event.task_id,
+                message=(
+                    f"monitor {self.name} has spent more than {MONITOR_STALL_TIMEOUT:g} s on "
+                    f"{type(event).__name__}; it loses its oldest events while it is stuck"
+                ),
+                monitor=self.name,
+            )
+        )
+
+    def _failed(self, event: MonitorEvent, exc: BaseException) -> None:
+        from lamplighter._events_other import LibraryError
+
         if isinstance(event, LibraryError) and event.monitor is not None:
             # Reporting a failure on a monitor-failure report could feed back forever
             # (one monitor, or two failing monitors answering each other).
@@ -871,31 +866,17 @@ class _SnapshotSource(Protocol):
     def diagnostics(self) -> dict[str, Any]: ...
 
 
-def _task_tuple(tasks: Iterable[TaskInfo]) -> tuple[TaskInfo, ...]:
-    return tuple(tasks)
-
-
-@attrs.frozen(kw_only=True)
-class Snapshot:
-    """The scheduler's state at one moment.
-
-    Attributes:
-        at: when the poll began (UTC).
-        tasks: ``app.tasks()``.
-        diagnostics: ``app.diagnostics()``.
-    """
-
-    at: datetime
-    tasks: tuple[TaskInfo, ...] = attrs.field(converter=_task_tuple)
-    diagnostics: Mapping[str, Any]
-
-
 def _interval(value: timedelta | float) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
         raise TypeError(
             f"interval must be a timedelta or a number of seconds, got {type(value).__name__}"
         )
-    interval = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        interval = value
+    elif not -1e9 < value < 1e9:  # also NaN and infinities
+        raise ValueError(f"interval must be a finite number of seconds, got {value!r}")
+    else:
+        interval = timedelta(seconds=value)
     if interval < MIN_POLL_INTERVAL:
         raise ValueError(
             f"interval must be at least 250 ms (0.25 s), got {interval.total_seconds():g} s; "
@@ -952,6 +933,8 @@ class SnapshotPoller:
         at = datetime.now(UTC)
         tasks = await asyncio.to_thread(self._app.tasks)
         diagnostics = await asyncio.to_thread(self._app.diagnostics)
+        from lamplighter._events_other import Snapshot
+
         return Snapshot(at=at, tasks=tasks, diagnostics=diagnostics)
 
     def close(self) -> None:

@@ -127,8 +127,9 @@ def test_cancel_takes_down_the_units_of_a_task_whose_file_is_corrupt(
     tasks = w.data / APP_ID / "tasks"
     (tasks / "sync.json").write_text("{ not json")
     (tasks / "other.json").write_text("{ not json")
-    assert w.app.task_info("sync") is None  # moved aside, reported in diagnostics()
-    assert w.app.task_info("other") is None
+    for task in ("sync", "other"):  # moved aside, reported with the problem
+        info = w.app.task_info(task)
+        assert info is not None and info.state is TaskState.INACTIVE and info.problem
 
     assert w.app.cancel("sync")
     assert not any("-sync." in name for name in w.units())
