@@ -593,8 +593,13 @@ class SystemdBackend(Backend):
             and status.load_state == "loaded"
             and status.active_state == "active"
         ]
-        # Every timer of this backend has calendar triggers only (no monotonic ones).
+        # The timers this backend writes have calendar triggers only; a timer written by an
+        # earlier release (OnActiveSec=) has a monotonic next elapse, read in a second,
+        # small exchange.
         elapses = self.manager.timer_elapses(ask, monotonic=False) if ask else {}
+        older = [name for name, (at, _last) in elapses.items() if at is None]
+        if older:
+            elapses.update(self.manager.timer_elapses(older))
         result: dict[TaskId, OsSchedule] = {}
         for tid, names in named.items():
             present = False

@@ -358,3 +358,21 @@ def test_each_run_renews_the_timer_one_interval_on_even_when_it_fails(
     info = _after_the_first_run(w, "boom")
     # The rhythm is kept: one interval after the due time, not after the run.
     assert info.next_run == due + timedelta(hours=1)
+
+
+def test_a_timer_written_by_an_earlier_release_is_still_reported(
+    world: Callable[..., World],
+) -> None:
+    w = world()
+    w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    timer = w.manager.unit_dir / _names("sync").timer
+    text = timer.read_text()
+    start, end = text.index("OnCalendar="), text.index("Unit=")
+    timer.write_text(text[:start] + "OnActiveSec=1h\nOnUnitActiveSec=1h\n" + text[end:])
+    w.manager.systemctl("daemon-reload")
+    w.manager.systemctl("restart", _names("sync").timer)
+    before = datetime.now(UTC)
+    info = w.app.task_info("sync")
+    assert info is not None and info.state is TaskState.SCHEDULED
+    assert info.next_run is not None
+    assert abs(info.next_run - (before + timedelta(hours=1))) < timedelta(minutes=1)
