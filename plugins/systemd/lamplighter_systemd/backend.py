@@ -336,6 +336,7 @@ class SystemdBackend(Backend):
         if not triggers:
             return
         manager = self.manager
+        due: list[str] = []
         for status in manager.list_units_by_names(list(triggers)):
             # A timer is "waiting" exactly while it has a next elapse (one with nothing left
             # to elapse stops, RemainAfterElapse=no); a path unit "waiting" while it
@@ -346,6 +347,11 @@ class SystemdBackend(Backend):
                 or (status.name.endswith(".path") and status.sub_state == "running")
             ):
                 continue
+            if self._passed(status):
+                # Its one time passed while it was being registered: systemd never fires a
+                # calendar time that passed before the timer started. The run is due now.
+                due.append(unit_names(self.host.app_id, triggers[status.name]).service)
+                continue
             words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
             if loaded:
                 reason = f"{words}: it has no next elapse"
@@ -353,6 +359,21 @@ class SystemdBackend(Backend):
                 error = manager.load_errors([status.name])[status.name]
                 reason = f"{words}" + (f": {error}" if error else "")
             raise self._refused(triggers[status.name], status.name, reason, take_down=take_down)
+        if due:
+            manager.start_units(due)
+
+    def _passed(self, status: Any) -> bool:
+        """Whether ``status`` is a one-time timer that stopped without firing because its
+        time had passed when it started (a timer that fired has a last trigger)."""
+        if status.load_state != "loaded" or not status.name.endswith(".timer"):
+            return False
+        at = _calendar_instant(self.unit_dir / status.name)
+        if at is None or at > datetime.now(UTC):  # systemd's clock, not a virtual one
+            return False
+        elapses: dict[str, tuple[datetime | None, datetime | None]]
+        elapses = self.manager.timer_elapses([status.name], monotonic=False)
+        _next, fired = elapses[status.name]
+        return fired is None or fired < at - _EARLY
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).

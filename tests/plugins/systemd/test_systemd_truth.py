@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from lamplighter import TaskRequest, TaskState
 from lamplighter.ids import TaskId
 
@@ -293,7 +295,6 @@ def test_an_os_launched_run_knows_when_it_was_due(world: Callable[..., World]) -
 def test_schedule_raises_with_systemds_reason_when_the_timer_will_not_start(
     world: Callable[..., World],
 ) -> None:
-    import pytest
 
     from lamplighter import SchedulingError
 
@@ -376,3 +377,17 @@ def test_a_timer_written_by_an_earlier_release_is_still_reported(
     assert info is not None and info.state is TaskState.SCHEDULED
     assert info.next_run is not None
     assert abs(info.next_run - (before + timedelta(hours=1))) < timedelta(minutes=1)
+
+
+def test_a_one_shot_whose_time_passes_while_it_is_registered_runs_at_once(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world()
+    real = datetime.now(UTC)
+    # The application's clock lags: the time is still ahead when the units are written,
+    # and already past when the manager starts the timer.
+    monkeypatch.setattr(w.app, "now", lambda: real - timedelta(seconds=30))
+    at = (real - timedelta(seconds=5)).replace(microsecond=0)
+    assert w.app.schedule(TaskRequest.exact("when", at))
+    w.manager.wait_for(lambda: w.marked("when-due"), 30, what="the run that was due")
+    assert (w.marks / "when-due").read_text() == at.isoformat()
