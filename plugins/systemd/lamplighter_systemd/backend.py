@@ -48,7 +48,7 @@ def _calendar_instant(path: Path) -> datetime | None:
     """The one absolute time of a timer file's ``OnCalendar=`` (as
     :func:`~lamplighter_systemd.units.format_utc_timestamp` writes it), or None."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")  # a FIFO or a device is never waited on
     except (OSError, UnicodeDecodeError):
         return None
     found = [
