@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from hostile_paths import bounded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +21,6 @@ from lamplighter.store import StoredDataError
 from lamplighter.testing import VirtualScheduler
 
 APP_ID = "com.example.hostile"
-BOUND = 30.0  # seconds: generous for a loaded machine; a hang never ends
 
 
 class Ok:
@@ -41,35 +39,6 @@ def sched(tmp_path: Path) -> Iterator[VirtualScheduler]:
     sched.fire_event("on_login")
     yield sched
     sched.shutdown()
-
-
-def _bounded(call: Callable[[], Any], unblock: list[Path]) -> Any:
-    """``call()`` in a thread, waited for at most :data:`BOUND` seconds. A call blocked
-    opening one of the FIFOs in ``unblock`` is released (a writer opens it) before the
-    test fails, so a failure never leaves a thread behind."""
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = call()
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(BOUND)
-    if thread.is_alive():
-        for fifo in unblock:
-            for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
-                try:
-                    os.close(os.open(fifo, flags))
-                except OSError:
-                    pass
-        thread.join(BOUND)
-        pytest.fail(f"{call} was still blocked after {BOUND} s")
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
 
 
 def _os_run(tmp_path: Path, task: str) -> int:
@@ -103,16 +72,16 @@ def test_a_task_file_that_is_not_a_regular_file_is_reported_and_left_in_place(
     _replace(path, make)
     fifos = [path, path.with_name("elsewhere")]
 
-    infos = {i.task_id.value: i for i in _bounded(sched.tasks, fifos)}
+    infos = {i.task_id.value: i for i in bounded(sched.tasks, fifos)}
     assert infos["healthy"].problem is None
     victim = infos["victim"]
     assert victim.problem is not None
     assert str(path) in victim.problem and "cannot be read" in victim.problem
-    [broken] = _bounded(sched.diagnostics, fifos)["broken_tasks"]
+    [broken] = bounded(sched.diagnostics, fifos)["broken_tasks"]
     assert broken["path"] == str(path)
     assert os.path.lexists(path)  # left in place: nothing of it can be moved or lost
-    assert _bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.INTERNAL_ERROR
-    assert _bounded(lambda: _os_run(tmp_path, "healthy"), fifos) == ExitStatus.OK
+    assert bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.INTERNAL_ERROR
+    assert bounded(lambda: _os_run(tmp_path, "healthy"), fifos) == ExitStatus.OK
 
 
 @pytest.mark.parametrize("make", PLACEHOLDERS.values(), ids=PLACEHOLDERS.keys())
@@ -123,12 +92,12 @@ def test_a_history_that_is_not_a_regular_file_is_reported(
     _replace(path, make)
     fifos = [path, path.with_name("elsewhere")]
 
-    assert _bounded(lambda: sched.history("victim"), fifos) == []
-    assert len(_bounded(sched.tasks, fifos)) == 2
-    [report] = _bounded(sched.diagnostics, fifos)["broken_history"]
+    assert bounded(lambda: sched.history("victim"), fifos) == []
+    assert len(bounded(sched.tasks, fifos)) == 2
+    [report] = bounded(sched.diagnostics, fifos)["broken_history"]
     [problem] = report["problems"]
     assert str(path) in problem and "cannot be read" in problem
-    assert _bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.OK
+    assert bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.OK
 
 
 @pytest.mark.parametrize("make", PLACEHOLDERS.values(), ids=PLACEHOLDERS.keys())
@@ -139,11 +108,11 @@ def test_a_run_marker_that_is_not_a_regular_file_stays_with_its_task(
     _replace(path, make)
     fifos = [path, path.with_name("elsewhere")]
 
-    infos = {i.task_id.value: i for i in _bounded(sched.tasks, fifos)}
+    infos = {i.task_id.value: i for i in bounded(sched.tasks, fifos)}
     assert infos["healthy"].problem is None
-    assert _bounded(lambda: sched.task_info("victim"), fifos) is not None
-    assert _bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.INTERNAL_ERROR
-    assert _bounded(lambda: _os_run(tmp_path, "healthy"), fifos) == ExitStatus.OK
+    assert bounded(lambda: sched.task_info("victim"), fifos) is not None
+    assert bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.INTERNAL_ERROR
+    assert bounded(lambda: _os_run(tmp_path, "healthy"), fifos) == ExitStatus.OK
 
 
 @pytest.mark.parametrize("make", PLACEHOLDERS.values(), ids=PLACEHOLDERS.keys())
@@ -154,9 +123,9 @@ def test_an_event_journal_that_is_not_a_regular_file_never_blocks_a_run(
     _replace(path, make)
     fifos = [path, path.with_name("elsewhere")]
 
-    assert _bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.OK
+    assert bounded(lambda: _os_run(tmp_path, "victim"), fifos) == ExitStatus.OK
     reader = sched._journal_open().follow()
-    assert _bounded(reader.read_new, fifos) == []
+    assert bounded(reader.read_new, fifos) == []
 
 
 MARKERS = {
@@ -241,6 +210,6 @@ def test_sweep_clears_the_other_stale_markers_past_an_odd_run_lock(
     stale.write_bytes(b"\0" + json.dumps({"pid": int(gone), "started": 1.0}).encode())
     odd = sched.store.locks_dir / "victim.run"
     _replace(odd, make)
-    swept = _bounded(sched.store.sweep, [odd, odd.with_name("elsewhere")])
+    swept = bounded(sched.store.sweep, [odd, odd.with_name("elsewhere")])
     assert swept["stale_run_markers"] == 1
     assert stale.stat().st_size == 0
