@@ -22,7 +22,7 @@ import plistlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
@@ -100,6 +100,24 @@ class LaunchdBackend(Backend):
         **options: Any,
     ) -> None:
         super().__init__(host, **options)
+        if home is not None:
+            if not isinstance(home, str | os.PathLike):
+                raise TypeError(
+                    f"backend option 'home' must be a path (str or os.PathLike), got "
+                    f"{type(home).__name__} {home!r}"
+                )
+            if not (Path(home).is_absolute() or PurePosixPath(os.fspath(home)).is_absolute()):
+                raise ValueError(
+                    f"backend option 'home' {os.fspath(home)!r} must be an absolute path: "
+                    "launchd reads agents from the user's own Library/LaunchAgents"
+                )
+        if zone is not None and not isinstance(zone, str):
+            raise TypeError(
+                f"backend option 'zone' must be an IANA zone name (str), got "
+                f"{type(zone).__name__} {zone!r}"
+            )
+        if zone is not None and not zone.strip():
+            raise ValueError("backend option 'zone' must be an IANA zone name, got ''")
         self.launchctl = launchctl or Launchctl()
         self.home = os.fspath(home) if home is not None else os.path.expanduser("~")
         self.agents_dir = Path(self.home) / "Library" / "LaunchAgents"

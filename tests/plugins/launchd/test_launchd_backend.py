@@ -595,3 +595,37 @@ def test_a_request_that_does_not_decode_leaves_the_other_os_schedules_alone(
     other = schedules[TaskId("other")]
     assert other.present and other.next_run is None
     assert "from-a-removed-plugin" in other.detail
+
+
+BAD_OPTIONS = {
+    "home-not-a-path": ({"home": 5}, TypeError, "home"),
+    "home-relative": ({"home": "relative"}, ValueError, "home.* absolute"),
+    "zone-not-text": ({"zone": 5}, TypeError, "zone"),
+    "zone-empty": ({"zone": ""}, ValueError, "zone"),
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys()
+)
+def test_bad_backend_options_are_refused_naming_them(
+    tmp_path: Path,
+    launchd: FakeLaunchd,
+    program: Path,
+    options: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    app = Lamplighter(
+        app_id=APP,
+        backend="launchd",
+        plugins=[AnyPlatformPlugin()],
+        disable_plugins=["device"],
+        data_dir=tmp_path / "data",
+        launch_command=[str(program)],
+        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path), **options},
+    )
+    app.register("sync", lambda: None)
+    with pytest.raises(error, match=match):
+        app.start()
+    app.shutdown()
