@@ -45,6 +45,7 @@ from lamplighter_windows.taskxml import (
     RETRY_SUFFIX,
     ROOT_FOLDER,
     RenderedTask,
+    check_user_id,
     current_user,
     folder_path,
     render_retry_task,
@@ -100,7 +101,7 @@ class WindowsBackend(Backend):
     ) -> None:
         super().__init__(host, **options)
         self._service = service
-        self.user_id = user_id or current_user()
+        self.user_id = check_user_id(current_user() if user_id is None else user_id)
         self.folder = folder_path(host.app_id)  # validates the app id before any call
 
     @property

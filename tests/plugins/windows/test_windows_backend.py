@@ -464,3 +464,31 @@ def test_doctor_fix_reinstalls_what_decodes_and_reports_a_request_that_does_not(
     assert f"{FOLDER}\\b" not in service.tasks
     assert not missing.ok and "b" in missing.detail
     assert path.read_text() == json.dumps(document)  # left as it was
+
+
+BAD_USER_IDS = {
+    "not-text": (5, TypeError),
+    "empty": ("", ValueError),
+    "nul": ("PC\\us\x00er", ValueError),
+    "newline": ("PC\\user\r\nx", ValueError),
+}
+
+
+@pytest.mark.parametrize(("user_id", "error"), BAD_USER_IDS.values(), ids=BAD_USER_IDS.keys())
+def test_a_bad_user_id_is_refused_at_start_naming_it(
+    tmp_path: Path, fake_service: FakeTaskService, user_id: object, error: type[Exception]
+) -> None:
+    app = Lamplighter(
+        app_id=APP,
+        backend="windows",
+        data_dir=tmp_path / "data",
+        plugins=[FakeWindowsPlugin()],
+        disable_plugins=["device"],
+        launch_command=[sys.executable, str(tmp_path / "app.py")],
+        backend_options={"service": fake_service, "user_id": user_id},
+    )
+    app.register("a", Recorder)
+    with pytest.raises(error, match="user_id"):
+        app.start()
+    app.shutdown()
+    assert fake_service.tasks == {}
