@@ -246,6 +246,12 @@ class Backend(abc.ABC):
         None when this backend has no scheduler of its own to ask."""
         return None
 
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Have the scheduler start a run of ``task_id`` now, the way its schedule would
+        (``lamplighter run``), and return once the run ended or ``timeout`` seconds passed;
+        False when this backend cannot, and the caller runs the launch command itself."""
+        return False
+
     def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:
         """This backend's checks for ``lamplighter doctor``; with ``fix``, repair what can
         be repaired safely and say so in each check's ``fixed``."""

@@ -1,17 +1,32 @@
-"""Checks ``lamplighter doctor`` runs for the systemd backend.
+"""Checks ``lamplighter doctor`` runs for the systemd backend
+(:meth:`SystemdBackend.doctor_checks <lamplighter_systemd.backend.SystemdBackend.doctor_checks>`).
 
-Lingering decides whether a user's systemd manager, and so every timer of theirs, runs while
-they are logged out. Without it, tasks scheduled through systemd fire only during a login
-session. Importing this module is cheap: ``jeepney`` is imported only when a check asks logind.
+- ``lingering``: whether the user's systemd manager, and so every timer of theirs, runs while
+  they are logged out. Without it, tasks scheduled through systemd fire only during a login
+  session. Not repaired: ``loginctl enable-linger`` is the user's (or administrator's) call.
+- ``orphan-units``: unit files of this application whose task has no task file (a task file
+  deleted or found corrupt, an application data directory removed by hand). ``--fix`` stops
+  and disables them and deletes the files.
+- ``failed-units``: units of this application the manager lists as failed (a run that
+  crashed, or a unit file systemd refused). ``--fix`` resets their failed state, as
+  ``systemctl --user reset-failed`` does; the run's outcome stays in the task's history.
+
+Importing this module is cheap: ``jeepney`` is imported only when a check asks logind.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["LINGER_DIR", "linger_status"]
+if TYPE_CHECKING:
+    from lamplighter.backend import DoctorCheck, OsSchedule
+    from lamplighter.ids import TaskId
+    from lamplighter_systemd.backend import SystemdBackend
+
+__all__ = ["LINGER_DIR", "doctor_checks", "linger_status", "schedule_states"]
 
 #: Where systemd-logind keeps one empty file per user with lingering on.
 LINGER_DIR: Final = Path("/var/lib/systemd/linger")
@@ -122,3 +137,174 @@ def _logind_linger(uid: int, address: str) -> tuple[bool | None, str]:
             return None, f"systemd-logind answered Get Linger with {error}: {reply.body}"
         (variant,) = reply.body
         return bool(variant[1]), ""
+
+
+# --------------------------------------------------------------------------------------------
+# what the manager says of each task, and the backend's doctor checks
+# --------------------------------------------------------------------------------------------
+
+
+def _app_units(backend: SystemdBackend) -> dict[str, TaskId]:
+    """The unit files of the backend's application in its unit directory, name → task."""
+    from lamplighter_systemd.units import parse_unit_name
+
+    found: dict[str, TaskId] = {}
+    try:
+        names = os.listdir(backend.unit_dir)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        parsed = parse_unit_name(name)
+        if parsed is not None and parsed.app_id == backend.host.app_id:
+            found[name] = parsed.task_id
+    return found
+
+
+def schedule_states(
+    backend: SystemdBackend, task_ids: Sequence[TaskId]
+) -> dict[TaskId, OsSchedule]:
+    """What the manager says of each task's schedule, in one exchange: present when the task
+    has a timer, path unit or (login trigger) an enabled service on disk; active when that
+    trigger is active in the manager (a login service counts as active when enabled)."""
+    from lamplighter.backend import OsSchedule
+    from lamplighter_systemd.units import unit_names
+
+    unit_dir = backend.unit_dir
+    plans = {}
+    timers: list[str] = []
+    others: list[str] = []
+    for tid in task_ids:
+        names = unit_names(backend.host.app_id, tid)
+        on_disk = {n for n in names.all() if (unit_dir / n).exists()}
+        plans[tid] = (names, on_disk)
+        timers += [n for n in (names.timer, names.retry_timer) if n in on_disk]
+        others += [n for n in (names.path, names.service) if n in on_disk]
+    infos, statuses = backend.manager.describe(timers, others) if timers or others else ({}, {})
+    result: dict[TaskId, OsSchedule] = {}
+    for tid, (names, on_disk) in plans.items():
+        timer = infos.get(names.timer)
+        retry = infos.get(names.retry_timer)
+        path = statuses.get(names.path)
+        login_link = backend._links(names.service)
+        pending = [
+            t.next_elapse for t in (timer, retry) if t is not None and t.active_state == "active"
+        ]
+        next_run = min((p for p in pending if p is not None), default=None)
+        if timer is not None:
+            active = timer.active_state == "active"
+            detail = f"{names.timer}: {timer.active_state} ({timer.sub_state})"
+            present = True
+        elif names.path in on_disk:
+            active = path is not None and path.active_state == "active"
+            state = "not loaded" if path is None else f"{path.active_state} ({path.sub_state})"
+            detail = f"{names.path}: {state}"
+            present = True
+        elif names.timer in on_disk:
+            present, active, detail = True, False, f"{names.timer}: not loaded"
+        elif names.service in on_disk and os.path.lexists(login_link):
+            present, active, detail = True, True, f"{names.service}: enabled for login"
+        else:
+            present, active = (
+                retry is not None,
+                retry is not None and retry.active_state == "active",
+            )
+            detail = (
+                f"{names.retry_timer}: {retry.active_state} ({retry.sub_state})"
+                if retry is not None
+                else "no timer, path unit or enabled service"
+            )
+        result[tid] = OsSchedule(
+            present=present,
+            active=active,
+            next_run=next_run,
+            last_trigger=None if timer is None else timer.last_trigger,
+            detail=detail,
+        )
+    return result
+
+
+def doctor_checks(backend: SystemdBackend, *, fix: bool = False) -> list[DoctorCheck]:
+    """The systemd backend's checks (see the module docstring)."""
+    return [_lingering_check(), _orphans_check(backend, fix=fix), _failed_check(backend, fix=fix)]
+
+
+def _lingering_check() -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+
+    enabled, message = linger_status()
+    if enabled is False:
+        user = message.split("`loginctl enable-linger ", 1)[-1].rstrip("`")
+        return DoctorCheck(
+            name="lingering", ok=False, detail=message, fix=f"loginctl enable-linger {user}"
+        )
+    return DoctorCheck(name="lingering", ok=True, detail=message)
+
+
+def _orphans_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+
+    units = _app_units(backend)
+    store = backend.host.store
+    orphans = sorted(
+        {tid for tid in units.values() if not store.task_path(tid).exists()},
+        key=lambda t: t.value,
+    )
+    if not orphans:
+        return DoctorCheck(
+            name="orphan-units",
+            ok=True,
+            detail=f"each of the {len(units)} unit file(s) in {backend.unit_dir} has its task file",
+        )
+    names = sorted(n for n, tid in units.items() if tid in orphans)
+    detail = (
+        f"{len(names)} unit file(s) of {len(orphans)} task(s) without a task file "
+        f"({', '.join(t.value for t in orphans)}): {', '.join(names)}"
+    )
+    fix_text = "stop and disable those units and delete their files"
+    if not fix:
+        return DoctorCheck(name="orphan-units", ok=False, detail=detail, fix=fix_text)
+    try:
+        backend.remove(orphans)
+    except Exception as exc:
+        return DoctorCheck(
+            name="orphan-units", ok=False, detail=f"{detail}; removing failed: {exc}", fix=fix_text
+        )
+    return DoctorCheck(
+        name="orphan-units", ok=False, detail=f"{detail}; removed", fix=fix_text, fixed=True
+    )
+
+
+def _failed_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+    from lamplighter_systemd.units import parse_unit_name, unit_prefix
+
+    prefix = unit_prefix(backend.host.app_id, "x")[: -len("x")]
+    # The manager matches with fnmatch(3), where a backslash (from \x2d escapes) escapes.
+    pattern = prefix.replace("\\", "\\\\") + "*"
+    manager = backend.manager
+    failed = [
+        s.name
+        for s in manager.list_units_by_patterns(["failed"], [pattern])
+        if (parsed := parse_unit_name(s.name)) is not None and parsed.app_id == backend.host.app_id
+    ]
+    if not failed:
+        return DoctorCheck(
+            name="failed-units", ok=True, detail="no unit of this application failed"
+        )
+    detail = (
+        f"{len(failed)} failed unit(s): {', '.join(sorted(failed))} "
+        f"(see `systemctl --user status {sorted(failed)[0]}`)"
+    )
+    fix_text = "reset their failed state (systemctl --user reset-failed)"
+    if not fix:
+        return DoctorCheck(name="failed-units", ok=False, detail=detail, fix=fix_text)
+    try:
+        for name in failed:
+            manager.reset_failed_unit(name)
+    except Exception as exc:
+        return DoctorCheck(
+            name="failed-units", ok=False, detail=f"{detail}; resetting failed: {exc}", fix=fix_text
+        )
+    return DoctorCheck(
+        name="failed-units", ok=False, detail=f"{detail}; reset", fix=fix_text, fixed=True
+    )

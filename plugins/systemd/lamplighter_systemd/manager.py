@@ -397,6 +397,15 @@ class UserManager:
         """
         return self._job("StopUnit", "stop", name, mode, STOP_MODES, wait, timeout)
 
+    def reset_failed_unit(self, name: str) -> None:
+        """Forget that unit ``name`` failed (``systemctl --user reset-failed NAME``)."""
+        with self._lock:
+            self._call(
+                _manager_call("ResetFailedUnit", "s", (name,)),
+                what=f"reset the failed state of {name!r}",
+                unit=name,
+            )
+
     def _job(
         self,
         method: str,
