@@ -21,18 +21,19 @@ def iso(at: datetime | None) -> str | None:
 
 
 def format_span(span: timedelta) -> str:
-    """A duration in the largest units that say it exactly enough: ``"1 h"``, ``"1 h 30 min"``,
-    ``"45 s"``, ``"2 d"``."""
+    """A duration in its largest unit and the next: ``"1 h"``, ``"1 h 30 min"``, ``"45 s"``,
+    ``"2 d"``."""
     seconds = round(abs(span.total_seconds()))
     if seconds < 60:
         return f"{seconds} s"
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    first = next(i for i, (_, size) in enumerate(units) if seconds >= size)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+    # The largest unit and the one below it: "1 d 2 h", never "1 d 5 s".
+    for unit, size in units[first : first + 2]:
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count} {unit}")
-        if len(parts) == 2:
-            break
     return " ".join(parts)
 
 
