@@ -153,15 +153,23 @@ def cmd_tasks(args: argparse.Namespace, out: Output) -> int:
     if not rows and not broken:
         out.line(f"{view.app_id} has no tasks")
     if rows:
+        marked = False
+
+        def mark(text: str, source: str) -> str:
+            nonlocal marked
+            if source == "os" or text == "-":
+                return text
+            marked = True
+            return text + "*"
+
         out.table(
             ["TASK", "TRIGGER", "STATE", "NEXT RUN", "LAST RUN", "LAST RESULT", "ATTEMPT", "RUNS"],
             [
                 [
                     r["task_id"],
                     r["trigger"],
-                    _state_text(out, r["state"]) + ("" if r["state_source"] == "os" else "*"),
-                    _when_text(out, r["next_run"])
-                    + ("" if r["next_run"] is None or r["next_run_source"] == "os" else "*"),
+                    mark(_state_text(out, r["state"]), r["state_source"]),
+                    mark(_when_text(out, r["next_run"]), r["next_run_source"]),
                     _when_text(out, r["last_run"]),
                     r["last_result_detail"] or "-",
                     str(r["attempt"]),
@@ -170,12 +178,9 @@ def cmd_tasks(args: argparse.Namespace, out: Output) -> int:
                 for r in rows
             ],
         )
-        if any(r["state_source"] == "model" or r["next_run_source"] == "model" for r in rows):
-            out.line(
-                out.style(
-                    "* from the task file; the OS scheduler was not asked or cannot say", "dim"
-                )
-            )
+        if marked:
+            note = "* from the task file: the OS scheduler was not asked or cannot say"
+            out.line(out.style(note, "dim"))
     for b in broken:
         where = f"moved to {b.moved_to}" if b.moved_to else f"at {b.path}"
         out.line(out.style(f"broken task file of {b.task_id} ({where})", "red"))
@@ -461,6 +466,8 @@ def _rel(out: Output, at: datetime) -> str:
 
 
 def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
     if isinstance(value, dict):
         return describe_result(value) if "type" in value else json.dumps(value, sort_keys=True)
     return str(value)

@@ -81,9 +81,10 @@ def explain(view: AppView, task: TaskView) -> dict[str, Any]:
     if os_next is not None and model_next is not None and task.request is not None:
         tolerance = model_tolerance(task.request)
         if abs(os_next - model_next) > tolerance:
+            apart = format_span(os_next - model_next)
             problems.append(
-                f"the OS fires it next at {os_next.isoformat()} but the model expects "
-                f"{model_next.isoformat()} ({format_span(os_next - model_next)} apart)"
+                f"the OS fires it next at {os_next.isoformat(timespec='seconds')} but the model "
+                f"expects {model_next.isoformat(timespec='seconds')} ({apart} apart)"
             )
 
     # The request itself.
@@ -162,7 +163,9 @@ def _verdict(
     """One sentence: the most important reason first."""
     name = task.task_id.value
     next_run = row["next_run"]
-    when = f" Next run: {next_run}." if next_run else ""
+    when = ""
+    if next_run:
+        when = f" Next run: {datetime.fromisoformat(next_run).isoformat(timespec='seconds')}."
     if problems:
         return f"{name} will not run as scheduled: {problems[0]}."
     if row["state"] == "running":
@@ -185,7 +188,8 @@ def _verdict(
             f"({', '.join(last['unsatisfied'] or [])}); they are met now.{when}"
         )
     if retry_at is not None:
-        return f"{name} is waiting to retry (attempt {row['attempt']}) at {retry_at.isoformat()}."
+        at = retry_at.isoformat(timespec="seconds")
+        return f"{name} is waiting to retry (attempt {row['attempt']}) at {at}."
     if last is not None and last["result"] in ("failure", "retry"):
         return f"{name} is scheduled; its last run ended with {last['detail']}.{when}"
     if model_next is None and not next_run:

@@ -441,3 +441,23 @@ def test_render_prints_exactly_what_install_wrote(
     done = ops.command("render", "--backend", "systemd")
     assert "OnUnitActiveSec=1h" in done.stdout
     assert "OnCalendar=Mon..Fri *-*-* 09:00:00" in done.stdout
+
+
+def test_a_timer_edited_behind_the_librarys_back_disagrees_with_the_model(
+    ops: Ops, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ops.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    timer = ops.manager.unit_dir / ops.names("sync").timer
+    timer.write_text(timer.read_text().replace("=1h", "=3h"))
+    ops.manager.systemctl("daemon-reload")
+    ops.manager.systemctl("restart", timer.name)
+
+    status, report = ops.cli_json("explain", "sync", capsys=capsys)
+    assert status == 1
+    assert report["scheduled"] is True
+    os_next = datetime.fromisoformat(report["next_run_os"])
+    model_next = datetime.fromisoformat(report["next_run_model"])
+    assert timedelta(hours=1, minutes=59) < os_next - model_next < timedelta(hours=2, minutes=1)
+    [problem] = report["problems"]
+    assert problem.startswith("the OS fires it next at ")
+    assert problem.endswith(("(2 h apart)", "(1 h 59 min apart)"))
