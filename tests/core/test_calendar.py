@@ -439,7 +439,7 @@ def test_dates_before_1970_start_from_1970() -> None:
 )
 def test_fast_path_equals_the_exact_emulation(text: str, base: dt.datetime) -> None:
     """The arithmetic walk and the step-by-step glibc emulation agree everywhere."""
-    from lamplighter import _calendar_next
+    from lamplighter.calendar import _next as _calendar_next
 
     (spec,) = CalendarExpr.parse(text)._specs()
     compiled = _calendar_next.compile_spec(spec)

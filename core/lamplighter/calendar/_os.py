@@ -11,8 +11,9 @@ import datetime as _dt
 import itertools
 from typing import Final, Literal, get_args
 
-from lamplighter._calendar_syntax import Chain, Component, Spec
-from lamplighter._calendar_windows import (
+from lamplighter.calendar._common import CalendarTranslationError
+from lamplighter.calendar._syntax import Chain, Component, Spec
+from lamplighter.calendar._windows import (
     WindowsDailyTrigger,
     WindowsDayOfWeek,
     WindowsMonth,
@@ -22,7 +23,6 @@ from lamplighter._calendar_windows import (
     WindowsTrigger,
     WindowsWeeklyTrigger,
 )
-from lamplighter.calendar import CalendarTranslationError
 
 __all__ = ["MAX_ENTRIES", "to_launchd", "to_windows"]
 

@@ -17,6 +17,9 @@ until someone deletes it. A file written by a newer release is refused and left 
 
 The base directory is, in order: the ``data_dir`` argument, the ``LAMPLIGHTER_DATA_DIR``
 environment variable, ``platformdirs.user_data_dir("lamplighter")``.
+
+What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defined in
+:mod:`lamplighter.store.records` and re-exported here.
 """
 
 from __future__ import annotations
@@ -37,15 +40,19 @@ import attrs
 
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
+from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 __all__ = [
     "DATA_DIR_ENV",
     "HISTORY_LIMIT",
     "BrokenTask",
     "CorruptTaskFile",
+    "ExecutionRecord",
     "MemoryTaskStore",
     "RunLock",
     "StoreScan",
+    "StoredRequest",
+    "TaskDocument",
     "TaskStore",
     "default_data_dir",
     "sync_directories",
@@ -352,7 +359,7 @@ class TaskStore:
 
     #: Whether history records and requests are kept as the objects given (in memory)
     #: rather than as JSON-able mappings: a document's ``"request"`` may then be a
-    #: :class:`~lamplighter.runner.StoredRequest`.
+    #: :class:`StoredRequest`.
     keeps_objects = False
 
     def __init__(self, root: Path) -> None:
