@@ -41,3 +41,11 @@ def test_hookimpl_is_available_lazily() -> None:
     import lamplighter
 
     assert callable(lamplighter.hookimpl)
+
+
+def test_the_command_parses_its_arguments_without_heavy_modules() -> None:
+    code = "from lamplighter.cli import build_parser\nbuild_parser().parse_args(['tasks'])\n"
+    added = _modules_after(code) - _modules_after("pass")
+    heavy = sorted(m for m in added if m.split(".")[0] in FORBIDDEN)
+    assert heavy == []
+    assert not [m for m in added if m.startswith("lamplighter.cli._")]
