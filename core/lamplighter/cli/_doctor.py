@@ -99,7 +99,10 @@ def _store_check(view: AppView, *, fix: bool) -> tuple[DoctorCheck, list[BrokenT
     lines = []
     fixed = fix
     for b in broken:
-        where = f"; moved to {b.moved_to}" if b.moved_to else f" ({b.path})"
+        if b.moved_to is not None and str(b.moved_to) in b.reason:
+            where = ""  # the reason says where it went
+        else:
+            where = f"; moved to {b.moved_to}" if b.moved_to else f" ({b.path})"
         lines.append(f"{b.task_id}: {b.reason}{where}")
     fix_text = (
         f"move the unreadable copies to {view.root / QUARANTINE_DIR} (kept for inspection, "
