@@ -17,7 +17,7 @@ Importing this module is cheap: ``jeepney`` is imported only when a check asks l
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -260,17 +260,13 @@ def _orphans_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
         f"{len(names)} unit file(s) of {len(orphans)} task(s) without a task file "
         f"({', '.join(t.value for t in orphans)}): {', '.join(names)}"
     )
-    fix_text = "stop and disable those units and delete their files"
-    if not fix:
-        return DoctorCheck(name="orphan-units", ok=False, detail=detail, fix=fix_text)
-    try:
-        backend.remove(orphans)
-    except Exception as exc:
-        return DoctorCheck(
-            name="orphan-units", ok=False, detail=f"{detail}; removing failed: {exc}", fix=fix_text
-        )
-    return DoctorCheck(
-        name="orphan-units", ok=False, detail=f"{detail}; removed", fix=fix_text, fixed=True
+    return _repair(
+        "orphan-units",
+        detail,
+        "stop and disable those units and delete their files",
+        fix=fix,
+        action=lambda: backend.remove(orphans),
+        done="removed",
     )
 
 
@@ -295,16 +291,34 @@ def _failed_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
         f"{len(failed)} failed unit(s): {', '.join(sorted(failed))} "
         f"(see `systemctl --user status {sorted(failed)[0]}`)"
     )
-    fix_text = "reset their failed state (systemctl --user reset-failed)"
-    if not fix:
-        return DoctorCheck(name="failed-units", ok=False, detail=detail, fix=fix_text)
-    try:
+
+    def reset() -> None:
         for name in failed:
             manager.reset_failed_unit(name)
+
+    return _repair(
+        "failed-units",
+        detail,
+        "reset their failed state (systemctl --user reset-failed)",
+        fix=fix,
+        action=reset,
+        done="reset",
+    )
+
+
+def _repair(
+    name: str, detail: str, fix_text: str, *, fix: bool, action: Callable[[], object], done: str
+) -> DoctorCheck:
+    """The failed check ``name``; with ``fix``, after trying ``action`` (``done`` says what
+    it did)."""
+    from lamplighter.backend import DoctorCheck
+
+    if not fix:
+        return DoctorCheck(name=name, ok=False, detail=detail, fix=fix_text)
+    try:
+        action()
     except Exception as exc:
         return DoctorCheck(
-            name="failed-units", ok=False, detail=f"{detail}; resetting failed: {exc}", fix=fix_text
+            name=name, ok=False, detail=f"{detail}; could not be {done}: {exc}", fix=fix_text
         )
-    return DoctorCheck(
-        name="failed-units", ok=False, detail=f"{detail}; reset", fix=fix_text, fixed=True
-    )
+    return DoctorCheck(name=name, ok=False, detail=f"{detail}; {done}", fix=fix_text, fixed=True)

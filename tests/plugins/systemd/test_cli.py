@@ -32,7 +32,7 @@ APP_ID = "com.example.ops"
 
 APP = """
 import pathlib, sys
-from lamplighter import Lamplighter, Success, is_scheduler_invocation
+from lamplighter import Failure, Lamplighter, Success, is_scheduler_invocation
 
 MARKS = pathlib.Path({marks!r})
 
@@ -43,10 +43,16 @@ class Mark:
         return Success()
 
 
+class Broken:
+    def run(self, ctx):
+        return Failure("disk full")
+
+
 if __name__ == "__main__":
     app = Lamplighter(app_id={app_id!r}, backend="systemd", disable_plugins=["logging"])
     for name in ("sync", "other", "net"):
         app.register(name, Mark)
+    app.register("broken", Broken)
     if is_scheduler_invocation(sys.argv):
         sys.exit(app.handle_invocation(sys.argv))
     sys.exit(2)
@@ -70,7 +76,7 @@ class Ops:
             launch_command=[sys.executable, str(self.script)],
             disable_plugins=["logging"],
         )
-        for name in ("sync", "other", "net"):
+        for name in ("sync", "other", "net", "broken"):
             self.app.register(name, lambda: None)
         self.app.start()
 
@@ -461,3 +467,31 @@ def test_a_timer_edited_behind_the_librarys_back_disagrees_with_the_model(
     [problem] = report["problems"]
     assert problem.startswith("the OS fires it next at ")
     assert problem.endswith(("(2 h apart)", "(1 h 59 min apart)"))
+
+
+def test_a_failed_run_is_reported_and_its_failed_unit_reset(
+    ops: Ops, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ops.app.schedule(TaskRequest.periodic("broken", timedelta(hours=1)))
+    done = ops.command("run", "broken")
+    assert (done.returncode, done.stdout) == (
+        1,
+        "ran broken through the OS scheduler: failure: disk full\n",
+    )
+    service = ops.names("broken").service
+    assert ops.manager.systemctl("is-failed", service, check=False).stdout.strip() == "failed"
+
+    status, report = ops.cli_json("explain", "broken", capsys=capsys)
+    assert (status, report["problems"]) == (0, [])
+    assert report["last_outcomes"][-1]["message"] == "disk full"
+    assert "its last run ended with failure: disk full" in report["verdict"]
+
+    status, report = ops.cli_json("doctor", capsys=capsys)
+    failed = check(report, "failed-units")
+    assert (status, failed["ok"]) == (1, False)
+    assert service in failed["detail"]
+    status, report = ops.cli_json("doctor", "--fix", capsys=capsys)
+    assert check(report, "failed-units")["fixed"] is True
+    assert ops.manager.systemctl("is-failed", service, check=False).stdout.strip() != "failed"
+    status, report = ops.cli_json("doctor", capsys=capsys)
+    assert check(report, "failed-units")["ok"] is True
