@@ -239,6 +239,8 @@ def test_an_in_process_application_has_nothing_to_manage_from_outside(
     assert (status, rows) == (0, [])
     assert main(["cancel", "--all"]) == 1
     assert "keeps its schedule inside the running application" in capsys.readouterr().err
+    assert main(["explain", "sync"]) == 1
+    assert "keeps its schedule inside the running application" in capsys.readouterr().err
 
 
 def test_history_keeps_the_newest_entries(base: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -292,6 +292,8 @@ class AppView:
             document = self.store.load(tid)
         except StoredDataError as exc:
             raise CliError(str(exc), 1) from None
+        if document is None and self.in_memory:
+            raise CliError(str(self.backend_problem()), 1)
         if document is None:
             known = ", ".join(t.value for t in self.store.task_ids()) or "none"
             raise CliError(f"{self.app_id} has no task {tid.value!r}; its tasks: {known}", 1)
