@@ -110,6 +110,8 @@ def test_apps_lists_each_data_directory(base: Path, capsys: pytest.CaptureFixtur
         ("org.example.other", None, 2),
     ]
     assert apps[0]["data_dir"] == str(base / APP_ID)
+    status, only = run_json(capsys, "apps", "--app", "org.example.other")
+    assert only == apps[1:]
     status, text = run_cli(capsys, "apps")
     header, first, second = text.splitlines()
     assert header.index("BACKEND") == first.index("systemd") == second.index("unknown")

@@ -2,9 +2,9 @@
 
 ``apps``, ``tasks``, ``show``, ``history``, ``explain``, ``doctor [--fix]``, ``run``,
 ``cancel``, ``events [--follow]``, ``render --backend NAME``, ``plugins`` and ``demo``; every
-subcommand takes ``--json``, and those about one application ``--app APP_ID`` (optional when
-there is exactly one). Exit status: 0 when all is well, 1 when the command found a problem,
-2 for a usage error. See docs/cli.md.
+subcommand takes ``--json``, and all but ``plugins`` and ``demo`` take ``--app APP_ID``
+(optional when there is exactly one application). Exit status: 0 when all is well, 1 when
+the command found a problem, 2 for a usage error. See docs/cli.md.
 
 Only :mod:`argparse` is imported to parse the command line; each subcommand imports what it
 needs when it runs.
@@ -97,7 +97,7 @@ _COMMANDS: list[tuple[str, str, str, Callable[[argparse.Namespace, Output], int]
         "list the applications that have a data directory here",
         "lamplighter apps\n  lamplighter apps --json",
         _lazy("_commands", "cmd_apps"),
-        False,
+        True,
     ),
     (
         "tasks",

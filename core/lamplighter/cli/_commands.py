@@ -45,7 +45,8 @@ def cmd_apps(args: argparse.Namespace, out: Output) -> int:
 
     base = data_base()
     rows: list[dict[str, Any]] = []
-    for app_id in find_apps(base):
+    # With --app, just that application (an error when it has no data directory here).
+    for app_id in find_apps(base) if args.app is None else [open_app(args.app).app_id]:
         view = AppView(app_id, base)
         launch = None if view.record is None else view.record.launch_command
         rows.append(
