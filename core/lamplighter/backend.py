@@ -269,6 +269,8 @@ class Backend(abc.ABC):
         """What this backend would install for ``requests`` (file or task name → content),
         installing nothing and touching no scheduler; refuses what ``install`` would refuse
         with the same error. Backends with nothing to show raise :class:`UnsupportedRequest`.
+        ``data_dir`` is the application's data directory (``Lamplighter.data_dir``,
+        ``<base>/<app_id>``); ``lamplighter render --backend NAME`` prints the result.
         """
         raise UnsupportedRequest(f"the {cls.name} backend installs no files to preview")
 
