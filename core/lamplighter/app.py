@@ -789,7 +789,10 @@ class Lamplighter:
         for failure in self.plugins.failures:
             self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
         outcome: FireOutcome = self.runner.fire_blocking(
-            invocation.task_id, scheduled_for=None, retry=invocation.retry
+            invocation.task_id,
+            scheduled_for=None,
+            retry=invocation.retry,
+            if_due=invocation.if_due,
         )
         if outcome.status is ExitStatus.UNKNOWN_TASK:
             print(f"lamplighter: {outcome.message}", file=sys.stderr)

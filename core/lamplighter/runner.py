@@ -215,13 +215,19 @@ class Runner:
     # ------------------------------------------------------------------------ entry points
 
     def fire_blocking(
-        self, task_id: TaskId, scheduled_for: datetime | None = None, *, retry: bool = False
+        self,
+        task_id: TaskId,
+        scheduled_for: datetime | None = None,
+        *,
+        retry: bool = False,
+        if_due: bool = False,
     ) -> FireOutcome:
         """Fire once, synchronously. An async ``run`` runs under ``asyncio.run``; a sync
         ``run`` runs in this thread (in a helper thread when the request has a timeout, so
         the time limit can be enforced; the process that called this is expected to exit
-        soon after a timeout, which ends that thread)."""
-        begun = self._begin(task_id, scheduled_for, retry)
+        soon after a timeout, which ends that thread). With ``if_due``, nothing runs unless
+        a firing of the task's schedule is due (a start by an OS scheduler at load)."""
+        begun = self._begin(task_id, scheduled_for, retry, if_due=if_due)
         if isinstance(begun, FireOutcome):
             return begun
         firing = begun
@@ -276,6 +282,7 @@ class Runner:
         retry: bool,
         *,
         check_constraints: bool = True,
+        if_due: bool = False,
     ) -> _Firing | FireOutcome:
         try:
             raw = self.store.load(task_id)
@@ -293,6 +300,9 @@ class Runner:
             return FireOutcome(
                 task_id=task_id, status=ExitStatus.SKIPPED, message="retry superseded"
             )
+        if if_due and not self._firing_is_due(request, document):
+            # Started as the scheduler loaded the schedule, with no firing missed.
+            return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message="not due")
         factory = self._factories.get(task_id)
         if factory is None:
             return self._unknown(task_id, "is not registered in this application")
@@ -343,6 +353,30 @@ class Runner:
     def _retry_is_due(self, document: TaskDocument) -> bool:
         retry_at = document.datetime_field("retry_at")
         return retry_at is not None and retry_at <= self._clock() + _RETRY_TOLERANCE
+
+    def _firing_is_due(self, request: TaskRequest, document: TaskDocument) -> bool:
+        """Whether a firing of the schedule is due now and has not run: a calendar time
+        since the last run (or since scheduling), or a one-shot's time when it has not run
+        since it was scheduled. Other triggers are always due."""
+        from lamplighter.model import Calendar, Exact, OneTime, Windowed
+
+        now = self._clock() + _RETRY_TOLERANCE
+        trigger = request.trigger
+        last_run = document.datetime_field("last_run")
+        scheduled_at = document.datetime_field("scheduled_at")
+        if isinstance(trigger, Calendar):
+            since = last_run or scheduled_at
+            due = None if since is None else trigger.expr.next_after(since)
+            return due is not None and due <= now
+        if isinstance(trigger, OneTime | Exact | Windowed):
+            if last_run is not None and (scheduled_at is None or last_run >= scheduled_at):
+                return False  # it ran (work appended behind a run is scheduled after it)
+            if isinstance(trigger, Exact):
+                return trigger.at <= now
+            if isinstance(trigger, Windowed):
+                return trigger.start <= now
+            return scheduled_at is None or scheduled_at + trigger.delay <= now
+        return True
 
     def _unmet_constraints(self, request: TaskRequest) -> list[str]:
         if not request.constraints.required():

@@ -416,12 +416,17 @@ class CalendarExpr:
         missing key matches everything. Lists and ranges are exploded into the cartesian
         product of dictionaries.
 
+        The dictionaries follow launchd's own matching (``cronemu`` in Apple's launchd): a
+        ``Weekday`` dictionary fires on that weekday in every month, ``Day`` with ``Weekday``
+        fires on either, and a ``Day`` a month lacks rolls into the next month; so days
+        29-31 come only with the months that have them.
+
         Raises:
             CalendarTranslationError: The expression uses seconds other than 0, years, a zone
-                (launchd only knows local time), both weekdays and days of the month (launchd
-                would OR them), a ``~`` day whose date varies with leap years, a repetition
-                systemd itself skips across (``00/7`` minutes: write ``00..56/7``), or needs
-                more than 500 dictionaries.
+                (launchd only knows local time), weekdays together with days of the month or
+                with months, February 29 or a ``~`` day in February (they move with leap
+                years), a repetition systemd itself skips across (``00/7`` minutes: write
+                ``00..56/7``), or needs more than 500 dictionaries.
         """
         from lamplighter.calendar._os import to_launchd
 
