@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import plistlib
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -309,6 +310,13 @@ def test_render_shows_the_named_backends_files_without_installing(
     assert "OnUnitActiveSec=1h" in files[timer]["content"]
     assert files[str(base / APP_ID / "systemd" / "run.sh")]["encoding"] == "utf-8"
     assert not (tmp_path / "config").exists()  # nothing installed
+    status, rendered = run_json(capsys, "render", "--backend", "launchd")
+    assert status == 0
+    plist = rendered["files"]["lamplighter.com.example.notes.sync.plist"]
+    agent = plistlib.loads(plist["content"].encode())
+    assert agent["Label"] == "lamplighter.com.example.notes.sync"
+    assert agent["ProgramArguments"][-2:] == ["--lamplighter-run", "sync"]
+    assert agent["StartInterval"] == 3600
     assert main(["render", "--backend", "nope"]) == 2
     assert "--backend: no backend 'nope' is installed" in capsys.readouterr().err
 

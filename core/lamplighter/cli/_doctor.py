@@ -261,8 +261,13 @@ def cmd_doctor(args: argparse.Namespace, out: Output) -> int:
     if ok:
         out.line(out.style("all is well" if not args.fix else "all is well now", "bold"))
     else:
+        fixable = any(not c.ok and c.fix for c in checks)
         out.line(
             out.style("problems found", "bold", "red")
-            + ("" if args.fix else "; `lamplighter doctor --fix` repairs what it safely can")
+            + (
+                "; `lamplighter doctor --fix` repairs what it safely can"
+                if fixable and not args.fix
+                else ""
+            )
         )
     return 0 if ok else 1
