@@ -208,6 +208,15 @@ def test_a_healthy_schedule_is_listed_explained_and_passes_doctor(
     assert lines[1].index("every 1 h") == header.index("TRIGGER")
     assert "(in 59 min)" in lines[1] or "(in 1 h)" in lines[1]
     assert "\x1b[" not in done.stdout
+    for args in (("apps", "--json"), ("show", "sync", "--json"), ("history", "sync", "--json")):
+        done = ops.command(*args)
+        assert done.returncode == 0, done.stderr
+    [listed] = json.loads(ops.command("apps", "--json").stdout)
+    assert listed == app
+    assert (
+        json.loads(ops.command("show", "sync", "--json").stdout)["task_file"] == shown["task_file"]
+    )
+    assert json.loads(ops.command("history", "sync", "--json").stdout) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,6 +439,10 @@ def test_cancel_removes_the_schedule(ops: Ops, capsys: pytest.CaptureFixture[str
     events = [json.loads(line) for line in ops.command("events", "--json").stdout.splitlines()]
     cancelled = [e for e in events if e["kind"] == "cancelled"]
     assert [e["task_id"] for e in cancelled] == ["sync", "other"]
+    status, out = ops.cli("events", "--task", "sync", "--limit", "1", capsys=capsys)
+    [line] = out.splitlines()
+    assert (status, line.split()[3:5]) == (0, ["cancelled", "sync"])
+    assert "source=cancel" in line
 
 
 def test_render_prints_exactly_what_install_wrote(
