@@ -65,7 +65,7 @@ KNOWN_BACKENDS: dict[str, tuple[str, frozenset[str]]] = {
     "inprocess": ("lamplighter-inprocess", _EVERY_TRIGGER),
     "systemd": ("lamplighter-systemd", _OS_TRIGGERS | {"path_changed"}),
     "launchd": ("lamplighter-launchd", _OS_TRIGGERS | {"path_changed"}),
-    "windows": ("lamplighter-windows", _OS_TRIGGERS),
+    "windows": ("lamplighter-windows", _OS_TRIGGERS | {"device_idle"}),
 }
 
 
