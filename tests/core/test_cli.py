@@ -317,6 +317,11 @@ def test_render_shows_the_named_backends_files_without_installing(
     assert agent["Label"] == "lamplighter.com.example.notes.sync"
     assert agent["ProgramArguments"][-2:] == ["--lamplighter-run", "sync"]
     assert agent["StartInterval"] == 3600
+    status, rendered = run_json(capsys, "render", "--backend", "windows")
+    assert status == 0
+    [(name, task)] = [(n, f) for n, f in rendered["files"].items() if n.endswith("sync")]
+    assert name == "\\Lamplighter\\com.example.notes\\sync"
+    assert "<Interval>PT1H</Interval>" in task["content"]
     assert main(["render", "--backend", "nope"]) == 2
     assert "--backend: no backend 'nope' is installed" in capsys.readouterr().err
 
