@@ -39,6 +39,7 @@ from lamplighter._event_base import (
     _instance_of,
 )
 from lamplighter._log import lazy_logger
+from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
 
@@ -60,10 +61,15 @@ if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable
 
+    # Told what a monitor call returned, or the exception it raised (any BaseException).
+    CallDone = Callable[[Any, BaseException | None], None]
+
 __all__ = [
     "DEFAULT_CAPACITY",
     "EVENT_TYPES",
+    "INLINE_MONITOR_TIMEOUT",
     "MIN_POLL_INTERVAL",
+    "MONITOR_STALL_TIMEOUT",
     "AttachedMonitor",
     "AttemptDeferred",
     "AttemptFailed",
@@ -72,6 +78,7 @@ __all__ = [
     "LibraryError",
     "Monitor",
     "MonitorEvent",
+    "MonitorWorker",
     "RetryScheduled",
     "ScheduleReplaced",
     "Scheduled",
@@ -93,6 +100,14 @@ DEFAULT_CAPACITY = 64
 
 #: The shortest interval :class:`SnapshotPoller` accepts.
 MIN_POLL_INTERVAL = timedelta(milliseconds=250)
+
+#: Seconds one ``on_event`` call may take before it is reported, once, as a
+#: :class:`LibraryError` (delivery to that monitor waits on; the others never do).
+MONITOR_STALL_TIMEOUT = 30.0
+
+#: Seconds a process the OS launched for one run waits, after its run lock is released,
+#: for monitors to finish that run's events before it exits anyway.
+INLINE_MONITOR_TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +334,7 @@ def _optional_datetime(value: object) -> datetime | None:
 def _seconds(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")
 
 
 def _result(value: object) -> TaskResult:
@@ -610,6 +625,74 @@ class Monitor(Protocol):
         """Handle one event."""
 
 
+class MonitorWorker:
+    """The daemon thread that runs a plain monitor's ``on_event`` calls, one at a time and
+    in order. A daemon thread, so a call that never returns cannot keep the process alive
+    after ``shutdown()``; started on the first call. It needs neither asyncio nor
+    ``concurrent.futures``, so a process the OS launched for one run imports neither."""
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, CallDone] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def call(self, function: Callable[[Any], Any], argument: Any, done: CallDone) -> None:
+        """Queue ``function(argument)``; ``done(result, exception)`` is called in the
+        worker thread when it returns or raises (``SystemExit`` included: in a monitor it
+        must not end the thread silently)."""
+        self._queue.put((function, argument, done))
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._serve, name=f"lamplighter-monitor-{self.name}", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            function, argument, done = item
+            try:
+                result, error = function(argument), None
+            except BaseException as exc:  # reported through done()
+                result, error = None, exc
+            try:
+                done(result, error)
+            except Exception as exc:  # a closed loop, say: nobody is waiting any more
+                logger.debug("lamplighter: monitor %s: result not delivered: %s", self.name, exc)
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one are done."""
+        self._queue.put(None)
+
+
+def _settler(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> CallDone:
+    """A ``done`` callback that settles ``future`` on ``loop`` (from the worker thread)."""
+
+    def done(result: Any, error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+    return done
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 def _monitor_name(monitor: object) -> str:
     name = getattr(monitor, "name", None)
     if isinstance(name, str) and name:
@@ -630,6 +713,7 @@ class AttachedMonitor:
         self._lock = threading.Lock()
         self._active = True
         self._is_async = inspect.iscoroutinefunction(monitor.on_event)
+        self._worker = None if self._is_async else MonitorWorker(self.name)
         bus._monitor_count(+1)
 
     @property
@@ -647,28 +731,58 @@ class AttachedMonitor:
             if not self._active:
                 return
             self._active = False
+        if self._worker is not None:
+            self._worker.stop()
         self._bus._monitor_count(-1)
 
     async def _consume(self) -> None:
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        worker = self._worker
         try:
             async for event in self._subscription:
+                stall = loop.call_later(MONITOR_STALL_TIMEOUT, self._stalled, event)
                 try:
-                    if self._is_async:
+                    if worker is None:
                         await self.monitor.on_event(event)
                     else:
-                        # In a worker thread: a slow plain monitor must not stall the loop
-                        # that runs everyone else's work and monitors.
-                        result = await asyncio.to_thread(self.monitor.on_event, event)
+                        # In the monitor's own daemon thread: a slow plain monitor must not
+                        # stall the loop that runs everyone else's work and monitors, and
+                        # one that never returns must not keep the process alive.
+                        future: asyncio.Future[Any] = loop.create_future()
+                        worker.call(self.monitor.on_event, event, _settler(loop, future))
+                        result = await future
                         if inspect.isawaitable(result):
                             await result
-                except Exception as exc:
+                except asyncio.CancelledError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if worker is None:
+                        raise  # on the loop's thread it may be the user's Ctrl-C
+                    self._failed(event, exc)  # in a worker thread it never is
+                except (Exception, SystemExit) as exc:
                     self._failed(event, exc)
+                finally:
+                    stall.cancel()
         finally:
             self._finish()
 
-    def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+    def _stalled(self, event: MonitorEvent) -> None:
+        from lamplighter._events_other import LibraryError
+
+        self._bus.publish(
+            LibraryError(
+                task_id=event.task_id,
+                message=(
+                    f"monitor {self.name} has spent more than {MONITOR_STALL_TIMEOUT:g} s on "
+                    f"{type(event).__name__}; it loses its oldest events while it is stuck"
+                ),
+                monitor=self.name,
+            )
+        )
+
+    def _failed(self, event: MonitorEvent, exc: BaseException) -> None:
         from lamplighter._events_other import LibraryError
 
         if isinstance(event, LibraryError) and event.monitor is not None:
@@ -757,7 +871,12 @@ def _interval(value: timedelta | float) -> timedelta:
         raise TypeError(
             f"interval must be a timedelta or a number of seconds, got {type(value).__name__}"
         )
-    interval = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        interval = value
+    elif not -1e9 < value < 1e9:  # also NaN and infinities
+        raise ValueError(f"interval must be a finite number of seconds, got {value!r}")
+    else:
+        interval = timedelta(seconds=value)
     if interval < MIN_POLL_INTERVAL:
         raise ValueError(
             f"interval must be at least 250 ms (0.25 s), got {interval.total_seconds():g} s; "

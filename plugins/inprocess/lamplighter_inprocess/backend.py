@@ -62,6 +62,10 @@ class _Job:
         self.watch_state: object = None
 
 
+# The longest wait any option may ask for: a day is already far past any sensible value.
+_MAX_SECONDS = 86_400.0 * 365
+
+
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
@@ -98,7 +102,11 @@ class InProcessBackend(Backend):
         **options: Any,
     ) -> None:
         super().__init__(host, **options)
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or max_concurrency < 1
+        ):
             raise ValueError(
                 f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}"
             )
@@ -109,10 +117,15 @@ class InProcessBackend(Backend):
         ):
             if (
                 not isinstance(value, int | float)
-                or value < 0
+                or isinstance(value, bool)
+                or not 0 <= value < _MAX_SECONDS  # also refuses NaN
                 or (name != "network_wait" and value == 0)
             ):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+                raise ValueError(
+                    f"{name} must be a finite number of seconds, "
+                    f"{'at least 0' if name == 'network_wait' else 'more than 0'}, "
+                    f"got {value!r}"
+                )
         self.max_concurrency = max_concurrency
         self.network_wait = float(network_wait)
         self.watch_interval = float(watch_interval)
