@@ -264,8 +264,9 @@ class Backend(abc.ABC):
 
     def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
         """Have the scheduler start a run of ``task_id`` now, the way its schedule would
-        (``lamplighter run``), and return once the run ended or ``timeout`` seconds passed;
-        False when this backend cannot, and the caller runs the launch command itself."""
+        (``lamplighter run``); a scheduler that can tell when the run ends may wait for it,
+        at most ``timeout`` seconds. Returns False when this backend cannot, and the caller
+        runs the launch command itself; raises when the task has no schedule to start."""
         return False
 
     def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:

@@ -316,7 +316,8 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
         view.facade()  # the backend must be reachable
         backend = view.backend()
         assert backend is not None
-        before = len(view.store.history(task.task_id))
+        known = history_entries(view, task.task_id, 1)
+        after = known[-1]["at"] if known else None
         started = time.monotonic()
         how = "the OS scheduler"
         status: int | None = None
@@ -328,7 +329,9 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
         if not fired:
             how = "the launch command"
             status = _run_launch_command(view, task.task_id, args.timeout, out)
-        entries = history_entries(view, task.task_id, None)[before:]
+            entries = _new_entries(view, task.task_id, after)
+        else:
+            entries = _await_outcome(view, task.task_id, after, started + args.timeout)
     finally:
         view.close()
     outcome = entries[-1] if entries else None
@@ -357,6 +360,38 @@ def cmd_run(args: argparse.Namespace, out: Output) -> int:
             + out.style(outcome["detail"], "green" if ok else "red")
         )
     return 0 if ok else 1
+
+
+#: How long ``run`` waits for a run the scheduler started in the background to show up.
+_START_GRACE = 10.0
+
+
+def _new_entries(view: AppView, task_id: TaskId, after: str | None) -> list[dict[str, Any]]:
+    entries = history_entries(view, task_id, None)
+    if after is None:
+        return entries
+    cut = datetime.fromisoformat(after)
+    return [e for e in entries if e["at"] and datetime.fromisoformat(e["at"]) > cut]
+
+
+def _await_outcome(
+    view: AppView, task_id: TaskId, after: str | None, deadline: float
+) -> list[dict[str, Any]]:
+    """The history entries recorded after ``after``, waiting (until ``deadline``) for the
+    run the scheduler started: a scheduler that starts runs in the background (launchd, Task
+    Scheduler) returns before the run ends. Gives up early when no run of the task is in
+    progress ``_START_GRACE`` seconds after the start (it was skipped or never began)."""
+    idle_since = time.monotonic()
+    while True:
+        entries = _new_entries(view, task_id, after)
+        now = time.monotonic()
+        if entries or now >= deadline:
+            return entries
+        if task_id in view.running([task_id]):
+            idle_since = now
+        elif now - idle_since > _START_GRACE:
+            return entries
+        time.sleep(0.1)
 
 
 def _run_launch_command(view: AppView, task_id: TaskId, timeout: float, out: Output) -> int:

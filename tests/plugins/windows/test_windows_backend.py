@@ -376,3 +376,16 @@ def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:
     info = app.task_info("job")
     assert info is not None and info.next_run is not None
     assert timedelta(0) < info.next_run - datetime.now(UTC) <= timedelta(minutes=1, seconds=2)
+
+
+def test_start_run_runs_the_registered_task_now(setup: Setup) -> None:
+    from lamplighter.backend import BackendUnavailable
+
+    task = Recorder()
+    app = setup.start(sync=task)
+    app.schedule(TaskRequest.periodic("sync", HOUR))
+    assert app.backend.start_run(TaskId("sync")) is True  # `lamplighter run sync`
+    assert calls(setup.service, "run_task") == [("run_task", FOLDER, "sync")]
+    assert task.runs == 1
+    with pytest.raises(BackendUnavailable, match="'other' is not registered"):
+        app.backend.start_run(TaskId("other"))
