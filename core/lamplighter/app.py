@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
+from lamplighter import model as _model  # TaskInfo is created on first use
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter._schema import StoredDataError
@@ -40,7 +41,6 @@ from lamplighter.invocation import (
 from lamplighter.model import (
     Constraints,
     Task,
-    TaskInfo,
     TaskRequest,
     TaskState,
 )
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
     from lamplighter.journal import EventJournal
+    from lamplighter.model import TaskInfo
     from lamplighter.plugins import PluginManager
 
 __all__ = ["Lamplighter"]
@@ -596,15 +597,15 @@ class Lamplighter:
         try:
             raw = self.store.load(tid)
         except StoredDataError as exc:
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
         if raw is None:
             moved = self.store.moved_aside(tid)
             if moved is None:
                 return None
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
         problem = self._request_problem(tid, raw)
         if problem is not None:
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
         return self._info(tid, TaskDocument.from_dict(raw))
 
     def _request_problem(self, tid: TaskId, raw: Mapping[str, Any]) -> str | None:
@@ -666,7 +667,9 @@ class Lamplighter:
         for b in broken:
             tid = TaskId.of(b.task_id)
             if tid not in infos:  # a task scheduled anew beside its moved-aside file is fine
-                infos[tid] = TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=b.reason)
+                infos[tid] = _model.TaskInfo(
+                    task_id=tid, state=TaskState.INACTIVE, problem=b.reason
+                )
         return [infos[tid] for tid in sorted(infos, key=lambda t: t.value)]
 
     _ASK = object()
@@ -707,7 +710,7 @@ class Lamplighter:
                 logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
                 next_run = None
         assert next_run is None or isinstance(next_run, datetime)
-        return TaskInfo(
+        return _model.TaskInfo(
             task_id=tid,
             state=state,
             last_run=doc.datetime_field("last_run"),
