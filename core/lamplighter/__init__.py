@@ -43,7 +43,7 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
-    from lamplighter.backend import BackendUnavailable, UnsupportedRequest
+    from lamplighter.backend import BackendUnavailable, SchedulingError, UnsupportedRequest
     from lamplighter.hookspecs import hookimpl
     from lamplighter.model import (
         BatteryLow,
@@ -87,6 +87,7 @@ __all__ = [
     "PluginManager",
     "Retry",
     "RetryPolicy",
+    "SchedulingError",
     "StorageLow",
     "Success",
     "Task",
@@ -115,6 +116,7 @@ _LAZY = {
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",
+    "SchedulingError": "lamplighter.backend",
     # model records a run seldom uses, created on first use (see lamplighter.model)
     "BatteryLow": "lamplighter.model",
     "BatteryOkay": "lamplighter.model",

@@ -17,16 +17,16 @@ Importing this module is cheap: ``jeepney`` is imported only when a check asks l
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from lamplighter.backend import DoctorCheck, OsSchedule
+    from lamplighter.backend import DoctorCheck
     from lamplighter.ids import TaskId
     from lamplighter_systemd.backend import SystemdBackend
 
-__all__ = ["LINGER_DIR", "doctor_checks", "linger_status", "schedule_states"]
+__all__ = ["LINGER_DIR", "doctor_checks", "linger_status"]
 
 #: Where systemd-logind keeps one empty file per user with lingering on.
 LINGER_DIR: Final = Path("/var/lib/systemd/linger")
@@ -160,69 +160,6 @@ def _app_units(backend: SystemdBackend) -> dict[str, TaskId]:
     return found
 
 
-def schedule_states(
-    backend: SystemdBackend, task_ids: Sequence[TaskId]
-) -> dict[TaskId, OsSchedule]:
-    """What the manager says of each task's schedule, in one exchange: present when the task
-    has a timer, path unit or (login trigger) an enabled service on disk; active when that
-    trigger is active in the manager (a login service counts as active when enabled)."""
-    from lamplighter.backend import OsSchedule
-    from lamplighter_systemd.units import unit_names
-
-    unit_dir = backend.unit_dir
-    plans = {}
-    timers: list[str] = []
-    others: list[str] = []
-    for tid in task_ids:
-        names = unit_names(backend.host.app_id, tid)
-        on_disk = {n for n in names.all() if (unit_dir / n).exists()}
-        plans[tid] = (names, on_disk)
-        timers += [n for n in (names.timer, names.retry_timer) if n in on_disk]
-        others += [n for n in (names.path, names.service) if n in on_disk]
-    infos, statuses = backend.manager.describe(timers, others) if timers or others else ({}, {})
-    result: dict[TaskId, OsSchedule] = {}
-    for tid, (names, on_disk) in plans.items():
-        timer = infos.get(names.timer)
-        retry = infos.get(names.retry_timer)
-        path = statuses.get(names.path)
-        login_link = backend._links(names.service)
-        pending = [
-            t.next_elapse for t in (timer, retry) if t is not None and t.active_state == "active"
-        ]
-        next_run = min((p for p in pending if p is not None), default=None)
-        if timer is not None:
-            active = timer.active_state == "active"
-            detail = f"{names.timer}: {timer.active_state} ({timer.sub_state})"
-            present = True
-        elif names.path in on_disk:
-            active = path is not None and path.active_state == "active"
-            state = "not loaded" if path is None else f"{path.active_state} ({path.sub_state})"
-            detail = f"{names.path}: {state}"
-            present = True
-        elif names.timer in on_disk:
-            present, active, detail = True, False, f"{names.timer}: not loaded"
-        elif names.service in on_disk and os.path.lexists(login_link):
-            present, active, detail = True, True, f"{names.service}: enabled for login"
-        else:
-            present, active = (
-                retry is not None,
-                retry is not None and retry.active_state == "active",
-            )
-            detail = (
-                f"{names.retry_timer}: {retry.active_state} ({retry.sub_state})"
-                if retry is not None
-                else "no timer, path unit or enabled service"
-            )
-        result[tid] = OsSchedule(
-            present=present,
-            active=active,
-            next_run=next_run,
-            last_trigger=None if timer is None else timer.last_trigger,
-            detail=detail,
-        )
-    return result
-
-
 def doctor_checks(backend: SystemdBackend, *, fix: bool = False) -> list[DoctorCheck]:
     """The systemd backend's checks (see the module docstring)."""
     return [_lingering_check(), _orphans_check(backend, fix=fix), _failed_check(backend, fix=fix)]
@@ -245,8 +182,9 @@ def _orphans_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
 
     units = _app_units(backend)
     store = backend.host.store
+    # Units on disk or still loaded in the manager, found by name.
     orphans = sorted(
-        {tid for tid in units.values() if not store.task_path(tid).exists()},
+        (tid for tid in backend.held_task_ids() if not store.task_path(tid).exists()),
         key=lambda t: t.value,
     )
     if not orphans:
@@ -257,8 +195,8 @@ def _orphans_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
         )
     names = sorted(n for n, tid in units.items() if tid in orphans)
     detail = (
-        f"{len(names)} unit file(s) of {len(orphans)} task(s) without a task file "
-        f"({', '.join(t.value for t in orphans)}): {', '.join(names)}"
+        f"{len(orphans)} task(s) without a task file hold units "
+        f"({', '.join(t.value for t in orphans)}): {', '.join(names) or 'loaded in the manager'}"
     )
     return _repair(
         "orphan-units",
@@ -293,8 +231,7 @@ def _failed_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
     )
 
     def reset() -> None:
-        for name in failed:
-            manager.reset_failed_unit(name)
+        manager.reset_failed_units(failed)
 
     return _repair(
         "failed-units",
