@@ -307,7 +307,9 @@ def test_render_shows_the_named_backends_files_without_installing(
     assert status == 0
     files = rendered["files"]
     timer = "lamplighter-com.example.notes-sync.timer"
-    assert "OnUnitActiveSec=1h" in files[timer]["content"]
+    [due] = [x for x in files[timer]["content"].splitlines() if x.startswith("OnCalendar=")]
+    at = datetime.fromisoformat(due.removeprefix("OnCalendar=").removesuffix(" UTC") + "+00:00")
+    assert abs(at - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(minutes=1)
     assert files[str(base / APP_ID / "systemd" / "run.sh")]["encoding"] == "utf-8"
     assert not (tmp_path / "config").exists()  # nothing installed
     status, rendered = run_json(capsys, "render", "--backend", "launchd")

@@ -454,12 +454,32 @@ def test_render_prints_exactly_what_install_wrote(
     assert status == 0
     files = rendered["files"]
     assert sorted(n for n in files if not n.startswith("/")) == ops.units()
+    periodic = ops.names("sync").timer
     for name, body in files.items():
         path = Path(name) if name.startswith("/") else ops.manager.unit_dir / name
-        assert body == {"encoding": "utf-8", "content": path.read_text()}, name
+        installed = path.read_text()
+        assert body["encoding"] == "utf-8"
+        if name != periodic:
+            assert body["content"] == installed, name
+            continue
+        # A periodic timer fires one interval after it is installed, at an absolute time:
+        # rendered later, that time is later by as much; every other line is the same.
+        rendered_at, installed_at = _due(body["content"]), _due(installed)
+        assert timedelta(0) <= rendered_at - installed_at < timedelta(minutes=1)
+        assert _without_due(body["content"]) == _without_due(installed)
     done = ops.command("render", "--backend", "systemd")
-    assert "OnUnitActiveSec=1h" in done.stdout
     assert "OnCalendar=Mon..Fri *-*-* 09:00:00" in done.stdout
+    assert "Persistent=true" in done.stdout
+
+
+def _due(unit: str) -> datetime:
+    """The instant of a timer's ``OnCalendar=YYYY-MM-DD HH:MM:SS[.ffffff] UTC`` line."""
+    [line] = [x for x in unit.splitlines() if x.startswith("OnCalendar=")]
+    return datetime.fromisoformat(line.removeprefix("OnCalendar=").removesuffix(" UTC") + "+00:00")
+
+
+def _without_due(unit: str) -> list[str]:
+    return [x for x in unit.splitlines() if not x.startswith("OnCalendar=")]
 
 
 def test_a_timer_edited_behind_the_librarys_back_disagrees_with_the_model(
@@ -467,7 +487,10 @@ def test_a_timer_edited_behind_the_librarys_back_disagrees_with_the_model(
 ) -> None:
     ops.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     timer = ops.manager.unit_dir / ops.names("sync").timer
-    timer.write_text(timer.read_text().replace("=1h", "=3h"))
+    text = timer.read_text()
+    later = _due(text) + timedelta(hours=2)
+    [line] = [x for x in text.splitlines() if x.startswith("OnCalendar=")]
+    timer.write_text(text.replace(line, f"OnCalendar={later:%Y-%m-%d %H:%M:%S} UTC"))
     ops.manager.systemctl("daemon-reload")
     ops.manager.systemctl("restart", timer.name)
 
