@@ -266,9 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lamplighter`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)  # --help and usage errors end here
     from lamplighter.cli._output import Output
 
-    args = build_parser().parse_args(argv)
     out = Output(as_json=args.json)
     try:
         result: int = args.func(args, out)
