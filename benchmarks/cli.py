@@ -2,10 +2,10 @@
 
 Run it as ``python benchmarks/cli.py``. Each row starts a fresh process (as an operator's
 shell does) several times and prints the best wall time (the least disturbed by other
-load) and its ratio to the anchor, ``python -c pass``, measured in the same run. The listing rows read an application of
-``TASKS`` task files in a temporary data directory whose backend (systemd, pointed at a bus
-that does not exist) cannot be reached, so they measure the command's own work: plugins,
-the store, the model's next runs.
+load) and its ratio to the anchor, ``python -c pass``, measured in the same run. The
+listing rows read an application of ``TASKS`` task files in a temporary data directory
+whose backend (systemd, pointed at a bus that does not exist) cannot be reached, so they
+measure the command's own work: plugins, the store, the model's next runs.
 
 Targets (benchmarks, never timed tests): ``--help`` within 1.5x ``import lamplighter``
 (only argparse is added before a subcommand runs); ``tasks --json`` over 100 tasks within
