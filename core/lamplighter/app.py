@@ -233,6 +233,7 @@ class Lamplighter:
                 self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
             backend = self._ensure_backend()
             info = self._backend_info
+            self._record_app()
             if info is not None and info.capabilities.state_in_memory:
                 # The schedule dies with this process: keep its state in memory as well.
                 from lamplighter.store import MemoryTaskStore
@@ -241,6 +242,34 @@ class Lamplighter:
                 self._runner = None
             self._sweep()
             backend.start()
+
+    def _open_for_operator(self) -> Backend:
+        """Start the way the ``lamplighter`` command needs: plugins loaded, the journal
+        open (each event written at once), the backend constructed and started; no
+        monitors, no sweep, and the application's record left as it is. Management calls
+        and queries work afterwards."""
+        with self._lock:
+            self._started = True
+            self.plugins.load()
+            self._journal_open()
+            backend = self._ensure_backend()
+        backend.start()
+        return backend
+
+    def _record_app(self) -> None:
+        """Leave the backend and launch command where the ``lamplighter`` command finds
+        them (:mod:`lamplighter.app_record`)."""
+        from lamplighter.app_record import AppRecord, write_app_record
+
+        info = self._backend_info
+        if info is None:
+            return
+        launch = self._launch if self._launch is not None else default_launch_command()
+        record = AppRecord(app_id=self.app_id, backend=info.name, launch_command=launch)
+        try:
+            write_app_record(self.store.root, record)
+        except OSError as exc:
+            logger.warning("lamplighter: cannot record the application for the CLI: %s", exc)
 
     def _require_started(self, what: str) -> None:
         if not self._started:

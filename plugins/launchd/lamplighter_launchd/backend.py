@@ -350,6 +350,20 @@ class LaunchdBackend(Backend):
                 return True
         return False
 
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Start the task's agent now, as its schedule would (``launchctl kickstart -k``);
+        launchd runs it in the background and the run records its own outcome."""
+        for label in (
+            agent_label(self.host.app_id, task_id),
+            agent_label(self.host.app_id, task_id, alternate=True),
+        ):
+            if self._path(label).exists():
+                self.launchctl.kickstart(label)
+                return True
+        raise BackendUnavailable(
+            f"no LaunchAgent of task {task_id.value!r} is installed in {self.agents_dir}"
+        )
+
     def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule]:
         """What launchd says of each task's agents (``launchctl print``); ``next_run`` is
         computed from the schedule, as launchd cannot tell it."""

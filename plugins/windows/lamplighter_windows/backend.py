@@ -309,6 +309,16 @@ class WindowsBackend(Backend):
             raise
         return {task.name: task for task in tasks}
 
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Run the task's registered task now, as its trigger would (``IRegisteredTask.Run``);
+        Task Scheduler runs it in the background and the run records its own outcome."""
+        if not any(t.name == task_name(task_id) for t in self._tasks_of(task_id)):
+            raise BackendUnavailable(
+                f"task {task_id.value!r} is not registered in {self.folder} of Task Scheduler"
+            )
+        self.service.run_task(self.folder, task_name(task_id))
+        return True
+
     def _tasks_of(self, task_id: TaskId) -> list[RegisteredTask]:
         found = []
         for name in (task_name(task_id), task_name(task_id, retry=True)):

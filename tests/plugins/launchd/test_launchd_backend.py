@@ -629,3 +629,15 @@ def test_bad_backend_options_are_refused_naming_them(
     with pytest.raises(error, match=match):
         app.start()
     app.shutdown()
+
+
+def test_start_run_kickstarts_the_agent(app: Lamplighter, launchd: FakeLaunchd) -> None:
+    from lamplighter.backend import BackendUnavailable
+
+    app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+    since = len(launchd.calls)
+    assert app.backend.start_run(TaskId("sync")) is True  # `lamplighter run sync`
+    assert commands(launchd, since) == [["kickstart", "-k", f"{launchd.domain}/{LABEL}"]]
+    assert launchd.loaded[LABEL]["runs"] == 1
+    with pytest.raises(BackendUnavailable, match="no LaunchAgent of task 'other'"):
+        app.backend.start_run(TaskId("other"))

@@ -492,3 +492,16 @@ def test_a_bad_user_id_is_refused_at_start_naming_it(
         app.start()
     app.shutdown()
     assert fake_service.tasks == {}
+
+
+def test_start_run_runs_the_registered_task_now(setup: Setup) -> None:
+    from lamplighter.backend import BackendUnavailable
+
+    task = Recorder()
+    app = setup.start(sync=task)
+    app.schedule(TaskRequest.periodic("sync", HOUR))
+    assert app.backend.start_run(TaskId("sync")) is True  # `lamplighter run sync`
+    assert calls(setup.service, "run_task") == [("run_task", FOLDER, "sync")]
+    assert task.runs == 1
+    with pytest.raises(BackendUnavailable, match="'other' is not registered"):
+        app.backend.start_run(TaskId("other"))
