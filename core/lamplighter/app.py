@@ -222,7 +222,7 @@ class Lamplighter:
                 # The schedule dies with this process: keep its state in memory as well.
                 from lamplighter.store import MemoryTaskStore
 
-                self.store = MemoryTaskStore(self.store.root)
+                self.store = MemoryTaskStore(self.store.root, self._encode)
                 self._runner = None
             self._sweep()
             backend.start()

@@ -148,6 +148,13 @@ class ExecutionRecord:
             result["unsatisfied"] = list(detail)
         elif detail is not None:
             result["message"] = detail
+        # A run of the in-process fast path keeps times as POSIX seconds.
+        if isinstance(at, float):
+            at = datetime.fromtimestamp(at, UTC)
+        if isinstance(scheduled_for, float):
+            scheduled_for = datetime.fromtimestamp(scheduled_for, UTC)
+        if isinstance(runtime, float):
+            runtime = timedelta(seconds=runtime)
         return cls(
             task_id=TaskId(task_id),
             result=result_from_dict(result),
