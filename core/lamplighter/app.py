@@ -34,6 +34,7 @@ from lamplighter.events import (
     MonitorEvent,
     Scheduled,
     ScheduleReplaced,
+    made_at,
     made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
@@ -61,6 +62,7 @@ from lamplighter.runner import (
     Runner,
     StoredRequest,
     TaskDocument,
+    _utcnow,
 )
 from lamplighter.store import CorruptTaskFile, TaskStore
 
@@ -433,7 +435,8 @@ class Lamplighter:
                 arrange_retry=self._arrange_retry,
                 install_next=self._install_next,
                 retire=self._retire,
-                clock=self.now,
+                clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
+                emit_at=self._emit_at,
             )
         return self._runner
 
@@ -488,6 +491,20 @@ class Lamplighter:
             journal.append(event)
         if self._inline_monitors:
             self._deliver_inline(event)
+
+    def _emit_at(
+        self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
+    ) -> None:
+        """Publish the event ``cls`` of this process that happened at ``at`` (POSIX
+        seconds) with its own fields' ``values``: made only when someone listens, else
+        journalled from the values alone."""
+        if self._bus.listening or self._inline_monitors:
+            self._emit(made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values))
+            return
+        self._bus.unheard()
+        journal = self._journal
+        if journal is not None:
+            journal.append_fields(cls, task_id.value, at, values)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""

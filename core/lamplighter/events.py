@@ -381,6 +381,11 @@ def _layout(
     return layout
 
 
+def written_fields_of(cls: type[MonitorEvent]) -> tuple[tuple[str, str], ...]:
+    """:func:`written_fields` of the event class ``cls``."""
+    return (_LAYOUTS.get(cls) or _layout(cls, cls))[1]
+
+
 def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
     """``(key, attribute)`` of each field the dictionary form of ``event`` has besides
     ``kind``, ``task_id``, ``at`` and ``pid``, in order.
@@ -414,6 +419,17 @@ def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
     construction, so this skips the checks. The event equals
     ``cls(task_id=task_id, at=now, field=value, ...)``.
     """
+    return made_at(cls, task_id, datetime.now(UTC), *values)
+
+
+def own_fields(cls: type[MonitorEvent]) -> tuple[str, ...]:
+    """The names of the fields of ``cls`` besides ``task_id``, ``at`` and ``pid``, in the
+    order the class defines them (the order :func:`made_here` takes their values in)."""
+    return (_LAYOUTS.get(cls) or _layout(cls, cls))[0]
+
+
+def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:
+    """:func:`made_here` of an event that happened at ``at`` (aware) in this process."""
     layout = _LAYOUTS.get(cls) or _layout(cls, cls)
     names = layout[0]
     if len(values) != len(names):
@@ -421,7 +437,7 @@ def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
     event = object.__new__(cls)
     set_field = object.__setattr__  # the class is frozen: set its slots directly
     set_field(event, "task_id", task_id)
-    set_field(event, "at", datetime.now(UTC))
+    set_field(event, "at", at)
     set_field(event, "pid", _pid)
     for name, value in zip(names, values, strict=True):
         set_field(event, name, value)
@@ -672,6 +688,17 @@ class EventBus:
                     subscription._offer(event)
                 except Exception:
                     logger.warning("lamplighter: publishing %r failed", event, exc_info=True)
+
+    @property
+    def listening(self) -> bool:
+        """Whether anyone would receive a published event: an open subscription (every
+        attached monitor holds one). Lamplighter makes no event object for nobody."""
+        return bool(self._subscriptions)
+
+    def unheard(self) -> None:
+        """Count an event that was not made because nobody was listening (see
+        :attr:`listening`), so ``stats()["published"]`` still counts every event."""
+        self._published += 1  # a lost update under a race only miscounts a statistic
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every event published from now on.

@@ -22,7 +22,8 @@ import math
 import os
 import sys
 import threading
-from datetime import datetime, timedelta
+from collections import deque
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
@@ -30,16 +31,27 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
+    WorkCompleted,
+    WorkStarted,
     event_from_dict,
+    own_fields,
     written_fields,
+    written_fields_of,
 )
 from lamplighter.events import _encode as _encode_value
-from lamplighter.model import TaskResult, result_to_dict
+from lamplighter.model import Success, TaskResult, result_to_dict
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "event_line", "pump"]
+__all__ = [
+    "JOURNAL_NAME",
+    "EventJournal",
+    "JournalReader",
+    "event_line",
+    "fields_line",
+    "pump",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,21 +69,84 @@ def event_line(event: MonitorEvent) -> str:
     Raises:
         TypeError: ``event`` is not one of the event classes of Lamplighter.
     """
-    written = written_fields(event)
     task_id = event.task_id
+    values = [(key, getattr(event, name)) for key, name in written_fields(event)]
+    return _line(type(event).kind, None if task_id is None else task_id.value, event, values)
+
+
+def fields_line(
+    cls: type[MonitorEvent], task_id: str, at: float, pid: int, values: tuple[Any, ...]
+) -> str:
+    """The line :func:`event_line` writes for ``made_at(cls, TaskId(task_id), at, *values)``
+    published by process ``pid``, with ``at`` in POSIX seconds: the journal of a running
+    application keeps an event nobody subscribed to as these values, and makes its line
+    when it writes, away from the run that published it. (A time may be written with six
+    digits of fraction where ``isoformat`` leaves them out; it reads back the same.)"""
+    if cls is WorkStarted:
+        attempt, expected = values
+        return (
+            f'{{"kind":"work_started","task_id":"{task_id}","at":"{_utc_text(at)}",'
+            f'"pid":{pid},"attempt":{int(attempt)},"expected_at":'
+            + ("null" if expected is None else f'"{_utc_text(expected)}"')
+            + "}\n"
+        )
+    if cls is WorkCompleted and type(values[1]) is Success:
+        runtime = values[0]
+        seconds = runtime if type(runtime) is float else runtime.total_seconds()
+        return (
+            f'{{"kind":"work_completed","task_id":"{task_id}","at":"{_utc_text(at)}",'
+            f'"pid":{pid},"runtime":{float.__repr__(seconds)},"result":{{"type":"success"}}}}\n'
+        )
+    names = own_fields(cls)
+    by_name = dict(zip(names, values, strict=True))
+    written = written_fields_of(cls)
+    at_text = datetime.fromtimestamp(at, UTC).isoformat()
+    return _line(cls.kind, task_id, (at_text, pid), [(k, by_name[n]) for k, n in written])
+
+
+_second: list[Any] = [None, ""]  # the last whole second written, and its text
+
+
+def _utc_text(at: float | datetime) -> str:
+    """``at`` (POSIX seconds or an aware datetime) in ISO 8601, UTC, to the microsecond;
+    the text of its whole second is reused while the seconds stay the same."""
+    if isinstance(at, datetime):
+        at = at.timestamp()
+    whole = math.floor(at)
+    micros = round((at - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+        cached[0], cached[1] = whole, text  # a pair of plain values: races are harmless
+        return f"{text}.{micros:06d}+00:00"
+    return f"{cached[1]}.{micros:06d}+00:00"
+
+
+def _line(
+    kind: str,
+    task_id: str | None,
+    origin: MonitorEvent | tuple[str, int],
+    values: list[tuple[str, Any]],
+) -> str:
+    if isinstance(origin, tuple):
+        at, pid = origin
+    else:
+        at, pid = origin.at.isoformat(), origin.pid
     parts = [
         '{"kind":"',
-        type(event).kind,
+        kind,
         '","task_id":',
-        "null" if task_id is None else '"' + task_id.value + '"',  # ids need no escaping
+        "null" if task_id is None else '"' + task_id + '"',  # ids need no escaping
         ',"at":"',
-        event.at.isoformat(),
+        at,
         '","pid":',
-        str(event.pid),
+        str(pid),
     ]
-    for key, name in written:
+    for key, value in values:
         parts.append(',"' + key + '":')
-        parts.append(_json_value(getattr(event, name)))
+        parts.append(_json_value(value))
     parts.append("}\n")
     return "".join(parts)
 
@@ -172,7 +247,8 @@ class EventJournal:
         self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._warned = False
-        self._pending: list[str] = []
+        # Lines, or the values of events nobody subscribed to (see append_fields).
+        self._pending: deque[str | tuple[Any, ...]] = deque()
         self._timer: threading.Timer | None = None
         self._registered_exit = False
 
@@ -194,10 +270,19 @@ class EventJournal:
         if self.flush_interval is None:
             self._write_lines([line])
             return
+        self._queue(line)
+
+    def _queue(self, item: str | tuple[Any, ...]) -> None:
+        # Appending to a deque is atomic; the lock is taken only to start a flush timer.
+        # flush() clears the timer before it takes what is queued, so an item appended
+        # while a timer is set is written by that timer's flush.
+        self._pending.append(item)
+        if self._timer is not None:
+            return
         with self._lock:
-            self._pending.append(line)
             if self._timer is not None:
                 return
+            assert self.flush_interval is not None
             timer = threading.Timer(self.flush_interval, self.flush)
             timer.daemon = True
             self._timer = timer
@@ -208,15 +293,40 @@ class EventJournal:
                 atexit.register(self.flush)
         timer.start()
 
+    def append_fields(
+        self, cls: type[MonitorEvent], task_id: str, at: float, values: tuple[Any, ...]
+    ) -> None:
+        """Append the event ``made_at(cls, TaskId(task_id), at, *values)`` of this process
+        without the event object (see :func:`fields_line`): with a ``flush_interval`` the
+        values are queued and the line is made when the queue is written."""
+        item = (cls, task_id, at, os.getpid(), values)
+        if self.flush_interval is not None:
+            self._queue(item)
+            return
+        line = self._fields_line(item)
+        if line is not None:
+            self._write_lines([line])
+
     def flush(self) -> None:
         """Write every queued event now."""
         with self._lock:
-            pending, self._pending = self._pending, []
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+        queued = self._pending
+        pending = [queued.popleft() for _ in range(len(queued))]
         if pending:
-            self._write_lines(pending)
+            lines = [
+                item if isinstance(item, str) else self._fields_line(item) for item in pending
+            ]
+            self._write_lines([line for line in lines if line is not None])
+
+    def _fields_line(self, item: tuple[Any, ...]) -> str | None:
+        try:
+            return fields_line(*item)
+        except Exception as exc:
+            logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)
+            return None
 
     def _line(self, event: MonitorEvent) -> str | None:
         try:

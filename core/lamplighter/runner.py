@@ -31,10 +31,12 @@ from lamplighter.events import (
     Skipped,
     WorkCompleted,
     WorkStarted,
+    made_at,
     made_here,
 )
 from lamplighter.ids import TaskId
 from lamplighter.model import (
+    NO_CONSTRAINTS,
     ConstraintsNotMet,
     Failure,
     Retry,
@@ -49,7 +51,7 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
-    from lamplighter.store import RunLock, TaskStore
+    from lamplighter.store import MemoryEntry, MemoryTaskStore, RunLock, TaskStore
 
 __all__ = [
     "CONSTRAINT_RETRY_DELAY",
@@ -366,6 +368,33 @@ def _is_async_run(task: Task) -> bool:
     return known
 
 
+_SUCCESS = ("success", None)  # an in-memory entry's last result after a success
+
+
+class _Resume:
+    """Awaits the rest of a coroutine that was started by hand and suspended on
+    ``yielded``: the task awaiting this finishes waiting on ``yielded`` and then drives
+    the coroutine on, as if it had run it from the start."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Any:
+        coro = self.coro
+        try:
+            yield self.yielded
+        except BaseException as exc:  # a cancellation thrown in while suspended
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            return (yield from _Resume(coro, yielded).__await__())
+        return (yield from coro.__await__())
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -398,8 +427,16 @@ class Runner:
         install_next: Callable[[TaskId, TaskRequest], None],
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
+        emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None]
+        | None = None,
     ) -> None:
         self._install_next = install_next
+        self._emit_at = emit_at or self._emit_made_at
+        # The fast path serves an in-memory store on the real clock only.
+        memory = getattr(store, "entry", None)
+        self._memory: MemoryTaskStore | None = (
+            cast("MemoryTaskStore", store) if memory is not None and clock is _utcnow else None
+        )
         self._retire = retire
         self.store = store
         self._decode = decode_request
@@ -466,6 +503,204 @@ class Runner:
             return self._defer(firing, [reason], retry_delay=delay)
         finally:
             firing.lock.release()
+
+    # ------------------------------------------------------------------------ eager firing
+
+    def fire_eagerly(
+        self,
+        key: str,
+        due: float,
+        retry: bool,
+        submit: Callable[[str, Callable[[Any], None]], None],
+    ) -> Any:
+        """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
+        most firings of an in-memory store can take: the task's state is changed in place,
+        events nobody listens to are not made, an async ``run`` is started right here and
+        a sync one is handed to ``submit`` with ``key``: a worker thread calls what it is
+        given with an object whose ``cancelled`` attribute says whether the firing was
+        cancelled.
+
+        Returns None when the firing is over, True when ``submit`` took it, a coroutine to
+        run as a task when the async ``run`` suspended, or False when nothing was done and
+        the firing needs :meth:`fire` (a retry, constraints, a timeout, an unknown task,
+        another run in progress). Either way the outcome, events and history are those
+        :meth:`fire` gives.
+        """
+        store = self._memory
+        if store is None or retry:
+            return False
+        entry = store.entry(key)
+        if entry is None:
+            return False
+        request = entry.request
+        if not isinstance(request, TaskRequest) or request.timeout is not None:
+            return False
+        constraints = request.constraints
+        if constraints is not NO_CONSTRAINTS and constraints.required():
+            return False
+        task_id = entry.task_id
+        factory = self._factories.get(task_id)
+        if factory is None or not store.acquire(key):
+            return False
+        started = time.time()
+        attempt = entry.attempt
+        try:
+            task = factory()
+        except Exception as exc:
+            self._eager_done(entry, started, due, attempt, exc, 0.0, factory_error=True)
+            return None
+        except BaseException:
+            store.release(key)
+            raise
+        ctx = object.__new__(TaskContext)
+        set_field = object.__setattr__  # made from values of the right types: no checks
+        set_field(ctx, "task_id", task_id)
+        set_field(ctx, "attempt", attempt)
+        set_field(ctx, "scheduled_for", datetime.fromtimestamp(due, UTC))
+        set_field(ctx, "stored_input", None if request.input is None else request.stored_input())
+        self._emit_at(WorkStarted, task_id, started, (attempt, ctx.scheduled_for))
+        if not _is_async_run(task):
+            submit(key, lambda run: self._eager_thread(run, task, ctx, entry, started, due, attempt))
+            return True
+        try:
+            coro = task.run(ctx)
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            self._eager_done(entry, started, due, attempt, stop.value, time.time() - started)
+            return None
+        except Exception as exc:
+            self._eager_done(entry, started, due, attempt, exc, time.time() - started)
+            return None
+        except BaseException:
+            store.release(key)
+            raise
+        return self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt)
+
+    def _eager_thread(
+        self,
+        run: Any,
+        task: Task,
+        ctx: TaskContext,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+    ) -> None:
+        """The part of a firing a worker thread does: ``run.cancelled`` true (before or
+        after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
+        store = self._memory
+        assert store is not None
+        outcome: Any
+        try:
+            if run.cancelled:
+                store.release(entry.task_id.value)
+                return
+            outcome = task.run(ctx)
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            store.release(entry.task_id.value)
+            raise
+        if run.cancelled:
+            store.release(entry.task_id.value)
+            return
+        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+
+    async def _eager_resume(
+        self, rest: _Resume, entry: MemoryEntry, started: float, due: float, attempt: int
+    ) -> None:
+        outcome: Any
+        try:
+            outcome = await rest
+        except Exception as exc:
+            outcome = exc
+        except BaseException:  # cancelled: recorded as nothing, as fire() does
+            assert self._memory is not None
+            self._memory.release(entry.task_id.value)
+            raise
+        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+
+    def _eager_done(
+        self,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+        outcome: Any,
+        runtime: float,
+        *,
+        factory_error: bool = False,
+    ) -> None:
+        store = self._memory
+        assert store is not None
+        task_id = entry.task_id
+        key = task_id.value
+        one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
+        if type(outcome) is not Success or (one_shot and entry.queue):
+            self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
+            return
+        with store.lock:
+            live = store.entry(key) is entry  # else cancelled meanwhile: nothing to update
+            if live:
+                entry.attempt = 1
+                entry.run_count += 1
+                entry.last_run = started
+                entry.last_result = _SUCCESS
+                entry.retry_at = None
+                if one_shot:
+                    entry.scheduled = False
+            store.keep_history(key, (key, "success", None, attempt, started, due, runtime))
+        store.release(key)
+        if one_shot and live and self._retire is not None:
+            try:
+                self._retire(task_id)
+            except Exception as exc:
+                self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+        self._emit_at(
+            WorkCompleted, task_id, started + runtime, (timedelta(seconds=runtime), outcome)
+        )
+
+    def _eager_general(
+        self,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+        outcome: Any,
+        runtime: float,
+        factory_error: bool,
+    ) -> None:
+        """Record an outcome other than a plain success the way :meth:`fire` does."""
+        store = self._memory
+        assert store is not None
+        task_id = entry.task_id
+        lock = store.held_lock(task_id)
+        try:
+            document = TaskDocument.from_dict(store.document_of(entry))
+            firing = _Firing(
+                task_id,
+                entry.request,
+                document,
+                datetime.fromtimestamp(due, UTC),
+                datetime.fromtimestamp(started, UTC),
+                lock,
+            )
+            firing.attempt = attempt
+            if factory_error:
+                firing.factory_error = outcome
+            elif not isinstance(outcome, BaseException):
+                try:
+                    outcome = _checked(outcome)
+                except _BadReturn as exc:
+                    outcome = exc
+            self._finish(firing, outcome, timedelta(seconds=runtime))
+        finally:
+            lock.release()
+
+    def _emit_made_at(
+        self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
+    ) -> None:
+        self._emit(made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values))
 
     # ------------------------------------------------------------------------ steps
 

@@ -842,6 +842,7 @@ class MemoryTaskStore(TaskStore):
         self._entries: dict[str, MemoryEntry] = {}
         self._histories: dict[str, tuple[Any, ...]] = {}
         self._running: set[str] = set()
+        self._running_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plain values
 
@@ -862,7 +863,7 @@ class MemoryTaskStore(TaskStore):
     def acquire(self, key: str) -> bool:
         """Take the run lock of the task ``key``; False if a run holds it."""
         running = self._running
-        with self._thread_lock:
+        with self._running_lock:
             if key in running:
                 return False
             running.add(key)
@@ -870,8 +871,24 @@ class MemoryTaskStore(TaskStore):
 
     def release(self, key: str) -> None:
         """Give back the run lock of the task ``key``."""
-        with self._thread_lock:
+        with self._running_lock:
             self._running.discard(key)
+
+    def keep_history(self, key: str, record: tuple[Any, ...]) -> None:
+        """:meth:`append_history` for the task ``key``, by a caller holding :attr:`lock`."""
+        history = self._histories.get(key, ())
+        self._histories[key] = (*history[1 - HISTORY_LIMIT :], record)
+
+    def held_lock(self, task_id: TaskId) -> RunLock:
+        """The run lock of ``task_id`` as held by the caller, who took it with
+        :meth:`acquire`; releasing it gives it back."""
+        lock = _MemoryRunLock(self, task_id)
+        lock._mine = True
+        return lock
+
+    def document_of(self, entry: MemoryEntry) -> dict[str, Any]:
+        """The document form of ``entry`` (what :meth:`load` gives)."""
+        return self._document(entry)
 
     # ------------------------------------------------------------------ the document form
 
@@ -989,10 +1006,8 @@ class MemoryTaskStore(TaskStore):
     def append_history(self, task_id: TaskId, record: Any) -> None:
         # A tuple, replaced at each append (at most HISTORY_LIMIT records are copied): a
         # tuple of plain values is not tracked by the garbage collector, where a deque is.
-        key = TaskId.of(task_id).value
         with self._thread_lock:
-            history = self._histories.get(key, ())
-            self._histories[key] = (*history[1 - HISTORY_LIMIT :], record)
+            self.keep_history(TaskId.of(task_id).value, record)
 
     def history(self, task_id: TaskId) -> list[Any]:
         return list(self._histories.get(TaskId.of(task_id).value, ()))

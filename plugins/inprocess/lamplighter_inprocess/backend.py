@@ -62,6 +62,97 @@ class _Job:
         self.watch_state: object = None
 
 
+class _ThreadRun:
+    """A firing whose sync ``run`` a worker thread does (see :class:`_Workers`)."""
+
+    __slots__ = ("cancelled", "key", "waiter", "work")
+
+    def __init__(self, key: str, work: Any) -> None:
+        self.key = key
+        self.work = work
+        self.cancelled = False
+        self.waiter: asyncio.Future[None] | None = None  # set by fire_now()
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class _Workers:
+    """Long-lived threads for sync runs: a new one starts only while every existing one is
+    busy, up to ``limit``; a finished run is reported to ``done`` on the loop, one loop
+    wake-up for all runs that finish before the loop gets to them."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, done: Any) -> None:
+        self._limit = limit
+        self._loop = loop
+        self._done = done
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_ThreadRun] = deque()
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._finished: list[_ThreadRun] = []
+        self._finished_lock = threading.Lock()
+
+    def submit(self, run: _ThreadRun) -> None:
+        with self._cond:
+            self._queue.append(run)
+            if self._idle:
+                self._idle -= 1
+                self._cond.notify()
+                return
+            if len(self._threads) >= self._limit:
+                return  # a busy worker takes it when done
+            thread = threading.Thread(
+                target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        cond, queue = self._cond, self._queue
+        while True:
+            with cond:
+                while not queue:
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    cond.wait()
+                run = queue.popleft()
+            try:
+                run.work(run)
+            except BaseException:  # the runner records a task's errors; this is ours
+                logger.exception("lamplighter: a sync run of %s failed", run.key)
+            with self._finished_lock:
+                self._finished.append(run)
+                first = len(self._finished) == 1
+            if first:
+                try:
+                    self._loop.call_soon_threadsafe(self._reap)
+                except RuntimeError:  # the loop is closed: nobody waits for the slot
+                    pass
+
+    def _reap(self) -> None:
+        with self._finished_lock:
+            runs, self._finished = self._finished, []
+        self._done(runs)
+
+    def close(self, timeout: float | None) -> None:
+        """Cancel queued runs (each is still called, to give back its lock) and wait up to
+        ``timeout`` seconds for the workers to end."""
+        with self._cond:
+            self._closed = True
+            for run in self._queue:
+                run.cancelled = True
+            self._idle = 0
+            self._cond.notify_all()
+            threads = list(self._threads)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+
+
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
@@ -123,18 +214,25 @@ class InProcessBackend(Backend):
         self._heap: list[tuple[float, int, str, bool]] = []
         self._jobs: dict[str, _Job] = {}
         self._generation = itertools.count(1)
-        self._running: dict[str, asyncio.Task[Any]] = {}
+        # In progress: an asyncio task, or a sync run a worker thread does.
+        self._running: dict[str, asyncio.Task[Any] | _ThreadRun] = {}
         self._waiting: deque[tuple[TaskId, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
+        self._fire_eagerly: Any = None
+        self._workers: _Workers | None = None
+        self._submit = self._submit_run
+        self._submitted: _ThreadRun | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self._loop = self.host.loop()
+        # The runner's eager path, where the host's runner has one (Lamplighter's does).
+        self._fire_eagerly = getattr(self.host.runner, "fire_eagerly", None)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -167,9 +265,9 @@ class InProcessBackend(Backend):
                 self._timer = None
             if self._watcher is not None:
                 self._watcher.cancel()
-            tasks = list(self._running.values())
-            for task in tasks:
-                task.cancel()
+            tasks = [t for t in self._running.values() if not isinstance(t, _ThreadRun)]
+            for run in list(self._running.values()):
+                run.cancel()
             if not tasks:
                 done.set()
                 return
@@ -182,12 +280,19 @@ class InProcessBackend(Backend):
             running = None
         if running is loop:
             cancel_all()  # cannot wait on our own loop; tasks finish cancelling on their own
+            if self._workers is not None:
+                self._workers.close(0)
             return
         try:
             loop.call_soon_threadsafe(cancel_all)
         except RuntimeError:
             return
+        started = time.monotonic()
         done.wait(timeout)
+        if self._workers is not None:
+            self._workers.close(
+                None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            )
 
     # ------------------------------------------------------------------ scheduling
 
@@ -197,7 +302,7 @@ class InProcessBackend(Backend):
             raise UnsupportedRequest(f"path {trigger.path!r} must be absolute")
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
-        now = _ts(self.host.now())
+        now = time.time()  # the loop timer's clock
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = False
@@ -397,8 +502,23 @@ class InProcessBackend(Backend):
             else:
                 due = now
         self._rearm()
-        task = self.loop.create_task(self._run(task_id, due, False))
-        self._running[task_id.value] = task
+        key = task_id.value
+        work: Any = None
+        if self._fire_eagerly is not None:
+            work = self._fire_eagerly(key, due, False, self._submit)
+            if work is None:  # over
+                return
+            if work is True:  # a worker thread does the sync run: wait for it
+                run = self._submitted
+                assert run is not None
+                run.waiter = self.loop.create_future()
+                self._running[key] = run
+                await asyncio.shield(run.waiter)
+                return
+        if work is None or work is False:
+            work = self._run(task_id, due, False)
+        task = self.loop.create_task(work)
+        self._running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, task_id))
         await asyncio.shield(task)
 
@@ -408,18 +528,54 @@ class InProcessBackend(Backend):
         if self._closing:
             return
         key = tid.value
-        if key in self._running or len(self._running) >= self.max_concurrency:
+        running = self._running
+        if key in running or len(running) >= self.max_concurrency:
             self._waiting.append((tid, generation, due, retry))
             return
-        task = self.loop.create_task(self._run(tid, due, retry), name=f"lamplighter:{key}")
-        self._running[key] = task
+        fire_eagerly = self._fire_eagerly
+        work: Any = None
+        if fire_eagerly is not None:
+            # Started right here: a run that does not suspend is over when this returns,
+            # with no asyncio task made for it.
+            work = fire_eagerly(key, due, retry, self._submit)
+            if work is None:  # over
+                return
+            if work is True:  # a worker thread does the sync run
+                running[key] = self._submitted
+                return
+        if work is None or work is False:  # the general path
+            work = self._run(tid, due, retry)
+        task = self.loop.create_task(work, name=f"lamplighter:{key}")
+        running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, tid))
+
+    def _submit_run(self, key: str, work: Any) -> None:
+        # Called by the runner from _dispatch, which files the run under its key next.
+        workers = self._workers
+        if workers is None:
+            workers = self._workers = _Workers(
+                min(32, (os.cpu_count() or 1) + 4), self.loop, self._threads_done
+            )
+        run = self._submitted = _ThreadRun(key, work)
+        workers.submit(run)
+
+    def _threads_done(self, runs: list[_ThreadRun]) -> None:
+        running = self._running
+        for run in runs:
+            if running.get(run.key) is run:
+                del running[run.key]
+            if run.waiter is not None and not run.waiter.done():
+                run.waiter.set_result(None)
+        self._start_waiting()
 
     def _finished_callback(self, tid: TaskId, _task: object) -> None:
         self._finished(tid)
 
     def _finished(self, tid: TaskId) -> None:
         self._running.pop(tid.value, None)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
         # Start waiting runs whose task is not running now, in the order they came due.
         for _ in range(len(self._waiting)):
             if len(self._running) >= self.max_concurrency:
