@@ -21,6 +21,7 @@ import inspect
 import logging
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from lamplighter.invocation import (
     parse_invocation,
 )
 from lamplighter.model import (
+    NO_CONSTRAINTS,
     PERIODIC_FLOOR,
     Constraints,
     ExistingTaskPolicy,
@@ -64,7 +66,7 @@ from lamplighter.runner import (
     TaskDocument,
     _utcnow,
 )
-from lamplighter.store import CorruptTaskFile, TaskStore
+from lamplighter.store import CorruptTaskFile, MemoryEntry, MemoryTaskStore, TaskStore
 
 if TYPE_CHECKING:
     import asyncio
@@ -222,8 +224,6 @@ class Lamplighter:
             info = self._backend_info
             if info is not None and info.capabilities.state_in_memory:
                 # The schedule dies with this process: keep its state in memory as well.
-                from lamplighter.store import MemoryTaskStore
-
                 self.store = MemoryTaskStore(self.store.root, self._encode)
                 self._runner = None
             self._sweep()
@@ -610,7 +610,7 @@ class Lamplighter:
                 "shorter intervals"
             )
         constraints = request.constraints
-        if constraints not in self._honoured_constraints:
+        if constraints is not NO_CONSTRAINTS and constraints not in self._honoured_constraints:
             from lamplighter.constraints import MissingChecker
 
             try:
@@ -667,6 +667,44 @@ class Lamplighter:
             return self._apply(requests, backend)
 
     def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
+        if isinstance(self.store, MemoryTaskStore):
+            return self._apply_in_memory(requests, backend)
+        return self._apply_documents(requests, backend)
+
+    def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
+        """:meth:`_apply_documents` for an in-memory store: a request for a task that is
+        not scheduled becomes a new entry of plain values and its ``Scheduled`` event is
+        made only for listeners; an active task's policy takes the general way."""
+        store = self.store
+        assert isinstance(store, MemoryTaskStore)
+        entry_of = store.entry
+        for request in requests:
+            existing = entry_of(request.task_id.value)
+            if existing is not None and existing.scheduled:
+                return self._apply_documents(requests, backend)
+        now = time.time()
+        previous: list[tuple[str, MemoryEntry | None]] = []
+        with store.lock:
+            for request in requests:
+                tid = request.task_id
+                previous.append((tid.value, entry_of(tid.value)))
+                store.put(MemoryEntry(tid, request, now))
+        try:
+            backend.install(requests)
+        except BaseException:
+            with store.lock:
+                for key, entry in previous:
+                    if entry is None:
+                        store.delete(TaskId(key))
+                    else:
+                        store.put(entry)
+            raise
+        emit_at = self._emit_at
+        for request in requests:
+            emit_at(Scheduled, request.task_id, now, ())
+        return [True] * len(requests)
+
+    def _apply_documents(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
         now = self.now()
         keeps_objects = self.store.keeps_objects
         encode = self._encode

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
+    Scheduled,
     WorkCompleted,
     WorkStarted,
     event_from_dict,
@@ -82,6 +83,8 @@ def fields_line(
     application keeps an event nobody subscribed to as these values, and makes its line
     when it writes, away from the run that published it. (A time may be written with six
     digits of fraction where ``isoformat`` leaves them out; it reads back the same.)"""
+    if cls is Scheduled:
+        return f'{{"kind":"scheduled","task_id":"{task_id}","at":"{_utc_text(at)}","pid":{pid}}}\n'
     if cls is WorkStarted:
         attempt, expected = values
         return (

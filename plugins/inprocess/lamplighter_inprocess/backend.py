@@ -89,7 +89,8 @@ class _Workers:
         self._done = done
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_ThreadRun] = deque()
-        self._idle = 0
+        self._idle = 0  # workers waiting for a run
+        self._busy = 0  # workers doing one
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._finished: list[_ThreadRun] = []
@@ -97,13 +98,13 @@ class _Workers:
 
     def submit(self, run: _ThreadRun) -> None:
         with self._cond:
-            self._queue.append(run)
+            queue = self._queue
+            queue.append(run)
             if self._idle:
-                self._idle -= 1
                 self._cond.notify()
-                return
-            if len(self._threads) >= self._limit:
-                return  # a busy worker takes it when done
+            threads = len(self._threads)
+            if len(queue) + self._busy <= threads or threads >= self._limit:
+                return  # a worker takes it when it is free
             thread = threading.Thread(
                 target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
             )
@@ -119,11 +120,15 @@ class _Workers:
                         return
                     self._idle += 1
                     cond.wait()
+                    self._idle -= 1
                 run = queue.popleft()
+                self._busy += 1
             try:
                 run.work(run)
             except BaseException:  # the runner records a task's errors; this is ours
                 logger.exception("lamplighter: a sync run of %s failed", run.key)
+            with cond:
+                self._busy -= 1  # before the loop hears of it: it may submit more at once
             with self._finished_lock:
                 self._finished.append(run)
                 first = len(self._finished) == 1
@@ -145,7 +150,6 @@ class _Workers:
             self._closed = True
             for run in self._queue:
                 run.cancelled = True
-            self._idle = 0
             self._cond.notify_all()
             threads = list(self._threads)
         deadline = None if timeout is None else time.monotonic() + timeout
