@@ -35,7 +35,7 @@ from lamplighter.events import (
     MonitorEvent,
     Scheduled,
     ScheduleReplaced,
-    made_at,
+    from_plain,
     made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
@@ -495,11 +495,10 @@ class Lamplighter:
     def _emit_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
     ) -> None:
-        """Publish the event ``cls`` of this process that happened at ``at`` (POSIX
-        seconds) with its own fields' ``values``: made only when someone listens, else
-        journalled from the values alone."""
+        """Publish the event ``from_plain(cls, task_id, at, values)`` of this process:
+        made only when someone listens, else journalled from the plain values alone."""
         if self._bus.listening or self._inline_monitors:
-            self._emit(made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values))
+            self._emit(from_plain(cls, task_id, at, values))
             return
         self._bus.unheard()
         journal = self._journal

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 import attrs
 
 from lamplighter.ids import TaskId
-from lamplighter.model import TaskInfo, TaskResult, result_from_dict, result_to_dict
+from lamplighter.model import Success, TaskInfo, TaskResult, result_from_dict, result_to_dict
 
 if TYPE_CHECKING:
     import asyncio
@@ -381,6 +381,11 @@ def _layout(
     return layout
 
 
+def event_class(kind: str) -> type[MonitorEvent]:
+    """The event class whose ``kind`` is ``kind``; ``KeyError`` if there is none."""
+    return _BY_KIND[kind]
+
+
 def written_fields_of(cls: type[MonitorEvent]) -> tuple[tuple[str, str], ...]:
     """:func:`written_fields` of the event class ``cls``."""
     return (_LAYOUTS.get(cls) or _layout(cls, cls))[1]
@@ -426,6 +431,20 @@ def own_fields(cls: type[MonitorEvent]) -> tuple[str, ...]:
     """The names of the fields of ``cls`` besides ``task_id``, ``at`` and ``pid``, in the
     order the class defines them (the order :func:`made_here` takes their values in)."""
     return (_LAYOUTS.get(cls) or _layout(cls, cls))[0]
+
+
+def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...]) -> _E:
+    """:func:`made_at` of an event given in plain values, the form the runner's eager path
+    hands over (a tuple of such values is left alone by the garbage collector): ``at`` and
+    any time as POSIX seconds, a duration as float seconds, a ``Success`` result as its
+    kind, ``"success"``."""
+    if cls is WorkStarted:
+        attempt, expected = values
+        values = (attempt, None if expected is None else datetime.fromtimestamp(expected, UTC))
+    elif cls is WorkCompleted:
+        runtime, result = values
+        values = (timedelta(seconds=runtime), Success() if result == "success" else result)
+    return made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values)
 
 
 def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:

@@ -34,12 +34,15 @@ from lamplighter.events import (
     Scheduled,
     WorkCompleted,
     WorkStarted,
+    event_class,
     event_from_dict,
+    from_plain,
     own_fields,
     written_fields,
     written_fields_of,
 )
 from lamplighter.events import _encode as _encode_value
+from lamplighter.ids import TaskId
 from lamplighter.model import Success, TaskResult, result_to_dict
 
 if TYPE_CHECKING:
@@ -78,11 +81,12 @@ def event_line(event: MonitorEvent) -> str:
 def fields_line(
     cls: type[MonitorEvent], task_id: str, at: float, pid: int, values: tuple[Any, ...]
 ) -> str:
-    """The line :func:`event_line` writes for ``made_at(cls, TaskId(task_id), at, *values)``
-    published by process ``pid``, with ``at`` in POSIX seconds: the journal of a running
-    application keeps an event nobody subscribed to as these values, and makes its line
-    when it writes, away from the run that published it. (A time may be written with six
-    digits of fraction where ``isoformat`` leaves them out; it reads back the same.)"""
+    """The line :func:`event_line` writes for ``from_plain(cls, TaskId(task_id), at,
+    values)`` published by process ``pid`` (see :func:`~lamplighter.events.from_plain`;
+    the event's own field values serve as well): the journal of a running application
+    keeps an event nobody subscribed to as these values, and makes its line when it
+    writes, away from the run that published it. (A time may be written with six digits
+    of fraction where ``isoformat`` leaves them out; it reads back the same.)"""
     if cls is Scheduled:
         return f'{{"kind":"scheduled","task_id":"{task_id}","at":"{_utc_text(at)}","pid":{pid}}}\n'
     if cls is WorkStarted:
@@ -93,7 +97,7 @@ def fields_line(
             + ("null" if expected is None else f'"{_utc_text(expected)}"')
             + "}\n"
         )
-    if cls is WorkCompleted and type(values[1]) is Success:
+    if cls is WorkCompleted and (values[1] == "success" or type(values[1]) is Success):
         runtime = values[0]
         seconds = runtime if type(runtime) is float else runtime.total_seconds()
         return (
@@ -101,6 +105,8 @@ def fields_line(
             f'"pid":{pid},"runtime":{float.__repr__(seconds)},"result":{{"type":"success"}}}}\n'
         )
     names = own_fields(cls)
+    if cls is WorkStarted or cls is WorkCompleted:  # plain values: make the fields
+        values = tuple(getattr(from_plain(cls, TaskId("x"), at, values), n) for n in names)
     by_name = dict(zip(names, values, strict=True))
     written = written_fields_of(cls)
     at_text = datetime.fromtimestamp(at, UTC).isoformat()
@@ -299,10 +305,13 @@ class EventJournal:
     def append_fields(
         self, cls: type[MonitorEvent], task_id: str, at: float, values: tuple[Any, ...]
     ) -> None:
-        """Append the event ``made_at(cls, TaskId(task_id), at, *values)`` of this process
-        without the event object (see :func:`fields_line`): with a ``flush_interval`` the
-        values are queued and the line is made when the queue is written."""
-        item = (cls, task_id, at, os.getpid(), values)
+        """Append the event ``from_plain(cls, TaskId(task_id), at, values)`` of this
+        process without the event object (see :func:`fields_line`): with a
+        ``flush_interval`` the values are queued and the line is made when the queue is
+        written."""
+        # Plain values only (the class by its kind): such a tuple is soon untracked by
+        # the garbage collector, so a queue of them adds nothing to its collections.
+        item = (cls.kind, task_id, at, os.getpid(), values)
         if self.flush_interval is not None:
             self._queue(item)
             return
@@ -325,8 +334,9 @@ class EventJournal:
             self._write_lines([line for line in lines if line is not None])
 
     def _fields_line(self, item: tuple[Any, ...]) -> str | None:
+        kind, task_id, at, pid, values = item
         try:
-            return fields_line(*item)
+            return fields_line(event_class(kind), task_id, at, pid, values)
         except Exception as exc:
             logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)
             return None

@@ -31,7 +31,7 @@ from lamplighter.events import (
     Skipped,
     WorkCompleted,
     WorkStarted,
-    made_at,
+    from_plain,
     made_here,
 )
 from lamplighter.ids import TaskId
@@ -413,6 +413,9 @@ class Runner:
         install_next: asks the backend to schedule a request that was queued with
             ``ExistingTaskPolicy.APPEND`` once the one before it finished.
         clock: the current time (aware); virtual in tests.
+        retire: asks the backend to take down a one-shot schedule that is over.
+        emit_at: publishes an event given as ``events.from_plain`` takes it (default:
+            made and handed to ``emit``); the eager path's events go this way.
     """
 
     def __init__(
@@ -558,7 +561,7 @@ class Runner:
         set_field(ctx, "attempt", attempt)
         set_field(ctx, "scheduled_for", datetime.fromtimestamp(due, UTC))
         set_field(ctx, "stored_input", None if request.input is None else request.stored_input())
-        self._emit_at(WorkStarted, task_id, started, (attempt, ctx.scheduled_for))
+        self._emit_at(WorkStarted, task_id, started, (attempt, due))
         if not _is_async_run(task):
             submit(key, lambda run: self._eager_thread(run, task, ctx, entry, started, due, attempt))
             return True
@@ -656,9 +659,7 @@ class Runner:
                 self._retire(task_id)
             except Exception as exc:
                 self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
-        self._emit_at(
-            WorkCompleted, task_id, started + runtime, (timedelta(seconds=runtime), outcome)
-        )
+        self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
 
     def _eager_general(
         self,
@@ -700,7 +701,7 @@ class Runner:
     def _emit_made_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
     ) -> None:
-        self._emit(made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values))
+        self._emit(from_plain(cls, task_id, at, values))
 
     # ------------------------------------------------------------------------ steps
 
