@@ -457,7 +457,8 @@ class Lamplighter:
 
     def _retire(self, task_id: TaskId) -> None:
         self._ensure_backend().remove([task_id])
-        self._scheduled_ids.discard(task_id)
+        if self._scheduled_ids:
+            self._scheduled_ids.discard(task_id)
 
     def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
         self._ensure_backend().install([request])
@@ -497,10 +498,11 @@ class Lamplighter:
     ) -> None:
         """Publish the event ``from_plain(cls, task_id, at, values)`` of this process:
         made only when someone listens, else journalled from the plain values alone."""
-        if self._bus.listening or self._inline_monitors:
+        bus = self._bus
+        if bus.listening or self._inline_monitors:
             self._emit(from_plain(cls, task_id, at, values))
             return
-        self._bus.unheard()
+        bus.unheard()
         journal = self._journal
         if journal is not None:
             journal.append_fields(cls, task_id.value, at, values)

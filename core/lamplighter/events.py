@@ -545,6 +545,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    import asyncio
+
+    if asyncio._get_running_loop() is loop:  # published on the reader's own loop
+        loop.call_soon(_resolve, future)
+        return
     with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting any more
         loop.call_soon_threadsafe(_resolve, future)
 

@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
@@ -191,7 +192,11 @@ def _json_value(value: Any) -> str:
     return json.dumps(_encode_value(value), separators=(",", ":"))
 
 
+_PID = [os.getpid()]  # this process's, kept right in a child after a fork
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
+_CHUNK = 128  # queued events made into lines between two yields of the interpreter
 _LOCK_NAME = "events.lock"
 _HEAD_BYTES = 4096
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -259,6 +264,7 @@ class EventJournal:
         # Lines, or the values of events nobody subscribed to (see append_fields).
         self._pending: deque[str | tuple[Any, ...]] = deque()
         self._timer: threading.Timer | None = None
+        self._flushing = threading.Lock()
         self._registered_exit = False
 
     def append(self, event: MonitorEvent) -> None:
@@ -311,7 +317,7 @@ class EventJournal:
         written."""
         # Plain values only (the class by its kind): such a tuple is soon untracked by
         # the garbage collector, so a queue of them adds nothing to its collections.
-        item = (cls.kind, task_id, at, os.getpid(), values)
+        item = (cls.kind, task_id, at, _PID[0], values)
         if self.flush_interval is not None:
             self._queue(item)
             return
@@ -320,18 +326,30 @@ class EventJournal:
             self._write_lines([line])
 
     def flush(self) -> None:
-        """Write every queued event now."""
+        """Write every queued event now (after a flush in progress in another thread)."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
         queued = self._pending
         pending = [queued.popleft() for _ in range(len(queued))]
-        if pending:
-            lines = [
-                item if isinstance(item, str) else self._fields_line(item) for item in pending
-            ]
-            self._write_lines([line for line in lines if line is not None])
+        if not pending:
+            return
+        lines: list[str] = []
+        for start in range(0, len(pending), _CHUNK):
+            if start:
+                # Lines are made in the flush timer's thread: let the event loop's thread
+                # have the interpreter between chunks rather than wait a switch interval.
+                time.sleep(0)
+            for item in pending[start : start + _CHUNK]:
+                line = item if isinstance(item, str) else self._fields_line(item)
+                if line is not None:
+                    lines.append(line)
+        self._write_lines(lines)
 
     def _fields_line(self, item: tuple[Any, ...]) -> str | None:
         kind, task_id, at, pid, values = item
@@ -554,8 +572,11 @@ class JournalReader:
         buffer = self._partial + data
         cut = buffer.rfind(b"\n") + 1
         self._partial = buffer[cut:]
+        # This process's own lines are known by their pid field without decoding them: a
+        # line has one top-level "pid" key, and inside a JSON string a quote is escaped.
+        own = (b'"pid":%d,' % self._pid, b'"pid":%d}' % self._pid)
         for raw in buffer[:cut].splitlines():
-            if not raw.strip():
+            if not raw.strip() or own[0] in raw or own[1] in raw:
                 continue
             try:
                 event = event_from_dict(json.loads(raw))

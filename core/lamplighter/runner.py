@@ -369,6 +369,12 @@ def _is_async_run(task: Task) -> bool:
 
 
 _SUCCESS = ("success", None)  # an in-memory entry's last result after a success
+# The context's slots, set directly (the class is frozen).
+_new_context = object.__new__
+_set_task_id = TaskContext.task_id.__set__  # type: ignore[attr-defined]
+_set_attempt = TaskContext.attempt.__set__  # type: ignore[attr-defined]
+_set_scheduled_for = TaskContext.scheduled_for.__set__  # type: ignore[attr-defined]
+_set_input = TaskContext.stored_input.__set__  # type: ignore[attr-defined]
 
 
 class _Resume:
@@ -435,6 +441,7 @@ class Runner:
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
+        self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         # The fast path serves an in-memory store on the real clock only.
         memory = getattr(store, "entry", None)
         self._memory: MemoryTaskStore | None = (
@@ -542,7 +549,10 @@ class Runner:
         if constraints is not NO_CONSTRAINTS and constraints.required():
             return False
         task_id = entry.task_id
-        factory = self._factories.get(task_id)
+        by_key = self._factories_by_key
+        if by_key is None:  # the registry is sealed once the application started
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        factory = by_key.get(key)
         if factory is None or not store.acquire(key):
             return False
         started = time.time()
@@ -555,14 +565,17 @@ class Runner:
         except BaseException:
             store.release(key)
             raise
-        ctx = object.__new__(TaskContext)
-        set_field = object.__setattr__  # made from values of the right types: no checks
-        set_field(ctx, "task_id", task_id)
-        set_field(ctx, "attempt", attempt)
-        set_field(ctx, "scheduled_for", datetime.fromtimestamp(due, UTC))
-        set_field(ctx, "stored_input", None if request.input is None else request.stored_input())
+        # Made from values of the right types: the constructor's checks are skipped.
+        ctx = _new_context(TaskContext)
+        _set_task_id(ctx, task_id)
+        _set_attempt(ctx, attempt)
+        _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
+        _set_input(ctx, None if request.input is None else request.stored_input())
         self._emit_at(WorkStarted, task_id, started, (attempt, due))
-        if not _is_async_run(task):
+        is_async = _ASYNC_RUN.get(type(task))
+        if is_async is None:
+            is_async = _is_async_run(task)
+        if not is_async:
             submit(key, lambda run: self._eager_thread(run, task, ctx, entry, started, due, attempt))
             return True
         try:
