@@ -44,6 +44,7 @@ __all__ = ["CAPABILITIES", "InProcessBackend"]
 
 logger = logging.getLogger(__name__)
 
+_BATCH = 512  # due entries started per turn of the loop timer
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 
@@ -220,7 +221,8 @@ class InProcessBackend(Backend):
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
         self._running: dict[str, asyncio.Task[Any] | _ThreadRun] = {}
-        self._waiting: deque[tuple[TaskId, int, float, bool]] = deque()
+        # Due runs waiting for a free slot: (task id string, generation, due, retry).
+        self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -339,7 +341,7 @@ class InProcessBackend(Backend):
             self._call(self._rearm)
         for tid in login:
             # The in-process "login" is the application's start: run once now.
-            self._call(self._dispatch, tid, self._jobs[tid.value].generation, now, False)
+            self._call(self._dispatch, tid.value, self._jobs[tid.value].generation, now, False)
 
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
         # Entry: (due, generation, task id, retry). Generations are unique and grow, so
@@ -436,12 +438,16 @@ class InProcessBackend(Backend):
         self._timer = None
         self._timer_due = None
         now = time.time()
-        due_entries: list[tuple[TaskId, int, float, bool]] = []
-        with self._lock:
-            heap = self._heap
-            while heap and heap[0][0] <= now:
+        heap, jobs, lock = self._heap, self._jobs, self._lock
+        # Each due entry is started before the next is taken (a run may change the heap:
+        # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
+        # gets a turn in a long burst.
+        for _ in range(_BATCH):
+            with lock:
+                if not heap or heap[0][0] > now:
+                    break
                 due, generation, key, retry = heapq.heappop(heap)
-                job = self._jobs.get(key)
+                job = jobs.get(key)
                 if job is None or abs(generation) != job.generation:
                     continue  # cancelled or replaced since it was queued
                 if retry:
@@ -455,9 +461,8 @@ class InProcessBackend(Backend):
                     job.next_due = following
                     if following is not None:
                         self._push(following, job, retry=False)
-                due_entries.append((job.task_id, job.generation, due, retry))
-        for tid, generation, due, retry in due_entries:
-            self._dispatch(tid, generation, due, retry)
+                generation = job.generation
+            self._dispatch(key, generation, due, retry)
         self._rearm()
 
     @staticmethod
@@ -523,18 +528,17 @@ class InProcessBackend(Backend):
             work = self._run(task_id, due, False)
         task = self.loop.create_task(work)
         self._running[key] = task
-        task.add_done_callback(functools.partial(self._finished_callback, task_id))
+        task.add_done_callback(functools.partial(self._finished_callback, key))
         await asyncio.shield(task)
 
     # ------------------------------------------------------------------ running
 
-    def _dispatch(self, tid: TaskId, generation: int, due: float, retry: bool) -> None:
+    def _dispatch(self, key: str, generation: int, due: float, retry: bool) -> None:
         if self._closing:
             return
-        key = tid.value
         running = self._running
         if key in running or len(running) >= self.max_concurrency:
-            self._waiting.append((tid, generation, due, retry))
+            self._waiting.append((key, generation, due, retry))
             return
         fire_eagerly = self._fire_eagerly
         work: Any = None
@@ -548,10 +552,11 @@ class InProcessBackend(Backend):
                 running[key] = self._submitted
                 return
         if work is None or work is False:  # the general path
-            work = self._run(tid, due, retry)
+            job = self._jobs.get(key)
+            work = self._run(TaskId(key) if job is None else job.task_id, due, retry)
         task = self.loop.create_task(work, name=f"lamplighter:{key}")
         running[key] = task
-        task.add_done_callback(functools.partial(self._finished_callback, tid))
+        task.add_done_callback(functools.partial(self._finished_callback, key))
 
     def _submit_run(self, key: str, work: Any) -> None:
         # Called by the runner from _dispatch, which files the run under its key next.
@@ -572,11 +577,8 @@ class InProcessBackend(Backend):
                 run.waiter.set_result(None)
         self._start_waiting()
 
-    def _finished_callback(self, tid: TaskId, _task: object) -> None:
-        self._finished(tid)
-
-    def _finished(self, tid: TaskId) -> None:
-        self._running.pop(tid.value, None)
+    def _finished_callback(self, key: str, _task: object) -> None:
+        self._running.pop(key, None)
         self._start_waiting()
 
     def _start_waiting(self) -> None:
@@ -585,7 +587,7 @@ class InProcessBackend(Backend):
             if len(self._running) >= self.max_concurrency:
                 break
             entry = self._waiting.popleft()
-            key = entry[0].value
+            key = entry[0]
             job = self._jobs.get(key)
             if job is None or job.generation != entry[1]:
                 continue
@@ -651,7 +653,7 @@ class InProcessBackend(Backend):
             now = time.time()
             for job in jobs:
                 if self._event_happened(job, device, previous_device):
-                    self._dispatch(job.task_id, job.generation, now, False)
+                    self._dispatch(job.task_id.value, job.generation, now, False)
             previous_device = device
             await asyncio.sleep(self.watch_interval)
 
