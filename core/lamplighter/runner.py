@@ -442,6 +442,7 @@ class Runner:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
+        self._in_thread = self._eager_thread  # one bound method for every sync run
         # The fast path serves an in-memory store on the real clock only.
         memory = getattr(store, "entry", None)
         self._memory: MemoryTaskStore | None = (
@@ -521,14 +522,14 @@ class Runner:
         key: str,
         due: float,
         retry: bool,
-        submit: Callable[[str, Callable[[Any], None]], None],
+        submit: Callable[[str, Callable[..., None], tuple[Any, ...]], None],
     ) -> Any:
         """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
         most firings of an in-memory store can take: the task's state is changed in place,
         events nobody listens to are not made, an async ``run`` is started right here and
-        a sync one is handed to ``submit`` with ``key``: a worker thread calls what it is
-        given with an object whose ``cancelled`` attribute says whether the firing was
-        cancelled.
+        a sync one is handed over as ``submit(key, work, args)``: a worker thread then calls
+        ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
+        cancelled meanwhile.
 
         Returns None when the firing is over, True when ``submit`` took it, a coroutine to
         run as a task when the async ``run`` suspended, or False when nothing was done and
@@ -576,7 +577,7 @@ class Runner:
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
-            submit(key, lambda run: self._eager_thread(run, task, ctx, entry, started, due, attempt))
+            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
             return True
         try:
             coro = task.run(ctx)

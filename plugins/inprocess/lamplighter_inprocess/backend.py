@@ -66,11 +66,12 @@ class _Job:
 class _ThreadRun:
     """A firing whose sync ``run`` a worker thread does (see :class:`_Workers`)."""
 
-    __slots__ = ("cancelled", "key", "waiter", "work")
+    __slots__ = ("args", "cancelled", "key", "waiter", "work")
 
-    def __init__(self, key: str, work: Any) -> None:
+    def __init__(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
         self.key = key
         self.work = work
+        self.args = args
         self.cancelled = False
         self.waiter: asyncio.Future[None] | None = None  # set by fire_now()
 
@@ -80,36 +81,68 @@ class _ThreadRun:
 
 
 class _Workers:
-    """Long-lived threads for sync runs: a new one starts only while every existing one is
-    busy, up to ``limit``; a finished run is reported to ``done`` on the loop, one loop
-    wake-up for all runs that finish before the loop gets to them."""
+    """Long-lived threads for sync runs. The first run starts one; another starts only when
+    runs are queued and no worker has taken one for ``patience`` seconds (every existing
+    worker is busy with a run that blocks), up to ``limit``: short runs then share few
+    threads and the interpreter lock passes between few of them. A finished run is
+    reported to ``done`` on the loop, one loop wake-up for all runs that finish before the
+    loop gets to them.
+    """
 
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop, done: Any) -> None:
+    def __init__(
+        self, limit: int, loop: asyncio.AbstractEventLoop, done: Any, patience: float = 0.002
+    ) -> None:
         self._limit = limit
         self._loop = loop
         self._done = done
+        self._patience = patience
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[_ThreadRun] = deque()
         self._idle = 0  # workers waiting for a run
-        self._busy = 0  # workers doing one
+        self._taken = 0  # runs taken by any worker so far
+        self._watching = False  # a check for starved runs is pending
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._finished: list[_ThreadRun] = []
         self._finished_lock = threading.Lock()
 
     def submit(self, run: _ThreadRun) -> None:
+        """Queue ``run`` (called on the loop)."""
         with self._cond:
             queue = self._queue
             queue.append(run)
-            if self._idle:
+            if self._idle:  # wake one waiting worker, counted out of the idle ones now
+                self._idle -= 1
                 self._cond.notify()
-            threads = len(self._threads)
-            if len(queue) + self._busy <= threads or threads >= self._limit:
-                return  # a worker takes it when it is free
-            thread = threading.Thread(
-                target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
+                return
+            if not self._threads:
+                self._start()
+                return
+            if self._watching or len(self._threads) >= self._limit:
+                return
+            self._watching = True
+            taken = self._taken
+        self._loop.call_later(self._patience, self._check, taken)
+
+    def _check(self, taken: int) -> None:
+        with self._cond:
+            self._watching = False
+            if not self._queue or self._closed:
+                return
+            if self._taken == taken and len(self._threads) < self._limit:
+                self._start()  # nothing was taken meanwhile: every worker is blocked
+            if len(self._threads) >= self._limit:
+                return
+            self._watching = True
+            taken = self._taken
+        self._loop.call_later(self._patience, self._check, taken)
+
+    def _start(self) -> None:
+        # Called holding the condition's lock.
+        thread = threading.Thread(
+            target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
         thread.start()
 
     def _work(self) -> None:
@@ -119,17 +152,14 @@ class _Workers:
                 while not queue:
                     if self._closed:
                         return
-                    self._idle += 1
+                    self._idle += 1  # the submit that wakes this worker counts it out
                     cond.wait()
-                    self._idle -= 1
                 run = queue.popleft()
-                self._busy += 1
+                self._taken += 1
             try:
-                run.work(run)
+                run.work(run, *run.args)
             except BaseException:  # the runner records a task's errors; this is ours
                 logger.exception("lamplighter: a sync run of %s failed", run.key)
-            with cond:
-                self._busy -= 1  # before the loop hears of it: it may submit more at once
             with self._finished_lock:
                 self._finished.append(run)
                 first = len(self._finished) == 1
@@ -151,6 +181,7 @@ class _Workers:
             self._closed = True
             for run in self._queue:
                 run.cancelled = True
+            self._idle = 0
             self._cond.notify_all()
             threads = list(self._threads)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -558,14 +589,14 @@ class InProcessBackend(Backend):
         running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, key))
 
-    def _submit_run(self, key: str, work: Any) -> None:
+    def _submit_run(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
         # Called by the runner from _dispatch, which files the run under its key next.
         workers = self._workers
         if workers is None:
             workers = self._workers = _Workers(
                 min(32, (os.cpu_count() or 1) + 4), self.loop, self._threads_done
             )
-        run = self._submitted = _ThreadRun(key, work)
+        run = self._submitted = _ThreadRun(key, work, args)
         workers.submit(run)
 
     def _threads_done(self, runs: list[_ThreadRun]) -> None:
