@@ -638,6 +638,27 @@ class Lamplighter:
         self._require_started("schedule()")
         if not isinstance(request, TaskRequest):
             raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
+        store = self.store
+        if isinstance(store, MemoryTaskStore):
+            with self._lock:
+                backend = self._ensure_backend()
+                self._check_request(request, backend)
+                tid = request.task_id
+                existing = store.entry(tid.value)
+                if existing is None or not existing.scheduled:
+                    # A task not scheduled now: one new entry, as _apply_in_memory makes.
+                    now = time.time()
+                    store.put(MemoryEntry(tid, request, now))
+                    try:
+                        backend.install((request,))
+                    except BaseException:
+                        if existing is None:
+                            store.delete(tid)
+                        else:
+                            store.put(existing)
+                        raise
+                    self._emit_at(Scheduled, tid, now, ())
+                    return True
         return self._schedule([request])[0]
 
     def schedule_many(self, requests: Sequence[TaskRequest]) -> list[bool]:

@@ -653,7 +653,7 @@ class Runner:
         task_id = entry.task_id
         key = task_id.value
         one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
-        if type(outcome) is not Success or (one_shot and entry.queue):
+        if type(outcome) is not Success or (one_shot and entry.extra):
             self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
             return
         with store.lock:

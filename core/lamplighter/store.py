@@ -766,7 +766,7 @@ class MemoryEntry:
     floats, results compact tuples of strings). ``request`` is the
     :class:`~lamplighter.model.TaskRequest` itself, or the stored mapping when it was saved
     in that form; ``extra`` holds state keys and a ``backend`` mapping this class has no
-    field for (None while there are none).
+    field for, the ``APPEND`` queue among them (None while there are none).
     """
 
     __slots__ = (
@@ -774,7 +774,6 @@ class MemoryEntry:
         "extra",
         "last_result",
         "last_run",
-        "queue",
         "request",
         "retry_at",
         "run_count",
@@ -794,7 +793,6 @@ class MemoryEntry:
         #: ``(kind, detail)``: detail is the message, the unmet constraints' tuple, or None.
         self.last_result: tuple[str, Any] | None = None
         self.retry_at: float | None = None
-        self.queue: tuple[Any, ...] = ()
         self.extra: dict[str, Any] | None = None
 
 
@@ -919,8 +917,6 @@ class MemoryTaskStore(TaskStore):
             state["last_result"] = expand_result(*entry.last_result)
         if entry.retry_at is not None:
             state["retry_at"] = _iso(entry.retry_at)
-        if entry.queue:
-            state["queue"] = list(entry.queue)
         state.update(extra)
         document: dict[str, Any] = {"request": request, "state": state}
         if backend:
@@ -943,7 +939,6 @@ class MemoryTaskStore(TaskStore):
         last_result = state.pop("last_result", None)
         entry.last_result = None if last_result is None else compact_result(last_result)
         entry.retry_at = _timestamp(state.pop("retry_at", None))
-        entry.queue = tuple(state.pop("queue", None) or ())
         if document.get("backend"):
             state["backend"] = dict(document["backend"])
         entry.extra = state or None

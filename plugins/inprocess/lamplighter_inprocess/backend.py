@@ -52,15 +52,18 @@ class _Job:
     """The live schedule of one task. ``generation`` invalidates heap entries of an earlier
     schedule of the same id without searching the heap."""
 
-    __slots__ = ("generation", "next_due", "request", "retry_due", "task_id", "watch_state")
+    __slots__ = ("generation", "next_due", "request", "retry_due", "watch_state")
 
-    def __init__(self, task_id: TaskId, request: TaskRequest, generation: int) -> None:
-        self.task_id = task_id
+    def __init__(self, request: TaskRequest, generation: int) -> None:
         self.request = request
         self.generation = generation
         self.next_due: float | None = None
         self.retry_due: float | None = None
         self.watch_state: object = None
+
+    @property
+    def task_id(self) -> TaskId:
+        return self.request.task_id
 
 
 class _ThreadRun:
@@ -346,7 +349,7 @@ class InProcessBackend(Backend):
         with self._lock:
             for request in requests:
                 tid = request.task_id
-                job = _Job(tid, request, next(self._generation))
+                job = _Job(request, next(self._generation))
                 self._jobs[tid.value] = job
                 trigger = request.trigger
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
