@@ -1,15 +1,18 @@
 """The monitor: one structured line per Lamplighter event.
 
-structlog is imported when a :class:`LoggingMonitor` is built, never when this module is
-imported: the plugin module imports this one, and the OS starts the application again for
-every run.
+structlog is imported when a :class:`LoggingMonitor` that needs it is built, never when
+this module is imported: the plugin module imports this one, and the OS starts the
+application again for every run. JSON lines to a stream, what such a run writes, are
+rendered without it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from lamplighter import Failure
@@ -194,14 +197,18 @@ def _always(_level: int) -> bool:
 
 def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
     """The bound logger the lines go through (None when there is nowhere to write) and the
-    check of whether a level would be written at all."""
-    import structlog
+    check of whether a level would be written at all.
 
+    JSON lines to a stream (what a process the OS started writes) need no structlog: they
+    are rendered here, exactly as structlog's ``JSONRenderer`` after the same processors
+    would, and structlog is imported only for the other outputs."""
     output = options.output
-    if output == "structlog":
-        # Asked for: the application's structlog configuration renders and routes.
-        return structlog.get_logger(options.logger_name), _always
-    if output == "stdlib":
+    if output in ("structlog", "stdlib"):
+        import structlog
+
+        if output == "structlog":
+            # Asked for: the application's structlog configuration renders and routes.
+            return structlog.get_logger(options.logger_name), _always
         stdlib_logger = logging.getLogger(options.logger_name)
         console = options.format == "console"
         renderer = _renderer(structlog, console=console, colors=False)
@@ -217,6 +224,10 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
         return None, _always
     terminal = _is_terminal(stream)
     console = options.format == "console" or (options.format == "auto" and terminal)
+    if not console:
+        return _JsonLines(stream), _always
+    import structlog
+
     logger = structlog.wrap_logger(
         structlog.PrintLogger(stream),  # type: ignore[arg-type]
         processors=[
@@ -228,6 +239,32 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
         context_class=dict,
     ).bind()
     return logger, _always
+
+
+class _JsonLines:
+    """A logger writing one JSON object per line to a text stream, as structlog's
+    ``PrintLogger`` behind ``add_log_level``, :func:`_lead_keys_first` and
+    ``JSONRenderer`` writes it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        fields["event"] = event
+        fields["level"] = level
+        line = json.dumps(_lead_keys_first(None, level, fields), default=repr)
+        with self._lock:
+            print(line, file=self._stream, flush=True)
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._write("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._write("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._write("error", event, fields)
 
 
 def _lead_keys_first(

@@ -149,6 +149,33 @@ def test_each_event_is_one_json_line_with_its_fields(
     assert list(line)[:5] == ["timestamp", "level", "event", "app_id", "task_id"]
 
 
+@pytest.mark.parametrize(
+    ("event", "fields", "level"), CASES, ids=[f"{e.kind}-{lvl}" for e, _, lvl in CASES]
+)
+def test_json_lines_are_those_structlog_renders(
+    app: Lamplighter, event: MonitorEvent, fields: dict[str, Any], level: str
+) -> None:
+    from lamplighter_logging.monitor import _lead_keys_first
+
+    ours = io.StringIO()
+    LoggingMonitor(app, output=ours, format="json").on_event(event)
+    theirs = io.StringIO()
+    reference = structlog.wrap_logger(
+        structlog.PrintLogger(theirs),
+        processors=[
+            structlog.processors.add_log_level,
+            _lead_keys_first,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.BoundLogger,
+        context_class=dict,
+    ).bind()
+    monitor = LoggingMonitor(app, output=io.StringIO(), format="json")
+    monitor._logger = reference
+    monitor.on_event(event)
+    assert ours.getvalue() == theirs.getvalue()  # the same text, byte for byte
+
+
 def test_launched_by_os_follows_the_application(app: Lamplighter) -> None:
     out = io.StringIO()
     monitor = LoggingMonitor(app, output=out)
