@@ -544,7 +544,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+def _wake(loop: asyncio.AbstractEventLoop | None, future: Any) -> None:
+    if loop is None:  # a thread waiting in Subscription.get()
+        future.set()
+        return
     import asyncio
 
     if asyncio._get_running_loop() is loop:  # published on the reader's own loop
@@ -573,7 +576,8 @@ class Subscription:
         self._lock = threading.Lock()
         self._dropped = 0
         self._closed = False  # no more events will arrive
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # (loop, future) of an async reader; (None, threading.Event) of a thread in get().
+        self._waiters: list[tuple[asyncio.AbstractEventLoop | None, Any]] = []
 
     @property
     def capacity(self) -> int:
@@ -619,6 +623,20 @@ class Subscription:
             _wake(loop, future)
 
     # ---------------------------------------------------------------- consumer side
+
+    def get(self) -> MonitorEvent | None:
+        """The oldest unread event, waiting for one in this thread; None once iteration
+        has ended (see :meth:`close`). For a thread that reads events one by one."""
+        while True:
+            with self._lock:
+                if self._buffer:
+                    return self._buffer.popleft()
+                if self._closed:
+                    return None
+                ready = threading.Event()
+                waiter = (None, ready)
+                self._waiters.append(waiter)
+            ready.wait()
 
     def get_nowait(self) -> MonitorEvent | None:
         """The oldest unread event, or None if there is none."""
@@ -822,19 +840,32 @@ class AttachedMonitor:
         self._bus._monitor_count(-1)
 
     async def _consume(self) -> None:
-        import asyncio
-
         try:
             async for event in self._subscription:
                 try:
-                    if self._is_async:
-                        await self.monitor.on_event(event)
-                    else:
-                        # In a worker thread: a slow plain monitor must not stall the loop
-                        # that runs everyone else's work and monitors.
-                        result = await asyncio.to_thread(self.monitor.on_event, event)
-                        if inspect.isawaitable(result):
-                            await result
+                    await self.monitor.on_event(event)
+                except Exception as exc:
+                    self._failed(event, exc)
+        finally:
+            self._finish()
+
+    def _consume_in_thread(self) -> None:
+        """A plain monitor's delivery: its own thread, so a slow monitor never stalls the
+        loop that runs everyone else's work and monitors, and an event costs no hand-over
+        to an executor. An awaitable it returns is awaited on the loop."""
+        import asyncio
+
+        subscription = self._subscription
+        try:
+            while (event := subscription.get()) is not None:
+                try:
+                    result = self.monitor.on_event(event)
+                    if inspect.isawaitable(result):
+
+                        async def wait(awaitable: Any = result) -> None:
+                            await awaitable
+
+                        asyncio.run_coroutine_threadsafe(wait(), self._loop).result()
                 except Exception as exc:
                     self._failed(event, exc)
         finally:
@@ -878,9 +909,9 @@ class AttachedMonitor:
 def attach(bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> AttachedMonitor:
     """Deliver every event published on ``bus`` from now on to ``monitor.on_event``.
 
-    Delivery is driven by ``loop``, which may be running in another thread: an ``async``
-    ``on_event`` is awaited on it, a plain one runs in a worker thread so a slow monitor
-    never stalls the loop. Either way a monitor gets one event at a time, in order. A
+    An ``async`` ``on_event`` is awaited on ``loop``, which may be running in another
+    thread; a plain one runs in a thread of the monitor's own, so a slow monitor never
+    stalls the loop. Either way a monitor gets one event at a time, in order. A
     monitor that falls more than the bus's capacity (64) behind loses its own oldest events
     and nobody else's. When ``on_event`` raises, a :class:`LibraryError` naming the monitor
     and the event kind is published and delivery continues; a failure on such a report is
@@ -893,7 +924,17 @@ def attach(bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> 
 
     if not callable(getattr(monitor, "on_event", None)):
         raise TypeError(f"a monitor needs an on_event(event) method, got {monitor!r}")
+    if loop.is_closed():
+        raise RuntimeError("Event loop is closed")
     attached = AttachedMonitor(bus, monitor, loop)
+    if not attached._is_async:
+        thread = threading.Thread(
+            target=attached._consume_in_thread,
+            name=f"lamplighter-monitor-{attached.name}",
+            daemon=True,
+        )
+        thread.start()
+        return attached
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
