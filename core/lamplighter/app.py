@@ -499,13 +499,19 @@ class Lamplighter:
         """Publish the event ``from_plain(cls, task_id, at, values)`` of this process:
         made only when someone listens, else journalled from the plain values alone."""
         bus = self._bus
-        if bus.listening or self._inline_monitors:
-            self._emit(from_plain(cls, task_id, at, values))
-            return
-        bus.unheard()
         journal = self._journal
+        if not (bus.listening or self._inline_monitors):
+            bus.unheard()
+            if journal is not None:
+                journal.append_fields(cls, task_id.value, at, values)
+            return
+        # As _emit does, with the journal line made from the plain values when written.
+        event = from_plain(cls, task_id, at, values)
+        bus.publish(event)
         if journal is not None:
             journal.append_fields(cls, task_id.value, at, values)
+        if self._inline_monitors:
+            self._deliver_inline(event)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""

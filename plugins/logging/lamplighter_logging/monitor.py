@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import threading
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from lamplighter import Failure
@@ -241,6 +243,21 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
     return logger, _always
 
 
+def _json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, default=repr)
+
+
 class _JsonLines:
     """A logger writing one JSON object per line to a text stream, as structlog's
     ``PrintLogger`` behind ``add_log_level``, :func:`_lead_keys_first` and
@@ -253,7 +270,10 @@ class _JsonLines:
     def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
         fields["event"] = event
         fields["level"] = level
-        line = json.dumps(_lead_keys_first(None, level, fields), default=repr)
+        ordered = _lead_keys_first(None, level, fields)
+        # json.dumps with its default separators, written out: a line per event is on
+        # the path of every run an application logs.
+        line = "{" + ", ".join(_json_string(k) + ": " + _json(v) for k, v in ordered.items()) + "}"
         with self._lock:
             print(line, file=self._stream, flush=True)
 
