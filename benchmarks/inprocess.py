@@ -225,8 +225,10 @@ def main() -> None:
             return "-"
         return f"{(theirs / ours if lower_is_better else ours / theirs):.1f}x"
 
-    print(f"N = {n:,}; median of {rounds} rounds; load average {load_before[0]:.1f} before, "
-          f"{load_after[0]:.1f} after ({os.cpu_count()} CPUs)")
+    print(
+        f"N = {n:,}; median of {rounds} rounds; load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after ({os.cpu_count()} CPUs)"
+    )
     print(f"{'measure':<28} {'lamplighter':>16} {'APScheduler 3':>16} {'ratio':>7}  target")
     for label, key, scale, unit, target, lower_is_better in rows:
         x, y = a.get(key), b.get(key)

@@ -371,10 +371,10 @@ def _is_async_run(task: Task) -> bool:
 _SUCCESS = ("success", None)  # an in-memory entry's last result after a success
 # The context's slots, set directly (the class is frozen).
 _new_context = object.__new__
-_set_task_id = TaskContext.task_id.__set__  # type: ignore[attr-defined]
-_set_attempt = TaskContext.attempt.__set__  # type: ignore[attr-defined]
-_set_scheduled_for = TaskContext.scheduled_for.__set__  # type: ignore[attr-defined]
-_set_input = TaskContext.stored_input.__set__  # type: ignore[attr-defined]
+_set_task_id = vars(TaskContext)["task_id"].__set__
+_set_attempt = vars(TaskContext)["attempt"].__set__
+_set_scheduled_for = vars(TaskContext)["scheduled_for"].__set__
+_set_input = vars(TaskContext)["stored_input"].__set__
 
 
 class _Resume:
@@ -436,8 +436,7 @@ class Runner:
         install_next: Callable[[TaskId, TaskRequest], None],
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
-        emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None]
-        | None = None,
+        emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
@@ -580,7 +579,7 @@ class Runner:
             submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
             return True
         try:
-            coro = task.run(ctx)
+            coro: Any = task.run(ctx)
             yielded = coro.send(None)
         except StopIteration as stop:
             self._eager_done(entry, started, due, attempt, stop.value, time.time() - started)

@@ -583,6 +583,7 @@ class InProcessBackend(Backend):
             if work is None:  # over
                 return
             if work is True:  # a worker thread does the sync run
+                assert self._submitted is not None
                 running[key] = self._submitted
                 return
         if work is None or work is False:  # the general path
