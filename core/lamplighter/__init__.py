@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
     from lamplighter.hookspecs import hookimpl
     from lamplighter.plugins import PluginManager
-    from lamplighter.runner import ExecutionRecord, ExitStatus
+    from lamplighter.runner import ExitStatus
+    from lamplighter.store.records import ExecutionRecord
 
 __all__ = [
     "BatteryLow",
@@ -99,7 +100,7 @@ _LAZY = {
     "PluginManager": "lamplighter.plugins",
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
-    "ExecutionRecord": "lamplighter.runner",
+    "ExecutionRecord": "lamplighter.store.records",
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from lamplighter._scalars import seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
     BUILTIN_TRIGGERS,
@@ -27,7 +28,7 @@ from lamplighter.model import (
     TaskRequest,
 )
 
-__all__ = ["decode_request", "encode_request", "seconds_out"]
+__all__ = ["decode_request", "encode_request"]
 
 
 class _Unsupported(Exception):
@@ -173,13 +174,6 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
         )
     except (_Unsupported, ValueError, TypeError):
         return None
-
-
-def seconds_out(value: timedelta) -> int | float:
-    """A duration as stored: whole seconds as an int, else float seconds."""
-    if value.microseconds == 0:
-        return value.days * 86400 + value.seconds
-    return value.total_seconds()
 
 
 # How each annotation is written (the inverse of _READERS).

@@ -17,7 +17,6 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import threading
@@ -27,14 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
-from lamplighter.backend import Backend, BackendUnavailable, UnsupportedRequest
+from lamplighter._runtime.loop import LoopOwner
+from lamplighter.backend import Backend
 from lamplighter.events import (
     Cancelled,
     EventBus,
     LibraryError,
     MonitorEvent,
     Scheduled,
-    ScheduleReplaced,
     from_plain,
     made_here,
 )
@@ -46,27 +45,15 @@ from lamplighter.invocation import (
     parse_invocation,
 )
 from lamplighter.model import (
-    NO_CONSTRAINTS,
-    PERIODIC_FLOOR,
     Constraints,
-    ExistingTaskPolicy,
-    Periodic,
     Task,
     TaskInfo,
     TaskRequest,
     TaskState,
 )
-from lamplighter.runner import (
-    ONE_SHOT_KINDS,
-    ExecutionRecord,
-    ExitStatus,
-    FireOutcome,
-    Runner,
-    StoredRequest,
-    TaskDocument,
-    _utcnow,
-)
-from lamplighter.store import CorruptTaskFile, MemoryEntry, MemoryTaskStore, TaskStore
+from lamplighter.runner import ExitStatus, FireOutcome, Runner, _utcnow
+from lamplighter.store import MemoryEntry, MemoryTaskStore, TaskStore
+from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
     import asyncio
@@ -74,6 +61,8 @@ if TYPE_CHECKING:
 
     import cattrs
 
+    from lamplighter._runtime.pump import EventPump
+    from lamplighter._runtime.run_now import InstantRuns
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
@@ -91,13 +80,6 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 TaskFactory = Callable[[], Task]
-
-
-def _asyncio() -> Any:
-    """The asyncio module, imported on first use (it is not needed on the OS launch path)."""
-    import asyncio
-
-    return asyncio
 
 
 class Lamplighter:
@@ -151,17 +133,17 @@ class Lamplighter:
         self._runner: Runner | None = None
         self._journal: EventJournal | None = None
         self._monitors: list[AttachedMonitor] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
-        self._pump: concurrent.futures.Future[None] | asyncio.Task[None] | None = None
-        self._run_now: dict[TaskId, asyncio.Future[Any]] = {}
+        self._loops = LoopOwner(self._lock)
+        # The parts below are made on first use: a process the OS launched for one run
+        # needs neither the journal pump nor instant runs.
+        self._pump: EventPump | None = None
+        self._instant: InstantRuns | None = None
         self._scheduled_ids: set[TaskId] = set()
         self._honoured_constraints: set[Constraints] = set()
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
-        self._task_ids: dict[str, TaskId] = {}
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
         self._inline_monitors: list[Any] | None = None
 
@@ -207,7 +189,7 @@ class Lamplighter:
                 raise RuntimeError("start() was already called")
             if self._closed:
                 raise RuntimeError("this Lamplighter was shut down; create a new one")
-            self._adopt_running_loop()
+            self._loops.adopt_running()
             self._started = True
             manager = self.plugins
             manager.load()
@@ -228,16 +210,6 @@ class Lamplighter:
                 self._runner = None
             self._sweep()
             backend.start()
-
-    def _adopt_running_loop(self) -> None:
-        if "asyncio" not in sys.modules:
-            return  # no loop can be running without asyncio imported
-        import asyncio
-
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
 
     def _require_started(self, what: str) -> None:
         if not self._started:
@@ -261,16 +233,12 @@ class Lamplighter:
         for attached in list(self._monitors):
             attached.detach()
         self._monitors.clear()
-        self._stop_pump()
+        if self._pump is not None:
+            self._pump.stop(self._loops.loop)
         self._bus.close()
         if self._journal is not None:
             self._journal.flush()
-        thread = self._loop_thread
-        loop = self._loop
-        if thread is not None and loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
-            self._loop_thread = None
+        self._loops.stop(timeout)
 
     def __enter__(self) -> Self:
         if not self._started:
@@ -286,36 +254,7 @@ class Lamplighter:
         """The event loop that runs Lamplighter's asynchronous work: the application's
         loop if ``start()`` was called from a coroutine, else a library-owned loop in a
         daemon thread (started on first use)."""
-        with self._lock:
-            if self._loop is not None:
-                return self._loop
-            import asyncio
-
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def serve() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                try:
-                    loop.run_forever()
-                finally:
-                    pending = asyncio.all_tasks(loop)
-                    for task in pending:
-                        task.cancel()
-                    if pending:
-                        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                    loop.close()
-
-            thread = threading.Thread(target=serve, name="lamplighter-loop", daemon=True)
-            thread.start()
-            ready.wait()
-            self._loop = loop
-            self._loop_thread = thread
-            return loop
-
-    def _owns_loop_thread(self) -> bool:
-        return self._loop_thread is not None
+        return self._loops.get()
 
     # ============================================================== backend and runner
 
@@ -328,52 +267,9 @@ class Lamplighter:
         return self._backend
 
     def _select_backend(self) -> BackendInfo:
-        from lamplighter.constraints import KNOWN_BACKENDS
+        from lamplighter._runtime.selection import select_backend
 
-        backends = self.plugins.backends
-        platform = sys.platform
-        if self._backend_name != "auto":
-            info = backends.get(self._backend_name)
-            if info is None:
-                known = KNOWN_BACKENDS.get(self._backend_name)
-                hint = (
-                    f"pip install {known[0]}"
-                    if known
-                    else "no known distribution provides it; check the name"
-                )
-                installed = ", ".join(sorted(backends)) or "none"
-                raise BackendUnavailable(
-                    f"backend {self._backend_name!r} is not installed ({hint}); installed "
-                    f"backends: {installed}"
-                )
-            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
-                raise BackendUnavailable(
-                    f"backend {info.name!r} runs on {', '.join(sorted(info.platforms))}, not "
-                    f"on {platform}"
-                )
-            reason = info.is_available()
-            if reason:
-                raise BackendUnavailable(f"backend {info.name!r} is unavailable here: {reason}")
-            return info
-        candidates = []
-        reasons = []
-        for info in backends.values():
-            if info.platforms and not any(platform.startswith(p) for p in info.platforms):
-                continue
-            reason = info.is_available()
-            if reason:
-                reasons.append(f"{info.name}: {reason}")
-                continue
-            candidates.append(info)
-        if not candidates:
-            why = f" ({'; '.join(reasons)})" if reasons else ""
-            raise BackendUnavailable(
-                f"no backend is available for {platform}{why}; install one: pip install "
-                "lamplighter-inprocess (runs while the application runs), or the OS scheduler "
-                "backend for this platform (lamplighter-systemd, lamplighter-launchd, "
-                "lamplighter-windows)"
-            )
-        return max(candidates, key=lambda info: (info.priority, info.name))
+        return select_backend(self.plugins.backends, self._backend_name, sys.platform)
 
     @property
     def backend(self) -> Backend:
@@ -491,7 +387,9 @@ class Lamplighter:
         if journal is not None:
             journal.append(event)
         if self._inline_monitors:
-            self._deliver_inline(event)
+            from lamplighter._runtime.pump import deliver_inline
+
+            deliver_inline(self._inline_monitors, event)
 
     def _emit_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
@@ -511,7 +409,9 @@ class Lamplighter:
         if journal is not None:
             journal.append_fields(cls, task_id.value, at, values)
         if self._inline_monitors:
-            self._deliver_inline(event)
+            from lamplighter._runtime.pump import deliver_inline
+
+            deliver_inline(self._inline_monitors, event)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""
@@ -541,98 +441,29 @@ class Lamplighter:
         return attached
 
     def _ensure_pump(self) -> None:
-        if self._pump is not None or not self._started or self._closed:
+        if (self._pump is not None and self._pump.running) or not self._started or self._closed:
             return
-        from lamplighter.journal import pump
+        if self._pump is None:
+            from lamplighter._runtime.pump import EventPump
 
-        journal = self._journal_open()
-        reader = journal.follow()
-        loop = self.loop()
-        import asyncio
-
-        with self._lock:
-            if self._pump is not None:
-                return
-            coro = pump(reader, self._bus)
-            if self._owns_loop_thread():
-                self._pump = asyncio.run_coroutine_threadsafe(coro, loop)
-            else:
-                self._pump = loop.create_task(coro)
-
-    def _stop_pump(self) -> None:
-        pump_task = self._pump
-        self._pump = None
-        if pump_task is None:
-            return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(pump_task.cancel)
-            except RuntimeError:
-                pass
-
-    def _deliver_inline(self, event: MonitorEvent) -> None:
-        for monitor in self._inline_monitors or ():
-            try:
-                result = monitor.on_event(event)
-                if isinstance(result, Awaitable):
-                    import asyncio
-
-                    async def wait(awaitable: Awaitable[Any] = result) -> None:
-                        await awaitable
-
-                    asyncio.run(wait())
-            except Exception as exc:
-                logger.warning("lamplighter: monitor %r raised: %s", monitor, exc)
+            self._pump = EventPump(self._bus, self._lock)
+        self._pump.start(self._journal_open, self._loops)
 
     # ============================================================== scheduling
 
     def _check_request(self, request: TaskRequest, backend: Backend) -> None:
+        from lamplighter._runtime.admission import check_request
+
         info = self._backend_info
         assert info is not None
-        kind = request.trigger.kind
-        caps = info.capabilities
-        if kind not in caps.triggers:
-            from lamplighter.constraints import backends_for_trigger
-
-            installed = [
-                (name, b.capabilities.triggers) for name, b in self.plugins.backends.items()
-            ]
-            honour = backends_for_trigger(kind, installed)
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: backend {info.name!r} cannot schedule "
-                f"{type(request.trigger).__name__} triggers; backends that can: "
-                + (", ".join(honour) or "none known")
-            )
-        trigger = request.trigger
-        if (
-            isinstance(trigger, Periodic)
-            and caps.min_interval_seconds is not None
-            and trigger.interval.total_seconds() < caps.min_interval_seconds
-        ):
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: backend {info.name!r} runs periodic tasks at "
-                f"most every {caps.min_interval_seconds:g} s (the {PERIODIC_FLOOR} floor); "
-                f"interval {trigger.interval} is shorter; only the in-process backend runs "
-                "shorter intervals"
-            )
-        constraints = request.constraints
-        if constraints is not NO_CONSTRAINTS and constraints not in self._honoured_constraints:
-            from lamplighter.constraints import MissingChecker
-
-            try:
-                self._evaluator_instance().require(constraints)
-            except MissingChecker as exc:
-                raise UnsupportedRequest(f"task {request.task_id.value!r}: {exc}") from None
-            # The checkers are fixed once started: what they honoured once they honour again.
-            self._honoured_constraints.add(constraints)
-        if request.existing is ExistingTaskPolicy.APPEND and kind not in ONE_SHOT_KINDS:
-            raise UnsupportedRequest(
-                f"task {request.task_id.value!r}: existing=APPEND queues one-shot work "
-                f"(OneTime, Exact, Windowed); a {type(trigger).__name__} trigger cannot be "
-                "appended"
-            )
-        backend.check(request)
+        check_request(
+            request,
+            backend,
+            info,
+            installed=lambda: self.plugins.backends,
+            evaluator=self._evaluator_instance,
+            honoured=self._honoured_constraints,
+        )
 
     def schedule(self, request: TaskRequest) -> bool:
         """Schedule one request; returns False when ``existing=KEEP`` left an existing task
@@ -692,24 +523,35 @@ class Lamplighter:
             backend = self._ensure_backend()
             for request in requests:
                 self._check_request(request, backend)
-            return self._apply(requests, backend)
+            from lamplighter._runtime.policies import apply_requests
 
-    def _apply(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
-        if isinstance(self.store, MemoryTaskStore):
-            return self._apply_in_memory(requests, backend)
-        return self._apply_documents(requests, backend)
+            if isinstance(self.store, MemoryTaskStore):
+                applied = self._apply_in_memory(requests, backend)
+                if applied is not None:
+                    return applied
+            return apply_requests(
+                requests,
+                backend,
+                store=self.store,
+                now=self.now(),
+                encode=self._encode,
+                remember=lambda tid, encoded, request: self.runner.remember(tid, encoded, request),
+                scheduled_ids=self._scheduled_ids,
+                emit=self._emit,
+            )
 
-    def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
-        """:meth:`_apply_documents` for an in-memory store: a request for a task that is
-        not scheduled becomes a new entry of plain values and its ``Scheduled`` event is
-        made only for listeners; an active task's policy takes the general way."""
+    def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool] | None:
+        """Apply ``requests`` to an in-memory store when none of their tasks is scheduled:
+        each becomes a new entry of plain values, and its ``Scheduled`` event is made only
+        for listeners. None, having changed nothing, when a task is scheduled: its
+        ``existing`` policy takes the general way (``apply_requests``)."""
         store = self.store
         assert isinstance(store, MemoryTaskStore)
         entry_of = store.entry
         for request in requests:
             existing = entry_of(request.task_id.value)
             if existing is not None and existing.scheduled:
-                return self._apply_documents(requests, backend)
+                return None
         now = time.time()
         previous: list[tuple[str, MemoryEntry | None]] = []
         with store.lock:
@@ -731,94 +573,6 @@ class Lamplighter:
         for request in requests:
             emit_at(Scheduled, request.task_id, now, ())
         return [True] * len(requests)
-
-    def _apply_documents(self, requests: list[TaskRequest], backend: Backend) -> list[bool]:
-        now = self.now()
-        keeps_objects = self.store.keeps_objects
-        encode = self._encode
-        stored_form: Callable[[TaskRequest], Mapping[str, Any]]
-        if keeps_objects:
-            stored_form = lambda request: StoredRequest(request, encode)  # noqa: E731
-        else:
-            stored_form = encode
-        results: list[bool] = []
-        previous: dict[TaskId, dict[str, Any] | None] = {}
-        to_install: list[TaskRequest] = []
-        to_remove: list[TaskId] = []
-        events: list[MonitorEvent] = []
-        writes: list[tuple[TaskId, dict[str, Any]]] = []
-        for request in requests:
-            tid = request.task_id
-            try:
-                raw = self.store.load(tid)
-            except CorruptTaskFile:
-                raw = None  # moved aside and reported; scheduling anew loses nothing
-            existing = None if raw is None else TaskDocument.from_dict(raw)
-            active = existing is not None and existing.state.get("status") == "scheduled"
-            encoded = stored_form(request)
-            policy = request.existing
-            if active and existing is not None:
-                if policy is ExistingTaskPolicy.KEEP:
-                    results.append(False)
-                    continue
-                previous[tid] = raw
-                if policy is ExistingTaskPolicy.UPDATE_DATA:
-                    if isinstance(existing.request, StoredRequest):
-                        import attrs
-
-                        kept = attrs.evolve(
-                            existing.request.request,
-                            input=request.input,
-                            constraints=request.constraints,
-                        )
-                        existing.request = StoredRequest(kept, encode)
-                    else:
-                        existing.request["input"] = encoded["input"]
-                        existing.request["constraints"] = encoded["constraints"]
-                    writes.append((tid, existing.to_dict()))
-                    events.append(made_here(Scheduled, tid))
-                    results.append(True)
-                    continue
-                if policy is ExistingTaskPolicy.APPEND:
-                    queue = list(existing.state.get("queue") or [])
-                    queue.append(encoded)
-                    existing.state["queue"] = queue
-                    writes.append((tid, existing.to_dict()))
-                    events.append(made_here(Scheduled, tid))
-                    results.append(True)
-                    continue
-                # REPLACE
-                to_remove.append(tid)
-                events.append(ScheduleReplaced(task_id=tid))
-            else:
-                previous[tid] = raw
-                events.append(made_here(Scheduled, tid))
-            writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
-            if not keeps_objects:
-                self.runner.remember(tid, encoded, request)
-            to_install.append(request)
-            results.append(True)
-        # One flush to disk for the whole batch (each file is still replaced atomically).
-        self.store.save_many(writes)
-        try:
-            if to_remove:
-                for tid in to_remove:
-                    backend.cancel_running(tid)
-                    events.insert(0, Cancelled(task_id=tid, source="replace"))
-            if to_install:
-                backend.install(to_install)
-        except BaseException:
-            for tid, raw in previous.items():
-                if raw is None:
-                    self.store.delete(tid)
-                else:
-                    self.store.save(tid, raw)
-            raise
-        if not keeps_objects:  # an in-memory store answers that itself, at no cost
-            self._scheduled_ids.update(r.task_id for r in requests)
-        for event in events:
-            self._emit(event)
-        return results
 
     def cancel(self, task_id: TaskId | str) -> bool:
         """Remove the task's schedule and task file, and interrupt a run in progress in
@@ -1013,39 +767,26 @@ class Lamplighter:
         work; the callable's exception reaches the caller unchanged. Use a distinct id to
         keep a schedule alongside instant runs.
         """
-        if not self._started or self._closed:
-            raise RuntimeError("run_now() needs start() first")
-        tid = self._task_id(task_id)
-        previous = self._run_now.get(tid)
-        if previous is not None and not previous.done():
-            previous.cancel()
+        return await (self._instant or self._instant_runs()).run(task_id, fn, *args, **kwargs)
+
+    def _instant_runs(self) -> InstantRuns:
+        with self._lock:
+            if self._instant is None:
+                from lamplighter._runtime.run_now import InstantRuns
+
+                self._instant = InstantRuns(
+                    ready=lambda: self._started and not self._closed,
+                    supersede=self._supersede,
+                    loops=self._loops,
+                )
+            return self._instant
+
+    def _supersede(self, tid: TaskId) -> None:
+        """Stop the scheduled work of ``tid``: an instant run of that id wins over it."""
         if self._scheduled_here(tid):
             self._cancel([tid], source="run_now")
         elif self._backend is not None:
             self._backend.cancel_running(tid)
-        awaitable = fn(*args, **kwargs)
-        work: asyncio.Future[R]
-        if inspect.iscoroutine(awaitable):
-            work = _asyncio().get_running_loop().create_task(awaitable)
-        else:
-            work = _asyncio().ensure_future(awaitable)
-        self._run_now[tid] = work
-        try:
-            return await work
-        finally:
-            if self._run_now.get(tid) is work:
-                del self._run_now[tid]
-
-    def _task_id(self, value: TaskId | str) -> TaskId:
-        """``value`` as a validated TaskId; strings seen before skip re-validation."""
-        if isinstance(value, TaskId):
-            return value
-        cached = self._task_ids.get(value)
-        if cached is None:
-            cached = TaskId(value)
-            if len(self._task_ids) < 4096:
-                self._task_ids[value] = cached
-        return cached
 
     def submit_now(
         self,
@@ -1056,13 +797,7 @@ class Lamplighter:
     ) -> concurrent.futures.Future[R]:
         """``run_now`` for synchronous callers: runs on Lamplighter's loop and returns a
         ``concurrent.futures.Future``; ``future.cancel()`` cancels the work."""
-        import asyncio
-
-        if not self._started or self._closed:
-            raise RuntimeError("submit_now() needs start() first")
-        return asyncio.run_coroutine_threadsafe(
-            self.run_now(task_id, fn, *args, **kwargs), self.loop()
-        )
+        return (self._instant or self._instant_runs()).submit(task_id, fn, *args, **kwargs)
 
     def run_now_blocking(
         self,
@@ -1074,21 +809,7 @@ class Lamplighter:
         """``run_now`` for synchronous callers: blocks until the value is ready. Raises
         ``TimeoutError`` after ``timeout`` seconds (and cancels the work), and
         ``concurrent.futures.CancelledError`` when a later call with the same id won."""
-        import concurrent.futures
-
-        if self._loop is not None and self._loop_thread is None:
-            raise RuntimeError(
-                "run_now_blocking() would block the application's own event loop; await "
-                "run_now() instead"
-            )
-        future = self.submit_now(task_id, fn, *args)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(
-                f"run_now of {TaskId.of(task_id).value!r} took over {timeout} s"
-            ) from None
+        return (self._instant or self._instant_runs()).blocking(task_id, fn, *args, timeout=timeout)
 
     # ============================================================== the OS invocation path
 
@@ -1122,7 +843,10 @@ class Lamplighter:
         for failure in self.plugins.failures:
             self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
         outcome: FireOutcome = self.runner.fire_blocking(
-            invocation.task_id, scheduled_for=None, retry=invocation.retry
+            invocation.task_id,
+            scheduled_for=None,
+            retry=invocation.retry,
+            if_due=invocation.if_due,
         )
         if outcome.status is ExitStatus.UNKNOWN_TASK:
             print(f"lamplighter: {outcome.message}", file=sys.stderr)

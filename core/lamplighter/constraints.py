@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lamplighter.hookspecs import Verdict
 from lamplighter.model import BUILTIN_TRIGGER_KINDS
@@ -24,15 +24,15 @@ from lamplighter.model import BUILTIN_TRIGGER_KINDS
 if TYPE_CHECKING:
     import asyncio
 
-    from lamplighter.hookspecs import ConstraintChecker
+    from lamplighter.hookspecs import CheckerInfo, ConstraintChecker
     from lamplighter.model import Constraints
-    from lamplighter.plugins import PluginManager
 
 __all__ = [
     "KNOWN_BACKENDS",
     "KNOWN_CHECKERS",
     "POLL_INITIAL_SECONDS",
     "POLL_MAX_SECONDS",
+    "CheckerSource",
     "ConstraintEvaluator",
     "MissingChecker",
     "backends_for_trigger",
@@ -103,6 +103,15 @@ def check_seconds(name: str, value: object, *, zero: bool) -> float:
     return float(value)
 
 
+class CheckerSource(Protocol):
+    """Where the evaluator finds checkers: the application's
+    :class:`~lamplighter.plugins.PluginManager`, which sits above this module."""
+
+    def checker_for(self, constraint: str) -> CheckerInfo | None:
+        """The registered checker that evaluates ``constraint``, or None."""
+        ...
+
+
 class ConstraintEvaluator:
     """Evaluates ``Constraints`` now through the checkers the plugins provide.
 
@@ -112,7 +121,7 @@ class ConstraintEvaluator:
     bounded time for the answer to become yes.
     """
 
-    def __init__(self, plugins: PluginManager) -> None:
+    def __init__(self, plugins: CheckerSource) -> None:
         self._plugins = plugins
         self._checkers: dict[str, ConstraintChecker] = {}
         self._lock = threading.Lock()

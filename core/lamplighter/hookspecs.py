@@ -22,7 +22,6 @@ import attrs
 import pluggy
 
 if TYPE_CHECKING:
-    from lamplighter.backend import Backend
     from lamplighter.model import Constraints, Trigger
 
 __all__ = [
@@ -84,7 +83,9 @@ class BackendInfo:
 
     Attributes:
         name: what ``Lamplighter(backend=...)`` calls it, e.g. ``"systemd"``.
-        load: returns the backend class; import heavy modules inside it.
+        load: returns the backend class, a subclass of :class:`lamplighter.backend.Backend`;
+            import heavy modules inside it. (Typed loosely: these records sit below the
+            backend interface, which itself uses :class:`Capabilities`.)
         platforms: the ``sys.platform`` prefixes it runs on (``"linux"``, ``"darwin"``,
             ``"win32"``); empty means every platform.
         priority: ``backend="auto"`` picks the available backend with the highest priority.
@@ -95,7 +96,7 @@ class BackendInfo:
     """
 
     name: str
-    load: Callable[[], type[Backend]]
+    load: Callable[[], type[Any]]
     capabilities: Capabilities
     platforms: frozenset[str] = attrs.field(default=frozenset(), converter=_frozenset_of_str)
     priority: int = 0

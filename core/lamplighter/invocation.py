@@ -18,6 +18,7 @@ import attrs
 from lamplighter.ids import TaskId, validate_id
 
 __all__ = [
+    "IF_DUE_FLAG",
     "RETRY_FLAG",
     "RUN_FLAG",
     "Invocation",
@@ -32,6 +33,10 @@ __all__ = [
 RUN_FLAG = "--lamplighter-run"
 #: Added by OS backends to the command of a one-shot retry (or constraint deferral) run.
 RETRY_FLAG = "--lamplighter-retry"
+#: Added by OS backends whose scheduler also starts the task when it loads the schedule (a
+#: launchd agent at login): run only if a firing of the task's schedule is due and has not
+#: run (a calendar time or a one-shot passed while the machine was off), else exit at once.
+IF_DUE_FLAG = "--lamplighter-if-due"
 
 
 class InvocationError(ValueError):
@@ -54,13 +59,15 @@ class Invocation:
 
     task_id: TaskId
     retry: bool = False
+    if_due: bool = False
 
 
 def parse_invocation(argv: Sequence[str]) -> Invocation:
     """The task of a scheduler invocation; :class:`InvocationError` if malformed.
 
-    Accepts ``--lamplighter-run ID`` and ``--lamplighter-run=ID``, exactly once, and the
-    ``--lamplighter-retry`` marker of a retry run.
+    Accepts ``--lamplighter-run ID`` and ``--lamplighter-run=ID``, exactly once, the
+    ``--lamplighter-retry`` marker of a retry run and the ``--lamplighter-if-due`` marker of
+    a start that runs only when a firing is due.
     """
     values: list[str] = []
     args = list(argv)
@@ -77,7 +84,7 @@ def parse_invocation(argv: Sequence[str]) -> Invocation:
         task_id = TaskId(validate_id(values[0], field="task id after " + RUN_FLAG))
     except (TypeError, ValueError) as exc:
         raise InvocationError(str(exc)) from None
-    return Invocation(task_id=task_id, retry=RETRY_FLAG in args)
+    return Invocation(task_id=task_id, retry=RETRY_FLAG in args, if_due=IF_DUE_FLAG in args)
 
 
 @attrs.frozen(kw_only=True)
@@ -121,9 +128,16 @@ class LaunchCommand:
         script = argv[1] if len(argv) > 1 and os.path.isfile(argv[1]) else None
         return cls(argv=argv, program=argv[0] if argv else "", script=script)
 
-    def for_task(self, task_id: TaskId, *, retry: bool = False) -> list[str]:
-        """The full command line that runs ``task_id`` (a retry run with ``retry``)."""
-        return [*self.argv, RUN_FLAG, task_id.value, *([RETRY_FLAG] if retry else [])]
+    def for_task(self, task_id: TaskId, *, retry: bool = False, if_due: bool = False) -> list[str]:
+        """The full command line that runs ``task_id`` (a retry run with ``retry``; with
+        ``if_due``, a run only when a firing is due)."""
+        return [
+            *self.argv,
+            RUN_FLAG,
+            task_id.value,
+            *([RETRY_FLAG] if retry else []),
+            *([IF_DUE_FLAG] if if_due else []),
+        ]
 
 
 def default_launch_command() -> LaunchCommand | None:

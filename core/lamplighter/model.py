@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 
 import attrs
 
+from lamplighter._scalars import require_aware
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 
@@ -74,18 +75,6 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 # validators shared by the records below
 # --------------------------------------------------------------------------------------------
-
-
-def require_aware(value: datetime, field: str) -> datetime:
-    """Return ``value`` if it is an aware datetime, else raise naming ``field``."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{field} must be a datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{field} {value.isoformat()} is a naive datetime; a timezone-aware datetime is "
-            "required (e.g. datetime.now().astimezone() or a zoneinfo.ZoneInfo tzinfo)"
-        )
-    return value
 
 
 def _aware(instance: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
@@ -551,7 +540,7 @@ def _check_input(_instance: object, _attribute: attrs.Attribute[Any], value: obj
     if _is_plain_json(value):
         return
     # Imported here: cattrs is only needed for input that is not plain JSON already.
-    from lamplighter.serialization import dump_input
+    from lamplighter._input_codec import dump_input
 
     dump_input(value)
 
@@ -644,7 +633,7 @@ class TaskRequest:
         """The input as the JSON-able value it is stored as."""
         if _is_plain_json(self.input):
             return self.input
-        from lamplighter.serialization import dump_input
+        from lamplighter._input_codec import dump_input
 
         return dump_input(self.input)
 
@@ -772,7 +761,7 @@ class TaskContext:
             return None
         if cls is None:
             return self.stored_input
-        from lamplighter.serialization import load_input
+        from lamplighter._input_codec import load_input
 
         return load_input(self.stored_input, cls, task_id=self.task_id.value)
 

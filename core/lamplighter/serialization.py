@@ -7,23 +7,22 @@ stored as seconds, datetimes as ISO 8601 with their UTC offset, calendar express
 systemd's normalized form.
 
 Task input is stored as JSON through a separate converter that does not depend on plugins
-(:func:`dump_input` / :func:`load_input`).
+(:func:`dump_input` / :func:`load_input`, defined in :mod:`lamplighter._input_codec` below the
+model, which checks input with them, and re-exported here).
 
 This module imports cattrs, so nothing on the import path of ``lamplighter`` imports it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.preconf.json import make_converter as make_json_converter
 
-from lamplighter._request_codec import seconds_out
+from lamplighter._input_codec import describe_error, dump_input, load_input, register_scalars
 from lamplighter._schema import (
     SCHEMA_VERSION,
     StoredDataError,
@@ -43,7 +42,6 @@ from lamplighter.model import (
     TaskRequest,
     TaskResult,
     Trigger,
-    require_aware,
 )
 
 __all__ = [
@@ -58,30 +56,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------------------------
-# scalar hooks shared by both converters
-# --------------------------------------------------------------------------------------------
-
-
-def _structure_timedelta(value: Any, _type: type) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"a duration in seconds (a number) is required, got {value!r}")
-    return timedelta(seconds=value)
-
-
-def _structure_datetime(value: Any, _type: type) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"an ISO 8601 datetime string is required, got {value!r}")
-    return require_aware(datetime.fromisoformat(value), "datetime")
-
-
-def _register_scalars(conv: cattrs.Converter) -> None:
-    conv.register_unstructure_hook(timedelta, seconds_out)
-    conv.register_structure_hook(timedelta, _structure_timedelta)
-    conv.register_unstructure_hook(datetime, lambda v: v.isoformat())
-    conv.register_structure_hook(datetime, _structure_datetime)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +110,7 @@ def build_converter(trigger_types: Iterable[type[Trigger]] = ()) -> cattrs.Conve
     """The converter for stored model documents, knowing the built-in triggers and
     ``trigger_types`` (the plugin-provided ones)."""
     conv = cattrs.Converter(forbid_extra_keys=True)
-    _register_scalars(conv)
+    register_scalars(conv)
     conv.register_unstructure_hook(TaskId, lambda v: v.value)
     conv.register_structure_hook(TaskId, lambda v, _t: TaskId(v))
     conv.register_unstructure_hook(CalendarExpr, str)
@@ -201,57 +175,4 @@ def structure(conv: cattrs.Converter, value: Any, cls: type[T], source: str) -> 
     try:
         return conv.structure(value, cls)
     except Exception as exc:  # cattrs raises many types; all mean "bad document"
-        raise StoredDataError(f"{source}: {_describe_error(exc)}") from exc
-
-
-def _describe_error(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, path="document"))
-    if isinstance(exc, KeyError):
-        return f"missing key {exc}"
-    return str(exc) or type(exc).__name__
-
-
-# --------------------------------------------------------------------------------------------
-# task input
-# --------------------------------------------------------------------------------------------
-
-_input_converter: cattrs.Converter | None = None
-
-
-def _inputs() -> cattrs.Converter:
-    global _input_converter
-    if _input_converter is None:
-        conv = make_json_converter()
-        _register_scalars(conv)
-        _input_converter = conv
-    return _input_converter
-
-
-def dump_input(value: object) -> Any:
-    """The JSON-able form of a task's input; ``TypeError`` if it cannot be stored.
-
-    Accepts attrs classes, dataclasses and JSON-able values (dicts with string keys, lists,
-    strings, numbers, booleans, None), plus datetimes and timedeltas inside them.
-    """
-    try:
-        data = _inputs().unstructure(value)
-        json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"input of type {type(value).__name__} cannot be stored as JSON ({exc}); use an "
-            "attrs class, a dataclass or JSON-able values (dict, list, str, int, float, bool, "
-            "None)"
-        ) from None
-    return data
-
-
-def load_input(data: Any, cls: type[T], *, task_id: str) -> T:
-    """Decode stored input into ``cls``; ``TypeError`` naming the task if it does not fit."""
-    try:
-        return _inputs().structure(data, cls)
-    except Exception as exc:
-        raise TypeError(
-            f"stored input of task {task_id!r} does not decode into {cls.__name__}: "
-            f"{_describe_error(exc)}"
-        ) from exc
+        raise StoredDataError(f"{source}: {describe_error(exc)}") from exc

@@ -439,7 +439,7 @@ def test_dates_before_1970_start_from_1970() -> None:
 )
 def test_fast_path_equals_the_exact_emulation(text: str, base: dt.datetime) -> None:
     """The arithmetic walk and the step-by-step glibc emulation agree everywhere."""
-    from lamplighter import _calendar_next
+    from lamplighter.calendar import _next as _calendar_next
 
     (spec,) = CalendarExpr.parse(text)._specs()
     compiled = _calendar_next.compile_spec(spec)
@@ -649,7 +649,7 @@ def test_launchd_joins_several_expressions() -> None:
         ("*-*-* 09:00 UTC", "local time zone, not UTC"),
         ("*-*-* 09:00 Europe/Berlin", "local time zone, not Europe/Berlin"),
         ("2025-*-* 09:00", "restricts years"),
-        ("Mon *-*-1..7 09:00", "OR instead of AND"),
+        ("Mon *-*-1..7 09:00", "on either, not on days matching both"),
         ("*-*~01 09:00", "leap years"),
         ("*:0/7", "systemd then skips"),
         ("*-*-1..28 0..22:00..56/7", "it needs 5796 StartCalendarInterval dictionaries"),

@@ -260,7 +260,7 @@ def test_mktime_emulation_matches_glibc(zone: str, local_zone: object) -> None:
     """Same results and the same remembered guess, call after call, gaps and overlaps included."""
     from zoneinfo import ZoneInfo
 
-    from lamplighter import _calendar_next
+    from lamplighter.calendar import _next as _calendar_next
 
     assert callable(local_zone)
     local_zone(zone)

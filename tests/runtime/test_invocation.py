@@ -15,6 +15,7 @@ import pytest
 
 from lamplighter import Retry, Success, TaskRequest, TaskState
 from lamplighter.events import WorkCompleted
+from lamplighter.ids import TaskId
 from lamplighter.invocation import (
     InvocationError,
     LaunchCommand,
@@ -214,3 +215,44 @@ def test_retry_from_an_os_launched_run_is_arranged(tmp_path: Path) -> None:
     info = sched.task_info("f")
     assert info is not None and info.attempt == 2
     assert info.next_run == sched.now() + timedelta(minutes=30)
+
+
+def test_a_start_at_load_runs_only_a_missed_firing(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from lamplighter import CalendarExpr
+
+    class Done:
+        def run(self, ctx: object) -> Success:
+            return Success()
+
+    app = VirtualScheduler(
+        app_id="com.example.inv", data_dir=tmp_path, start_at=datetime(2027, 3, 1, 8, tzinfo=UTC)
+    )
+    app.register("report", Done)
+    app.register("once", Done)
+    app.start()
+    app.schedule(TaskRequest.calendar("report", CalendarExpr.parse("*-*-* 09:00 UTC")))
+    app.schedule(TaskRequest.exact("once", datetime(2027, 3, 1, 9, 30, tzinfo=UTC)))
+    report, once = TaskId("report"), TaskId("once")
+    # Loaded before anything is due (as launchd starts an agent when it is bootstrapped).
+    for task in (report, once):
+        assert app.runner.fire_blocking(task, if_due=True).status is ExitStatus.SKIPPED
+    assert app.history("report") == [] and app.history("once") == []
+    # The machine is off through 09:00 and 09:30: its scheduler fires nothing.
+    app.virtual_backend.remove([report, once])
+    app.advance(timedelta(hours=2))
+    # Loaded again at login: each missed firing runs, once.
+    for task in (report, once):
+        assert app.runner.fire_blocking(task, if_due=True).status is ExitStatus.OK
+        assert app.runner.fire_blocking(task, if_due=True).status is ExitStatus.SKIPPED
+    assert len(app.history("report")) == 1 and len(app.history("once")) == 1
+
+
+def test_the_if_due_marker_is_parsed() -> None:
+    command = LaunchCommand.of(["/usr/bin/app"])
+    argv = command.for_task(TaskId("sync"), if_due=True)
+    assert argv == ["/usr/bin/app", "--lamplighter-run", "sync", "--lamplighter-if-due"]
+    parsed = parse_invocation(argv)
+    assert parsed.if_due and not parsed.retry
+    assert not parse_invocation(command.for_task(TaskId("sync"))).if_due

@@ -14,7 +14,7 @@ fixtures.
 
 from __future__ import annotations
 
-from lamplighter.runner import ExecutionRecord
+from lamplighter.store.records import ExecutionRecord
 from lamplighter.testing.virtual import (
     FakeConditions,
     FakeConditionsPlugin,

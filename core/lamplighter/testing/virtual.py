@@ -39,7 +39,8 @@ from lamplighter.model import (
     Windowed,
     require_aware,
 )
-from lamplighter.runner import ExecutionRecord, run_coroutine_sync
+from lamplighter.runner import run_coroutine_sync
+from lamplighter.store.records import ExecutionRecord
 
 if TYPE_CHECKING:
     from lamplighter.plugins import PluginManager

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from lamplighter._calendar_syntax import MAX_YEAR, USEC_PER_SEC, Chain, Component, Spec
+from lamplighter.calendar._syntax import MAX_YEAR, USEC_PER_SEC, Chain, Component, Spec
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

@@ -11,8 +11,9 @@ import datetime as _dt
 import itertools
 from typing import Final, Literal, get_args
 
-from lamplighter._calendar_syntax import Chain, Component, Spec
-from lamplighter._calendar_windows import (
+from lamplighter.calendar._common import CalendarTranslationError
+from lamplighter.calendar._syntax import Chain, Component, Spec
+from lamplighter.calendar._windows import (
     WindowsDailyTrigger,
     WindowsDayOfWeek,
     WindowsMonth,
@@ -22,7 +23,6 @@ from lamplighter._calendar_windows import (
     WindowsTrigger,
     WindowsWeeklyTrigger,
 )
-from lamplighter.calendar import CalendarTranslationError
 
 __all__ = ["MAX_ENTRIES", "to_launchd", "to_windows"]
 
@@ -32,6 +32,7 @@ _ANCHOR: Final = _dt.date(2000, 1, 1)
 _DAY_NAMES: Final[tuple[WindowsDayOfWeek, ...]] = get_args(WindowsDayOfWeek)
 _MONTH_NAMES: Final[tuple[WindowsMonth, ...]] = get_args(WindowsMonth)
 _MONTH_LENGTHS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February varies
+_LONGEST: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # in any year
 _WEEKS: Final = {1: (1, 7), 2: (8, 14), 3: (15, 21), 4: (22, 28)}
 
 
@@ -167,21 +168,36 @@ def _launchd_one(spec: Spec) -> list[dict[str, int]]:
             f"launchd evaluates calendar intervals in the machine's local time zone, not {zone}",
         )
     _common_refusals(backend, spec)
-    if spec.weekdays >= 0 and spec.days:
-        raise _refuse(
-            backend,
-            spec,
-            "it restricts both weekdays and days of the month, which"
-            " launchd would combine with OR instead of AND",
-        )
-    minutes = None if not spec.minutes else _values(spec.minutes, 0, 59)
-    hours = None if not spec.hours else _values(spec.hours, 0, 23)
+    # launchd's matching (calendarinterval_setalarm and cronemu in Apple's launchd): a
+    # dictionary with Weekday fires on that weekday of every month, Month unconsulted, or,
+    # with Day too, on either the day or the weekday; a Day the month lacks is not skipped
+    # but rolled into the next month (Day 31 in April fires on May 1). Only dictionaries
+    # whose every firing is one of the expression's are emitted.
     months = _values(spec.months, 1, 12)
+    all_months = months == list(range(1, 13))
+    all_days = not spec.end_of_month and _values(spec.days, 1, 31) == list(range(1, 32))
     weekdays = (
         None
         if spec.weekdays < 0
         else [(day + 1) % 7 for day in range(7) if spec.weekdays >> day & 1]
     )
+    if weekdays is not None:
+        if spec.days and not all_days:
+            raise _refuse(
+                backend,
+                spec,
+                "it restricts both weekdays and days of the month, and launchd fires a"
+                " dictionary with Day and Weekday on either, not on days matching both",
+            )
+        if not all_months:
+            raise _refuse(
+                backend,
+                spec,
+                "it restricts both weekdays and months, and launchd ignores Month in a"
+                " dictionary with Weekday (it would fire on that weekday in every month)",
+            )
+    minutes = None if not spec.minutes else _values(spec.minutes, 0, 59)
+    hours = None if not spec.hours else _values(spec.hours, 0, 23)
     # (month or None, day or None) pairs.
     month_days: list[tuple[int | None, int | None]]
     if spec.end_of_month:
@@ -197,10 +213,28 @@ def _launchd_one(spec: Spec) -> list[dict[str, int]]:
             for month in months
             for day in _end_of_month_days(spec.days, _MONTH_LENGTHS[month - 1])
         ]
+    elif not spec.days or all_days:
+        # Weekday dictionaries are only emitted with every month (refused above otherwise).
+        every: list[tuple[int | None, int | None]] = [(None, None)]
+        month_days = every if all_months else [(month, None) for month in months]
     else:
-        days: list[int | None] = [None] if not spec.days else list(_values(spec.days, 1, 31))
-        month_list: list[int | None] = [None] if not spec.months else list(months)
-        month_days = [(month, day) for month in month_list for day in days]
+        days = _values(spec.days, 1, 31)
+        month_days = []
+        for number in days:
+            if number <= 28:  # every month has it
+                month_days += [(None, number)] if all_months else [(m, number) for m in months]
+                continue
+            if 2 in months and number == 29:
+                raise _refuse(
+                    backend,
+                    spec,
+                    "February 29 exists only in leap years, and launchd would fire on"
+                    " March 1 in the others",
+                )
+            # A month without this day: systemd skips it, launchd would roll into the next.
+            month_days += [(m, number) for m in months if number <= _LONGEST[m - 1]]
+        if not month_days:
+            raise _refuse(backend, spec, "it names days none of its months has, so it never fires")
     count = len(month_days) * len(weekdays or [0]) * len(hours or [0]) * len(minutes or [0])
     if count > MAX_ENTRIES:
         raise _too_many(backend, spec, count, "StartCalendarInterval dictionaries")

@@ -12,7 +12,7 @@ import itertools
 import re
 from typing import Final, NamedTuple
 
-from lamplighter.calendar import WEEKDAY_NAMES, CalendarSyntaxError
+from lamplighter.calendar._common import WEEKDAY_NAMES, CalendarSyntaxError
 
 __all__ = ["cron_to_systemd"]
 

@@ -22,12 +22,19 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
+from lamplighter.calendar._common import (
+    WEEKDAY_FULL_NAMES,
+    WEEKDAY_NAMES,
+    CalendarSyntaxError,
+    CalendarTranslationError,
+)
+
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from lamplighter._calendar_next import CompiledSpec
-    from lamplighter._calendar_syntax import Spec
-    from lamplighter._calendar_windows import (
+    from lamplighter.calendar._next import CompiledSpec
+    from lamplighter.calendar._syntax import Spec
+    from lamplighter.calendar._windows import (
         WindowsDailyTrigger,
         WindowsDayOfWeek,
         WindowsMonth,
@@ -53,17 +60,6 @@ __all__ = [
 ]
 
 
-# Monday first, as systemd numbers them; the parser and the cron translation use these too.
-WEEKDAY_NAMES: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-WEEKDAY_FULL_NAMES: Final = (
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-)
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
@@ -74,55 +70,17 @@ def __getattr__(name: str) -> object:
     # The Windows records load on first use: only the Windows backend needs them, and every
     # attrs class costs import time on each OS-triggered launch.
     if name in _WINDOWS_RECORDS:
-        from lamplighter import _calendar_windows
+        from lamplighter.calendar import _windows
 
-        return getattr(_calendar_windows, name)
+        return getattr(_windows, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class CalendarSyntaxError(ValueError):
-    """A calendar expression or cron line that cannot be parsed.
-
-    The message names the offending token and its 1-based column, e.g.
-    ``invalid hour '25' at column 11 in 'Mon *-*-* 25:00' (hours are 0..23)``.
-
-    Attributes:
-        text: The whole text that was parsed.
-        column: 1-based column of the offending token in ``text`` (0 when unknown).
-        token: The offending token.
-    """
-
-    def __init__(self, message: str, *, text: str = "", column: int = 0, token: str = "") -> None:
-        """Create the error; ``message`` is the whole text shown to the user."""
-        super().__init__(message)
-        self.text = text
-        self.column = column
-        self.token = token
-
-
-class CalendarTranslationError(ValueError):
-    """An OS scheduler cannot express a calendar expression exactly.
-
-    Lamplighter never approximates a schedule: the message names the backend (``"systemd"``,
-    ``"launchd"`` or ``"windows"``), the expression and the reason.
-
-    Attributes:
-        backend: The target that refused.
-        reason: Why, in words.
-    """
-
-    def __init__(self, message: str, *, backend: str = "", reason: str = "") -> None:
-        """Create the error; ``message`` is the whole text shown to the user."""
-        super().__init__(message)
-        self.backend = backend
-        self.reason = reason
 
 
 # -- the expression ----------------------------------------------------------------------------
 
 
 class _Engine(Protocol):
-    """What a CalendarExpr needs from a compiled expression (lamplighter._calendar_next)."""
+    """What a CalendarExpr needs from a compiled expression (lamplighter.calendar._next)."""
 
     def next_usec(self, base: int) -> int | None: ...
 
@@ -138,8 +96,8 @@ def _compiled(text: str, offset: int = 0, whole: str | None = None) -> CompiledS
     found = _COMPILED_CACHE.get(text)
     if found is not None:
         return found
-    from lamplighter._calendar_next import compile_spec
-    from lamplighter._calendar_syntax import parse_spec
+    from lamplighter.calendar._next import compile_spec
+    from lamplighter.calendar._syntax import parse_spec
 
     spec = parse_spec(text, offset, whole)
     found = _COMPILED_CACHE.get(spec.text)
@@ -199,7 +157,7 @@ def _zone_suffix(tz: object) -> str:
             )
         name = key
     assert isinstance(name, str)
-    from lamplighter._calendar_syntax import zone_exists
+    from lamplighter.calendar._syntax import zone_exists
 
     if not zone_exists(name):
         raise ValueError(
@@ -311,7 +269,7 @@ class CalendarExpr:
         Raises:
             CalendarSyntaxError: A field is invalid; the message names it (e.g. "hour").
         """
-        from lamplighter._calendar_cron import cron_to_systemd
+        from lamplighter.calendar._cron import cron_to_systemd
 
         suffix = _zone_suffix(tz)
         return cls(tuple(text + suffix for text in cron_to_systemd(line)))
@@ -458,14 +416,19 @@ class CalendarExpr:
         missing key matches everything. Lists and ranges are exploded into the cartesian
         product of dictionaries.
 
+        The dictionaries follow launchd's own matching (``cronemu`` in Apple's launchd): a
+        ``Weekday`` dictionary fires on that weekday in every month, ``Day`` with ``Weekday``
+        fires on either, and a ``Day`` a month lacks rolls into the next month; so days
+        29-31 come only with the months that have them.
+
         Raises:
             CalendarTranslationError: The expression uses seconds other than 0, years, a zone
-                (launchd only knows local time), both weekdays and days of the month (launchd
-                would OR them), a ``~`` day whose date varies with leap years, a repetition
-                systemd itself skips across (``00/7`` minutes: write ``00..56/7``), or needs
-                more than 500 dictionaries.
+                (launchd only knows local time), weekdays together with days of the month or
+                with months, February 29 or a ``~`` day in February (they move with leap
+                years), a repetition systemd itself skips across (``00/7`` minutes: write
+                ``00..56/7``), or needs more than 500 dictionaries.
         """
-        from lamplighter._calendar_os import to_launchd
+        from lamplighter.calendar._os import to_launchd
 
         return to_launchd(self._specs())
 
@@ -479,7 +442,7 @@ class CalendarExpr:
                 ``~``: anything but the last day), a repetition systemd itself skips across,
                 or needs more than 500 triggers.
         """
-        from lamplighter._calendar_os import to_windows
+        from lamplighter.calendar._os import to_windows
 
         return to_windows(self._specs())
 

@@ -12,7 +12,7 @@ import datetime as _dt
 import re
 from typing import Final, NamedTuple
 
-from lamplighter.calendar import WEEKDAY_FULL_NAMES, WEEKDAY_NAMES, CalendarSyntaxError
+from lamplighter.calendar._common import WEEKDAY_FULL_NAMES, WEEKDAY_NAMES, CalendarSyntaxError
 
 __all__ = [
     "MAX_YEAR",

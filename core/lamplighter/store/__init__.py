@@ -17,6 +17,9 @@ until someone deletes it. A file written by a newer release is refused and left 
 
 The base directory is, in order: the ``data_dir`` argument, the ``LAMPLIGHTER_DATA_DIR``
 environment variable, ``platformdirs.user_data_dir("lamplighter")``.
+
+What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defined in
+:mod:`lamplighter.store.records` and re-exported here.
 """
 
 from __future__ import annotations
@@ -37,16 +40,20 @@ import attrs
 
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
+from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 __all__ = [
     "DATA_DIR_ENV",
     "HISTORY_LIMIT",
     "BrokenTask",
     "CorruptTaskFile",
+    "ExecutionRecord",
     "MemoryEntry",
     "MemoryTaskStore",
     "RunLock",
     "StoreScan",
+    "StoredRequest",
+    "TaskDocument",
     "TaskStore",
     "default_data_dir",
     "sync_directories",
@@ -353,7 +360,7 @@ class TaskStore:
 
     #: Whether history records and requests are kept as the objects given (in memory)
     #: rather than as JSON-able mappings: a document's ``"request"`` may then be a
-    #: :class:`~lamplighter.runner.StoredRequest`.
+    #: :class:`StoredRequest`.
     keeps_objects = False
 
     def __init__(self, root: Path) -> None:
@@ -829,7 +836,7 @@ class MemoryTaskStore(TaskStore):
     Args:
         root: the application's data directory (only named in messages).
         encode: makes the stored form of a request, for documents read through
-            :meth:`load` (their ``"request"`` is a :class:`~lamplighter.runner.StoredRequest`).
+            :meth:`load` (their ``"request"`` is a :class:`StoredRequest`).
     """
 
     keeps_objects = True
@@ -892,8 +899,6 @@ class MemoryTaskStore(TaskStore):
     def _document(self, entry: MemoryEntry) -> dict[str, Any]:
         request = entry.request
         if not isinstance(request, Mapping):
-            from lamplighter.runner import StoredRequest
-
             encode = self._encode
             if encode is None:
                 from lamplighter._request_codec import encode_request as plain
@@ -925,8 +930,6 @@ class MemoryTaskStore(TaskStore):
 
     def _absorb(self, task_id: TaskId, document: Mapping[str, Any]) -> MemoryEntry:
         request = document["request"]
-        from lamplighter.runner import StoredRequest
-
         if isinstance(request, StoredRequest):
             request = request.request
         state = dict(document.get("state") or {})

@@ -1,0 +1,140 @@
+"""Instant runs: ``run_now`` and its forms for synchronous callers.
+
+The last call wins per task id: a new ``run_now`` cancels an earlier one of the same id still
+in flight and the scheduled work of that id. The facade supplies what that needs (whether it
+is started, how to stop the id's scheduled work, its loop); this module keeps the runs in
+flight.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
+
+from lamplighter.ids import TaskId
+
+if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
+
+    from lamplighter._runtime.loop import LoopOwner
+
+__all__ = ["InstantRuns"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+# Strings seen as task ids are kept validated, up to this many.
+_TASK_ID_CACHE_MAX = 4096
+
+
+def _asyncio() -> Any:
+    """The asyncio module, imported on first use (it is not needed on the OS launch path)."""
+    import asyncio
+
+    return asyncio
+
+
+class InstantRuns:
+    """The instant runs of one application.
+
+    Args:
+        ready: whether the application is started and not shut down.
+        supersede: stops the scheduled work of a task id (its schedule and a run in
+            progress), because an instant run of that id wins over it.
+        loops: the application's event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        ready: Callable[[], bool],
+        supersede: Callable[[TaskId], None],
+        loops: LoopOwner,
+    ) -> None:
+        self._ready = ready
+        self._supersede = supersede
+        self._loops = loops
+        self._in_flight: dict[TaskId, asyncio.Future[Any]] = {}
+        self._task_ids: dict[str, TaskId] = {}
+
+    def task_id(self, value: TaskId | str) -> TaskId:
+        """``value`` as a validated TaskId; strings seen before skip re-validation."""
+        if isinstance(value, TaskId):
+            return value
+        cached = self._task_ids.get(value)
+        if cached is None:
+            cached = TaskId(value)
+            if len(self._task_ids) < _TASK_ID_CACHE_MAX:
+                self._task_ids[value] = cached
+        return cached
+
+    async def run(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[P, Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """``Lamplighter.run_now``."""
+        if not self._ready():
+            raise RuntimeError("run_now() needs start() first")
+        tid = self.task_id(task_id)
+        previous = self._in_flight.get(tid)
+        if previous is not None and not previous.done():
+            previous.cancel()
+        self._supersede(tid)
+        awaitable = fn(*args, **kwargs)
+        work: asyncio.Future[R]
+        if inspect.iscoroutine(awaitable):
+            work = _asyncio().get_running_loop().create_task(awaitable)
+        else:
+            work = _asyncio().ensure_future(awaitable)
+        self._in_flight[tid] = work
+        try:
+            return await work
+        finally:
+            if self._in_flight.get(tid) is work:
+                del self._in_flight[tid]
+
+    def submit(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[P, Awaitable[R]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> concurrent.futures.Future[R]:
+        """``Lamplighter.submit_now``."""
+        import asyncio
+
+        if not self._ready():
+            raise RuntimeError("submit_now() needs start() first")
+        return asyncio.run_coroutine_threadsafe(
+            self.run(task_id, fn, *args, **kwargs), self._loops.get()
+        )
+
+    def blocking(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[[Unpack[Ts]], Awaitable[R]],
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> R:
+        """``Lamplighter.run_now_blocking``."""
+        import concurrent.futures
+
+        if self._loops.is_applications:
+            raise RuntimeError(
+                "run_now_blocking() would block the application's own event loop; await "
+                "run_now() instead"
+            )
+        future = self.submit(task_id, fn, *args)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"run_now of {TaskId.of(task_id).value!r} took over {timeout} s"
+            ) from None
