@@ -346,9 +346,10 @@ class Lamplighter:
 
     def _scheduled_here(self, task_id: TaskId) -> bool:
         """Whether this process scheduled ``task_id`` and the schedule is still active."""
-        if self.store.keeps_objects:
-            raw = self.store.load(task_id)
-            return raw is not None and raw["state"].get("status") == "scheduled"
+        store = self.store
+        if isinstance(store, MemoryTaskStore):
+            entry = store.entry(task_id.value)
+            return entry is not None and entry.scheduled
         return task_id in self._scheduled_ids
 
     def _retire(self, task_id: TaskId) -> None:
