@@ -440,11 +440,42 @@ def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...
     kind, ``"success"``."""
     if cls is WorkStarted:
         attempt, expected = values
-        values = (attempt, None if expected is None else datetime.fromtimestamp(expected, UTC))
-    elif cls is WorkCompleted:
+        event = _new(cls)
+        _set_base(event, task_id, at)
+        _SLOT_SETTERS["attempt"](event, attempt)
+        _SLOT_SETTERS["expected_at"](
+            event, None if expected is None else datetime.fromtimestamp(expected, UTC)
+        )
+        return event
+    if cls is WorkCompleted:
         runtime, result = values
-        values = (timedelta(seconds=runtime), Success() if result == "success" else result)
+        event = _new(cls)
+        _set_base(event, task_id, at)
+        _SLOT_SETTERS["runtime"](event, timedelta(seconds=runtime))
+        _SLOT_SETTERS["result"](event, _SUCCESS if result == "success" else result)
+        return event
     return made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values)
+
+
+# The slots of the events the eager path makes most, set directly (the classes are frozen).
+_new = object.__new__
+_SUCCESS = Success()  # frozen and without fields: one serves every run
+_SLOT_SETTERS = {
+    name: vars(owner)[name].__set__
+    for owner, names in (
+        (MonitorEvent, ("task_id", "at", "pid")),
+        (WorkStarted, ("attempt", "expected_at")),
+        (WorkCompleted, ("runtime", "result")),
+    )
+    for name in names
+}
+
+
+def _set_base(event: MonitorEvent, task_id: TaskId, at: float) -> None:
+    setters = _SLOT_SETTERS
+    setters["task_id"](event, task_id)
+    setters["at"](event, datetime.fromtimestamp(at, UTC))
+    setters["pid"](event, _pid)
 
 
 def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:
