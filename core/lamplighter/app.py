@@ -461,10 +461,13 @@ class Lamplighter:
             request,
             backend,
             info,
-            installed=lambda: self.plugins.backends,
+            installed=self._installed_backends,
             evaluator=self._evaluator_instance,
             honoured=self._honoured_constraints,
         )
+
+    def _installed_backends(self) -> Mapping[str, BackendInfo]:
+        return self.plugins.backends
 
     def schedule(self, request: TaskRequest) -> bool:
         """Schedule one request; returns False when ``existing=KEEP`` left an existing task

@@ -343,6 +343,25 @@ class InProcessBackend(Backend):
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
         now = time.time()  # the loop timer's clock
+        if len(requests) == 1:
+            request = requests[0]
+            kind = type(request.trigger)
+            if kind is OneTime or kind is Exact:  # the common case, without the general loop
+                trigger: Any = request.trigger
+                due = (
+                    now + trigger.delay.total_seconds()
+                    if kind is OneTime
+                    else max(trigger.at.timestamp(), now)
+                )
+                key = request.task_id.value
+                with self._lock:
+                    job = _Job(request, next(self._generation))
+                    job.next_due = due
+                    self._jobs[key] = job
+                    heapq.heappush(self._heap, (due, job.generation, key, False))
+                if self._timer_due is None or due < self._timer_due:
+                    self._call(self._rearm)
+                return
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = False
