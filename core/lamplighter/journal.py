@@ -196,7 +196,8 @@ _PID = [os.getpid()]  # this process's, kept right in a child after a fork
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
-_CHUNK = 128  # queued events made into lines between two yields of the interpreter
+_CHUNK = 256  # queued events made into lines and written at once by a flush
+_PAUSE = 0.0005  # seconds the flush timer's thread sleeps between two chunks
 _LOCK_NAME = "events.lock"
 _HEAD_BYTES = 4096
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
@@ -298,7 +299,7 @@ class EventJournal:
             if self._timer is not None:
                 return
             assert self.flush_interval is not None
-            timer = threading.Timer(self.flush_interval, self.flush)
+            timer = threading.Timer(self.flush_interval, self._timed_flush)
             timer.daemon = True
             self._timer = timer
             if not self._registered_exit:
@@ -330,26 +331,30 @@ class EventJournal:
         with self._flushing:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, *, pause: float = 0.0) -> None:
         with self._lock:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
         queued = self._pending
         pending = [queued.popleft() for _ in range(len(queued))]
-        if not pending:
-            return
-        lines: list[str] = []
         for start in range(0, len(pending), _CHUNK):
-            if start:
-                # Lines are made in the flush timer's thread: let the event loop's thread
-                # have the interpreter between chunks rather than wait a switch interval.
-                time.sleep(0)
+            if start and pause:
+                # The flush timer's thread makes the lines: between two chunks it sleeps,
+                # so the event loop's thread gets the interpreter within a chunk's time
+                # rather than a switch interval, however many events are queued.
+                time.sleep(pause)
+            lines = []
             for item in pending[start : start + _CHUNK]:
                 line = item if isinstance(item, str) else self._fields_line(item)
                 if line is not None:
                     lines.append(line)
-        self._write_lines(lines)
+            if lines:
+                self._write_lines(lines)  # a chunk at a time: rotation keeps its bound
+
+    def _timed_flush(self) -> None:
+        with self._flushing:
+            self._flush(pause=_PAUSE)
 
     def _fields_line(self, item: tuple[Any, ...]) -> str | None:
         kind, task_id, at, pid, values = item
