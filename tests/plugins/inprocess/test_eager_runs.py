@@ -242,3 +242,33 @@ def test_a_second_firing_while_a_sync_run_is_in_progress_is_skipped(
     second.result(BOUND)
     wait_until(lambda: len(app.history("gate")) == 1, "the first run's record")
     assert app.history("gate")[0].result == Success()
+
+
+class Holds:
+    """Blocks its worker until released, noting that it entered."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        self.entered.release()
+        self.release.wait(BOUND)
+        return Success()
+
+
+def test_sync_runs_that_block_get_more_workers(make_app: Callable[..., Lamplighter]) -> None:
+    task = Holds()
+    app = make_app(max_concurrency=4)
+    ids = ["a", "b", "c"]
+    for tid in ids:
+        app.register(tid, lambda: task)
+    app.start()
+    due = datetime.now(UTC) + timedelta(milliseconds=20)
+    app.schedule_many([TaskRequest.exact(tid, due) for tid in ids])
+    try:
+        for _ in ids:  # all three in their run at once: each got a worker of its own
+            assert task.entered.acquire(timeout=BOUND)
+    finally:
+        task.release.set()
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
