@@ -34,6 +34,8 @@ from lamplighter.events import (
     LibraryError,
     MonitorEvent,
     Scheduled,
+    WorkCompleted,
+    WorkStarted,
     from_plain,
     made_here,
 )
@@ -333,6 +335,8 @@ class Lamplighter:
                 retire=self._retire,
                 clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
                 emit_at=self._emit_at,
+                quiet=self._quiet,
+                journal_run=self._journal_run,
             )
         return self._runner
 
@@ -413,6 +417,24 @@ class Lamplighter:
             from lamplighter._runtime.pump import deliver_inline
 
             deliver_inline(self._inline_monitors, event)
+
+    def _quiet(self) -> bool:
+        """Whether an event published now would reach nobody but the journal."""
+        return not (self._bus.listening or self._inline_monitors)
+
+    def _journal_run(
+        self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float
+    ) -> None:
+        """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once."""
+        journal = self._journal
+        if not self._quiet() or journal is None:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+            return
+        bus = self._bus
+        bus.unheard()
+        bus.unheard()
+        journal.append_run(task_id.value, started, attempt, due, runtime)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""

@@ -196,6 +196,7 @@ _PID = [os.getpid()]  # this process's, kept right in a child after a fork
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
+_RUN = "run"  # a queued item holding a whole run (append_run)
 _CHUNK = 256  # queued events made into lines and written at once by a flush
 _PAUSE = 0.0005  # seconds the flush timer's thread sleeps between two chunks
 _LOCK_NAME = "events.lock"
@@ -326,6 +327,19 @@ class EventJournal:
         if line is not None:
             self._write_lines([line])
 
+    def append_run(
+        self, task_id: str, started: float, attempt: int, due: float, runtime: float
+    ) -> None:
+        """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
+        process (as :meth:`append_fields` would, one after the other) as one item."""
+        item = (_RUN, task_id, started, _PID[0], (attempt, due, runtime))
+        if self.flush_interval is not None:
+            self._queue(item)
+            return
+        line = self._fields_line(item)
+        if line is not None:
+            self._write_lines([line])
+
     def flush(self) -> None:
         """Write every queued event now (after a flush in progress in another thread)."""
         with self._flushing:
@@ -359,6 +373,11 @@ class EventJournal:
     def _fields_line(self, item: tuple[Any, ...]) -> str | None:
         kind, task_id, at, pid, values = item
         try:
+            if kind is _RUN:  # a whole run: its two lines
+                attempt, due, runtime = values
+                return fields_line(WorkStarted, task_id, at, pid, (attempt, due)) + fields_line(
+                    WorkCompleted, task_id, at + runtime, pid, (runtime, "success")
+                )
             return fields_line(event_class(kind), task_id, at, pid, values)
         except Exception as exc:
             logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)

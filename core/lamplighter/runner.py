@@ -222,6 +222,10 @@ class Runner:
         retire: asks the backend to take down a one-shot schedule that is over.
         emit_at: publishes an event given as ``events.from_plain`` takes it (default:
             made and handed to ``emit``); the eager path's events go this way.
+        quiet: whether nobody listens to events now (default: never asked).
+        journal_run: publishes ``WorkStarted`` and a successful ``WorkCompleted`` of one
+            run at once, from ``(task id, started, attempt, due, runtime)``; the eager path
+            uses it for a run that was over before anyone could hear it had started.
     """
 
     def __init__(
@@ -237,9 +241,13 @@ class Runner:
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
         emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
+        quiet: Callable[[], bool] | None = None,
+        journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
+        self._quiet = quiet
+        self._journal_run = journal_run
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
         # The fast path serves an in-memory store on the real clock only.
@@ -377,25 +385,35 @@ class Runner:
         _set_attempt(ctx, attempt)
         _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
         _set_input(ctx, None if request.input is None else request.stored_input())
-        self._emit_at(WorkStarted, task_id, started, (attempt, due))
+        # Nobody listening: a run over before anyone could hear of it is journalled whole
+        # at its end, its start is published only if it goes on (see journal_run).
+        quiet = self._quiet is not None and self._quiet()
+        if not quiet:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
         is_async = _ASYNC_RUN.get(type(task))
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
+            if quiet:
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
             submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
             return True
         try:
             coro: Any = task.run(ctx)
             yielded = coro.send(None)
         except StopIteration as stop:
-            self._eager_done(entry, started, due, attempt, stop.value, time.time() - started)
+            runtime = time.time() - started
+            self._eager_done(entry, started, due, attempt, stop.value, runtime, whole=quiet)
             return None
         except Exception as exc:
-            self._eager_done(entry, started, due, attempt, exc, time.time() - started)
+            runtime = time.time() - started
+            self._eager_done(entry, started, due, attempt, exc, runtime, whole=quiet)
             return None
         except BaseException:
             store.release(key)
             raise
+        if quiet:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
         return self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt)
 
     def _eager_thread(
@@ -452,13 +470,17 @@ class Runner:
         runtime: float,
         *,
         factory_error: bool = False,
+        whole: bool = False,
     ) -> None:
+        """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
         assert store is not None
         task_id = entry.task_id
         key = task_id.value
         one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
         if type(outcome) is not Success or (one_shot and entry.extra):
+            if whole:
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
             self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
             return
         with store.lock:
@@ -478,6 +500,11 @@ class Runner:
                 self._retire(task_id)
             except Exception as exc:
                 self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+        if whole and self._journal_run is not None:
+            self._journal_run(task_id, started, attempt, due, runtime)
+            return
+        if whole:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
         self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
 
     def _eager_general(
