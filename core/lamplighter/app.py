@@ -17,7 +17,6 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
@@ -26,12 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
 
+from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
+from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
-from lamplighter.backend import Backend
 from lamplighter.events import (
-    Cancelled,
     EventBus,
-    LibraryError,
     MonitorEvent,
     Scheduled,
     WorkCompleted,
@@ -65,6 +63,7 @@ if TYPE_CHECKING:
 
     from lamplighter._runtime.pump import EventPump
     from lamplighter._runtime.run_now import InstantRuns
+    from lamplighter.backend import Backend
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
@@ -73,7 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lamplighter"]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -203,7 +202,7 @@ class Lamplighter:
             for monitor in manager.monitors(self):
                 self.attach_monitor(monitor)
             for failure in manager.failures:
-                self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
+                self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
             backend = self._ensure_backend()
             info = self._backend_info
             if info is not None and info.capabilities.state_in_memory:
@@ -625,7 +624,7 @@ class Lamplighter:
                 self.store.delete(tid)
                 self._scheduled_ids.discard(tid)
         for tid in known:
-            self._emit(Cancelled(task_id=tid, source=source))
+            self._emit(_events.Cancelled(task_id=tid, source=source))
         return len(known)
 
     # ============================================================== queries
@@ -867,7 +866,7 @@ class Lamplighter:
             logger.error("lamplighter: cannot load plugins: %s", exc)
             return int(ExitStatus.INTERNAL_ERROR)
         for failure in self.plugins.failures:
-            self._emit(LibraryError(task_id=None, message=str(failure), cause=None))
+            self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
         outcome: FireOutcome = self.runner.fire_blocking(
             invocation.task_id,
             scheduled_for=None,

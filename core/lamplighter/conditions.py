@@ -27,7 +27,6 @@ is read, because plugins load in every process the OS launches.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Collection, Sequence
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from lamplighter._log import lazy_logger
 from lamplighter.hookspecs import CheckerInfo, Verdict, hookimpl
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ __all__ = [
     "read_device_state",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: The battery is low below this percentage (so 15 % itself is not low).
 BATTERY_LOW_PERCENT = 15

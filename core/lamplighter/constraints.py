@@ -12,12 +12,12 @@ asked to, the others are checked again after growing pauses.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lamplighter._log import lazy_logger
 from lamplighter.hookspecs import Verdict
 from lamplighter.model import BUILTIN_TRIGGER_KINDS
 
@@ -39,7 +39,7 @@ __all__ = [
     "check_seconds",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: The first pause before checking again a constraint whose checker cannot wait by itself.
 POLL_INITIAL_SECONDS = 0.5
@@ -65,7 +65,7 @@ KNOWN_BACKENDS: dict[str, tuple[str, frozenset[str]]] = {
     "inprocess": ("lamplighter-inprocess", _EVERY_TRIGGER),
     "systemd": ("lamplighter-systemd", _OS_TRIGGERS | {"path_changed"}),
     "launchd": ("lamplighter-launchd", _OS_TRIGGERS | {"path_changed"}),
-    "windows": ("lamplighter-windows", _OS_TRIGGERS),
+    "windows": ("lamplighter-windows", _OS_TRIGGERS | {"device_idle"}),
 }
 
 

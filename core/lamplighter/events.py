@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import inspect
-import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -33,13 +32,33 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
+from lamplighter._event_base import (
+    _INT,
+    _TIMEDELTA,
+    MonitorEvent,
+    _instance_of,
+)
+from lamplighter._log import lazy_logger
 from lamplighter.ids import TaskId
 from lamplighter.model import Success, TaskInfo, TaskResult, result_from_dict, result_to_dict
 
 if TYPE_CHECKING:
+    from lamplighter._events_other import (
+        AttemptDeferred,
+        AttemptFailed,
+        Cancelled,
+        LibraryError,
+        RetryScheduled,
+        ScheduleReplaced,
+        Skipped,
+        Snapshot,
+    )
+
+    #: Every event class, in the order of the reference list.
+    EVENT_TYPES: tuple[type[MonitorEvent], ...]
     import asyncio
     import concurrent.futures
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -67,7 +86,7 @@ __all__ = [
     "event_to_dict",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: Unread events each subscription holds before the oldest are dropped.
 DEFAULT_CAPACITY = 64
@@ -79,68 +98,6 @@ MIN_POLL_INTERVAL = timedelta(milliseconds=250)
 # --------------------------------------------------------------------------------------------
 # the events
 # --------------------------------------------------------------------------------------------
-
-
-def _to_task_id(value: TaskId | str | None) -> TaskId | None:
-    if value is None or isinstance(value, TaskId):
-        return value
-    if isinstance(value, str):
-        return TaskId(value)
-    raise TypeError(f"task_id must be a TaskId, a str or None, got {type(value).__name__}")
-
-
-def _aware(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{attribute.name} must be a datetime, got {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise ValueError(
-            f"{attribute.name} {value.isoformat()!r} is naive; events carry timezone-aware "
-            "datetimes (for example datetime.now(UTC))"
-        )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _instance_of(*types: type) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    allowed = " or ".join("None" if t is type(None) else t.__name__ for t in types)
-
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        # bool is an int subclass, but True is never a sensible attempt number or pid.
-        if isinstance(value, bool) and bool not in types:
-            raise TypeError(f"{attribute.name} must be {allowed}, got bool {value!r}")
-        if not isinstance(value, types):
-            raise TypeError(
-                f"{attribute.name} must be {allowed}, got {type(value).__name__} {value!r}"
-            )
-
-    return check
-
-
-_STR = _instance_of(str)
-_OPT_STR = _instance_of(str, type(None))
-_INT = _instance_of(int)
-_TIMEDELTA = _instance_of(timedelta)
-
-
-@attrs.frozen(kw_only=True)
-class MonitorEvent:
-    """Base class of every event.
-
-    Attributes:
-        task_id: the task the event is about; None for application-wide events (a plugin
-            that failed to load, for example).
-        at: when it happened (timezone-aware; defaults to now, in UTC).
-        pid: the process that published it (defaults to this one); events of runs the OS
-            started in other processes arrive through the event journal with their pid.
-    """
-
-    kind: ClassVar[str] = "event"
-
-    task_id: TaskId | None = attrs.field(converter=_to_task_id)
-    at: datetime = attrs.field(factory=_now, validator=_aware)
-    pid: int = attrs.field(factory=os.getpid, validator=_INT)
 
 
 @attrs.frozen(kw_only=True)
@@ -183,142 +140,62 @@ class WorkCompleted(MonitorEvent):
     result: TaskResult = attrs.field(validator=_instance_of(TaskResult))
 
 
-@attrs.frozen(kw_only=True)
-class AttemptDeferred(MonitorEvent):
-    """A due run did not start: its constraints were not met (a periodic run waits for its
-    next cycle, other runs are tried again later).
-
-    Attributes:
-        reason: why, in words.
-    """
-
-    kind: ClassVar[str] = "attempt_deferred"
-
-    reason: str = attrs.field(validator=_STR)
-
-
-def _cause_type(instance: AttemptFailed) -> str | None:
-    return None if instance.cause is None else type(instance.cause).__name__
-
-
-@attrs.frozen(kw_only=True)
-class AttemptFailed(MonitorEvent):
-    """An attempt failed: the task raised, its factory raised, or it timed out.
-
-    Attributes:
-        reason: what went wrong, in words.
-        attempt: the 1-based attempt number that failed.
-        error_type: the exception's class name, if an exception was the cause.
-        cause: the exception itself; only in the process where it was raised (it is neither
-            compared nor written to the journal).
-    """
-
-    kind: ClassVar[str] = "attempt_failed"
-
-    reason: str = attrs.field(validator=_STR)
-    attempt: int = attrs.field(validator=_INT)
-    cause: BaseException | None = attrs.field(
-        default=None, eq=False, validator=_instance_of(BaseException, type(None))
-    )
-    error_type: str | None = attrs.field(
-        default=attrs.Factory(_cause_type, takes_self=True), validator=_OPT_STR
-    )
-
-
-@attrs.frozen(kw_only=True)
-class RetryScheduled(MonitorEvent):
-    """A ``Retry`` result was arranged to run again.
-
-    Attributes:
-        next_attempt: the attempt number of the coming run.
-        delay: how long until it runs.
-    """
-
-    kind: ClassVar[str] = "retry_scheduled"
-
-    next_attempt: int = attrs.field(validator=_INT)
-    delay: timedelta = attrs.field(validator=_TIMEDELTA)
-
-
-@attrs.frozen(kw_only=True)
-class Cancelled(MonitorEvent):
-    """The task's schedule or run was cancelled.
-
-    Attributes:
-        source: what cancelled it: ``"cancel"``, ``"cancel_all"``, ``"replace"`` or
-            ``"run_now"``.
-    """
-
-    kind: ClassVar[str] = "cancelled"
-
-    source: str = attrs.field(validator=_STR)
-
-
-@attrs.frozen(kw_only=True)
-class ScheduleReplaced(MonitorEvent):
-    """An existing schedule was torn down and re-created (``ExistingTaskPolicy.REPLACE``)."""
-
-    kind: ClassVar[str] = "schedule_replaced"
-
-
-@attrs.frozen(kw_only=True)
-class Skipped(MonitorEvent):
-    """A due run was skipped because another run of the task was in progress.
-
-    Attributes:
-        reason: why, in words.
-    """
-
-    kind: ClassVar[str] = "skipped"
-
-    reason: str = attrs.field(validator=_STR)
-
-
-def _cause_repr(instance: LibraryError) -> str | None:
-    return None if instance.cause is None else repr(instance.cause)
-
-
-@attrs.frozen(kw_only=True)
-class LibraryError(MonitorEvent):
-    """Lamplighter itself failed: a plugin did not load, a task file is corrupt, a monitor
-    raised, the backend refused a retry.
-
-    Attributes:
-        message: what failed, in words.
-        cause: the exception, in the process where it was raised; neither compared nor
-            written to the journal.
-        cause_text: ``repr(cause)``; unlike ``cause`` it survives the journal, so events
-            from other processes still say what the exception was.
-        monitor: the name of the monitor whose ``on_event`` raised, when that is what this
-            error reports.
-    """
-
-    kind: ClassVar[str] = "library_error"
-
-    message: str = attrs.field(validator=_STR)
-    cause: BaseException | None = attrs.field(
-        default=None, eq=False, validator=_instance_of(BaseException, type(None))
-    )
-    cause_text: str | None = attrs.field(
-        default=attrs.Factory(_cause_repr, takes_self=True), validator=_OPT_STR
-    )
-    monitor: str | None = attrs.field(default=None, validator=_OPT_STR)
-
-
-#: Every event class, in the order of the reference list.
-EVENT_TYPES: tuple[type[MonitorEvent], ...] = (
-    Scheduled,
-    WorkStarted,
-    WorkCompleted,
-    AttemptDeferred,
-    AttemptFailed,
-    RetryScheduled,
-    Cancelled,
-    ScheduleReplaced,
-    Skipped,
-    LibraryError,
+# The other event kinds, and Snapshot, are made on first use (lamplighter._events_other):
+# a run that goes well makes only WorkStarted and WorkCompleted, and every attrs class
+# costs a process the OS starts for one run the time to write and compile its methods.
+_OTHER_NAMES = frozenset(
+    {
+        "AttemptDeferred",
+        "AttemptFailed",
+        "Cancelled",
+        "LibraryError",
+        "RetryScheduled",
+        "ScheduleReplaced",
+        "Skipped",
+        "Snapshot",
+    }
 )
-_BY_KIND: dict[str, type[MonitorEvent]] = {cls.kind: cls for cls in EVENT_TYPES}
+_BY_KIND: dict[str, type[MonitorEvent]] = {
+    cls.kind: cls for cls in (Scheduled, WorkStarted, WorkCompleted)
+}
+_all_kinds_loaded = False
+
+
+def _all_event_types() -> tuple[type[MonitorEvent], ...]:
+    """Every event class, in the order of the reference list (loading the others)."""
+    global _all_kinds_loaded
+    from lamplighter._events_other import OTHER_EVENT_TYPES
+
+    if not _all_kinds_loaded:
+        _BY_KIND.update({cls.kind: cls for cls in OTHER_EVENT_TYPES})
+        _all_kinds_loaded = True
+    return (Scheduled, WorkStarted, WorkCompleted, *OTHER_EVENT_TYPES)
+
+
+def _class_of_kind(kind: str) -> type[MonitorEvent] | None:
+    cls = _BY_KIND.get(kind)
+    if cls is None and not _all_kinds_loaded:
+        _all_event_types()
+        cls = _BY_KIND.get(kind)
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVENT_TYPES":
+        value: Any = _all_event_types()
+    elif name in _OTHER_NAMES:
+        from lamplighter import _events_other
+
+        value = getattr(_events_other, name)
+    else:
+        raise AttributeError(f"module 'lamplighter.events' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 # ------------------------------------------------------------------ dictionary form
 
@@ -371,7 +248,8 @@ def _layout(
 ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     layout = _LAYOUTS.get(cls)
     if layout is None:
-        if _BY_KIND.get(getattr(cls, "kind", "")) is not cls:
+        kind = getattr(cls, "kind", "")
+        if not isinstance(kind, str) or _class_of_kind(kind) is not cls:
             raise TypeError(f"not a lamplighter event: {shown!r}")
         own = [field for field in attrs.fields(cls) if field.name not in _BASE_FIELDS]
         layout = _LAYOUTS[cls] = (
@@ -543,8 +421,9 @@ def event_from_dict(data: Mapping[str, Any]) -> MonitorEvent:
     if not isinstance(data, Mapping):
         raise ValueError(f"an event must be a JSON object, got {type(data).__name__}")
     kind = data.get("kind")
-    cls = _BY_KIND.get(kind) if isinstance(kind, str) else None
+    cls = _class_of_kind(kind) if isinstance(kind, str) else None
     if cls is None:
+        _all_event_types()
         raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(sorted(_BY_KIND))}")
     values: dict[str, Any] = {}
     for field in attrs.fields(cls):
@@ -903,6 +782,8 @@ class AttachedMonitor:
             self._finish()
 
     def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+        from lamplighter._events_other import LibraryError
+
         if isinstance(event, LibraryError) and event.monitor is not None:
             # Reporting a failure on a monitor-failure report could feed back forever
             # (one monitor, or two failing monitors answering each other).
@@ -994,25 +875,6 @@ class _SnapshotSource(Protocol):
     def diagnostics(self) -> dict[str, Any]: ...
 
 
-def _task_tuple(tasks: Iterable[TaskInfo]) -> tuple[TaskInfo, ...]:
-    return tuple(tasks)
-
-
-@attrs.frozen(kw_only=True)
-class Snapshot:
-    """The scheduler's state at one moment.
-
-    Attributes:
-        at: when the poll began (UTC).
-        tasks: ``app.tasks()``.
-        diagnostics: ``app.diagnostics()``.
-    """
-
-    at: datetime
-    tasks: tuple[TaskInfo, ...] = attrs.field(converter=_task_tuple)
-    diagnostics: Mapping[str, Any]
-
-
 def _interval(value: timedelta | float) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
         raise TypeError(
@@ -1075,6 +937,8 @@ class SnapshotPoller:
         at = datetime.now(UTC)
         tasks = await asyncio.to_thread(self._app.tasks)
         diagnostics = await asyncio.to_thread(self._app.diagnostics)
+        from lamplighter._events_other import Snapshot
+
         return Snapshot(at=at, tasks=tasks, diagnostics=diagnostics)
 
     def close(self) -> None:

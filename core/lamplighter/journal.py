@@ -17,7 +17,6 @@ separate process shows up in ``app.events()`` and in monitors within a second.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import sys
@@ -29,6 +28,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
+from lamplighter._log import lazy_logger
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
@@ -58,7 +58,7 @@ __all__ = [
     "pump",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: The journal's file name inside the application's data directory.
 JOURNAL_NAME = "events.jsonl"

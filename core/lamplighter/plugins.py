@@ -26,7 +26,6 @@ points.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -37,6 +36,7 @@ import attrs
 import pluggy
 
 from lamplighter import hookspecs
+from lamplighter._log import lazy_logger
 from lamplighter.hookspecs import BackendInfo, CheckerInfo, TriggerTypeInfo
 from lamplighter.model import BUILTIN_TRIGGERS, CONSTRAINT_NAMES, Trigger
 
@@ -52,7 +52,7 @@ __all__ = [
     "PluginManager",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 ENTRY_POINT_GROUP = "lamplighter"
 DISABLE_ENV = "LAMPLIGHTER_DISABLE_PLUGINS"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -22,18 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from lamplighter.events import (
-    AttemptDeferred,
-    AttemptFailed,
-    LibraryError,
-    MonitorEvent,
-    RetryScheduled,
-    Skipped,
-    WorkCompleted,
-    WorkStarted,
-    from_plain,
-    made_here,
-)
+from lamplighter import events  # its rarer kinds (events.AttemptFailed …) load on first use
+from lamplighter._log import lazy_logger
+from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted, from_plain, made_here
 from lamplighter.ids import TaskId
 from lamplighter.model import (
     NO_CONSTRAINTS,
@@ -67,7 +57,7 @@ __all__ = [
     "run_coroutine_sync",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: How long a non-periodic run whose constraints are unmet waits before it is tried again.
 CONSTRAINT_RETRY_DELAY = timedelta(minutes=5)
@@ -586,7 +576,7 @@ class Runner:
         lock = self.store.run_lock(task_id)
         if not lock.try_acquire():
             reason = "a run of this task is already in progress"
-            self._emit(Skipped(task_id=task_id, reason=reason))
+            self._emit(events.Skipped(task_id=task_id, reason=reason))
             return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=reason)
         try:
             now = self._clock()
@@ -689,7 +679,7 @@ class Runner:
                 f"{_human(retry_delay)}"
             )
             self._safe_arrange(task_id, retry_at)
-        self._emit(AttemptDeferred(task_id=task_id, reason=reason))
+        self._emit(events.AttemptDeferred(task_id=task_id, reason=reason))
         return FireOutcome(
             task_id=task_id, status=ExitStatus.DEFERRED, record=record, message=reason
         )
@@ -763,13 +753,13 @@ class Runner:
         result: TaskResult
         if isinstance(outcome, _TimedOut):
             reason = f"timed out after {_human(outcome.limit)}"
-            self._emit(AttemptFailed(task_id=task_id, reason=reason, attempt=attempt))
+            self._emit(events.AttemptFailed(task_id=task_id, reason=reason, attempt=attempt))
             result = Retry(reason)
         elif isinstance(outcome, BaseException):
             where = "factory threw" if firing.factory_error is not None else "worker threw"
             reason = f"{where}: {_describe(outcome)}"
             self._emit(
-                AttemptFailed(
+                events.AttemptFailed(
                     task_id=task_id,
                     reason=reason,
                     attempt=attempt,
@@ -841,7 +831,7 @@ class Runner:
         if retry_at is not None:
             self._safe_arrange(task_id, retry_at)
             self._emit(
-                RetryScheduled(
+                events.RetryScheduled(
                     task_id=task_id, next_attempt=next_attempt, delay=retry_at - self._clock()
                 )
             )
@@ -890,12 +880,12 @@ class Runner:
     def _unknown(self, task_id: TaskId, why: str) -> FireOutcome:
         message = f"task {task_id.value!r} {why}"
         logger.error("lamplighter: %s", message)
-        self._emit(LibraryError(task_id=task_id, message=message, cause=None))
+        self._emit(events.LibraryError(task_id=task_id, message=message, cause=None))
         return FireOutcome(task_id=task_id, status=ExitStatus.UNKNOWN_TASK, message=message)
 
     def _library_error(self, task_id: TaskId, message: str, exc: BaseException) -> FireOutcome:
         logger.error("lamplighter: task %r: %s", task_id.value, message)
-        self._emit(LibraryError(task_id=task_id, message=message, cause=exc))
+        self._emit(events.LibraryError(task_id=task_id, message=message, cause=exc))
         return FireOutcome(task_id=task_id, status=ExitStatus.INTERNAL_ERROR, message=message)
 
 

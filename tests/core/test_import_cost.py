@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 FORBIDDEN = ("asyncio", "cattrs", "psutil", "importlib.metadata", "platformdirs", "pluggy")
 
@@ -41,3 +43,97 @@ def test_hookimpl_is_available_lazily() -> None:
     import lamplighter
 
     assert callable(lamplighter.hookimpl)
+
+
+# What a process the OS starts for one run must not import before the task's run() is
+# entered, with every plugin of this repository installed (the logging plugin's monitor
+# included): each of these costs that run more than the work Lamplighter does for it.
+NOT_ON_THE_RUN_PATH = (
+    "structlog",  # JSON lines are rendered without it
+    "logging",  # imported at the first log record, and a good run writes none
+    "asyncio",  # only for an async run()
+    "concurrent",
+    "socket",
+    "ssl",
+    "subprocess",
+    "cattrs",  # built-in triggers decode without a converter
+    "importlib.metadata",  # entry points are read from the dist-info directories
+    "email",
+    "zipfile",
+    "psutil",  # only when a device constraint is checked
+    "jeepney",
+    "platformdirs",  # data_dir is given here
+    "lamplighter.backend",  # only to arrange a retry or retire a one-shot schedule
+    "lamplighter.serialization",
+    "lamplighter._events_other",  # event kinds a run makes only when it does not go well
+    "lamplighter_systemd.backend",
+    "lamplighter_inprocess.backend",
+    "lamplighter_launchd.backend",
+    "lamplighter_launchd.agents",
+    "lamplighter_windows.backend",
+    "lamplighter_windows.taskxml",
+    "lamplighter_reachability.config",
+    "lamplighter_reachability.checker",
+)
+
+_RUN_APP = """
+import json, sys
+from lamplighter import Lamplighter, Success, is_scheduler_invocation
+
+class SyncTask:
+    def run(self, ctx):
+        sys.stdout.write(json.dumps(sorted(sys.modules)))
+        return Success()
+
+class AsyncTask:
+    async def run(self, ctx):
+        sys.stdout.write(json.dumps(sorted(sys.modules)))
+        return Success()
+
+app = Lamplighter(app_id="com.example.importcost", data_dir=sys.argv[1])
+app.register("sync", SyncTask)
+app.register("async", AsyncTask)
+if is_scheduler_invocation(sys.argv):
+    sys.exit(app.handle_invocation(sys.argv))
+"""
+
+
+def _modules_in_run(tmp_path: Path, task: str) -> set[str]:
+    from lamplighter import TaskRequest
+    from lamplighter.testing import VirtualScheduler
+
+    scheduler = VirtualScheduler(app_id="com.example.importcost", data_dir=tmp_path)
+    scheduler.register(task, object)
+    scheduler.start()
+    scheduler.schedule(TaskRequest.on_login(task))
+    scheduler.shutdown()
+    script = tmp_path / "app.py"
+    script.write_text(_RUN_APP)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LAMPLIGHTER_")}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "--lamplighter-run", task],
+        capture_output=True,  # standard error is a pipe, as under an OS scheduler
+        text=True,
+        timeout=60,
+        env=environ,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"event": "work_started"' in result.stderr  # the logging monitor did write
+    return set(json.loads(result.stdout))
+
+
+def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules for name in names if m == name or m.startswith(name + "."))
+
+
+def test_an_os_launched_sync_run_reaches_run_without_heavy_modules(tmp_path: Path) -> None:
+    modules = _modules_in_run(tmp_path, "sync")
+    assert "lamplighter_logging.monitor" in modules
+    assert _loaded(modules, NOT_ON_THE_RUN_PATH) == []
+
+
+def test_an_os_launched_async_run_adds_asyncio_alone(tmp_path: Path) -> None:
+    modules = _modules_in_run(tmp_path, "async")
+    allowed = ("asyncio", "concurrent", "socket", "ssl", "subprocess", "logging")
+    assert "asyncio" in modules
+    assert _loaded(modules, tuple(n for n in NOT_ON_THE_RUN_PATH if n not in allowed)) == []

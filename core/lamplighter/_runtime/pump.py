@@ -7,10 +7,11 @@ for one run has no loop: there, monitors get each event directly (:func:`deliver
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from lamplighter._log import lazy_logger
 
 if TYPE_CHECKING:
     import asyncio
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventPump", "deliver_inline"]
 
-logger = logging.getLogger("lamplighter.app")
+logger = lazy_logger("lamplighter.app")
 
 
 class EventPump:

@@ -25,7 +25,6 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import threading
@@ -38,6 +37,7 @@ from typing import Any, Self
 
 import attrs
 
+from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
@@ -59,7 +59,7 @@ __all__ = [
     "sync_directories",
 ]
 
-logger = logging.getLogger(__name__)
+logger = lazy_logger(__name__)
 
 #: Environment variable that moves every application's data directory (tests, sandboxes).
 DATA_DIR_ENV = "LAMPLIGHTER_DATA_DIR"

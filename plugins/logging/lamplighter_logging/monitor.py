@@ -1,15 +1,16 @@
 """The monitor: one structured line per Lamplighter event.
 
-structlog is imported when a :class:`LoggingMonitor` that needs it is built, never when
-this module is imported: the plugin module imports this one, and the OS starts the
-application again for every run. JSON lines to a stream, what such a run writes, are
-rendered without it.
+JSON lines (to a stream or a stdlib logger) are rendered here, byte for byte as structlog's
+``JSONRenderer`` renders them, so they never import structlog: a process the OS starts for
+one run writes its ``work_started`` line before the task's ``run()`` is entered, and
+importing structlog (which imports asyncio, ssl and socket) would cost that run more than
+the rest of its start-up. The console renderer and the ``structlog`` output import
+structlog when the monitor is built.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import sys
@@ -17,26 +18,20 @@ import threading
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from lamplighter import Failure
-from lamplighter.events import (
-    AttemptDeferred,
-    AttemptFailed,
-    Cancelled,
-    LibraryError,
-    MonitorEvent,
-    RetryScheduled,
-    Skipped,
-    WorkCompleted,
-    WorkStarted,
+from lamplighter import (
+    Failure,
+    events,  # its rarer kinds (events.AttemptFailed …) load on first use
 )
-from lamplighter_logging.options import LEVELS, LogOptions, resolve_options
+from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted
+from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, LogOptions, resolve_options
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, MutableMapping
 
 __all__ = ["LoggingMonitor", "event_fields", "event_level"]
 
-_METHODS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error"}
+_METHODS = {INFO: "info", WARNING: "warning", ERROR: "error"}
 # The keys a reader looks for first, in this order at the start of a JSON line.
 _LEAD = ("timestamp", "level", "event", "app_id", "task_id")
 
@@ -49,13 +44,16 @@ def event_level(event: MonitorEvent) -> int:
     """The ``logging`` level of ``event``'s line: ``ERROR`` for a :class:`LibraryError`,
     ``WARNING`` for a failed attempt or a run that ended in ``Failure``, ``INFO`` for the
     rest."""
-    if isinstance(event, LibraryError):
-        return logging.ERROR
-    if isinstance(event, AttemptFailed):
-        return logging.WARNING
-    if isinstance(event, WorkCompleted) and isinstance(event.result, Failure):
-        return logging.WARNING
-    return logging.INFO
+    # The kinds of every run first: the others are loaded only when one is published.
+    if isinstance(event, WorkCompleted):
+        return WARNING if isinstance(event.result, Failure) else INFO
+    if isinstance(event, WorkStarted):
+        return INFO
+    if isinstance(event, events.LibraryError):
+        return ERROR
+    if isinstance(event, events.AttemptFailed):
+        return WARNING
+    return INFO
 
 
 def event_fields(event: MonitorEvent) -> dict[str, Any]:
@@ -84,19 +82,19 @@ def event_fields(event: MonitorEvent) -> dict[str, Any]:
         unsatisfied = getattr(event.result, "unsatisfied", None)
         if unsatisfied:
             fields["unsatisfied"] = list(unsatisfied)
-    elif isinstance(event, AttemptFailed):
+    elif isinstance(event, events.AttemptFailed):
         fields["attempt"] = event.attempt
         fields["reason"] = event.reason
         if event.error_type is not None:
             fields["error_type"] = event.error_type
-    elif isinstance(event, AttemptDeferred | Skipped):
+    elif isinstance(event, events.AttemptDeferred | events.Skipped):
         fields["reason"] = event.reason
-    elif isinstance(event, RetryScheduled):
+    elif isinstance(event, events.RetryScheduled):
         fields["next_attempt"] = event.next_attempt
         fields["delay"] = event.delay.total_seconds()
-    elif isinstance(event, Cancelled):
+    elif isinstance(event, events.Cancelled):
         fields["source"] = event.source
-    elif isinstance(event, LibraryError):
+    elif isinstance(event, events.LibraryError):
         fields["message"] = event.message
         if event.cause_text is not None:
             fields["cause"] = event.cause_text
@@ -118,10 +116,11 @@ def _is_terminal(stream: object) -> bool:
 class LoggingMonitor:
     """Writes one structured line per event through a structlog logger of its own.
 
-    The logger is built with ``structlog.wrap_logger`` and explicit processors, so the
-    application's structlog configuration is neither used nor changed (except with
-    ``output="structlog"``, which asks for it to be used), and nothing is configured in
-    the standard library's ``logging``.
+    Console lines go through a logger built with ``structlog.wrap_logger`` and explicit
+    processors; JSON lines are rendered by the monitor itself, the same bytes that
+    structlog's ``JSONRenderer`` writes. The application's structlog configuration is
+    neither used nor changed (except with ``output="structlog"``, which asks for it to be
+    used), and nothing is configured in the standard library's ``logging``.
 
     Args:
         app: the application (a :class:`~lamplighter.Lamplighter`): its ``app_id`` and
@@ -199,27 +198,28 @@ def _always(_level: int) -> bool:
 
 def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
     """The bound logger the lines go through (None when there is nowhere to write) and the
-    check of whether a level would be written at all.
-
-    JSON lines to a stream (what a process the OS started writes) need no structlog: they
-    are rendered here, exactly as structlog's ``JSONRenderer`` after the same processors
-    would, and structlog is imported only for the other outputs."""
+    check of whether a level would be written at all."""
     output = options.output
-    if output in ("structlog", "stdlib"):
+    if output == "structlog":
         import structlog
 
-        if output == "structlog":
-            # Asked for: the application's structlog configuration renders and routes.
-            return structlog.get_logger(options.logger_name), _always
+        # Asked for: the application's structlog configuration renders and routes.
+        return structlog.get_logger(options.logger_name), _always
+    if output == "stdlib":
+        import logging
+
         stdlib_logger = logging.getLogger(options.logger_name)
-        console = options.format == "console"
-        renderer = _renderer(structlog, console=console, colors=False)
-        logger = structlog.wrap_logger(
-            stdlib_logger,
-            processors=[_lead_keys_first, renderer],
-            wrapper_class=structlog.BoundLogger,
-            context_class=dict,
-        ).bind()
+        if options.format == "console":
+            import structlog
+
+            logger = structlog.wrap_logger(
+                stdlib_logger,
+                processors=[_lead_keys_first, _renderer(structlog, console=True, colors=False)],
+                wrapper_class=structlog.BoundLogger,
+                context_class=dict,
+            ).bind()
+        else:
+            logger = _JsonLines(_to_stdlib(stdlib_logger), add_level=False)
         return logger, stdlib_logger.isEnabledFor
     stream: object = getattr(sys, output) if isinstance(output, str) else output
     if stream is None:
@@ -227,7 +227,7 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
     terminal = _is_terminal(stream)
     console = options.format == "console" or (options.format == "auto" and terminal)
     if not console:
-        return _JsonLines(stream), _always
+        return _JsonLines(_to_stream(stream), add_level=True), _always
     import structlog
 
     logger = structlog.wrap_logger(
@@ -235,56 +235,12 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
         processors=[
             structlog.processors.add_log_level,
             _lead_keys_first,
-            _renderer(structlog, console=console, colors=terminal),
+            _renderer(structlog, console=True, colors=terminal),
         ],
         wrapper_class=structlog.BoundLogger,
         context_class=dict,
     ).bind()
     return logger, _always
-
-
-def _json(value: Any) -> str:
-    kind = type(value)
-    if kind is str:
-        return _json_string(value)
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    return json.dumps(value, default=repr)
-
-
-class _JsonLines:
-    """A logger writing one JSON object per line to a text stream, as structlog's
-    ``PrintLogger`` behind ``add_log_level``, :func:`_lead_keys_first` and
-    ``JSONRenderer`` writes it."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
-        fields["event"] = event
-        fields["level"] = level
-        ordered = _lead_keys_first(None, level, fields)
-        # json.dumps with its default separators, written out: a line per event is on
-        # the path of every run an application logs.
-        line = "{" + ", ".join(_json_string(k) + ": " + _json(v) for k, v in ordered.items()) + "}"
-        with self._lock:
-            print(line, file=self._stream, flush=True)
-
-    def info(self, event: str, **fields: Any) -> None:
-        self._write("info", event, fields)
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self._write("warning", event, fields)
-
-    def error(self, event: str, **fields: Any) -> None:
-        self._write("error", event, fields)
 
 
 def _lead_keys_first(
@@ -299,3 +255,81 @@ def _renderer(structlog: Any, *, console: bool, colors: bool) -> Any:
     if console:
         return structlog.dev.ConsoleRenderer(colors=colors)
     return structlog.processors.JSONRenderer()
+
+
+# One lock per stream, so that lines written from several threads never interleave.
+_STREAM_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _to_stream(stream: Any) -> Callable[[str, str], None]:
+    with _LOCKS_LOCK:
+        lock = _STREAM_LOCKS.setdefault(id(stream), threading.Lock())
+
+    def write(_method: str, line: str) -> None:
+        with lock:
+            print(line, file=stream, flush=True)
+
+    return write
+
+
+def _to_stdlib(logger: logging.Logger) -> Callable[[str, str], None]:
+    def write(method: str, line: str) -> None:
+        getattr(logger, method)(line)
+
+    return write
+
+
+def _json_fallback(value: object) -> object:
+    """What structlog's ``JSONRenderer`` writes for a value JSON does not know."""
+    method = getattr(value, "__structlog__", None)
+    return method() if callable(method) else repr(value)
+
+
+def _json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, default=_json_fallback)
+
+
+class _JsonLines:
+    """The JSON lines of ``structlog.wrap_logger(target, processors=[add_log_level (with
+    add_level), _lead_keys_first, JSONRenderer()], wrapper_class=BoundLogger)``, written
+    without structlog: keys in the same order, the same separators and fallback."""
+
+    __slots__ = ("_add_level", "_write")
+
+    def __init__(self, write: Callable[[str, str], None], *, add_level: bool) -> None:
+        self._write = write
+        self._add_level = add_level
+
+    def _line(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        event_dict: dict[str, Any] = dict(fields)
+        event_dict["event"] = event
+        if self._add_level:
+            event_dict["level"] = method
+        ordered = _lead_keys_first(None, method, event_dict)
+        # json.dumps(ordered) with its default separators, written out: a line per event
+        # is on the path of every run an application logs.
+        self._write(
+            method,
+            "{" + ", ".join(_json_string(k) + ": " + _json(v) for k, v in ordered.items()) + "}",
+        )
+
+    def info(self, event: str, **fields: Any) -> None:
+        self._line("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self._line("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        self._line("error", event, fields)

@@ -5,7 +5,6 @@ Nothing here imports structlog, so the plugin module can import this at no cost.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -31,12 +30,11 @@ __all__ = [
 FORMATS = ("auto", "json", "console")
 #: Where lines go, by name; an object with a ``write`` method is accepted too.
 OUTPUTS = ("stderr", "stdout", "stdlib", "structlog")
-#: The minimum level of the lines written, by name.
-LEVELS: Mapping[str, int] = {
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+# The standard library's level numbers (logging.INFO, WARNING, ERROR), written out so that
+# a run that writes JSON lines to a stream never imports logging.
+INFO, WARNING, ERROR = 20, 30, 40
+#: The minimum level of the lines written, by name (``logging`` level numbers).
+LEVELS: Mapping[str, int] = {"info": INFO, "warning": WARNING, "error": ERROR}
 #: The stdlib or structlog logger name used by the ``stdlib`` and ``structlog`` outputs.
 DEFAULT_LOGGER = "lamplighter_logging"
 

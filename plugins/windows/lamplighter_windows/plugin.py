@@ -1,5 +1,58 @@
-"""Entry point of ``lamplighter-windows`` (group ``lamplighter``).
+"""Entry point of ``lamplighter-windows`` (group ``lamplighter``): the Windows backend.
 
-This distribution does not contribute any hook implementation yet, so Lamplighter loads it
-and finds nothing to offer; it never claims a backend, checker or trigger it cannot honour.
+Kept light: the backend, the task XML mapping and pywin32 are imported only when an
+application selects this backend.
 """
+
+from __future__ import annotations
+
+import sys
+
+from lamplighter import hookimpl
+from lamplighter.hookspecs import BackendInfo, Capabilities
+from lamplighter.model import PERIODIC_FLOOR
+
+# Defined here, not in the backend module, so that listing plugins does not import it.
+CAPABILITIES = Capabilities(
+    survives_process_death=True,
+    survives_reboot=True,
+    triggers=frozenset(
+        {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "device_idle"}
+    ),
+    exact_next_run=True,
+    min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
+)
+
+
+def _load() -> type:
+    from lamplighter_windows.backend import WindowsBackend
+
+    return WindowsBackend
+
+
+def is_available() -> str | None:
+    """Why the Windows backend cannot work here, or None when it can (cheap: no COM call)."""
+    if sys.platform != "win32":
+        return "Windows Task Scheduler runs on Windows only"
+    import importlib.util
+
+    if importlib.util.find_spec("win32com") is None:
+        return "pywin32 is not installed (pip install pywin32)"
+    return None
+
+
+@hookimpl
+def lamplighter_backends() -> list[BackendInfo]:
+    """The Windows backend: Task Scheduler tasks that run tasks even while the application
+    is closed."""
+    return [
+        BackendInfo(
+            name="windows",
+            load=_load,
+            capabilities=CAPABILITIES,
+            platforms=frozenset({"win32"}),
+            priority=100,
+            is_available=is_available,
+            description="Windows Task Scheduler 2.0 tasks (runs while the application is closed)",
+        )
+    ]

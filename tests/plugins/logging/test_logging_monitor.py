@@ -32,7 +32,7 @@ from lamplighter.events import (
     WorkCompleted,
     WorkStarted,
 )
-from lamplighter_logging import LoggingMonitor, configure
+from lamplighter_logging import LoggingMonitor, configure, event_fields
 from lamplighter_logging.options import configured
 
 APP_ID = "com.example.logging"
@@ -149,31 +149,86 @@ def test_each_event_is_one_json_line_with_its_fields(
     assert list(line)[:5] == ["timestamp", "level", "event", "app_id", "task_id"]
 
 
-@pytest.mark.parametrize(
-    ("event", "fields", "level"), CASES, ids=[f"{e.kind}-{lvl}" for e, _, lvl in CASES]
-)
-def test_json_lines_are_those_structlog_renders(
-    app: Lamplighter, event: MonitorEvent, fields: dict[str, Any], level: str
-) -> None:
+def _structlog_json(target: Any, *, add_level: bool) -> Any:
+    """The structlog chain JSON lines were rendered with before the monitor rendered them
+    itself: the monitor's lines must stay byte for byte what this writes."""
     from lamplighter_logging.monitor import _lead_keys_first
 
-    ours = io.StringIO()
-    LoggingMonitor(app, output=ours, format="json").on_event(event)
-    theirs = io.StringIO()
-    reference = structlog.wrap_logger(
-        structlog.PrintLogger(theirs),
-        processors=[
-            structlog.processors.add_log_level,
-            _lead_keys_first,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.BoundLogger,
-        context_class=dict,
+    processors: list[Any] = [structlog.processors.add_log_level] if add_level else []
+    processors += [_lead_keys_first, structlog.processors.JSONRenderer()]
+    return structlog.wrap_logger(
+        target, processors=processors, wrapper_class=structlog.BoundLogger, context_class=dict
     ).bind()
-    monitor = LoggingMonitor(app, output=io.StringIO(), format="json")
-    monitor._logger = reference
-    monitor.on_event(event)
-    assert ours.getvalue() == theirs.getvalue()  # the same text, byte for byte
+
+
+@pytest.mark.parametrize(
+    ("event", "level"), [(e, lvl) for e, _, lvl in CASES], ids=[e.kind for e, _, _ in CASES]
+)
+def test_json_lines_are_what_structlog_renders(
+    app: Lamplighter, event: MonitorEvent, level: str
+) -> None:
+    ours = io.StringIO()
+    LoggingMonitor(app, output=ours).on_event(event)
+    theirs = io.StringIO()
+    fields = event_fields(event)
+    kind = fields.pop("event")
+    getattr(_structlog_json(structlog.PrintLogger(theirs), add_level=True), level)(
+        kind, app_id=APP_ID, launched_by_os=False, relayed=False, **fields
+    )
+    assert ours.getvalue() == theirs.getvalue()
+    assert ours.getvalue().count("\n") == 1
+
+
+def test_stdlib_json_lines_are_what_structlog_renders(app: Lamplighter) -> None:
+    messages: dict[str, list[tuple[int, str]]] = {"ours": [], "theirs": []}
+
+    class Collect(logging.Handler):
+        def __init__(self, into: list[tuple[int, str]]) -> None:
+            super().__init__()
+            self.into = into
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.into.append((record.levelno, record.getMessage()))
+
+    loggers = {name: logging.getLogger(f"lamplighter.test.{name}") for name in messages}
+    handlers = {name: Collect(messages[name]) for name in messages}
+    for name, target in loggers.items():
+        target.addHandler(handlers[name])
+        target.setLevel(logging.INFO)
+    try:
+        monitor = LoggingMonitor(app, output="stdlib", logger_name="lamplighter.test.ours")
+        reference = _structlog_json(loggers["theirs"], add_level=False)
+        for event, _, level in CASES:
+            monitor.on_event(event)
+            fields = event_fields(event)
+            kind = fields.pop("event")
+            getattr(reference, level)(
+                kind, app_id=APP_ID, launched_by_os=False, relayed=False, **fields
+            )
+    finally:
+        for name, target in loggers.items():
+            target.removeHandler(handlers[name])
+            target.setLevel(logging.NOTSET)
+    assert len(messages["ours"]) == len(CASES)
+    assert messages["ours"] == messages["theirs"]
+
+
+def test_a_value_json_does_not_know_is_written_as_structlog_writes_it(app: Lamplighter) -> None:
+    from lamplighter_logging.monitor import _JsonLines, _lead_keys_first
+
+    class Custom:
+        def __structlog__(self) -> str:
+            return "custom"
+
+    lines: list[str] = []
+    _JsonLines(lambda _method, line: lines.append(line), add_level=True).info(
+        "e", plain=Path("/x"), custom=Custom()
+    )
+    event_dict = {"plain": Path("/x"), "custom": Custom(), "event": "e", "level": "info"}
+    theirs = structlog.processors.JSONRenderer()(
+        None, "info", _lead_keys_first(None, "info", event_dict)
+    )
+    assert lines == [theirs]
 
 
 def test_launched_by_os_follows_the_application(app: Lamplighter) -> None:

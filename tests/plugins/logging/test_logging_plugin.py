@@ -66,20 +66,33 @@ def test_disable_plugins_leaves_it_out(tmp_path: Path) -> None:
     assert _logging_monitors(app) == []
 
 
-def test_the_plugin_module_does_not_import_structlog(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from lamplighter import Lamplighter\n"
-        "from lamplighter.plugins import PluginManager\n"
-        "pm = PluginManager()\n"
-        "pm.load()\n"
-        "print('logging' in pm.plugins, 'structlog' in sys.modules)\n"
-        "app = Lamplighter(app_id='com.example.logging', data_dir=sys.argv[1])\n"
-        "pm.monitors(app)\n"
-        "print('structlog' in sys.modules)\n"
-    )
-    # loaded and light; JSON lines to a stream (stderr is a pipe here) need no structlog
-    assert _python(code, tmp_path) == ["True", "False", "False"]
+_WRITE_A_LINE = (
+    "import sys\n"
+    "from lamplighter import Lamplighter\n"
+    "from lamplighter.events import WorkStarted\n"
+    "from lamplighter.plugins import PluginManager\n"
+    "pm = PluginManager()\n"
+    "pm.load()\n"
+    "print('logging' in pm.plugins, 'structlog' in sys.modules)\n"
+    "app = Lamplighter(app_id='com.example.logging', data_dir=sys.argv[1])\n"
+    "[monitor] = [m for m in pm.monitors(app) if m.name == 'logging']\n"
+    "monitor.on_event(WorkStarted(task_id='sync', attempt=1))\n"
+    "print('structlog' in sys.modules)\n"
+)
+
+
+def test_json_lines_never_import_structlog(tmp_path: Path) -> None:
+    # standard error is a pipe here, as under the OS scheduler: JSON lines, and structlog
+    # (which imports asyncio, ssl and socket) is not needed to write them
+    assert _python(_WRITE_A_LINE, tmp_path) == ["True", "False", "False"]
+
+
+def test_console_lines_import_structlog_with_the_monitor(tmp_path: Path) -> None:
+    assert _python(_WRITE_A_LINE, tmp_path, LAMPLIGHTER_LOG_FORMAT="console") == [
+        "True",
+        "False",
+        "True",
+    ]
 
 
 def test_the_environment_variable_keeps_the_module_from_being_imported(tmp_path: Path) -> None:
