@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lamplighter.calendar import CalendarExpr
+from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTranslationError
 from lamplighter.ids import TaskId
-from lamplighter.invocation import is_scheduler_invocation
+from lamplighter.invocation import InvocationError, is_scheduler_invocation
 from lamplighter.model import (
     BatteryLow,
     BatteryOkay,
@@ -47,16 +47,20 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
+    from lamplighter.backend import BackendUnavailable, UnsupportedRequest
     from lamplighter.hookspecs import hookimpl
-    from lamplighter.plugins import PluginManager
+    from lamplighter.plugins import PluginConflictError, PluginManager
     from lamplighter.runner import ExitStatus
     from lamplighter.store.records import ExecutionRecord
 
 __all__ = [
+    "BackendUnavailable",
     "BatteryLow",
     "BatteryOkay",
     "Calendar",
     "CalendarExpr",
+    "CalendarSyntaxError",
+    "CalendarTranslationError",
     "Constraints",
     "ConstraintsNotMet",
     "DeviceIdle",
@@ -67,6 +71,7 @@ __all__ = [
     "ExponentialBackoff",
     "Failure",
     "FixedDelay",
+    "InvocationError",
     "Lamplighter",
     "LinearBackoff",
     "NetworkType",
@@ -74,6 +79,7 @@ __all__ = [
     "OneTime",
     "PathChanged",
     "Periodic",
+    "PluginConflictError",
     "PluginManager",
     "Retry",
     "RetryPolicy",
@@ -87,6 +93,7 @@ __all__ = [
     "TaskResult",
     "TaskState",
     "Trigger",
+    "UnsupportedRequest",
     "Windowed",
     "hookimpl",
     "is_scheduler_invocation",
@@ -98,6 +105,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "hookimpl": "lamplighter.hookspecs",
     "PluginManager": "lamplighter.plugins",
+    "PluginConflictError": "lamplighter.plugins",
+    "BackendUnavailable": "lamplighter.backend",
+    "UnsupportedRequest": "lamplighter.backend",
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",

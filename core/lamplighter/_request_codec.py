@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from lamplighter._scalars import seconds_out
+from lamplighter._scalars import seconds_in, seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
     BUILTIN_TRIGGERS,
@@ -36,9 +36,7 @@ class _Unsupported(Exception):
 
 
 def _seconds(value: object) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Unsupported
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")  # its errors send the request to the converter
 
 
 def _optional_seconds(value: object) -> timedelta | None:
@@ -172,7 +170,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
             input=data["input"],
             timeout=timeout,
         )
-    except (_Unsupported, ValueError, TypeError):
+    except (_Unsupported, ValueError, TypeError, OverflowError, RecursionError):
         return None
 
 

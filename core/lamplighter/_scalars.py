@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-__all__ = ["require_aware", "seconds_out"]
+__all__ = ["require_aware", "seconds_in", "seconds_out", "wait_seconds"]
+
+# The largest number of seconds a timedelta holds (999,999,999 days).
+_MAX_SECONDS = 86_400 * 999_999_999
 
 
 def require_aware(value: datetime, field: str) -> datetime:
@@ -29,3 +32,30 @@ def seconds_out(value: timedelta) -> int | float:
     if value.microseconds == 0:
         return value.days * 86400 + value.seconds
     return value.total_seconds()
+
+
+def seconds_in(value: object, field: str) -> timedelta:
+    """A stored duration (seconds, a finite number) as a timedelta; ``TypeError`` for a
+    value that is not a number, ``ValueError`` for one no timedelta can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{field}: a duration in seconds (a number) is required, got {value!r}")
+    if not -_MAX_SECONDS <= value <= _MAX_SECONDS:  # also false for NaN
+        raise ValueError(f"{field} {value!r} seconds is out of range")
+    return timedelta(seconds=value)
+
+
+def wait_seconds(value: object, field: str = "timeout") -> float | None:
+    """A time to wait, in seconds, as the threading and asyncio waits take it: None (or
+    infinity, or more than they can wait) for no limit; ``TypeError`` for a non-number,
+    ``ValueError`` for NaN or a negative number."""
+    import threading
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{field} must be None or a number of seconds, got {value!r}")
+    if value != value or value < 0:
+        raise ValueError(
+            f"{field} must be None or a number of seconds of at least 0, got {value!r}"
+        )
+    return None if value >= threading.TIMEOUT_MAX else float(value)

@@ -17,17 +17,19 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
+from lamplighter._schema import StoredDataError
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
@@ -52,7 +54,7 @@ from lamplighter.model import (
     TaskState,
 )
 from lamplighter.runner import ExitStatus, FireOutcome, Runner, _utcnow
-from lamplighter.store import MemoryEntry, MemoryTaskStore, TaskStore
+from lamplighter.store import BrokenTask, MemoryEntry, MemoryTaskStore, TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
 
     import cattrs
 
-    from lamplighter._runtime.pump import EventPump
+    from lamplighter._runtime.pump import EventPump, InlineMonitors
     from lamplighter._runtime.run_now import InstantRuns
     from lamplighter.backend import Backend
     from lamplighter.constraints import ConstraintEvaluator
@@ -81,6 +83,17 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 TaskFactory = Callable[[], Task]
+
+
+def _names(value: object, field: str) -> list[str]:
+    """A list of names given as any iterable of str, but not as one str."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{field} must be a list of names (e.g. ['logging']), got {value!r}")
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"{field} must hold names (str), got {name!r}")
+    return names
 
 
 class Lamplighter:
@@ -116,9 +129,24 @@ class Lamplighter:
         if not isinstance(backend, str) or not backend:
             raise ValueError(f"backend must be 'auto' or a backend name, got {backend!r}")
         self._backend_name = backend
+        if isinstance(plugins, str | bytes):
+            raise TypeError(f"plugins must be a list of plugin objects or modules, got {plugins!r}")
         self._explicit_plugins = None if plugins is None else list(plugins)
-        self._disable = list(disable_plugins)
+        self._disable = _names(disable_plugins, "disable_plugins")
+        if backend_options is not None and not isinstance(backend_options, Mapping):
+            raise TypeError(
+                "backend_options must be a mapping of option names to values, got "
+                f"{type(backend_options).__name__} {backend_options!r}"
+            )
         self._backend_options = dict(backend_options or {})
+        for key in self._backend_options:
+            if not isinstance(key, str):
+                raise TypeError(f"backend_options keys must be option names (str), got {key!r}")
+        if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
+            raise TypeError(
+                f"data_dir must be a path (str or os.PathLike), got {type(data_dir).__name__} "
+                f"{data_dir!r}"
+            )
         self.store = TaskStore.for_app(self.app_id, data_dir)
         self.data_dir: Path = self.store.root
         self._launch = None if launch_command is None else LaunchCommand.of(launch_command)
@@ -146,7 +174,7 @@ class Lamplighter:
         #: True in a process the OS scheduler started to run one task (handle_invocation).
         self.launched_by_os = False
         # Events emitted in an OS-launched process go to monitors directly (no loop there).
-        self._inline_monitors: list[Any] | None = None
+        self._inline_monitors: InlineMonitors | None = None
 
     # ============================================================== registration, lifecycle
 
@@ -221,6 +249,9 @@ class Lamplighter:
     def shutdown(self, timeout: float | None = 10.0) -> None:
         """Stop the backend (waiting at most ``timeout`` seconds for running work), detach
         monitors, stop the event loop thread. Schedules of OS backends stay installed."""
+        from lamplighter._scalars import wait_seconds
+
+        timeout = wait_seconds(timeout)
         with self._lock:
             if self._closed:
                 return
@@ -391,9 +422,7 @@ class Lamplighter:
         if journal is not None:
             journal.append(event)
         if self._inline_monitors:
-            from lamplighter._runtime.pump import deliver_inline
-
-            deliver_inline(self._inline_monitors, event)
+            self._inline_monitors.deliver(event)
 
     def _emit_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
@@ -413,9 +442,7 @@ class Lamplighter:
         if journal is not None:
             journal.append_fields(cls, task_id.value, at, values)
         if self._inline_monitors:
-            from lamplighter._runtime.pump import deliver_inline
-
-            deliver_inline(self._inline_monitors, event)
+            self._inline_monitors.deliver(event)
 
     def _quiet(self) -> bool:
         """Whether an event published now would reach nobody but the journal."""
@@ -528,6 +555,10 @@ class Lamplighter:
         systemd). Every request is checked before anything is changed; if the backend
         fails, the task files are restored as they were."""
         self._require_started("schedule()")
+        if isinstance(requests, TaskRequest) or not isinstance(requests, Iterable):
+            raise TypeError(
+                f"schedule_many() takes a list of TaskRequest objects, got {requests!r}"
+            )
         requests = list(requests)
         for request in requests:
             if not isinstance(request, TaskRequest):
@@ -544,6 +575,13 @@ class Lamplighter:
         return self._schedule(requests)
 
     def _schedule(self, requests: list[TaskRequest]) -> list[bool]:
+        unknown = sorted({r.task_id.value for r in requests if r.task_id not in self._factories})
+        if unknown:
+            registered = ", ".join(sorted(t.value for t in self._factories)) or "none"
+            raise ValueError(
+                f"task ids {unknown} are not registered, so no run of theirs could start; "
+                f"register(task_id, factory) them before start(). Registered: {registered}"
+            )
         with self._lock:
             backend = self._ensure_backend()
             for request in requests:
@@ -635,23 +673,61 @@ class Lamplighter:
         return raw is not None and raw.get("state", {}).get("status") == "scheduled"
 
     def task_info(self, task_id: TaskId | str) -> TaskInfo | None:
-        """A snapshot of one task, or None if it does not exist."""
+        """A snapshot of one task, or None if it does not exist. A task whose file cannot
+        be used is returned ``INACTIVE`` with ``problem`` saying why."""
         tid = TaskId.of(task_id)
-        raw = self.store.load_quiet(tid)
+        try:
+            raw = self.store.load(tid)
+        except StoredDataError as exc:
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
         if raw is None:
-            return None
+            moved = self.store.moved_aside(tid)
+            if moved is None:
+                return None
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
+        problem = self._request_problem(tid, raw)
+        if problem is not None:
+            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
         return self._info(tid, TaskDocument.from_dict(raw))
 
+    def _request_problem(self, tid: TaskId, raw: Mapping[str, Any]) -> str | None:
+        """Why the stored request of a readable task file does not decode, or None."""
+        try:
+            self.runner.decoded(tid, raw["request"])
+        except (TypeError, ValueError) as exc:
+            return f"task file {self.store.task_path(tid)}: {exc}"
+        return None
+
+    def _scan(self) -> tuple[dict[TaskId, dict[str, Any]], list[BrokenTask]]:
+        """Every usable task document, and every broken task: files that cannot be read
+        (moved aside or left in place) and requests that do not decode (left in place: a
+        missing plugin, say, can be installed)."""
+        scan = self.store.load_all()
+        documents = dict(scan.documents)
+        broken = list(scan.broken)
+        if not self.store.keeps_objects:
+            for tid, raw in scan.documents.items():
+                problem = self._request_problem(tid, raw)
+                if problem is not None:
+                    del documents[tid]
+                    broken.append(
+                        BrokenTask(
+                            task_id=tid.value, path=self.store.task_path(tid), reason=problem
+                        )
+                    )
+        return documents, broken
+
     def tasks(self) -> list[TaskInfo]:
-        """Snapshots of every task, sorted by id. Broken task files are listed in
-        ``diagnostics()``.
+        """Snapshots of every task, sorted by id. A task whose file cannot be used is
+        listed ``INACTIVE`` with ``problem`` saying why (and in ``diagnostics()``); it never
+        hides the others.
 
         The backend is asked once for all tasks: an OS backend may then give next runs as
         its scheduler computes them from the schedule, where ``task_info()`` asks the
         scheduler itself.
         """
-        scan = self.store.load_all()
-        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in scan.documents.items()}
+        raws, broken = self._scan()
+        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in raws.items()}
         backend = self._backend
         next_runs: dict[TaskId, datetime | None] = {}
         running: set[TaskId] | None = None
@@ -660,20 +736,21 @@ class Lamplighter:
             for tid, doc in documents.items():
                 if doc.state.get("status") != "scheduled":
                     continue
-                try:
-                    request = self.runner.decoded(tid, scan.documents[tid]["request"])
-                    scheduled[tid] = (request, doc.state)
-                except (KeyError, TypeError, ValueError) as exc:
-                    logger.warning("lamplighter: cannot read task %s: %s", tid.value, exc)
+                scheduled[tid] = (self.runner.decoded(tid, raws[tid]["request"]), doc.state)
             try:
                 next_runs = backend.next_runs(scheduled)
                 running = backend.running_tasks()
             except Exception as exc:
                 logger.warning("lamplighter: the backend could not list next runs: %s", exc)
-        return [
-            self._info(tid, doc, next_run=next_runs.get(tid), running=running)
-            for tid, doc in sorted(documents.items())
-        ]
+        infos = {
+            tid: self._info(tid, doc, next_run=next_runs.get(tid), running=running)
+            for tid, doc in documents.items()
+        }
+        for b in broken:
+            tid = TaskId.of(b.task_id)
+            if tid not in infos:  # a task scheduled anew beside its moved-aside file is fine
+                infos[tid] = TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=b.reason)
+        return [infos[tid] for tid in sorted(infos, key=lambda t: t.value)]
 
     _ASK = object()
 
@@ -743,8 +820,9 @@ class Lamplighter:
         return records
 
     def diagnostics(self) -> dict[str, Any]:
-        """A JSON-able health report: backend, plugins, broken task files, event stream."""
-        scan = self.store.load_all()
+        """A JSON-able health report: backend, plugins, broken task files, history lines
+        that do not decode, event stream."""
+        documents, broken = self._scan()
         backend = self._backend
         info = self._backend_info
         return {
@@ -761,7 +839,12 @@ class Lamplighter:
                 "details": backend.diagnostics() if backend is not None else {},
             },
             "plugins": self.plugins.report(),
-            "tasks": len(scan.documents),
+            "tasks": len(documents),
+            "broken_history": [
+                {"task_id": tid.value, "problems": problems}
+                for tid in sorted(documents, key=lambda t: t.value)
+                if (problems := self.store.history_problems(tid))
+            ],
             "broken_tasks": [
                 {
                     "task_id": b.task_id,
@@ -769,21 +852,35 @@ class Lamplighter:
                     "reason": b.reason,
                     "moved_to": None if b.moved_to is None else str(b.moved_to),
                 }
-                for b in scan.broken
+                for b in broken
             ],
             "events": self._bus.stats(),
         }
 
     # ============================================================== run_now
 
+    @overload
     async def run_now(
         self,
         task_id: TaskId | str,
         fn: Callable[P, Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> R:
+    ) -> R: ...
+
+    @overload
+    async def run_now(
+        self, task_id: TaskId | str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> R: ...
+
+    async def run_now(
+        self, task_id: TaskId | str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """Run ``fn(*args, **kwargs)`` now on the caller's loop and return its value.
+
+        ``fn`` is an ``async`` function (awaited on the loop) or a plain callable: that one
+        runs in a worker thread, so it never blocks the loop, and cancelling the caller
+        cannot stop it midway (its result is then dropped).
 
         No constraints, no retries, no registration. The last call wins per task id: it
         cancels an earlier ``run_now`` of the same id still in flight (that caller gets
@@ -813,24 +910,52 @@ class Lamplighter:
         elif self._backend is not None:
             self._backend.cancel_running(tid)
 
+    @overload
     def submit_now(
         self,
         task_id: TaskId | str,
         fn: Callable[P, Awaitable[R]],
         *args: P.args,
         **kwargs: P.kwargs,
-    ) -> concurrent.futures.Future[R]:
+    ) -> concurrent.futures.Future[R]: ...
+
+    @overload
+    def submit_now(
+        self, task_id: TaskId | str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[R]: ...
+
+    def submit_now(
+        self, task_id: TaskId | str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
         """``run_now`` for synchronous callers: runs on Lamplighter's loop and returns a
         ``concurrent.futures.Future``; ``future.cancel()`` cancels the work."""
         return (self._instant or self._instant_runs()).submit(task_id, fn, *args, **kwargs)
 
+    @overload
     def run_now_blocking(
         self,
         task_id: TaskId | str,
         fn: Callable[[Unpack[Ts]], Awaitable[R]],
         *args: *Ts,
         timeout: float | None = None,
-    ) -> R:
+    ) -> R: ...
+
+    @overload
+    def run_now_blocking(
+        self,
+        task_id: TaskId | str,
+        fn: Callable[[Unpack[Ts]], R],
+        *args: *Ts,
+        timeout: float | None = None,
+    ) -> R: ...
+
+    def run_now_blocking(  # type: ignore[misc]  # mypy cannot match *Ts overloads
+        self,
+        task_id: TaskId | str,
+        fn: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+    ) -> Any:
         """``run_now`` for synchronous callers: blocks until the value is ready. Raises
         ``TimeoutError`` after ``timeout`` seconds (and cancels the work), and
         ``concurrent.futures.CancelledError`` when a later call with the same id won."""
@@ -861,7 +986,9 @@ class Lamplighter:
             self._started = True  # seal the registry for this process as well
         self._journal_open()
         try:
-            self._inline_monitors = list(self.plugins.monitors(self))
+            from lamplighter._runtime.pump import InlineMonitors
+
+            self._inline_monitors = InlineMonitors(self.plugins.monitors(self))
         except Exception as exc:
             logger.error("lamplighter: cannot load plugins: %s", exc)
             return int(ExitStatus.INTERNAL_ERROR)
@@ -873,8 +1000,14 @@ class Lamplighter:
             retry=invocation.retry,
             if_due=invocation.if_due,
         )
-        if outcome.status is ExitStatus.UNKNOWN_TASK:
-            print(f"lamplighter: {outcome.message}", file=sys.stderr)
+        # The run lock is released by now: monitors finishing this run's events (bounded)
+        # never keep the next run of the task waiting.
+        if self._inline_monitors:
+            from lamplighter.events import INLINE_MONITOR_TIMEOUT
+
+            self._inline_monitors.drain(INLINE_MONITOR_TIMEOUT)
+        # The runner has logged the outcome's message once (Python's last-resort handler
+        # prints it on stderr when the application configured no logging): not again here.
         return int(outcome.status)
 
     # ============================================================== ephemeral state

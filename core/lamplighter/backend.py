@@ -177,6 +177,22 @@ class Backend(abc.ABC):
     capabilities: ClassVar[Capabilities]
 
     def __init__(self, host: BackendHost, **options: Any) -> None:
+        """``options`` are the ``backend_options`` no keyword parameter of the subclass
+        took; any left over is a mistake (a misspelled name, say) and raises ``TypeError``
+        naming the options the backend accepts."""
+        if options:
+            import inspect
+
+            accepted = sorted(
+                name
+                for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+            )
+            raise TypeError(
+                f"backend_options: unknown option{'s' if len(options) > 1 else ''} "
+                f"{', '.join(sorted(map(repr, options)))} for the {self.name} backend; it "
+                f"accepts: {', '.join(accepted) or 'none'}"
+            )
         self.host = host
         self.options = options
 

@@ -39,6 +39,7 @@ from lamplighter._event_base import (
     _instance_of,
 )
 from lamplighter._log import lazy_logger
+from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import Success, TaskInfo, TaskResult, result_from_dict, result_to_dict
 
@@ -60,10 +61,15 @@ if TYPE_CHECKING:
     import concurrent.futures
     from collections.abc import Callable
 
+    # Told what a monitor call returned, or the exception it raised (any BaseException).
+    CallDone = Callable[[Any, BaseException | None], None]
+
 __all__ = [
     "DEFAULT_CAPACITY",
     "EVENT_TYPES",
+    "INLINE_MONITOR_TIMEOUT",
     "MIN_POLL_INTERVAL",
+    "MONITOR_STALL_TIMEOUT",
     "AttachedMonitor",
     "AttemptDeferred",
     "AttemptFailed",
@@ -72,6 +78,7 @@ __all__ = [
     "LibraryError",
     "Monitor",
     "MonitorEvent",
+    "MonitorWorker",
     "RetryScheduled",
     "ScheduleReplaced",
     "Scheduled",
@@ -93,6 +100,14 @@ DEFAULT_CAPACITY = 64
 
 #: The shortest interval :class:`SnapshotPoller` accepts.
 MIN_POLL_INTERVAL = timedelta(milliseconds=250)
+
+#: Seconds one ``on_event`` call may take before it is reported, once, as a
+#: :class:`LibraryError` (delivery to that monitor waits on; the others never do).
+MONITOR_STALL_TIMEOUT = 30.0
+
+#: Seconds a process the OS launched for one run waits, after its run lock is released,
+#: for monitors to finish that run's events before it exits anyway.
+INLINE_MONITOR_TIMEOUT = 5.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +400,7 @@ def _optional_datetime(value: object) -> datetime | None:
 def _seconds(value: object) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number of seconds, got {type(value).__name__}")
-    return timedelta(seconds=value)
+    return seconds_in(value, "duration")
 
 
 def _result(value: object) -> TaskResult:
@@ -454,10 +469,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _wake(loop: asyncio.AbstractEventLoop | None, future: Any) -> None:
-    if loop is None:  # a thread waiting in Subscription.get()
-        future.set()
-        return
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
     import asyncio
 
     if asyncio._get_running_loop() is loop:  # published on the reader's own loop
@@ -486,8 +498,7 @@ class Subscription:
         self._lock = threading.Lock()
         self._dropped = 0
         self._closed = False  # no more events will arrive
-        # (loop, future) of an async reader; (None, threading.Event) of a thread in get().
-        self._waiters: list[tuple[asyncio.AbstractEventLoop | None, Any]] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     @property
     def capacity(self) -> int:
@@ -533,20 +544,6 @@ class Subscription:
             _wake(loop, future)
 
     # ---------------------------------------------------------------- consumer side
-
-    def get(self) -> MonitorEvent | None:
-        """The oldest unread event, waiting for one in this thread; None once iteration
-        has ended (see :meth:`close`). For a thread that reads events one by one."""
-        while True:
-            with self._lock:
-                if self._buffer:
-                    return self._buffer.popleft()
-                if self._closed:
-                    return None
-                ready = threading.Event()
-                waiter = (None, ready)
-                self._waiters.append(waiter)
-            ready.wait()
 
     def get_nowait(self) -> MonitorEvent | None:
         """The oldest unread event, or None if there is none."""
@@ -710,6 +707,74 @@ class Monitor(Protocol):
         """Handle one event."""
 
 
+class MonitorWorker:
+    """The daemon thread that runs a plain monitor's ``on_event`` calls, one at a time and
+    in order. A daemon thread, so a call that never returns cannot keep the process alive
+    after ``shutdown()``; started on the first call. It needs neither asyncio nor
+    ``concurrent.futures``, so a process the OS launched for one run imports neither."""
+
+    def __init__(self, name: str) -> None:
+        import queue
+
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, CallDone] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def call(self, function: Callable[[Any], Any], argument: Any, done: CallDone) -> None:
+        """Queue ``function(argument)``; ``done(result, exception)`` is called in the
+        worker thread when it returns or raises (``SystemExit`` included: in a monitor it
+        must not end the thread silently)."""
+        self._queue.put((function, argument, done))
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    thread = threading.Thread(
+                        target=self._serve, name=f"lamplighter-monitor-{self.name}", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
+
+    def _serve(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            function, argument, done = item
+            try:
+                result, error = function(argument), None
+            except BaseException as exc:  # reported through done()
+                result, error = None, exc
+            try:
+                done(result, error)
+            except Exception as exc:  # a closed loop, say: nobody is waiting any more
+                logger.debug("lamplighter: monitor %s: result not delivered: %s", self.name, exc)
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued before this one are done."""
+        self._queue.put(None)
+
+
+def _settler(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> CallDone:
+    """A ``done`` callback that settles ``future`` on ``loop`` (from the worker thread)."""
+
+    def done(result: Any, error: BaseException | None) -> None:
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+    return done
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
 def _monitor_name(monitor: object) -> str:
     name = getattr(monitor, "name", None)
     if isinstance(name, str) and name:
@@ -730,6 +795,7 @@ class AttachedMonitor:
         self._lock = threading.Lock()
         self._active = True
         self._is_async = inspect.iscoroutinefunction(monitor.on_event)
+        self._worker = None if self._is_async else MonitorWorker(self.name)
         bus._monitor_count(+1)
 
     @property
@@ -747,41 +813,58 @@ class AttachedMonitor:
             if not self._active:
                 return
             self._active = False
+        if self._worker is not None:
+            self._worker.stop()
         self._bus._monitor_count(-1)
 
     async def _consume(self) -> None:
-        try:
-            async for event in self._subscription:
-                try:
-                    await self.monitor.on_event(event)
-                except Exception as exc:
-                    self._failed(event, exc)
-        finally:
-            self._finish()
-
-    def _consume_in_thread(self) -> None:
-        """A plain monitor's delivery: its own thread, so a slow monitor never stalls the
-        loop that runs everyone else's work and monitors, and an event costs no hand-over
-        to an executor. An awaitable it returns is awaited on the loop."""
         import asyncio
 
-        subscription = self._subscription
+        loop = asyncio.get_running_loop()
+        worker = self._worker
         try:
-            while (event := subscription.get()) is not None:
+            async for event in self._subscription:
+                stall = loop.call_later(MONITOR_STALL_TIMEOUT, self._stalled, event)
                 try:
-                    result = self.monitor.on_event(event)
-                    if inspect.isawaitable(result):
-
-                        async def wait(awaitable: Any = result) -> None:
-                            await awaitable
-
-                        asyncio.run_coroutine_threadsafe(wait(), self._loop).result()
-                except Exception as exc:
+                    if worker is None:
+                        await self.monitor.on_event(event)
+                    else:
+                        # In the monitor's own daemon thread: a slow plain monitor must not
+                        # stall the loop that runs everyone else's work and monitors, and
+                        # one that never returns must not keep the process alive.
+                        future: asyncio.Future[Any] = loop.create_future()
+                        worker.call(self.monitor.on_event, event, _settler(loop, future))
+                        result = await future
+                        if inspect.isawaitable(result):
+                            await result
+                except asyncio.CancelledError:
+                    raise
+                except KeyboardInterrupt as exc:
+                    if worker is None:
+                        raise  # on the loop's thread it may be the user's Ctrl-C
+                    self._failed(event, exc)  # in a worker thread it never is
+                except (Exception, SystemExit) as exc:
                     self._failed(event, exc)
+                finally:
+                    stall.cancel()
         finally:
             self._finish()
 
-    def _failed(self, event: MonitorEvent, exc: Exception) -> None:
+    def _stalled(self, event: MonitorEvent) -> None:
+        from lamplighter._events_other import LibraryError
+
+        self._bus.publish(
+            LibraryError(
+                task_id=event.task_id,
+                message=(
+                    f"monitor {self.name} has spent more than {MONITOR_STALL_TIMEOUT:g} s on "
+                    f"{type(event).__name__}; it loses its oldest events while it is stuck"
+                ),
+                monitor=self.name,
+            )
+        )
+
+    def _failed(self, event: MonitorEvent, exc: BaseException) -> None:
         from lamplighter._events_other import LibraryError
 
         if isinstance(event, LibraryError) and event.monitor is not None:
@@ -821,9 +904,9 @@ class AttachedMonitor:
 def attach(bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> AttachedMonitor:
     """Deliver every event published on ``bus`` from now on to ``monitor.on_event``.
 
-    An ``async`` ``on_event`` is awaited on ``loop``, which may be running in another
-    thread; a plain one runs in a thread of the monitor's own, so a slow monitor never
-    stalls the loop. Either way a monitor gets one event at a time, in order. A
+    Delivery is driven by ``loop``, which may be running in another thread: an ``async``
+    ``on_event`` is awaited on it, a plain one runs in a worker thread so a slow monitor
+    never stalls the loop. Either way a monitor gets one event at a time, in order. A
     monitor that falls more than the bus's capacity (64) behind loses its own oldest events
     and nobody else's. When ``on_event`` raises, a :class:`LibraryError` naming the monitor
     and the event kind is published and delivery continues; a failure on such a report is
@@ -836,17 +919,7 @@ def attach(bus: EventBus, monitor: Monitor, loop: asyncio.AbstractEventLoop) -> 
 
     if not callable(getattr(monitor, "on_event", None)):
         raise TypeError(f"a monitor needs an on_event(event) method, got {monitor!r}")
-    if loop.is_closed():
-        raise RuntimeError("Event loop is closed")
     attached = AttachedMonitor(bus, monitor, loop)
-    if not attached._is_async:
-        thread = threading.Thread(
-            target=attached._consume_in_thread,
-            name=f"lamplighter-monitor-{attached.name}",
-            daemon=True,
-        )
-        thread.start()
-        return attached
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:
@@ -880,7 +953,12 @@ def _interval(value: timedelta | float) -> timedelta:
         raise TypeError(
             f"interval must be a timedelta or a number of seconds, got {type(value).__name__}"
         )
-    interval = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        interval = value
+    elif not -1e9 < value < 1e9:  # also NaN and infinities
+        raise ValueError(f"interval must be a finite number of seconds, got {value!r}")
+    else:
+        interval = timedelta(seconds=value)
     if interval < MIN_POLL_INTERVAL:
         raise ValueError(
             f"interval must be at least 250 ms (0.25 s), got {interval.total_seconds():g} s; "

@@ -43,14 +43,33 @@ class InvocationError(ValueError):
     """The command line of a scheduler invocation is malformed."""
 
 
+def check_argv(argv: object, field: str = "argv") -> tuple[str, ...]:
+    """``argv`` as a tuple of str; ``TypeError`` naming the field (and the index of a
+    non-str element) for a single string, bytes or anything but a sequence of str."""
+    if isinstance(argv, str | bytes | bytearray) or not isinstance(argv, Sequence):
+        raise TypeError(
+            f"{field} must be a list of str (one item per argument), got "
+            f"{type(argv).__name__} {argv!r}"
+        )
+    args = tuple(argv)
+    for index, arg in enumerate(args):
+        if not isinstance(arg, str):
+            raise TypeError(f"{field}[{index}] must be a str, got {type(arg).__name__} {arg!r}")
+    return args
+
+
 def is_scheduler_invocation(argv: Sequence[str] | None = None) -> bool:
-    """Whether ``argv`` (default ``sys.argv``) is a start by the OS scheduler."""
-    args = sys.argv if argv is None else argv
+    """Whether ``argv`` (default ``sys.argv``) is a start by the OS scheduler.
+
+    Raises:
+        TypeError: ``argv`` is not a sequence of str.
+    """
+    args = check_argv(sys.argv if argv is None else argv)
     return any(arg == RUN_FLAG or arg.startswith(RUN_FLAG + "=") for arg in args)
 
 
 def _to_str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
+    return check_argv(value, "launch_command")
 
 
 @attrs.frozen
@@ -65,26 +84,42 @@ class Invocation:
 def parse_invocation(argv: Sequence[str]) -> Invocation:
     """The task of a scheduler invocation; :class:`InvocationError` if malformed.
 
-    Accepts ``--lamplighter-run ID`` and ``--lamplighter-run=ID``, exactly once, the
-    ``--lamplighter-retry`` marker of a retry run and the ``--lamplighter-if-due`` marker of
-    a start that runs only when a firing is due.
+    Accepts ``--lamplighter-run ID`` and ``--lamplighter-run=ID``, exactly once, followed
+    by nothing but the markers ``--lamplighter-retry`` (a retry run) and
+    ``--lamplighter-if-due`` (a start that runs only when a firing is due), each at most
+    once; the application's own arguments come before the flag, as
+    :meth:`LaunchCommand.for_task` writes them.
+
+    Raises:
+        InvocationError: the command line is malformed (the message says how).
+        TypeError: ``argv`` is not a sequence of str.
     """
+    args = check_argv(argv)
     values: list[str] = []
-    args = list(argv)
+    tail = len(args)
     for index, arg in enumerate(args):
         if arg == RUN_FLAG:
             if index + 1 >= len(args):
                 raise InvocationError(f"{RUN_FLAG} must be followed by a task id")
             values.append(args[index + 1])
+            tail = index + 2
         elif arg.startswith(RUN_FLAG + "="):
             values.append(arg[len(RUN_FLAG) + 1 :])
+            tail = index + 1
     if len(values) != 1:
         raise InvocationError(f"{RUN_FLAG} must appear exactly once, found {len(values)}")
     try:
         task_id = TaskId(validate_id(values[0], field="task id after " + RUN_FLAG))
     except (TypeError, ValueError) as exc:
         raise InvocationError(str(exc)) from None
-    return Invocation(task_id=task_id, retry=RETRY_FLAG in args, if_due=IF_DUE_FLAG in args)
+    rest = args[tail:]
+    markers = (RETRY_FLAG, IF_DUE_FLAG)
+    if len(set(rest)) != len(rest) or any(arg not in markers for arg in rest):
+        raise InvocationError(
+            f"unexpected arguments {list(rest)!r} after {RUN_FLAG} {task_id.value}; only "
+            f"{RETRY_FLAG} and {IF_DUE_FLAG} may follow the task id, each once"
+        )
+    return Invocation(task_id=task_id, retry=RETRY_FLAG in rest, if_due=IF_DUE_FLAG in rest)
 
 
 @attrs.frozen(kw_only=True)
@@ -107,10 +142,11 @@ class LaunchCommand:
     def _check(self, _attribute: object, value: tuple[str, ...]) -> None:
         if not value:
             raise ValueError("launch_command must not be empty")
-        for arg in value:
-            if not isinstance(arg, str) or "\0" in arg or "\n" in arg:
+        for index, arg in enumerate(value):
+            if any(c in arg for c in "\0\n\r"):
                 raise ValueError(
-                    f"launch_command argument {arg!r} must be a str without NUL or line breaks"
+                    f"launch_command[{index}] {arg!r} must not contain NUL or a line break "
+                    "(\\n, \\r): no scheduler file format can carry one"
                 )
         if not os.path.isabs(value[0]):
             raise ValueError(
@@ -120,7 +156,7 @@ class LaunchCommand:
     @classmethod
     def of(cls, argv: Sequence[str]) -> LaunchCommand:
         """A launch command given explicitly by the application."""
-        argv = list(argv)
+        argv = list(check_argv(argv, "launch_command"))
         if argv and not os.path.isabs(argv[0]):
             raise ValueError(
                 f"launch_command must start with an absolute program path, got {argv[0]!r}"

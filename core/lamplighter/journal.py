@@ -200,6 +200,7 @@ _RUN = "run"  # a queued item holding a whole run (append_run)
 _CHUNK = 256  # queued events made into lines and written at once by a flush
 _PAUSE = 0.0005  # seconds the flush timer's thread sleeps between two chunks
 _LOCK_NAME = "events.lock"
+_CAN_FCHMOD = hasattr(os, "fchmod") and sys.platform != "win32"
 _HEAD_BYTES = 4096
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
@@ -420,7 +421,12 @@ class EventJournal:
             written = os.write(fd, data)
             if written < len(data):  # only on a full disk or a signal; finish the line
                 os.write(fd, data[written:])
-            return os.fstat(fd).st_size
+            stat = os.fstat(fd)
+            if stat.st_mode & 0o077 and _CAN_FCHMOD:
+                # Made by someone else, or by an older release: events name tasks and
+                # carry messages, so the file is the user's alone, as the docs promise.
+                os.fchmod(fd, 0o600)
+            return stat.st_size
         finally:
             os.close(fd)
 
@@ -602,13 +608,38 @@ class JournalReader:
         for raw in buffer[:cut].splitlines():
             if not raw.strip() or own[0] in raw or own[1] in raw:
                 continue
+            event: MonitorEvent | None
             try:
                 event = event_from_dict(json.loads(raw))
             except Exception as exc:  # bad JSON, bad UTF-8, or not an event
-                logger.warning("lamplighter: skipping a malformed event journal line: %s", exc)
-                continue
+                event = _after_torn_line(raw)
+                if event is None:
+                    logger.warning("lamplighter: skipping a malformed event journal line: %s", exc)
+                    continue
+                logger.warning("lamplighter: skipping the torn start of an event journal line")
             if event.pid != self._pid:
                 yield event
+
+
+def _after_torn_line(raw: bytes) -> MonitorEvent | None:
+    """The event a line ends with when a writer killed mid-line left a torn start in front
+    of it (the next writer's line then follows on the same line); None if there is none."""
+    text = raw.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    start = text.find('{"', 1)
+    # A torn start is a piece of one event line, holding a few objects at most: a bounded
+    # number of tries keeps a hostile line from costing quadratic time.
+    for _ in range(64):
+        if start < 0:
+            break
+        try:
+            value, end = decoder.raw_decode(text, start)
+            if end == len(text.rstrip()):
+                return event_from_dict(value)
+        except Exception:  # not where the whole line's event starts; try the next brace
+            pass
+        start = text.find('{"', start + 1)
+    return None
 
 
 async def pump(reader: JournalReader, bus: EventBus, interval: float = 0.2) -> None:

@@ -18,11 +18,12 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Awaitable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
 from lamplighter._scalars import require_aware
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "EARLIEST_INSTANT",
+    "LATEST_INSTANT",
+    "MAX_DURATION",
+    "MAX_INPUT_DEPTH",
     "PERIODIC_FLOOR",
     "BatteryLow",
     "BatteryOkay",
@@ -62,12 +67,22 @@ __all__ = [
     "Trigger",
     "Windowed",
     "require_aware",
+    "require_instant",
     "result_from_dict",
     "result_to_dict",
+    "to_stored_input",
 ]
 
 #: The shortest periodic interval, as on the platforms this model descends from.
 PERIODIC_FLOOR = timedelta(minutes=15)
+#: The longest duration any field accepts (delays, intervals, flex, timeouts): ten years.
+#: Longer waits are not scheduling, and bounding them keeps every sum of a duration and
+#: an instant inside what a datetime can hold.
+MAX_DURATION = timedelta(days=3650)
+#: The earliest instant ``Exact`` and ``Windowed`` accept.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+#: The latest instant ``Exact`` and ``Windowed`` accept.
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
 
 T = TypeVar("T")
 
@@ -77,8 +92,24 @@ T = TypeVar("T")
 # --------------------------------------------------------------------------------------------
 
 
+def require_instant(value: datetime, field: str) -> datetime:
+    """Return ``value`` if it is an aware datetime between :data:`EARLIEST_INSTANT` and
+    :data:`LATEST_INSTANT`, else raise naming ``field``."""
+    require_aware(value, field)
+    try:
+        inside = EARLIEST_INSTANT <= value <= LATEST_INSTANT
+    except OverflowError:  # an offset that pushes it past datetime's own range
+        inside = False
+    if not inside:
+        raise ValueError(
+            f"{field} {value.isoformat()} is out of range; it must lie between "
+            f"{EARLIEST_INSTANT.isoformat()} and {LATEST_INSTANT.isoformat()}"
+        )
+    return value
+
+
 def _aware(instance: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
-    require_aware(value, attribute.name)
+    require_instant(value, attribute.name)
 
 
 def _timedelta(
@@ -94,6 +125,11 @@ def _timedelta(
             raise ValueError(f"{attribute.name} must be positive, got {value}")
         if minimum is not None and value < minimum:
             raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
+        if value > MAX_DURATION:
+            raise ValueError(
+                f"{attribute.name} must be at most {MAX_DURATION.days} days (MAX_DURATION), "
+                f"got {value}"
+            )
 
     return check
 
@@ -220,7 +256,7 @@ class Exact(Trigger):
 
 
 def _check_window_end(instance: Windowed, attribute: attrs.Attribute[Any], value: datetime) -> None:
-    require_aware(value, "end")
+    require_instant(value, "end")
     if not instance.start < value:
         raise ValueError(
             f"window start {instance.start.isoformat()} must be before end {value.isoformat()}"
@@ -401,53 +437,84 @@ class RetryPolicy:
         raise NotImplementedError
 
     def _check_attempt(self, attempt: int) -> None:
-        if not isinstance(attempt, int) or attempt < 1:
+        if not isinstance(attempt, int) or isinstance(attempt, bool):
+            raise TypeError(f"attempt must be an int, got {type(attempt).__name__} {attempt!r}")
+        if attempt < 1:
             raise ValueError(f"attempt must be an integer of at least 1, got {attempt!r}")
+
+
+#: ``max_delay`` when a policy gives none: five hours, or the base delay if that is longer.
+DEFAULT_MAX_DELAY = timedelta(hours=5)
 
 
 _positive_delay = _timedelta(strictly_positive=True)
 
 
-def _check_max_delay(
-    instance: ExponentialBackoff, attribute: attrs.Attribute[Any], value: object
-) -> None:
+def _check_max_delay(instance: RetryPolicy, attribute: attrs.Attribute[Any], value: object) -> None:
     _positive_delay(instance, attribute, value)
     assert isinstance(value, timedelta)
-    if value < instance.initial_delay:
-        raise ValueError(
-            f"max_delay {value} must be at least initial_delay {instance.initial_delay}"
+    base_name = "initial_delay" if isinstance(instance, ExponentialBackoff) else "delay"
+    base = getattr(instance, base_name)
+    if isinstance(base, timedelta) and value < base:
+        raise ValueError(f"max_delay {value} must be at least {base_name} {base}")
+
+
+def _saturating(base: timedelta, factor: int, cap: timedelta) -> timedelta:
+    """``min(base * factor, cap)`` without ever building a timedelta past ``cap``."""
+    # 2**64 microseconds exceed MAX_DURATION; below that the float product cannot overflow.
+    if factor >= 2**64 or base.total_seconds() * factor >= cap.total_seconds():
+        return cap
+    result: timedelta = min(base * factor, cap)
+    return result
+
+
+def _default_max_delay(base_field: str) -> Any:
+    def default(instance: RetryPolicy) -> timedelta:
+        base = getattr(instance, base_field)
+        return (
+            base
+            if isinstance(base, timedelta) and base > DEFAULT_MAX_DELAY
+            else (DEFAULT_MAX_DELAY)
         )
+
+    return attrs.Factory(default, takes_self=True)
 
 
 @attrs.frozen
 class ExponentialBackoff(RetryPolicy):
-    """The delay doubles per retry: ``initial_delay * 2**(attempt-1)``, capped at ``max_delay``."""
+    """The delay doubles per retry: ``initial_delay * 2**(attempt-1)``, capped at ``max_delay``
+    (by default five hours, or ``initial_delay`` if that is longer)."""
 
     kind: ClassVar[str] = "exponential"
     initial_delay: timedelta = attrs.field(default=timedelta(minutes=30), validator=_positive_delay)
     max_attempts: int = attrs.field(default=3, validator=_positive_int)
-    max_delay: timedelta = attrs.field(default=timedelta(hours=5), validator=_check_max_delay)
+    max_delay: timedelta = attrs.field(
+        default=_default_max_delay("initial_delay"), validator=_check_max_delay
+    )
 
     def delay_for(self, attempt: int) -> timedelta:
         self._check_attempt(attempt)
-        # Compare exponents first so a large attempt number cannot overflow timedelta.
-        if attempt > 40:
+        # Past 64 doublings every delay of at least a microsecond exceeds MAX_DURATION.
+        if attempt > 64:
             return self.max_delay
-        delay: timedelta = min(self.initial_delay * (2 ** (attempt - 1)), self.max_delay)
-        return delay
+        return _saturating(self.initial_delay, 2 ** (attempt - 1), self.max_delay)
 
 
 @attrs.frozen
 class LinearBackoff(RetryPolicy):
-    """The delay grows by ``delay`` per retry: ``delay * attempt``."""
+    """The delay grows by ``delay`` per retry: ``delay * attempt``, capped at ``max_delay``
+    (by default five hours, or ``delay`` if that is longer)."""
 
     kind: ClassVar[str] = "linear"
     delay: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive_delay)
     max_attempts: int = attrs.field(default=3, validator=_positive_int)
+    max_delay: timedelta = attrs.field(
+        default=_default_max_delay("delay"), validator=_check_max_delay
+    )
 
     def delay_for(self, attempt: int) -> timedelta:
         self._check_attempt(attempt)
-        return self.delay * attempt
+        return _saturating(self.delay, attempt, self.max_delay)
 
 
 @attrs.frozen
@@ -518,31 +585,29 @@ def _check_retry(_instance: object, _attribute: attrs.Attribute[Any], value: obj
         )
 
 
-def _is_plain_json(value: object, depth: int = 0) -> bool:
-    """Whether ``value`` is already its own stored form (JSON types only), so storing it
-    needs no converter."""
-    if value is None or isinstance(value, str | bool | int):
-        return True
-    if isinstance(value, float):
-        return value == value and value not in (float("inf"), float("-inf"))
-    if depth > 32:
-        return False
-    if type(value) is list:
-        return all(_is_plain_json(item, depth + 1) for item in value)
-    if type(value) is dict:
-        return all(
-            isinstance(key, str) and _is_plain_json(item, depth + 1) for key, item in value.items()
-        )
-    return False
+def to_stored_input(value: object) -> Any:
+    """The stored (JSON) form of a task's input.
+
+    The input is stored exactly or refused: JSON values (``dict`` with ``str`` keys, ``list``,
+    ``str``, ``int``, finite ``float``, ``bool``, ``None``; nested at most
+    :data:`MAX_INPUT_DEPTH` deep) are stored as they are, and an attrs class or dataclass
+    instance must decode back (through ``ctx.input(cls)``) equal to itself.
+
+    Raises:
+        TypeError: the value would not come back equal; the message names the offending
+            path, e.g. ``input['n'][1]``.
+    """
+    if is_typed_input(value):
+        # Imported here: cattrs is only needed for typed input.
+        from lamplighter._input_codec import dump_typed_input
+
+        return dump_typed_input(value)
+    check_plain_input(value)
+    return value
 
 
 def _check_input(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if _is_plain_json(value):
-        return
-    # Imported here: cattrs is only needed for input that is not plain JSON already.
-    from lamplighter._input_codec import dump_input
-
-    dump_input(value)
+    to_stored_input(value)
 
 
 def _check_timeout(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -560,9 +625,10 @@ class TaskRequest:
         constraints: conditions that must hold when a run starts.
         retry: how ``Retry`` results are retried.
         existing: what happens when the id is already scheduled.
-        input: the task's input: an attrs class, a dataclass or a JSON-able value. It is
-            stored as JSON; a value that cannot be stored raises ``TypeError`` here.
-        timeout: an optional limit on one run's execution time.
+        input: the task's input: an attrs class, a dataclass or JSON values. It is stored
+            exactly (see :func:`to_stored_input`); a value that would not come back equal
+            raises ``TypeError`` here, naming its path.
+        timeout: an optional limit on one run's execution time (at most ``MAX_DURATION``).
     """
 
     task_id: TaskId = attrs.field(converter=_to_task_id)
@@ -631,11 +697,11 @@ class TaskRequest:
 
     def stored_input(self) -> Any:
         """The input as the JSON-able value it is stored as."""
-        if _is_plain_json(self.input):
-            return self.input
-        from lamplighter._input_codec import dump_input
+        if not is_typed_input(self.input):
+            return self.input  # plain JSON, checked at construction
+        from lamplighter._input_codec import unstructure_input
 
-        return dump_input(self.input)
+        return unstructure_input(self.input)
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,7 +750,12 @@ class Retry(TaskResult):
 def _to_str_tuple(value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    return tuple(str(v) for v in value)  # type: ignore[attr-defined]
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(str(v) for v in value)
+    raise TypeError(
+        f"unsatisfied must be a str or a list/tuple of str (the constraint names), got "
+        f"{type(value).__name__} {value!r}"
+    )
 
 
 @attrs.frozen
@@ -794,7 +865,12 @@ class TaskState(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class TaskInfo:
-    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it."""
+    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it.
+
+    ``problem`` is None for a healthy task; for a task whose stored file cannot be used it
+    says why (the path and the reason, as ``diagnostics()["broken_tasks"]`` does), and the
+    state is ``INACTIVE``: nothing runs it until it is scheduled again.
+    """
 
     task_id: TaskId
     state: TaskState
@@ -803,3 +879,4 @@ class TaskInfo:
     run_count: int = 0
     attempt: int = 1
     last_result: TaskResult | None = None
+    problem: str | None = None

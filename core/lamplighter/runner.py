@@ -559,13 +559,16 @@ class Runner:
         try:
             document = TaskDocument.from_dict(raw)
             request = self.decoded(task_id, raw["request"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             return self._library_error(task_id, f"cannot decode the task file: {exc}", exc)
         if retry and not self._retry_is_due(document):
             # A regular firing already served this retry, or a newer retry replaced it.
-            return FireOutcome(
-                task_id=task_id, status=ExitStatus.SKIPPED, message="retry superseded"
+            message = (
+                f"task {task_id.value!r}: no retry is pending (a regular run served it, or a "
+                "newer retry replaced it); nothing to do"
             )
+            logger.warning("lamplighter: %s", message)
+            return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=message)
         if if_due and not self._firing_is_due(request, document):
             # Started as the scheduler loaded the schedule, with no firing missed.
             return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message="not due")
@@ -849,8 +852,8 @@ class Runner:
     def _record(
         self, task_id: TaskId, record: ExecutionRecord, update: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any] | None:
-        """Apply ``update`` to the stored document (under the store's write lock) and append
-        the history record; returns the updated document (None if it was cancelled)."""
+        """Append the history record and apply ``update`` to the stored document (under the
+        store's write lock); returns the updated document (None if it was cancelled)."""
         updated: list[dict[str, Any] | None] = [None]
 
         def apply(raw: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -861,12 +864,17 @@ class Runner:
             updated[0] = document
             return document
 
+        # The history first: whoever sees the new run count finds the run's record. Each
+        # step is tried on its own, so an unwritable history never loses the new state.
         try:
-            self.store.update(task_id, apply)
             if self.store.keeps_objects:
                 self.store.append_history(task_id, record.compact())  # type: ignore[arg-type]
             else:
                 self.store.append_history(task_id, record.to_dict())
+        except (OSError, ValueError) as exc:
+            self._library_error(task_id, f"cannot record the run in the history: {exc}", exc)
+        try:
+            self.store.update(task_id, apply)
         except (OSError, ValueError) as exc:
             self._library_error(task_id, f"cannot record the outcome: {exc}", exc)
         return updated[0]

@@ -157,7 +157,7 @@ def test_parse_invocation() -> None:
 def test_launch_command_validation() -> None:
     with pytest.raises(ValueError, match="absolute program path"):
         LaunchCommand.of(["python", "app.py"])
-    with pytest.raises(ValueError, match="NUL or line breaks"):
+    with pytest.raises(ValueError, match="NUL or a line break"):
         LaunchCommand.of([sys.executable, "a\nb"])
     cmd = LaunchCommand.of([sys.executable, "-m", "notes"])
     from lamplighter import TaskId

@@ -53,59 +53,62 @@ def apply_requests(
     to_remove: list[TaskId] = []
     events: list[MonitorEvent] = []
     writes: list[tuple[TaskId, dict[str, Any]]] = []
-    for request in requests:
-        tid = request.task_id
-        try:
-            raw = store.load(tid)
-        except CorruptTaskFile:
-            raw = None  # moved aside and reported; scheduling anew loses nothing
-        existing = None if raw is None else TaskDocument.from_dict(raw)
-        active = existing is not None and existing.state.get("status") == "scheduled"
-        encoded = stored_form(request)
-        policy = request.existing
-        if active and existing is not None:
-            if policy is ExistingTaskPolicy.KEEP:
-                results.append(False)
-                continue
-            previous[tid] = raw
-            if policy is ExistingTaskPolicy.UPDATE_DATA:
-                if isinstance(existing.request, StoredRequest):
-                    import attrs
+    # Read and write back under the store's exclusive lock: a run recorded by another
+    # thread or process in between would otherwise be overwritten with the state read here.
+    with store.exclusive():
+        for request in requests:
+            tid = request.task_id
+            try:
+                raw = store.load(tid)
+            except CorruptTaskFile:
+                raw = None  # moved aside and reported; scheduling anew loses nothing
+            existing = None if raw is None else TaskDocument.from_dict(raw)
+            active = existing is not None and existing.state.get("status") == "scheduled"
+            encoded = stored_form(request)
+            policy = request.existing
+            if active and existing is not None:
+                if policy is ExistingTaskPolicy.KEEP:
+                    results.append(False)
+                    continue
+                previous[tid] = raw
+                if policy is ExistingTaskPolicy.UPDATE_DATA:
+                    if isinstance(existing.request, StoredRequest):
+                        import attrs
 
-                    kept = attrs.evolve(
-                        existing.request.request,
-                        input=request.input,
-                        constraints=request.constraints,
-                    )
-                    existing.request = StoredRequest(kept, encode)
-                else:
-                    existing.request["input"] = encoded["input"]
-                    existing.request["constraints"] = encoded["constraints"]
-                writes.append((tid, existing.to_dict()))
+                        kept = attrs.evolve(
+                            existing.request.request,
+                            input=request.input,
+                            constraints=request.constraints,
+                        )
+                        existing.request = StoredRequest(kept, encode)
+                    else:
+                        existing.request["input"] = encoded["input"]
+                        existing.request["constraints"] = encoded["constraints"]
+                    writes.append((tid, existing.to_dict()))
+                    events.append(made_here(Scheduled, tid))
+                    results.append(True)
+                    continue
+                if policy is ExistingTaskPolicy.APPEND:
+                    queue = list(existing.state.get("queue") or [])
+                    queue.append(encoded)
+                    existing.state["queue"] = queue
+                    writes.append((tid, existing.to_dict()))
+                    events.append(made_here(Scheduled, tid))
+                    results.append(True)
+                    continue
+                # REPLACE
+                to_remove.append(tid)
+                events.append(ScheduleReplaced(task_id=tid))
+            else:
+                previous[tid] = raw
                 events.append(made_here(Scheduled, tid))
-                results.append(True)
-                continue
-            if policy is ExistingTaskPolicy.APPEND:
-                queue = list(existing.state.get("queue") or [])
-                queue.append(encoded)
-                existing.state["queue"] = queue
-                writes.append((tid, existing.to_dict()))
-                events.append(made_here(Scheduled, tid))
-                results.append(True)
-                continue
-            # REPLACE
-            to_remove.append(tid)
-            events.append(ScheduleReplaced(task_id=tid))
-        else:
-            previous[tid] = raw
-            events.append(made_here(Scheduled, tid))
-        writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
-        if not keeps_objects:
-            remember(tid, encoded, request)
-        to_install.append(request)
-        results.append(True)
-    # One flush to disk for the whole batch (each file is still replaced atomically).
-    store.save_many(writes)
+            writes.append((tid, TaskDocument.new(encoded, now).to_dict()))
+            if not keeps_objects:
+                remember(tid, encoded, request)
+            to_install.append(request)
+            results.append(True)
+        # One flush to disk for the whole batch (each file is still replaced atomically).
+        store.save_many(writes)
     try:
         if to_remove:
             for tid in to_remove:

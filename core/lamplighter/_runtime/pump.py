@@ -2,7 +2,8 @@
 
 While the application is started, a pump on its loop follows the journal, so events of runs
 the OS started in other processes reach subscribers and monitors. A process the OS launched
-for one run has no loop: there, monitors get each event directly (:func:`deliver_inline`).
+for one run has no loop: there, each monitor gets each event in its own thread
+(:class:`InlineMonitors`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from lamplighter.events import EventBus, MonitorEvent
     from lamplighter.journal import EventJournal
 
-__all__ = ["EventPump", "deliver_inline"]
+__all__ = ["EventPump", "InlineMonitors"]
 
 logger = lazy_logger("lamplighter.app")
 
@@ -72,18 +73,71 @@ class EventPump:
                 pass
 
 
-def deliver_inline(monitors: Iterable[Any], event: MonitorEvent) -> None:
-    """Give ``event`` to each monitor now, in this thread (an ``async`` one through
-    ``asyncio.run``); a monitor that raises is logged and the others still get it."""
-    for monitor in monitors:
-        try:
-            result = monitor.on_event(event)
-            if isinstance(result, Awaitable):
-                import asyncio
+class InlineMonitors:
+    """The monitors of a process the OS launched for one run, which has no loop.
 
-                async def wait(awaitable: Awaitable[Any] = result) -> None:
-                    await awaitable
+    Each monitor gets every event in its own daemon thread (an ``async`` ``on_event``
+    through ``asyncio.run`` there), one at a time and in order, so a slow or stuck monitor
+    never holds up the run or the run lock. :meth:`drain` waits, bounded, for the calls
+    still running before the process exits.
+    """
 
-                asyncio.run(wait())
-        except Exception as exc:
-            logger.warning("lamplighter: monitor %r raised: %s", monitor, exc)
+    def __init__(self, monitors: Iterable[Any]) -> None:
+        from lamplighter.events import MonitorWorker, _monitor_name
+
+        self._monitors = [(m, MonitorWorker(_monitor_name(m))) for m in monitors]
+        self._changed = threading.Condition()
+        self._busy: dict[str, int] = {}  # calls not yet returned, per monitor
+        self._failures: list[tuple[str, str, BaseException]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._monitors)
+
+    def deliver(self, event: MonitorEvent) -> None:
+        """Queue ``event`` for every monitor; never waits and never raises."""
+        kind = type(event).__name__
+        for monitor, worker in self._monitors:
+            with self._changed:
+                self._busy[worker.name] = self._busy.get(worker.name, 0) + 1
+            worker.call(_call_monitor, (monitor, event), self._returned(worker.name, kind))
+
+    def _returned(self, name: str, kind: str) -> Callable[[Any, BaseException | None], None]:
+        def done(_result: Any, error: BaseException | None) -> None:
+            with self._changed:
+                self._busy[name] -= 1
+                if error is not None:
+                    self._failures.append((name, kind, error))
+                self._changed.notify_all()
+
+        return done
+
+    def drain(self, timeout: float) -> list[str]:
+        """Wait at most ``timeout`` seconds in all for the queued calls; log each failure,
+        and return (and log) the names of the monitors still busy when time ran out."""
+        with self._changed:
+            self._changed.wait_for(lambda: not any(self._busy.values()), timeout)
+            busy = [name for name, count in self._busy.items() if count]
+            failures, self._failures = self._failures, []
+        for name, kind, error in failures:
+            logger.warning("lamplighter: monitor %s failed on %s: %r", name, kind, error)
+        if busy:
+            logger.error(
+                "lamplighter: monitors %s did not finish within %g s; exiting without them",
+                ", ".join(busy),
+                timeout,
+            )
+        for _, worker in self._monitors:
+            worker.stop()
+        return busy
+
+
+def _call_monitor(pair: tuple[Any, MonitorEvent]) -> None:
+    monitor, event = pair
+    result = monitor.on_event(event)
+    if isinstance(result, Awaitable):
+        import asyncio
+
+        async def wait(awaitable: Awaitable[Any] = result) -> None:
+            await awaitable
+
+        asyncio.run(wait())

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
+from lamplighter._scalars import wait_seconds
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
@@ -35,6 +36,23 @@ def _asyncio() -> Any:
     import asyncio
 
     return asyncio
+
+
+def _is_async(fn: object) -> bool:
+    """Whether calling ``fn`` starts a coroutine (an ``async def`` function, a partial of
+    one, or an object whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - the method itself is inspected
+    )
+
+
+async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a plain callable in a worker thread, so it never blocks the loop; an awaitable
+    it returns is awaited on the loop."""
+    result = await _asyncio().to_thread(fn, *args, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
 
 
 class InstantRuns:
@@ -81,12 +99,14 @@ class InstantRuns:
         """``Lamplighter.run_now``."""
         if not self._ready():
             raise RuntimeError("run_now() needs start() first")
+        if not callable(fn):
+            raise TypeError(f"run_now() takes a callable, got {type(fn).__name__} {fn!r}")
         tid = self.task_id(task_id)
         previous = self._in_flight.get(tid)
         if previous is not None and not previous.done():
             previous.cancel()
         self._supersede(tid)
-        awaitable = fn(*args, **kwargs)
+        awaitable = fn(*args, **kwargs) if _is_async(fn) else _in_thread(fn, args, kwargs)
         work: asyncio.Future[R]
         if inspect.iscoroutine(awaitable):
             work = _asyncio().get_running_loop().create_task(awaitable)
@@ -125,6 +145,7 @@ class InstantRuns:
         """``Lamplighter.run_now_blocking``."""
         import concurrent.futures
 
+        timeout = wait_seconds(timeout)
         if self._loops.is_applications:
             raise RuntimeError(
                 "run_now_blocking() would block the application's own event loop; await "

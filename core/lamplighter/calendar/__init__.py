@@ -61,6 +61,10 @@ __all__ = [
 
 
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+# Two days into the year after systemd's last (2199), so past it in every time zone.
+_AFTER_LAST_YEAR: Final = (
+    int((_dt.datetime(2200, 1, 3, tzinfo=_dt.UTC) - _EPOCH).total_seconds()) * 1_000_000
+)
 
 
 _WINDOWS_RECORDS: Final = frozenset(name for name in __all__ if name.startswith("Windows"))
@@ -191,7 +195,10 @@ def _usec(when: object, method: str) -> int:
             " dt.replace(tzinfo=ZoneInfo('Europe/Berlin'))"
         )
     delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    usec = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # Nothing fires after MAX_YEAR in any zone, so a later base answers None like this one
+    # does, without walking into years a datetime cannot hold.
+    return min(usec, _AFTER_LAST_YEAR)
 
 
 @attrs.frozen(repr=False)

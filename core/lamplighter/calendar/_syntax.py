@@ -422,6 +422,9 @@ class _Parser:
             return False, candidate
         # A valid expression never ends in a word starting with a letter, other than a zone.
         if candidate[:1].isalpha() and candidate[:3].lower() not in _WEEKDAY_ABBREVIATIONS:
+            # Blame the zone only when what precedes it is an expression; otherwise the text
+            # is not a calendar expression at all and the first error is the useful one.
+            _Parser(self.text[:space]).parse()
             raise _ParseError(
                 "unknown time zone",
                 space + 1,

@@ -40,7 +40,13 @@ import attrs
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
+from lamplighter.store.records import (
+    ExecutionRecord,
+    StoredRequest,
+    TaskDocument,
+    history_line_problem,
+    state_problem,
+)
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -371,6 +377,12 @@ class TaskStore:
         self._ready = False
         self._thread_lock = threading.RLock()
         self._cache: dict[Path, tuple[bytes, dict[str, Any]]] = {}
+        # The thread inside exclusive(), whose own writes must not wait for the lock it holds.
+        self._exclusive_owner: int | None = None
+        # The problems found in each history file, with the (mtime, size) they were found at.
+        self._history_checks: dict[Path, tuple[tuple[int, int], list[str]]] = {}
+        # Why this process moved each file aside, so later reports still say why.
+        self._moved_reasons: dict[Path, str] = {}
 
     @classmethod
     def for_app(cls, app_id: str, data_dir: str | Path | None = None) -> TaskStore:
@@ -397,8 +409,28 @@ class TaskStore:
         return self.history_dir / f"{TaskId.of(task_id).value}.jsonl"
 
     @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold every task file still: no other thread or process writes one until the
+        block ends, so a batch can read task files and write them back without losing a
+        change made in between (a run's outcome, say). This thread's own writes inside
+        the block go ahead."""
+        with self._thread_lock:
+            if self._exclusive_owner == threading.get_ident():
+                yield
+                return
+            with self._store_lock(exclusive=True):
+                self._exclusive_owner = threading.get_ident()
+                try:
+                    yield
+                finally:
+                    self._exclusive_owner = None
+
+    @contextmanager
     def _store_lock(self, *, exclusive: bool) -> Iterator[None]:
         """The store-wide lock: shared by single-task writes, exclusive for a batch."""
+        if self._exclusive_owner == threading.get_ident():
+            yield  # this thread holds it exclusively already
+            return
         self._ensure_dirs()
         fd = os.open(
             self.locks_dir / "store.lock",
@@ -444,6 +476,10 @@ class TaskStore:
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
+        except OSError as exc:  # a directory in its place, no permission, an I/O error
+            raise StoredDataError(
+                f"task file {path} cannot be read ({exc.strerror or exc}); it is left in place"
+            ) from None
         cached = self._cache.get(path)
         if cached is not None and cached[0] == data:
             return cached[1]
@@ -470,6 +506,8 @@ class TaskStore:
             document = json.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._move_aside(path, f"not valid JSON ({exc})") from None
+        except RecursionError:
+            raise self._move_aside(path, "JSON nested too deeply to read") from None
         if not isinstance(document, dict):
             raise self._move_aside(path, f"expected a JSON object, found {type(document).__name__}")
         version = document.get("schema_version")
@@ -484,6 +522,9 @@ class TaskStore:
         for key in ("request", "state"):
             if not isinstance(document.get(key), dict):
                 raise self._move_aside(path, f"{key!r} is missing or not an object")
+        problem = state_problem(document)
+        if problem is not None:
+            raise self._move_aside(path, problem)
         return document
 
     def _move_aside(self, path: Path, reason: str) -> CorruptTaskFile:
@@ -500,6 +541,8 @@ class TaskStore:
             target = None
         where = f"moved to {target}" if target is not None else "left in place"
         message = f"task file {path} is corrupt: {reason}; {where}"
+        if target is not None:
+            self._moved_reasons[target] = message
         logger.error("lamplighter: %s", message)
         return CorruptTaskFile(message, path=path, moved_to=target)
 
@@ -597,6 +640,25 @@ class TaskStore:
                 moved.append(name)
         return ids, moved
 
+    def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
+        """The latest file of ``task_id`` moved aside as corrupt (until someone deletes
+        it), or None."""
+        name = f"{TaskId.of(task_id).value}.json"
+        moved = sorted(self.tasks_dir.glob(f"{name}{_CORRUPT_MARK}*"))
+        if not moved:
+            return None
+        path = self.tasks_dir / name
+        return BrokenTask(
+            task_id=TaskId.of(task_id).value,
+            path=path,
+            reason=self._moved_reasons.get(
+                moved[-1],
+                f"task file {path} was unreadable and was moved aside to {moved[-1]}; inspect "
+                "or delete the moved file",
+            ),
+            moved_to=moved[-1],
+        )
+
     def load_all(self) -> StoreScan:
         """Every task document; unreadable files are moved aside and reported."""
         documents: dict[TaskId, dict[str, Any]] = {}
@@ -629,8 +691,11 @@ class TaskStore:
                 BrokenTask(
                     task_id=original[: -len(".json")],
                     path=path.with_name(original),
-                    reason="the task file was unreadable and was moved aside; inspect or "
-                    "delete the moved file",
+                    reason=self._moved_reasons.get(
+                        path,
+                        f"task file {path.with_name(original)} was unreadable and was moved "
+                        f"aside to {path}; inspect or delete the moved file",
+                    ),
                     moved_to=path,
                 )
             )
@@ -674,6 +739,9 @@ class TaskStore:
             return path.read_bytes().splitlines(keepends=True)
         except FileNotFoundError:
             return []
+        except OSError as exc:  # a directory in its place, no permission, an I/O error
+            logger.warning("lamplighter: cannot read the history %s: %s", path, exc)
+            return []
 
     def history(self, task_id: TaskId) -> list[dict[str, Any]]:
         """The task's most recent firings, oldest first; unreadable lines are skipped."""
@@ -681,11 +749,35 @@ class TaskStore:
         for line in self._history_lines(self.history_path(task_id))[-HISTORY_LIMIT:]:
             try:
                 record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a killed writer
+            except (ValueError, RecursionError):
+                continue  # a line cut short by a killed writer, or garbage
             if isinstance(record, dict):
                 records.append(record)
         return records
+
+    def history_problems(self, task_id: TaskId) -> list[str]:
+        """Each line of the task's history that :meth:`history` skips, with its path, line
+        number and reason; a file read before is read again only when it changed."""
+        path = self.history_path(task_id)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [f"{path} cannot be read ({exc.strerror or exc})"]
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._history_checks.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        problems = []
+        for number, line in enumerate(self._history_lines(path), 1):
+            reason = history_line_problem(line)
+            if reason is not None:
+                problems.append(f"{path} line {number}: {reason}")
+        if len(self._history_checks) >= _DOCUMENT_CACHE_SIZE:
+            self._history_checks.clear()
+        self._history_checks[path] = (key, problems)
+        return problems
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -953,6 +1045,14 @@ class MemoryTaskStore(TaskStore):
         entry = self._entries.get(TaskId.of(task_id).value)
         return None if entry is None else self._document(entry)
 
+    def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
+        return None
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._thread_lock:  # runs record their outcome under the same lock
+            yield
+
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
         task_id = TaskId.of(task_id)
         entry = self._absorb(task_id, document)
@@ -1008,6 +1108,9 @@ class MemoryTaskStore(TaskStore):
 
     def history(self, task_id: TaskId) -> list[Any]:
         return list(self._histories.get(TaskId.of(task_id).value, ()))
+
+    def history_problems(self, task_id: TaskId) -> list[str]:
+        return []  # records kept as objects cannot be malformed
 
     def sweep(self) -> dict[str, int]:
         return {"temporary_files": 0, "stale_run_markers": 0}

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from lamplighter._scalars import require_aware, seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import (
     ConstraintsNotMet,
@@ -23,7 +24,79 @@ from lamplighter.model import (
     result_to_dict,
 )
 
-__all__ = ["ExecutionRecord", "StoredRequest", "TaskDocument"]
+__all__ = [
+    "ExecutionRecord",
+    "StoredRequest",
+    "TaskDocument",
+    "history_line_problem",
+    "state_problem",
+]
+
+
+def _int_at_least(value: object, minimum: int, field: str) -> int:
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"{field} is {value!r}, not an integer of at least {minimum}")
+    return value
+
+
+def _stored_datetime(value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is {value!r}, not an ISO 8601 datetime string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{field} is {value!r}, not an ISO 8601 datetime") from None
+    require_aware(parsed, field)
+    return parsed
+
+
+def _stored_result(value: object, field: str) -> TaskResult:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field} is {value!r}, not a stored result")
+    detail = value.get("message", "")
+    unsatisfied = value.get("unsatisfied", [])
+    if not isinstance(detail, str) or not (
+        isinstance(unsatisfied, list) and all(isinstance(u, str) for u in unsatisfied)
+    ):
+        raise ValueError(f"{field} is {value!r}, not a stored result")
+    try:
+        return result_from_dict(value)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+_STATUSES = ("scheduled", "inactive")
+_STATE_DATETIMES = ("last_run", "scheduled_at", "retry_at")
+
+
+def state_problem(document: Mapping[str, Any]) -> str | None:
+    """What is wrong with a task document's state as read from disk, naming the field; None
+    when every value is what the runner and the queries expect."""
+    state = document.get("state")
+    if not isinstance(state, Mapping):
+        return "'state' is missing or not an object"
+    try:
+        status = state.get("status", "scheduled")
+        if status not in _STATUSES:
+            raise ValueError(f"state.status is {status!r}; allowed: {', '.join(_STATUSES)}")
+        _int_at_least(state.get("attempt", 1), 1, "state.attempt")
+        _int_at_least(state.get("run_count", 0), 0, "state.run_count")
+        for key in _STATE_DATETIMES:
+            if state.get(key) is not None:
+                _stored_datetime(state[key], f"state.{key}")
+        if state.get("last_result") is not None:
+            _stored_result(state["last_result"], "state.last_result")
+        queue = state.get("queue")
+        if queue is not None and not (
+            isinstance(queue, list) and all(isinstance(item, Mapping) for item in queue)
+        ):
+            raise ValueError("state.queue is not a list of stored requests")
+        backend = document.get("backend")
+        if backend is not None and not isinstance(backend, Mapping):
+            raise ValueError(f"backend is {backend!r}, not an object")
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 @attrs.frozen(kw_only=True)
@@ -100,15 +173,24 @@ class ExecutionRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExecutionRecord:
-        """Read a stored history record."""
+        """Read a stored history record; ``ValueError`` naming the field if it is not one."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a history record must be an object, got {data!r}")
+        if "task_id" not in data or "at" not in data:
+            raise ValueError("a history record needs task_id and at")
         scheduled = data.get("scheduled_for")
+        runtime = seconds_in(data.get("runtime", 0.0), "runtime")
+        if runtime < timedelta(0):
+            raise ValueError(f"runtime is {data.get('runtime')!r}, a negative duration")
         return cls(
             task_id=TaskId(data["task_id"]),
-            result=result_from_dict(data["result"]),
-            attempt=int(data["attempt"]),
-            at=datetime.fromisoformat(data["at"]),
-            scheduled_for=None if scheduled is None else datetime.fromisoformat(scheduled),
-            runtime=timedelta(seconds=float(data.get("runtime", 0.0))),
+            result=_stored_result(data.get("result"), "result"),
+            attempt=_int_at_least(data.get("attempt"), 1, "attempt"),
+            at=_stored_datetime(data["at"], "at"),
+            scheduled_for=None
+            if scheduled is None
+            else _stored_datetime(scheduled, "scheduled_for"),
+            runtime=runtime,
         )
 
 
@@ -226,3 +308,20 @@ class TaskDocument:
         """The outcome of the last firing."""
         value = self.state.get("last_result")
         return None if value is None else result_from_dict(value)
+
+
+def history_line_problem(line: bytes) -> str | None:
+    """Why one line of a history file is not a record, or None when it is one."""
+    import json
+
+    try:
+        data = json.loads(line)
+    except RecursionError:
+        return "nested too deeply to read"
+    except ValueError:  # UnicodeDecodeError included
+        return "not a complete JSON line (cut short by a killed writer?)"
+    try:
+        ExecutionRecord.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        return str(exc)
+    return None

@@ -26,6 +26,7 @@ from lamplighter.ids import TaskId
 from lamplighter.model import (
     BUILTIN_TRIGGER_KINDS,
     CONSTRAINT_NAMES,
+    LATEST_INSTANT,
     Calendar,
     Constraints,
     Exact,
@@ -38,6 +39,8 @@ from lamplighter.model import (
     TaskResult,
     Windowed,
     require_aware,
+    require_instant,
+    to_stored_input,
 )
 from lamplighter.runner import run_coroutine_sync
 from lamplighter.store.records import ExecutionRecord
@@ -70,11 +73,7 @@ def run_task(
     """Run ``task`` once with a made-up :class:`~lamplighter.TaskContext` and return its
     result. ``input`` goes through the same JSON storage as a scheduled request's input, so
     an input that would not survive scheduling fails here too. Exceptions propagate."""
-    stored = None
-    if input is not None:
-        from lamplighter.serialization import dump_input
-
-        stored = dump_input(input)
+    stored = to_stored_input(input)
     ctx = TaskContext(
         task_id=task_id, attempt=attempt, scheduled_for=scheduled_for, stored_input=stored
     )
@@ -402,11 +401,18 @@ class VirtualScheduler(Lamplighter):
         record of each firing, skipped ones (``ConstraintsNotMet``) included."""
         if not isinstance(delta, timedelta) or delta < timedelta(0):
             raise ValueError(f"delta must be a non-negative timedelta, got {delta!r}")
-        return self.advance_to(self._now + delta)
+        try:
+            when = self._now + delta
+        except OverflowError:
+            raise ValueError(
+                f"delta {delta} moves the clock past {LATEST_INSTANT.isoformat()}"
+            ) from None
+        return self.advance_to(when)
 
     def advance_to(self, when: datetime) -> list[ExecutionRecord]:
-        """Move the clock to ``when`` (aware, not in the past), firing what falls due."""
-        require_aware(when, "when")
+        """Move the clock to ``when`` (aware, not in the past, at most ``LATEST_INSTANT``),
+        firing what falls due."""
+        require_instant(when, "when")
         if when < self._now:
             raise ValueError(f"when {when.isoformat()} is before now {self._now.isoformat()}")
         backend = self.virtual_backend

@@ -192,6 +192,23 @@ class _Workers:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
 
 
+# The longest wait any option may ask for: a day is already far past any sensible value.
+_MAX_SECONDS = 86_400.0 * 365
+
+
+class _Starting:
+    """In ``_running`` while a run is being started on the loop (its first step runs
+    before it is known whether it becomes a task)."""
+
+    __slots__ = ()
+
+    def cancel(self) -> bool:
+        return False
+
+
+_STARTING = _Starting()
+
+
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
@@ -228,7 +245,11 @@ class InProcessBackend(Backend):
         **options: Any,
     ) -> None:
         super().__init__(host, **options)
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or max_concurrency < 1
+        ):
             raise ValueError(
                 f"max_concurrency must be an integer of at least 1, got {max_concurrency!r}"
             )
@@ -239,10 +260,15 @@ class InProcessBackend(Backend):
         ):
             if (
                 not isinstance(value, int | float)
-                or value < 0
+                or isinstance(value, bool)
+                or not 0 <= value < _MAX_SECONDS  # also refuses NaN
                 or (name != "network_wait" and value == 0)
             ):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+                raise ValueError(
+                    f"{name} must be a finite number of seconds, "
+                    f"{'at least 0' if name == 'network_wait' else 'more than 0'}, "
+                    f"got {value!r}"
+                )
         self.max_concurrency = max_concurrency
         self.network_wait = float(network_wait)
         self.watch_interval = float(watch_interval)
@@ -254,7 +280,7 @@ class InProcessBackend(Backend):
         self._jobs: dict[str, _Job] = {}
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
-        self._running: dict[str, asyncio.Task[Any] | _ThreadRun] = {}
+        self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
         # Due runs waiting for a free slot: (task id string, generation, due, retry).
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -305,7 +331,7 @@ class InProcessBackend(Backend):
                 self._timer = None
             if self._watcher is not None:
                 self._watcher.cancel()
-            tasks = [t for t in self._running.values() if not isinstance(t, _ThreadRun)]
+            tasks = [t for t in self._running.values() if isinstance(t, asyncio.Future)]
             for run in list(self._running.values()):
                 run.cancel()
             if not tasks:
@@ -451,11 +477,18 @@ class InProcessBackend(Backend):
         return task_id.value in self._running
 
     def cancel_running(self, task_id: TaskId) -> bool:
-        task = self._running.get(task_id.value)
-        if task is None:
+        key = task_id.value
+        if key not in self._running:
             return False
-        self._call(task.cancel)
+        self._call(self._cancel_key, key)
         return True
+
+    def _cancel_key(self, key: str) -> None:
+        # On the loop: what runs under the key by now (a run being started has become its
+        # task or its worker's run).
+        run = self._running.get(key)
+        if run is not None:
+            run.cancel()
 
     def diagnostics(self) -> dict[str, Any]:
         return {
@@ -567,8 +600,15 @@ class InProcessBackend(Backend):
         key = task_id.value
         work: Any = None
         if self._fire_eagerly is not None:
-            work = self._fire_eagerly(key, due, False, self._submit)
+            before = self._running.get(key)  # a run in progress, whose firing this skips
+            self._running[key] = _STARTING
+            try:
+                work = self._fire_eagerly(key, due, False, self._submit)
+            except BaseException:
+                self._restore(key, before)
+                raise
             if work is None:  # over
+                self._restore(key, before)
                 return
             if work is True:  # a worker thread does the sync run: wait for it
                 run = self._submitted
@@ -597,9 +637,15 @@ class InProcessBackend(Backend):
         work: Any = None
         if fire_eagerly is not None:
             # Started right here: a run that does not suspend is over when this returns,
-            # with no asyncio task made for it.
-            work = fire_eagerly(key, due, retry, self._submit)
+            # with no asyncio task made for it. It counts as running from its first step.
+            running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
+            try:
+                work = fire_eagerly(key, due, retry, self._submit)
+            except BaseException:
+                del running[key]
+                raise
             if work is None:  # over
+                del running[key]
                 return
             if work is True:  # a worker thread does the sync run
                 assert self._submitted is not None
@@ -611,6 +657,12 @@ class InProcessBackend(Backend):
         task = self.loop.create_task(work, name=f"lamplighter:{key}")
         running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, key))
+
+    def _restore(self, key: str, before: Any) -> None:
+        if before is None:
+            self._running.pop(key, None)
+        else:
+            self._running[key] = before
 
     def _submit_run(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
         # Called by the runner from _dispatch, which files the run under its key next.

@@ -33,6 +33,7 @@ from lamplighter.backend import (
     BackendUnavailable,
     DoctorCheck,
     OsSchedule,
+    UnsupportedRequest,
     expected_next_run,
 )
 from lamplighter.ids import TaskId
@@ -120,8 +121,30 @@ class LaunchdBackend(Backend):
         )
 
     def check(self, request: TaskRequest) -> None:
-        """Refuse what launchd cannot schedule (the message says what can)."""
+        """Refuse what launchd cannot schedule (the message says what can), and a label
+        another application's agent already has."""
         self._render(request)
+        for label in agent_labels(self.host.app_id, request.task_id):
+            self._check_label_is_ours(request.task_id, label)
+
+    def _check_label_is_ours(self, task_id: TaskId, label: str) -> None:
+        """Labels join ids with dots, so ``com.example`` + ``notes.sync`` and
+        ``com.example.notes`` + ``sync`` share one: an agent at ``label`` that runs another
+        task belongs to another application, and is not overwritten."""
+        path = self._path(label)
+        try:
+            content = plistlib.loads(path.read_bytes())
+        except (OSError, ValueError, plistlib.InvalidFileException):
+            return  # none, or unreadable: nothing to tell it by
+        argv = content.get("ProgramArguments") if isinstance(content, dict) else None
+        owner = _task_of(argv)
+        if owner is not None and owner != task_id:
+            raise UnsupportedRequest(
+                f"task {task_id.value!r}: its launchd label {label} is already the label of "
+                f"another application's agent, which runs task {owner.value!r} ({path}). "
+                "Labels join the app id and the task id with a dot; choose a task id (or app "
+                "id) that does not make the same label"
+            )
 
     @classmethod
     def render(
@@ -200,15 +223,20 @@ class LaunchdBackend(Backend):
     def _load(self, label: str, path: Path) -> None:
         """(Re)load ``label`` from ``path``."""
         launchctl = self.launchctl
-        launchctl.bootout(label)  # a loaded agent keeps its old plist until booted out
+        # A loaded agent keeps its old plist until booted out; a run in progress is stopped,
+        # and launchd lets go of the label only once it has exited.
+        if launchctl.bootout(label):
+            launchctl.wait_unloaded(label)
         launchctl.enable(label)  # bootstrap fails for a label someone disabled
         try:
             launchctl.bootstrap(str(path))
         except LaunchctlError as exc:
             if exc.status not in ALREADY_LOADED:
                 raise
-            # Loaded meanwhile (another process of the application): replace it once more.
+            # Loaded meanwhile (another process of the application), or still being torn
+            # down: replace it once more.
             launchctl.bootout(label)
+            launchctl.wait_unloaded(label)
             launchctl.bootstrap(str(path))
 
     # ------------------------------------------------------------------ the Backend interface

@@ -13,12 +13,15 @@ import logging
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 import attrs
 
 __all__ = [
+    "ALREADY_LOADED",
+    "IN_PROGRESS",
     "NOT_LOADED",
     "Completed",
     "Launchctl",
@@ -33,9 +36,18 @@ LAUNCHCTL: Final = "/bin/launchctl"
 #: Exit statuses launchctl gives for a label that is not loaded: ``bootout`` says
 #: "3: No such process", ``print`` and ``kickstart`` "113: Could not find specified service".
 NOT_LOADED: Final = frozenset({3, 113})
-#: What ``bootstrap`` gives for a label that is already loaded: "5: Input/output error" on
-#: current macOS, 17 (EEXIST) or 37 (EALREADY) on older ones.
+#: What ``bootstrap`` gives for a label that is already loaded, or still being torn down
+#: after a ``bootout``: "5: Input/output error" on current macOS, 17 (EEXIST) or
+#: "37: Operation already in progress" (EALREADY) on others.
 ALREADY_LOADED: Final = frozenset({5, 17, 37})
+#: What ``bootout`` gives when launchd has accepted it but the job has not exited yet:
+#: "36: Operation now in progress" (EINPROGRESS). launchd goes on stopping it.
+IN_PROGRESS: Final = frozenset({36})
+#: How long to wait for launchd to let go of a booted-out label (30 s): a job that ignores
+#: SIGTERM gets SIGKILL after its ExitTimeOut (system-defined: ``launchctl print`` shows
+#: "exit timeout = 5" on current macOS; launchd's open-source core.c had 20 s).
+UNLOAD_POLLS: Final = 120
+UNLOAD_POLL_SECONDS: Final = 0.25
 _TIMEOUT: Final = 30.0
 
 
@@ -147,12 +159,20 @@ class Launchctl:
         uid: the user (default: this process's).
         run: runs a command line (default: :func:`subprocess.run`, no shell); tests pass a
             recorded fake of launchd.
+        sleep: waits between looks in :meth:`wait_unloaded` (default :func:`time.sleep`).
     """
 
-    def __init__(self, *, uid: int | None = None, run: CommandRunner | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        uid: int | None = None,
+        run: CommandRunner | None = None,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
         self.uid = os.getuid() if uid is None else uid
         self.domain = f"gui/{self.uid}"
         self._run = run or _run
+        self._sleep = sleep or time.sleep
 
     def target(self, label: str) -> str:
         """The service target of ``label``: ``gui/<uid>/<label>``."""
@@ -175,8 +195,22 @@ class Launchctl:
         self._call("bootstrap", self.domain, plist_path)
 
     def bootout(self, label: str) -> bool:
-        """Unload ``label`` (a run in progress is stopped); False when it was not loaded."""
-        return self._call("bootout", self.target(label), ok=NOT_LOADED).returncode == 0
+        """Unload ``label`` (a run in progress is stopped); False when it was not loaded.
+
+        launchd stops a run in progress asynchronously: the label may stay in the domain for
+        a few seconds after this returns (see :meth:`wait_unloaded`).
+        """
+        done = self._call("bootout", self.target(label), ok=NOT_LOADED | IN_PROGRESS)
+        return done.returncode not in NOT_LOADED
+
+    def wait_unloaded(self, label: str) -> bool:
+        """Wait until launchd no longer knows ``label`` (at most ``UNLOAD_POLLS`` looks,
+        ``UNLOAD_POLL_SECONDS`` apart); False when it still does."""
+        for _ in range(UNLOAD_POLLS):
+            if self.print_service(label) is None:
+                return True
+            self._sleep(UNLOAD_POLL_SECONDS)
+        return self.print_service(label) is None
 
     def enable(self, label: str) -> None:
         """Clear a ``launchctl disable`` of ``label`` (it persists across logins)."""

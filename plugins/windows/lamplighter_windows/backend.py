@@ -31,6 +31,7 @@ from lamplighter.invocation import LaunchCommand
 from lamplighter.model import TaskRequest
 from lamplighter_windows.com import (
     ERROR_ALREADY_EXISTS,
+    RESULT_WORDS,
     STATE_NAMES,
     TASK_STATE_DISABLED,
     TASK_STATE_RUNNING,
@@ -51,11 +52,25 @@ from lamplighter_windows.taskxml import (
     render_tasks,
     task_name,
 )
-from lamplighter_windows.wrapper import WRAPPER_DIR, WRAPPER_NAME, render_wrapper, write_wrapper
+from lamplighter_windows.wrapper import (
+    EXIT_NOT_STARTED,
+    EXIT_UNREACHABLE,
+    WRAPPER_DIR,
+    WRAPPER_NAME,
+    render_wrapper,
+    write_wrapper,
+)
 
 __all__ = ["CAPABILITIES", "WindowsBackend"]
 
 logger = logging.getLogger(__name__)
+
+# What a task's last result says when Task Scheduler or the wrapper script set it.
+_RESULT_WORDS = {
+    **RESULT_WORDS,
+    EXIT_UNREACHABLE: "not run: the application's drive or share cannot be reached",
+    EXIT_NOT_STARTED: "the application could not be started",
+}
 
 # How long after a task's own run a due one-shot appended behind it starts (the run ends
 # right after it records its outcome and promotes the appended request).
@@ -108,11 +123,20 @@ class WindowsBackend(Backend):
         """The application's wrapper script (``<data dir>\\windows\\run.vbs``)."""
         return Path(self.host.data_dir) / WRAPPER_DIR / WRAPPER_NAME
 
+    def _wrapper_argument(self) -> str:
+        """The wrapper's path as the task names it: the real path, once the file exists.
+
+        Python from the Microsoft Store writes new files under ``AppData`` to a private copy
+        that other programs, ``wscript.exe`` among them, do not see; the path asked for
+        resolves (``os.path.realpath``) to where the file really is.
+        """
+        return os.path.realpath(self.wrapper) if self.wrapper.exists() else str(self.wrapper)
+
     def _render(self, request: TaskRequest, due_start: datetime | None = None) -> RenderedTask:
         return render_task(
             request,
             app_id=self.host.app_id,
-            wrapper=str(self.wrapper),
+            wrapper=self._wrapper_argument(),
             user_id=self.user_id,
             now=self.host.now(),
             due_start=due_start,
@@ -127,7 +151,8 @@ class WindowsBackend(Backend):
             argv=launch.argv,
             program=launch.program,
             script=launch.script,
-            app_dir=str(self.host.data_dir),
+            # Where the files really are (see _wrapper_argument): the clean-up deletes them.
+            app_dir=os.path.realpath(self.host.data_dir),
             folder=self.folder,
             data_dir_env=os.environ.get(DATA_DIR_ENV),
             rules=os.path,
@@ -154,7 +179,9 @@ class WindowsBackend(Backend):
     # ------------------------------------------------------------------ installing
 
     def start(self) -> None:
-        self.service.folder_contents("\\")  # fail now, with a clear error, if unreachable
+        # Fail now, with a clear error, if the service is unreachable. Only the application's
+        # own folder is listed: the root holds every other program's tasks.
+        self._registered()
 
     def _ensure_folder(self) -> None:
         parent = "\\"
@@ -167,6 +194,7 @@ class WindowsBackend(Backend):
             parent = f"{parent.rstrip(chr(92))}\\{name}"
 
     def _write_wrapper(self) -> None:
+        self.wrapper.parent.mkdir(parents=True, exist_ok=True)  # so its real path resolves
         text = self._wrapper_text()
         try:
             current = self.wrapper.read_text(encoding="ascii")
@@ -190,8 +218,8 @@ class WindowsBackend(Backend):
         return True
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
+        self._write_wrapper()  # first: the tasks name its real path
         rendered = [self._render(request) for request in requests]
-        self._write_wrapper()
         self._ensure_folder()
         before = self._registered()
         made: list[str] = []
@@ -227,7 +255,7 @@ class WindowsBackend(Backend):
         rendered = render_retry_task(
             request,
             app_id=self.host.app_id,
-            wrapper=str(self.wrapper),
+            wrapper=self._wrapper_argument(),
             at=at,
             now=self.host.now(),
         )
@@ -321,15 +349,21 @@ class WindowsBackend(Backend):
             for tid in scheduled
         }
 
+    @staticmethod
+    def _owner(name: str) -> TaskId | None:
+        """The task id a registered task's name belongs to (``<id>`` or ``<id> retry``), or
+        None for a name Lamplighter never makes (a task someone else put in the folder)."""
+        try:
+            return TaskId(name.removesuffix(RETRY_SUFFIX))
+        except ValueError:
+            return None
+
     def running_tasks(self) -> set[TaskId] | None:
         running: set[TaskId] = set()
         for name, task in self._registered().items():
-            if task.state != TASK_STATE_RUNNING:
-                continue
-            try:
-                running.add(TaskId(name.removesuffix(RETRY_SUFFIX)))
-            except ValueError:  # a task someone else put in the folder
-                continue
+            owner = self._owner(name)
+            if task.state == TASK_STATE_RUNNING and owner is not None:
+                running.add(owner)
         return running
 
     def is_running(self, task_id: TaskId) -> bool:
@@ -362,7 +396,9 @@ class WindowsBackend(Backend):
                 continue
             runs = [t.last_run for t in tasks if t.last_run is not None]
             detail = "; ".join(
-                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, last result 0x{t.last_result:08X}"
+                f"{t.path}: {STATE_NAMES.get(t.state, t.state)}, "
+                f"last result 0x{t.last_result:08X}"
+                + (f" ({_RESULT_WORDS[t.last_result]})" if t.last_result in _RESULT_WORDS else "")
                 for t in tasks
             )
             out[tid] = OsSchedule(
@@ -406,8 +442,11 @@ class WindowsBackend(Backend):
             if (document.get("state") or {}).get("status") == "scheduled"
         }
         wanted = {tid.value for tid in scheduled}
+        # Only names Lamplighter makes: a task someone else put in the folder is left alone.
         orphans = sorted(
-            name for name in registered if name.removesuffix(RETRY_SUFFIX) not in wanted | broken
+            name
+            for name in registered
+            if (owner := self._owner(name)) is not None and owner.value not in wanted | broken
         )
         fixed = False
         if orphans and fix:

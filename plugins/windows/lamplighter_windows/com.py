@@ -30,12 +30,16 @@ __all__ = [
     "ERROR_ALREADY_EXISTS",
     "ERROR_DIR_NOT_EMPTY",
     "ERROR_FILE_NOT_FOUND",
+    "ERROR_NOT_LOGGED_ON",
     "ERROR_PATH_NOT_FOUND",
     "E_ACCESSDENIED",
+    "RESULT_WORDS",
+    "SCHED_E_ALREADY_RUNNING",
     "SCHED_E_INVALIDVALUE",
     "SCHED_E_MALFORMEDXML",
     "SCHED_S_TASK_HAS_NOT_RUN",
     "SCHED_S_TASK_RUNNING",
+    "SCHED_S_TASK_TERMINATED",
     "STATE_NAMES",
     "TASK_STATE_DISABLED",
     "TASK_STATE_QUEUED",
@@ -61,6 +65,23 @@ SCHED_E_MALFORMEDXML: Final = 0x8004131A
 SCHED_S_TASK_HAS_NOT_RUN: Final = 0x00041303
 #: ``LastTaskResult`` while the task runs.
 SCHED_S_TASK_RUNNING: Final = 0x00041301
+#: ``LastTaskResult`` of a run that was terminated (``IRegisteredTask.Stop``).
+SCHED_S_TASK_TERMINATED: Final = 0x00041306
+#: ``LastTaskResult``: not started, an instance was already running.
+SCHED_E_ALREADY_RUNNING: Final = 0x8004131F
+#: ``LastTaskResult`` (event 101) of an interactive-token task that was due while its user
+#: had no logon session: ``HRESULT_FROM_WIN32(ERROR_NOT_LOGGED_ON)``; nothing was started.
+ERROR_NOT_LOGGED_ON: Final = 0x800704DD
+#: What the ``LastTaskResult`` values Task Scheduler sets itself mean (any other value is
+#: the application's exit status, or an error starting it).
+RESULT_WORDS: Final = {
+    0: "success",
+    SCHED_S_TASK_RUNNING: "running",
+    SCHED_S_TASK_HAS_NOT_RUN: "has not run yet",
+    SCHED_S_TASK_TERMINATED: "stopped",
+    SCHED_E_ALREADY_RUNNING: "not started: an instance was already running",
+    ERROR_NOT_LOGGED_ON: "the user was not logged on",
+}
 
 # TASK_STATE (taskschd.h).
 TASK_STATE_DISABLED: Final = 1
@@ -174,14 +195,18 @@ def from_variant_time(value: Any) -> _dt.datetime | None:
 
 
 def _registered(task: Any) -> RegisteredTask:
+    last_result = int(task.LastTaskResult) & 0xFFFFFFFF
     return RegisteredTask(
         name=str(task.Name),
         path=str(task.Path),
         state=int(task.State),
         enabled=bool(task.Enabled),
         next_run=from_variant_time(task.NextRunTime),
-        last_run=from_variant_time(task.LastRunTime),
-        last_result=int(task.LastTaskResult) & 0xFFFFFFFF,
+        # A task that has not run has no last run, whatever placeholder date comes with it.
+        last_run=(
+            None if last_result == SCHED_S_TASK_HAS_NOT_RUN else from_variant_time(task.LastRunTime)
+        ),
+        last_result=last_result,
     )
 
 

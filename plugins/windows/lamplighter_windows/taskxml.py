@@ -31,10 +31,11 @@ Triggers:
   than the 48 triggers a task may have, is refused naming the backends that can run it.
 - ``OnLogin``: a ``LogonTrigger`` for the current user.
 - ``DeviceIdle``: an ``IdleTrigger`` (Windows decides when the machine is idle).
-- ``OneTime``, ``Exact``, retries: a ``TimeTrigger`` at the due time; a time already due gets
-  no trigger, and the backend starts the task at once instead (a start boundary in the past
-  would wait for Task Scheduler's missed-run delay, or never fire) — or, for work appended
-  behind a run of the same task, a trigger a minute ahead (``due_start``).
+- ``OneTime``, ``Exact``, retries: a ``TimeTrigger`` at the due time; a time already due (or
+  due within :data:`DUE_MARGIN`) gets no trigger, and the backend starts the task at once
+  instead (a start boundary in the past would wait for Task Scheduler's missed-run delay, or
+  never fire) — or, for work appended behind a run of the same task, a trigger a minute ahead
+  (``due_start``).
 - ``Windowed``: a ``TimeTrigger`` at the window's start with ``RandomDelay`` the window's
   length and ``EndBoundary`` its end; a window already open starts at once.
 - ``PathChanged``, ``BatteryLow``, ``BatteryOkay``, ``StorageLow``: refused
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from lamplighter.invocation import LaunchCommand
 
 __all__ = [
+    "DUE_MARGIN",
     "MAX_TRIGGERS",
     "RETRY_SUFFIX",
     "ROOT_FOLDER",
@@ -112,6 +114,11 @@ RETRY_SUFFIX: Final = " retry"
 WSCRIPT: Final = "%SystemRoot%\\System32\\wscript.exe"
 #: The longest repetition interval the schema allows.
 MAX_REPETITION: Final = timedelta(days=31)
+#: A one-shot time this close is started at once rather than given a time trigger: its start
+#: could pass while the task is being registered, and a one-time trigger registered with its
+#: start behind it is a missed start. Early by at most this, as the runner tolerates for a
+#: retry ("OS timers may fire a little early").
+DUE_MARGIN: Final = timedelta(seconds=2)
 
 _RESERVED: Final = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
 
@@ -413,7 +420,10 @@ def _document(
     _sub(action, "Arguments", arguments)
     ET.indent(task, space="  ")
     text = ET.tostring(task, encoding="unicode")
-    return '<?xml version="1.0" encoding="UTF-16"?>\n' + text + "\n"
+    # No encoding is declared, as in Microsoft's task XML examples: RegisterTask receives the
+    # text as a UTF-16 string, a file may be stored otherwise, and a declared encoding that
+    # differs from the actual one is refused.
+    return '<?xml version="1.0"?>\n' + text + "\n"
 
 
 def _check_wrapper(wrapper: str) -> None:
@@ -488,14 +498,14 @@ def render_task(
         _sub(_sub(triggers, "IdleTrigger"), "Enabled", "true")
     elif isinstance(trigger, OneTime | Exact):
         at = now + trigger.delay if isinstance(trigger, OneTime) else trigger.at
-        if at > now:
+        if at > now + DUE_MARGIN:
             _time_trigger(triggers, at.astimezone(UTC))
         elif due_start is not None:
             _time_trigger(triggers, _aware(due_start).astimezone(UTC))
         else:
             run_now = True
     elif isinstance(trigger, Windowed):
-        if trigger.start > now:
+        if trigger.start > now + DUE_MARGIN:
             _time_trigger(
                 triggers,
                 trigger.start.astimezone(UTC),
@@ -525,8 +535,8 @@ def render_retry_task(
     request: TaskRequest, *, app_id: str, wrapper: str, at: datetime, now: datetime
 ) -> RenderedTask:
     """The one-shot retry task of ``request``: ``<task_id> retry``, a ``TimeTrigger`` at
-    ``at`` (none, and ``run_now``, when ``at`` is due by ``now``), running the wrapper with
-    ``--lamplighter-retry``."""
+    ``at`` (none, and ``run_now``, when ``at`` is due by ``now`` + :data:`DUE_MARGIN`), running
+    the wrapper with ``--lamplighter-retry``."""
     now = _aware(now)
     at = _aware(at)
     folder = folder_path(app_id)
@@ -534,7 +544,7 @@ def render_retry_task(
     name = task_name(request.task_id, retry=True)
     _check_wrapper(wrapper)
     triggers = ET.Element("Triggers")
-    due = at <= now
+    due = at <= now + DUE_MARGIN
     if not due:
         _time_trigger(triggers, at.astimezone(UTC))
     xml = _document(
@@ -593,9 +603,9 @@ def render_tasks(
         user_id: the account an ``OnLogin`` task waits for (default: the current one).
 
     Returns:
-        Each task's path (``\\Lamplighter\\<app_id>\\<task_id>``) mapped to its XML text
-        (UTF-16 is declared, as Task Scheduler exports it: save it encoded so for
-        ``schtasks /Create /XML``).
+        Each task's path (``\\Lamplighter\\<app_id>\\<task_id>``) mapped to its XML text.
+        Its declaration names no encoding, so the text may be saved in any encoding
+        ``schtasks /Create /XML`` reads (UTF-16 with a byte order mark is the safe choice).
 
     Raises:
         UnsupportedRequest: what ``schedule()`` would refuse, with the same message.

@@ -10,12 +10,15 @@ Before each run it checks that the application is still installed: the interpret
 frozen executable exists, and the script (or module file of ``python -m pkg``) recorded at
 scheduling still exists. If so it runs ``<launch command> --lamplighter-run <task>`` with
 ``WScript.Shell.Run`` in a hidden window, waits, and exits with the application's exit status,
-which Task Scheduler shows as the task's last result.
+which Task Scheduler shows as the task's last result (:data:`EXIT_NOT_STARTED` when the
+program could not be started at all).
 
 If not, it removes everything of the application: the task files, history and locks in the
 data directory, this script, every task in ``\\Lamplighter\\<app_id>\\`` (through the same
 ``Schedule.Service`` API the backend uses, its own task last) and the folders once empty;
-then it exits 0.
+then it exits 0. A program or script on a drive or network share that cannot be reached
+right now (a removable or network drive) is not taken for an uninstall: the script exits
+with :data:`EXIT_UNREACHABLE` and removes nothing.
 
 Quoting. The command line is built by the Microsoft C runtime's rules
 (:func:`subprocess.list2cmdline`), the rules ``python.exe`` and most programs parse their
@@ -45,6 +48,8 @@ from lamplighter.ids import validate_app_id
 from lamplighter.invocation import RETRY_FLAG, RUN_FLAG
 
 __all__ = [
+    "EXIT_NOT_STARTED",
+    "EXIT_UNREACHABLE",
     "EXPANDABLE",
     "WRAPPER_DIR",
     "WRAPPER_NAME",
@@ -61,6 +66,12 @@ __all__ = [
 WRAPPER_DIR: Final = "windows"
 #: The wrapper script's file name.
 WRAPPER_NAME: Final = "run.vbs"
+#: The script's exit status when the program or script is on a drive or share that cannot be
+#: reached now (``EX_UNAVAILABLE``): nothing was run and nothing removed. Like the script's
+#: status 2 (bad arguments), no :class:`~lamplighter.runner.ExitStatus` of the application.
+EXIT_UNREACHABLE: Final = 69
+#: The script's exit status when the program could not be started at all (``EX_OSERR``).
+EXIT_NOT_STARTED: Final = 71
 #: What ``ExpandEnvironmentStrings`` (and so ``WScript.Shell.Run`` and Task Scheduler's
 #: action arguments) would try to replace: text between two ``%`` signs.
 EXPANDABLE: Final = re.compile(r"%[^%]+%")
@@ -188,6 +199,7 @@ def render_wrapper(
         UnsupportedRequest: a value holds ``%NAME%``, which Windows would expand.
     """
     from lamplighter.store import DATA_DIR_ENV
+    from lamplighter_windows.taskxml import RETRY_SUFFIX
 
     app = validate_app_id(app_id)
     args = [check_not_expandable(arg, "launch command argument") for arg in argv]
@@ -205,7 +217,7 @@ def render_wrapper(
         "' Lamplighter, which rewrites or removes it as the tasks change.",
         "Option Explicit",
         "Dim program, script, appDir, folderPath, parentPath, folderName, commandLine",
-        "Dim fso, shell, args, taskId, retryFlag, idPattern, installed",
+        "Dim fso, shell, args, taskId, ownName, retryFlag, idPattern, installed, status",
         *vbs_string("program", program_path),
         *vbs_string("script", script_path or ""),
         *vbs_string("appDir", base),
@@ -220,9 +232,12 @@ def render_wrapper(
         'idPattern.Pattern = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,99}$"',
         'If Not idPattern.Test(taskId) Or InStr(taskId, "..") > 0 Then WScript.Quit 2',
         'retryFlag = ""',
+        "' The task running this script: <task id>, or <task id> retry for a retry run.",
+        "ownName = taskId",
         "If args.Count = 2 Then",
         f'    If args(1) <> "{RETRY_FLAG}" Then WScript.Quit 2',
         f'    retryFlag = " {RETRY_FLAG}"',
+        f'    ownName = taskId & "{RETRY_SUFFIX}"',
         "End If",
         'Set fso = CreateObject("Scripting.FileSystemObject")',
         "installed = fso.FileExists(program)",
@@ -240,8 +255,14 @@ def render_wrapper(
         out[4] += ", dataDirValue"
     out += [
         "    ' 0: a hidden window; True: wait, so the exit status becomes the task's result.",
-        f'    WScript.Quit shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
+        "    On Error Resume Next",
+        f'    status = shell.Run(commandLine & " {RUN_FLAG} " & taskId & retryFlag, 0, True)',
+        "    ' The program could not be started at all: a failed run, not a success.",
+        f"    If Err.Number <> 0 Then WScript.Quit {EXIT_NOT_STARTED}",
+        "    WScript.Quit status",
         "End If",
+        "' A drive that is not there now (removable, network) is no uninstall: keep it all.",
+        f"If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit {EXIT_UNREACHABLE}",
         "' The application is gone: remove its files, this script, its tasks and folders.",
         "On Error Resume Next",
         'fso.DeleteFolder appDir & "\\tasks", True',
@@ -264,10 +285,10 @@ def render_wrapper(
         "        i = i + 1",
         "    Next",
         "    For i = 0 To count - 1",
-        "        If names(i) <> taskId Then folder.DeleteTask names(i), 0",
+        "        If names(i) <> ownName Then folder.DeleteTask names(i), 0",
         "    Next",
         "    ' This task's own instance is running: it goes last.",
-        "    folder.DeleteTask taskId, 0",
+        "    folder.DeleteTask ownName, 0",
         "    Set parent = service.GetFolder(parentPath)",
         "    parent.DeleteFolder folderName, 0",
         "    ' An error inside an If condition would run its body: test plain variables.",
@@ -278,6 +299,15 @@ def render_wrapper(
         '    If folderIsEmpty Then service.GetFolder("\\").DeleteFolder Mid(parentPath, 2), 0',
         "End If",
         "WScript.Quit 0",
+        "",
+        "' Whether the drive or network share of a path can be reached.",
+        "Function Reachable(path)",
+        "    Dim root",
+        "    Reachable = True",
+        '    If path = "" Then Exit Function',
+        "    root = fso.GetDriveName(path)",
+        '    If root <> "" Then Reachable = fso.FolderExists(root & "\\")',
+        "End Function",
     ]
     return "\r\n".join(out) + "\r\n"
 

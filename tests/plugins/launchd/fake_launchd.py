@@ -10,7 +10,11 @@ It models one user's GUI domain as launchd documents it and as ``launchctl`` rep
   start is recorded in ``load_starts`` (not executed).
 - ``bootout gui/<uid>/LABEL`` unloads it ("3: No such process" when it is not loaded) and
   stops a run in progress with SIGTERM — the calling process itself when the run is the
-  caller's own job, as launchd does.
+  caller's own job, as launchd does. Stopping a run is asynchronous in launchd: with
+  ``teardown=N`` the label of a job booted out while it runs stays in the domain for the next
+  N commands naming it (``print`` still describes it, ``bootstrap`` answers "37: Operation
+  already in progress", another ``bootout`` "36: Operation now in progress"), and the first
+  ``bootout`` answers ``teardown_status`` (0, or 36 as some macOS versions say).
 - ``print gui/<uid>`` describes the domain, which exists only while the user is logged in to
   the desktop (113 otherwise).
 - ``enable`` clears a disable; ``kickstart -k`` starts the job now ("113: Could not find
@@ -52,10 +56,22 @@ def _done(
 class FakeLaunchd:
     """launchd for one user, as ``launchctl`` shows it (see the module docstring)."""
 
-    def __init__(self, state_file: Path, uid: int = 501, *, logged_in: bool = True) -> None:
+    def __init__(
+        self,
+        state_file: Path,
+        uid: int = 501,
+        *,
+        logged_in: bool = True,
+        teardown: int = 0,
+        teardown_status: int = 0,
+    ) -> None:
         self.state_file = Path(state_file)
         self.uid = uid
         self.logged_in = logged_in
+        self.teardown = teardown
+        self.teardown_status = teardown_status
+        #: The waits the command layer asked for (it is given this fake's ``sleep``).
+        self.sleeps: list[float] = []
         self.domain = f"gui/{uid}"
         if not self.state_file.exists():
             self._save({"loaded": {}, "disabled": [], "calls": [], "load_starts": []})
@@ -92,8 +108,26 @@ class FakeLaunchd:
         return list(self._load_state()["load_starts"])
 
     def launchctl(self) -> Launchctl:
-        """The backend's command layer, driven by this fake."""
-        return Launchctl(uid=self.uid, run=self)
+        """The backend's command layer, driven by this fake (its waits are recorded, not
+        slept: the fake's teardown counts commands, not seconds)."""
+        return Launchctl(uid=self.uid, run=self, sleep=self.sleeps.append)
+
+    def running(self, label: str, pid: int) -> None:
+        """Record a run of ``label`` in progress as process ``pid`` (started elsewhere)."""
+        with self._state() as state:
+            state["loaded"][label]["pid"] = pid
+            state["loaded"][label]["runs"] += 1
+
+    @staticmethod
+    def _tearing_down(state: dict[str, Any], label: str) -> bool:
+        """Whether ``label`` is being torn down; counts one command naming it."""
+        job = state["loaded"].get(label)
+        if job is None or job.get("teardown") is None:
+            return False
+        job["teardown"] -= 1
+        if job["teardown"] <= 0:
+            del state["loaded"][label]
+        return True
 
     def disable(self, label: str) -> None:
         """What ``launchctl disable gui/<uid>/LABEL`` does."""
@@ -150,6 +184,8 @@ class FakeLaunchd:
             return _done(argv, 5, err="Bootstrap failed: 5: Input/output error")
         label = plist["Label"]
         with self._state() as state:
+            if self._tearing_down(state, label):
+                return _done(argv, 37, err="Bootstrap failed: 37: Operation already in progress")
             if label in state["disabled"]:
                 return _done(argv, 119, err="Bootstrap failed: 119: Service is disabled")
             if label in state["loaded"]:
@@ -171,8 +207,15 @@ class FakeLaunchd:
         label = self._label(args[0]) if len(args) == 1 else None
         if label is None:
             return _done(argv, 64, err="Usage: launchctl bootout <service-target>")
+        in_progress = "Boot-out failed: 36: Operation now in progress"
         with self._state() as state:
+            if self._tearing_down(state, label):
+                return _done(argv, 36, err=in_progress)
             job = state["loaded"].pop(label, None)
+            lingers = job is not None and job.get("pid") is not None and self.teardown > 0
+            if lingers:
+                assert job is not None
+                state["loaded"][label] = {**job, "pid": None, "teardown": self.teardown}
         if job is None:
             return _done(argv, 3, err="Boot-out failed: 3: No such process")
         pid = job.get("pid")
@@ -183,6 +226,8 @@ class FakeLaunchd:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        if lingers and self.teardown_status:
+            return _done(argv, self.teardown_status, err=in_progress)
         return _done(argv, 0)
 
     def _enable(self, argv: list[str], args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -216,7 +261,9 @@ class FakeLaunchd:
         label = self._label(args[0]) if len(args) == 1 else None
         if label is None:
             return _done(argv, 64, err="Usage: launchctl print <domain-target | service-target>")
-        job = self.loaded.get(label)
+        with self._state() as state:
+            self._tearing_down(state, label)
+            job = state["loaded"].get(label)
         if job is None:
             return _done(
                 argv,

@@ -45,14 +45,21 @@ def program(tmp_path: Path) -> Path:
 
 
 def make_app(
-    tmp_path: Path, launchd: FakeLaunchd, program: Path, launchctl: Launchctl | None = None
+    tmp_path: Path,
+    launchd: FakeLaunchd,
+    program: Path,
+    launchctl: Launchctl | None = None,
+    *,
+    app_id: str = APP,
+    data: str = "data",
+    tasks: Sequence[str] = ("sync", "other"),
 ) -> Lamplighter:
     app = Lamplighter(
-        app_id=APP,
+        app_id=app_id,
         backend="launchd",
         plugins=[AnyPlatformPlugin()],
         disable_plugins=["device"],
-        data_dir=tmp_path / "data",
+        data_dir=tmp_path / data,
         launch_command=[str(program)],
         backend_options={
             "launchctl": launchctl or launchd.launchctl(),
@@ -60,8 +67,8 @@ def make_app(
             "zone": "Europe/Paris",
         },
     )
-    app.register("sync", lambda: None)
-    app.register("other", lambda: None)
+    for task in tasks:
+        app.register(task, lambda: None)
     app.start()
     return app
 
@@ -138,6 +145,99 @@ def test_a_label_loaded_meanwhile_is_replaced_once_more(
         app.shutdown()
 
 
+@pytest.fixture
+def a_run(launchd: FakeLaunchd) -> Iterator[subprocess.Popen[bytes]]:
+    """A run of the agent in progress (a process launchd would stop with SIGTERM)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.mark.parametrize("first_bootout", [0, 36])
+def test_replacing_an_agent_whose_run_launchd_is_still_stopping_waits_for_it(
+    tmp_path: Path,
+    program: Path,
+    a_run: subprocess.Popen[bytes],
+    first_bootout: int,
+) -> None:
+    """``bootout`` of a running job returns before launchd has let the label go (macOS
+    answers 0 or "36: Operation now in progress", then refuses ``bootstrap`` with 5 or 37
+    for a few seconds): the backend waits, boundedly, until ``print`` no longer finds it."""
+    from lamplighter import ExistingTaskPolicy
+
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=3, teardown_status=first_bootout)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        app.schedule(
+            TaskRequest.periodic("sync", timedelta(hours=2), existing=ExistingTaskPolicy.REPLACE)
+        )
+        assert launchd.loaded[LABEL]["plist"]["StartInterval"] == 7200
+        assert a_run.wait(timeout=60) == -15  # launchd stopped the run (SIGTERM)
+        assert launchd.sleeps  # it waited between looks, not in a busy loop
+    finally:
+        app.shutdown()
+
+
+def test_a_label_launchd_never_lets_go_fails_with_launchds_answer(
+    tmp_path: Path, program: Path, a_run: subprocess.Popen[bytes]
+) -> None:
+    from lamplighter import ExistingTaskPolicy
+
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=10**6)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        with pytest.raises(LaunchctlError, match="37: Operation already in progress"):
+            app.schedule(
+                TaskRequest.periodic(
+                    "sync", timedelta(hours=2), existing=ExistingTaskPolicy.REPLACE
+                )
+            )
+        assert 0 < sum(launchd.sleeps) <= 60  # bounded
+    finally:
+        app.shutdown()
+
+
+def test_removing_an_agent_whose_run_is_being_stopped_succeeds(
+    tmp_path: Path, program: Path, a_run: subprocess.Popen[bytes]
+) -> None:
+    launchd = FakeLaunchd(tmp_path / "launchd.json", teardown=3, teardown_status=36)
+    app = make_app(tmp_path, launchd, program)
+    try:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+        launchd.running(LABEL, a_run.pid)
+        assert app.cancel("sync")
+        assert not (agents_dir(tmp_path) / f"{LABEL}.plist").exists()
+    finally:
+        app.shutdown()
+
+
+def test_an_agent_of_another_application_with_the_same_label_is_not_overwritten(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, program: Path
+) -> None:
+    """``com.example`` + ``notes.sync`` and ``com.example.notes`` + ``sync`` join to one
+    label: the second application to schedule is refused, and the first keeps its agent."""
+    other = make_app(
+        tmp_path, launchd, program, app_id="com.example", data="other-data", tasks=["notes.sync"]
+    )
+    try:
+        other.schedule(TaskRequest.periodic("notes.sync", timedelta(hours=1)))
+    finally:
+        other.shutdown()
+    path = agents_dir(tmp_path) / f"{LABEL}.plist"
+    before = path.read_bytes()
+    with pytest.raises(UnsupportedRequest, match="notes.sync") as caught:
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=2)))
+    assert LABEL in str(caught.value)
+    assert path.read_bytes() == before
+    assert launchd.loaded[LABEL]["plist"]["StartInterval"] == 3600
+    assert not app.is_scheduled("sync")
+
+
 def test_a_disabled_label_is_enabled_before_it_is_loaded(
     app: Lamplighter, launchd: FakeLaunchd
 ) -> None:
@@ -171,6 +271,26 @@ def test_a_calendar_agent_starts_at_load_only_to_catch_up(
     job = launchd.loaded[LABEL]
     assert job["plist"]["ProgramArguments"][-1] == "--lamplighter-if-due"
     assert launchd.load_starts == [LABEL]  # launchd starts it as it loads it: a no-op run
+
+
+def test_a_one_shot_started_a_year_early_does_nothing_and_keeps_its_agent(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, program: Path
+) -> None:
+    """The one-shot's dictionary has no year: launchd starts it on the due date of every
+    year until then, and those starts find nothing due."""
+    from lamplighter.runner import ExitStatus
+
+    app.schedule(TaskRequest.exact("sync", app.now() + timedelta(days=400)))
+    argv = launchd.loaded[LABEL]["plist"]["ProgramArguments"]
+    calls = len(launchd.calls)
+    started = make_app(tmp_path, launchd, program)  # the process launchd starts
+    try:
+        assert started.handle_invocation(argv) == ExitStatus.SKIPPED
+    finally:
+        started.shutdown()
+    assert app.is_scheduled("sync")
+    assert (agents_dir(tmp_path) / f"{LABEL}.plist").exists()
+    assert not [c for c in commands(launchd, calls) if c[0] == "bootout"]
 
 
 def test_a_login_agent_is_written_for_the_next_login_not_started_now(
@@ -395,17 +515,7 @@ def test_cancel_all_leaves_the_agents_of_another_data_directory(
     first = make_app(tmp_path, launchd, program)
     first.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
     first.shutdown()
-    second = Lamplighter(
-        app_id=APP,
-        backend="launchd",
-        plugins=[AnyPlatformPlugin()],
-        disable_plugins=["device"],
-        data_dir=tmp_path / "elsewhere",
-        launch_command=[str(program)],
-        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path / "home")},
-    )
-    second.register("other", lambda: None)
-    second.start()
+    second = make_app(tmp_path, launchd, program, data="elsewhere", tasks=["other"])
     try:
         second.schedule(TaskRequest.periodic("other", timedelta(hours=1)))
         second.cancel_all()

@@ -18,7 +18,9 @@ the service's documented behaviour that the backend relies on:
   a task with no future run answers the zero date (None);
 - ``Run`` needs ``AllowStartOnDemand``; a run while an instance runs is ignored
   (``IgnoreNew``); the run starts the action through ``launcher`` (a callable the test gives:
-  ``launcher(task_id, retry) -> exit status``), and ``LastTaskResult`` becomes that status.
+  ``launcher(task_id, retry) -> exit status``), and ``LastTaskResult`` becomes that status;
+- with ``logged_on`` False (the user has no logon session) an interactive-token task is not
+  started: ``LastTaskResult`` becomes ``ERROR_NOT_LOGGED_ON`` (event 101).
 
 ``fail(method, hresult)`` makes the next call of ``method`` fail, for error paths. With a
 ``state_file`` the service's state lives in that file, so application processes a test starts
@@ -46,6 +48,7 @@ from lamplighter_windows.com import (
     ERROR_ALREADY_EXISTS,
     ERROR_DIR_NOT_EMPTY,
     ERROR_FILE_NOT_FOUND,
+    ERROR_NOT_LOGGED_ON,
     SCHED_E_MALFORMEDXML,
     SCHED_S_TASK_HAS_NOT_RUN,
     TASK_STATE_DISABLED,
@@ -229,6 +232,8 @@ class FakeTaskService:
         # Shared with the application processes a test starts (they build their own fake on
         # the same file): loaded before every call, saved after every change.
         self.state_file = state_file
+        #: Whether the user has a logon session (interactive-token tasks start only then).
+        self.logged_on = True
         if state_file is not None and state_file.exists():
             self._load()
 
@@ -405,6 +410,10 @@ class FakeTaskService:
         assert args[:2] == ["//B", "//NoLogo"], args
         task_id, retry = args[3], RETRY_FLAG in args[4:]
         task.last_run = self.clock()
+        if not self.logged_on:
+            task.last_result = ERROR_NOT_LOGGED_ON
+            self._save()
+            return
         if self.launcher is None:
             self._save()
             return

@@ -19,11 +19,13 @@ from lamplighter.invocation import RUN_FLAG
 from lamplighter.model import BatteryLow, DeviceIdle
 from lamplighter_windows.com import (
     E_ACCESSDENIED,
+    ERROR_NOT_LOGGED_ON,
     SCHED_S_TASK_HAS_NOT_RUN,
     TASK_STATE_READY,
     TaskSchedulerError,
     from_variant_time,
 )
+from lamplighter_windows.wrapper import EXIT_NOT_STARTED
 
 from .conftest import FakeWindowsPlugin
 from .taskscheduler_fake import FakeTaskService
@@ -110,6 +112,33 @@ def test_schedule_registers_a_task_in_the_apps_folder(setup: Setup) -> None:
     assert [i.next_run for i in app.tasks()] == [info.next_run]
 
 
+def test_the_task_names_the_wrappers_real_path(
+    tmp_path: Path, fake_service: FakeTaskService
+) -> None:
+    # Python from the Microsoft Store writes new files under AppData to a private copy that
+    # other programs (wscript.exe) do not see; the path it asked for resolves to the real
+    # one. Modelled here by a data directory reached through a link.
+    real = tmp_path / "real"
+    real.mkdir()
+    try:
+        (tmp_path / "seen").symlink_to(real, target_is_directory=True)
+    except OSError as exc:  # Windows without the symbolic-link privilege
+        pytest.skip(f"cannot create a symbolic link here: {exc}")
+    made = Setup(tmp_path, fake_service)
+    made.where = tmp_path / "seen"
+    made.app = made.application()
+    try:
+        app = made.start(sync=Recorder())
+        app.schedule(TaskRequest.periodic("sync", HOUR))
+        app_dir = real / "data" / APP
+        xml = fake_service.tasks[f"{FOLDER}\\sync"].xml
+        assert f'"{app_dir / "windows" / "run.vbs"}" sync' in xml
+        text = (app_dir / "windows" / "run.vbs").read_text(encoding="ascii")
+        assert f'appDir = "{app_dir}"' in text
+    finally:
+        made.app.shutdown()
+
+
 def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     app = setup.start(sync=Recorder(Failure("no")))
     app.schedule(TaskRequest.periodic("sync", HOUR))
@@ -120,7 +149,8 @@ def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     schedule = before[sync]
     assert schedule.present and schedule.active and schedule.last_trigger is None
     assert schedule.next_run == app.task_info("sync").next_run  # type: ignore[union-attr]
-    assert "Ready" in schedule.detail and f"0x{SCHED_S_TASK_HAS_NOT_RUN:08X}" in schedule.detail
+    assert "Ready" in schedule.detail
+    assert f"last result 0x{SCHED_S_TASK_HAS_NOT_RUN:08X} (has not run yet)" in schedule.detail
     assert not before[other].present
     setup.service.fire(FOLDER, "sync")
     after = backend.os_schedules([sync])
@@ -129,6 +159,28 @@ def test_what_task_scheduler_says_of_a_task(setup: Setup) -> None:
     assert schedule.last_trigger is not None
     # The application's exit status for a Failure is Task Scheduler's last result.
     assert "last result 0x00000001" in schedule.detail
+
+
+def test_a_run_refused_for_want_of_a_logon_session_says_so(setup: Setup) -> None:
+    # An interactive-token task starts only while its user is logged on; otherwise Task
+    # Scheduler records ERROR_NOT_LOGGED_ON as the last result (event 101) and runs nothing.
+    task = Recorder()
+    app = setup.start(sync=task)
+    app.schedule(TaskRequest.periodic("sync", HOUR))
+    setup.service.logged_on = False
+    setup.service.fire(FOLDER, "sync")
+    assert task.runs == 0
+    schedules = app.backend.os_schedules([TaskId("sync")])
+    assert schedules is not None
+    detail = schedules[TaskId("sync")].detail
+    assert f"last result 0x{ERROR_NOT_LOGGED_ON:08X} (the user was not logged on)" in detail
+    # The wrapper's own statuses are named too.
+    setup.service.logged_on = True
+    setup.service.launcher = lambda task_id, retry: EXIT_NOT_STARTED
+    setup.service.fire(FOLDER, "sync")
+    schedules = app.backend.os_schedules([TaskId("sync")])
+    assert schedules is not None
+    assert "(the application could not be started)" in schedules[TaskId("sync")].detail
 
 
 def test_run_immediately_and_due_one_shots_start_at_once(setup: Setup) -> None:
@@ -261,6 +313,14 @@ def test_an_unreachable_service_fails_at_start(
         made.start()
 
 
+def test_start_reads_only_the_applications_own_folder(setup: Setup) -> None:
+    # The root folder holds every other program's tasks (each one read would be a round trip
+    # to the service, and one unreadable task of someone else's would fail our start).
+    setup.start(sync=Recorder())
+    listed = {call[1] for call in setup.service.calls if call[0] == "folder_contents"}
+    assert listed == {FOLDER}
+
+
 def test_the_backend_is_auto_picked_on_windows(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -357,6 +417,10 @@ def test_tasks_someone_else_put_in_the_folder_are_ignored(setup: Setup) -> None:
     service.tasks[f"{FOLDER}\\hand made!"].state = TASK_STATE_RUNNING
     assert app.backend.running_tasks() == set()
     assert [i.task_id.value for i in app.tasks()] == ["sync"]
+    # Its name is none Lamplighter makes: doctor neither counts it nor deletes it.
+    checks = {check.name: check for check in app.backend.doctor_checks(fix=True)}
+    assert checks["orphan-tasks"].ok, checks["orphan-tasks"].detail
+    assert f"{FOLDER}\\hand made!" in service.tasks
 
 
 def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:

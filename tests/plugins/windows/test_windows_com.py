@@ -17,6 +17,7 @@ from lamplighter_windows.com import (
     SCHED_E_MALFORMEDXML,
     ComTaskService,
     TaskSchedulerError,
+    _registered,
     is_not_found,
 )
 
@@ -159,6 +160,16 @@ def test_register_task_is_the_documented_call_for_the_current_user(world: World)
     assert task.name == "sync" and task.state == 3 and task.last_run is None
     # A COM date is local wall-clock time, whatever zone pywin32 labels it with.
     assert task.next_run == datetime(2026, 3, 1, 9, 30).astimezone()
+
+
+def test_a_task_that_has_not_run_has_no_last_run(world: World) -> None:
+    # Whatever date comes with it (the zero date; PowerShell's view of the same task shows
+    # 1999-11-30): a last result of SCHED_S_TASK_HAS_NOT_RUN means there was no run.
+    task = Registered("sync", "\\Lamplighter\\app\\sync")
+    task.LastRunTime = datetime(1999, 11, 30, tzinfo=UTC)
+    assert _registered(task).last_run is None
+    task.LastTaskResult = 0
+    assert _registered(task).last_run == datetime(1999, 11, 30).astimezone()
 
 
 def test_listing_running_and_deleting(world: World) -> None:

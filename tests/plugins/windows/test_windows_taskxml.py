@@ -109,6 +109,18 @@ def test_every_trigger_kind_and_option_is_valid_task_xml(task_schema: Any) -> No
     assert task_schema.is_valid(retry.xml)
 
 
+def test_the_xml_declaration_names_no_encoding() -> None:
+    # RegisterTask takes the definition as a BSTR (UTF-16 in memory) and schtasks /XML reads a
+    # file; a declared encoding that differs from the one the text is stored in is refused
+    # ("switch from current encoding to specified encoding not supported"). Microsoft's own
+    # task XML examples declare none, so the text holds in either form.
+    (xml,) = render(TaskRequest.periodic("sync", timedelta(hours=1))).values()
+    assert xml.startswith('<?xml version="1.0"?>\n<Task ')
+    for encoding in ("utf-16", "utf-8"):
+        root = ET.fromstring(xml.encode(encoding))
+        assert root.tag == NS + "Task", encoding
+
+
 def test_the_definition_runs_the_wrapper_for_the_current_user_without_conditions() -> None:
     root = only(TaskRequest.periodic("sync", timedelta(hours=1)))
     assert root.get("version") == "1.2"
@@ -163,6 +175,29 @@ def test_one_shots_are_time_triggers_at_their_time() -> None:
     for due in (TaskRequest.one_time("now"), TaskRequest.exact("past", NOW)):
         assert only(due).find(NS + "Triggers") is not None
         assert len(only(due).find(NS + "Triggers")) == 0  # type: ignore[arg-type]
+
+
+def test_a_time_that_falls_due_while_registering_starts_at_once() -> None:
+    # A one-time trigger whose start has passed by the time RegisterTask returns is a missed
+    # start (late by Task Scheduler's missed-run delay, if run at all). A time within
+    # DUE_MARGIN (two seconds) is started at once instead: a little early, as OS timers may be.
+    for soon in (
+        TaskRequest.exact("soon", NOW + timedelta(seconds=1, microseconds=500_000)),
+        TaskRequest.one_time("soon", timedelta(seconds=2)),
+    ):
+        assert len(only(soon).find(NS + "Triggers")) == 0  # type: ignore[arg-type]
+    later = only(TaskRequest.exact("later", NOW + timedelta(seconds=3)))
+    assert find(later, "Triggers/TimeTrigger/StartBoundary") == "2026-01-05T09:00:03Z"
+    request = TaskRequest.exact("r", NOW + timedelta(days=1))
+    wrapper = DATA + r"\windows\run.vbs"
+    soon_retry = render_retry_task(
+        request, app_id=APP, wrapper=wrapper, at=NOW + timedelta(seconds=1), now=NOW
+    )
+    assert soon_retry.run_now and soon_retry.triggers == 0
+    later_retry = render_retry_task(
+        request, app_id=APP, wrapper=wrapper, at=NOW + timedelta(seconds=3), now=NOW
+    )
+    assert not later_retry.run_now and later_retry.triggers == 1
 
 
 def test_a_window_is_a_random_delay_up_to_its_end() -> None:

@@ -14,7 +14,11 @@ import re
 import pytest
 
 from lamplighter.backend import UnsupportedRequest
+from lamplighter.runner import ExitStatus
+from lamplighter_windows.taskxml import RETRY_SUFFIX
 from lamplighter_windows.wrapper import (
+    EXIT_NOT_STARTED,
+    EXIT_UNREACHABLE,
     command_line,
     render_wrapper,
     vbs_string,
@@ -165,8 +169,17 @@ def test_the_script_is_ascii_and_holds_every_value_exactly() -> None:
 
 def test_the_script_runs_hidden_waits_and_checks_the_task_id() -> None:
     text = script()
-    assert 'shell.Run(commandLine & " --lamplighter-run " & taskId & retryFlag, 0, True)' in text
-    assert "WScript.Quit shell.Run(" in text
+    run = 'status = shell.Run(commandLine & " --lamplighter-run " & taskId & retryFlag, 0, True)'
+    # A program that cannot be started is a failed run, never a silent success.
+    steps = [
+        "On Error Resume Next",
+        run,
+        f"If Err.Number <> 0 Then WScript.Quit {EXIT_NOT_STARTED}",
+    ]
+    steps.append("WScript.Quit status")
+    start = text.index("If installed Then")
+    positions = [text.index(step, start) for step in steps]
+    assert positions == sorted(positions)
     assert 'idPattern.Pattern = "^[A-Za-z0-9][A-Za-z0-9_.\\-]{0,99}$"' in text
     assert 'If args(1) <> "--lamplighter-retry" Then WScript.Quit 2' in text
     assert "installed = fso.FileExists(program)" in text
@@ -178,14 +191,46 @@ def test_cleanup_removes_files_then_other_tasks_then_its_own_then_folders() -> N
     order = [
         'fso.DeleteFolder appDir & "\\tasks", True',
         "fso.DeleteFile WScript.ScriptFullName, True",
-        "If names(i) <> taskId Then folder.DeleteTask names(i), 0",
-        "folder.DeleteTask taskId, 0",
+        "If names(i) <> ownName Then folder.DeleteTask names(i), 0",
+        "folder.DeleteTask ownName, 0",
         "parent.DeleteFolder folderName, 0",
         'service.GetFolder("\\").DeleteFolder Mid(parentPath, 2), 0',
         "WScript.Quit 0",
     ]
     positions = [text.index(step) for step in order]
     assert positions == sorted(positions)
+
+
+def test_the_scripts_own_exit_statuses_are_not_the_applications() -> None:
+    # The task's last result is the application's status (an ExitStatus) or the script's
+    # own; they must not be mistaken for one another.
+    own = {2, EXIT_UNREACHABLE, EXIT_NOT_STARTED}
+    assert len(own) == 3 and not own & {int(status) for status in ExitStatus}
+    assert "WScript.Quit 2" in script()
+
+
+def test_a_drive_that_is_not_there_is_not_an_uninstall() -> None:
+    # A program or script on a removable or network drive that is not reachable right now is
+    # missing too; removing the tasks and the task files then would lose them for nothing.
+    text = script()
+    guard = (
+        f"If Not Reachable(program) Or Not Reachable(script) Then WScript.Quit {EXIT_UNREACHABLE}"
+    )
+    assert text.index("If installed Then") < text.index(guard)
+    assert text.index(guard) < text.index('fso.DeleteFolder appDir & "\\tasks", True')
+    function = text[text.index("Function Reachable(path)") : text.index("End Function")]
+    assert 'If path = "" Then Exit Function' in function
+    assert "root = fso.GetDriveName(path)" in function
+    assert 'If root <> "" Then Reachable = fso.FolderExists(root & "\\")' in function
+
+
+def test_a_retry_run_keeps_its_own_task_for_last() -> None:
+    # A retry run is started by the task "<task_id> retry": that one is running the script,
+    # so it is the one deleted last, after every other task of the folder.
+    text = script()
+    branch = text[text.index("If args.Count = 2 Then") : text.index("End If")]
+    assert "ownName = taskId\r\n" in text[: text.index("If args.Count = 2 Then")]
+    assert f'ownName = taskId & "{RETRY_SUFFIX}"' in branch
 
 
 def test_a_data_dir_override_reaches_the_application() -> None:
