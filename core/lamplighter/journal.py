@@ -320,20 +320,18 @@ class EventJournal:
         written."""
         # Plain values only (the class by its kind): such a tuple is soon untracked by
         # the garbage collector, so a queue of them adds nothing to its collections.
-        item = (cls.kind, task_id, at, _PID[0], values)
-        if self.flush_interval is not None:
-            self._queue(item)
-            return
-        line = self._fields_line(item)
-        if line is not None:
-            self._write_lines([line])
+        self._add((cls.kind, task_id, at, _PID[0], values))
 
     def append_run(
         self, task_id: str, started: float, attempt: int, due: float, runtime: float
     ) -> None:
         """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
         process (as :meth:`append_fields` would, one after the other) as one item."""
-        item = (_RUN, task_id, started, _PID[0], (attempt, due, runtime))
+        self._add((_RUN, task_id, started, _PID[0], (attempt, due, runtime)))
+
+    def _add(self, item: tuple[Any, ...]) -> None:
+        """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now
+        without a ``flush_interval``."""
         if self.flush_interval is not None:
             self._queue(item)
             return
