@@ -20,17 +20,17 @@ this order, with nothing else:
 Rows:
 
 - ``today``: the application through ``Lamplighter.handle_invocation``.
-- ``prototype: eager model + today's plugin and event modules``: steps 1–6 with ``import
-  lamplighter`` as it is (every model class created at import), the installed plugins
-  discovered from their entry points, registered with pluggy and asked for their monitors,
-  and the real ``LoggingMonitor`` and journal handed a real ``WorkStarted``: so
-  ``lamplighter.hookspecs``, ``lamplighter.events`` (every event class) and
+- ``prototype: today's model + today's plugin and event modules``: steps 1–6 with ``import
+  lamplighter`` as it is (the model's records created at import, but for those a run seldom
+  uses), the installed plugins discovered from their entry points, registered with pluggy
+  and asked for their monitors, and the real ``LoggingMonitor`` and journal handed a real
+  ``WorkStarted``: so ``lamplighter.hookspecs``, ``lamplighter.events`` (every event class) and
   ``lamplighter.journal`` (with pathlib) are imported as today, and nothing of the facade,
   the runner or the store.
-- ``prototype: eager model, lines from plain values``: steps 1–6 with ``import
+- ``prototype: today's model, lines from plain values``: steps 1–6 with ``import
   lamplighter`` as it is, the journal line and the monitor's JSON line written from plain
   values (what the journal and the logging monitor write, made without event objects,
-  pluggy or plugin modules): the floor of any run path that keeps today's eager model.
+  pluggy or plugin modules): the floor of any run path that keeps today's model.
 
 Targets (``benchmarks/invocation.py``): sync ≤ 1.5x ``import attrs``, async ≤ 1.15x
 ``import attrs, asyncio; asyncio.run(noop())``. Every figure is a median of ``--rounds``
@@ -60,7 +60,7 @@ PROTOTYPE = """
 import json, os, sys, time
 from datetime import UTC, datetime
 
-import lamplighter  # the model as it is today: every class created at import
+import lamplighter  # the model as it is today
 from lamplighter import Success, TaskContext
 from lamplighter._request_codec import decode_request
 from lamplighter.invocation import RETRY_FLAG, parse_invocation
@@ -208,8 +208,8 @@ def main() -> None:
         for kind in ("sync", "async"):
             for label, script in (
                 ("today", today),
-                ("prototype: eager model + today's plugin and event modules", scripts["plugins"]),
-                ("prototype: eager model, lines from plain values", scripts["bare"]),
+                ("prototype: today's model + today's plugin and event modules", scripts["plugins"]),
+                ("prototype: today's model, lines from plain values", scripts["bare"]),
             ):
                 argv = [py, str(script), "--lamplighter-run", kind]
                 rows[f"{kind} {label}"] = lambda argv=argv: _until_run(argv, mark)

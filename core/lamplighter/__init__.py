@@ -2,8 +2,10 @@
 on time.
 
 The model (task ids, triggers, constraints, retry policies, requests, results) is imported
-eagerly; everything heavier (the plugin manager, the facade, serialization) loads on first
-use, because the OS relaunches the application for every scheduled run.
+eagerly, but for the records a run seldom uses (the event triggers, ``TaskInfo``), which
+are created on first use; everything heavier (the plugin manager, the facade,
+serialization) loads on first use, because the OS relaunches the application for every
+scheduled run.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTran
 from lamplighter.ids import TaskId
 from lamplighter.invocation import InvocationError, is_scheduler_invocation
 from lamplighter.model import (
-    BatteryLow,
-    BatteryOkay,
     Calendar,
     Constraints,
     ConstraintsNotMet,
-    DeviceIdle,
     Exact,
     ExistingTaskPolicy,
     ExponentialBackoff,
@@ -29,15 +28,12 @@ from lamplighter.model import (
     NetworkType,
     OneTime,
     OnLogin,
-    PathChanged,
     Periodic,
     Retry,
     RetryPolicy,
-    StorageLow,
     Success,
     Task,
     TaskContext,
-    TaskInfo,
     TaskRequest,
     TaskResult,
     TaskState,
@@ -47,8 +43,16 @@ from lamplighter.model import (
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
-    from lamplighter.backend import BackendUnavailable, UnsupportedRequest
+    from lamplighter.backend import BackendUnavailable, SchedulingError, UnsupportedRequest
     from lamplighter.hookspecs import hookimpl
+    from lamplighter.model import (
+        BatteryLow,
+        BatteryOkay,
+        DeviceIdle,
+        PathChanged,
+        StorageLow,
+        TaskInfo,
+    )
     from lamplighter.plugins import PluginConflictError, PluginManager
     from lamplighter.runner import ExitStatus
     from lamplighter.store.records import ExecutionRecord
@@ -83,6 +87,7 @@ __all__ = [
     "PluginManager",
     "Retry",
     "RetryPolicy",
+    "SchedulingError",
     "StorageLow",
     "Success",
     "Task",
@@ -111,6 +116,14 @@ _LAZY = {
     "Lamplighter": "lamplighter.app",
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",
+    "SchedulingError": "lamplighter.backend",
+    # model records a run seldom uses, created on first use (see lamplighter.model)
+    "BatteryLow": "lamplighter.model",
+    "BatteryOkay": "lamplighter.model",
+    "DeviceIdle": "lamplighter.model",
+    "PathChanged": "lamplighter.model",
+    "StorageLow": "lamplighter.model",
+    "TaskInfo": "lamplighter.model",
 }
 
 

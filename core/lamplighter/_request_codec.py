@@ -20,12 +20,12 @@ import attrs
 from lamplighter._scalars import seconds_in, seconds_out
 from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
-    BUILTIN_TRIGGERS,
     RETRY_POLICIES,
     Constraints,
     ExistingTaskPolicy,
     NetworkType,
     TaskRequest,
+    builtin_trigger,
 )
 
 __all__ = ["decode_request", "encode_request"]
@@ -91,28 +91,43 @@ def _annotation(annotation: object) -> str:
     return getattr(annotation, "__name__", "?")
 
 
-_Table = dict[str, tuple[type, tuple[tuple[str, Callable[[object], object]], ...]]]
+_Entry = tuple[type, tuple[tuple[str, Callable[[object], object]], ...]]
+
+
+class _Table(dict[str, _Entry | None]):
+    """The decodable built-in classes of one tag family (triggers or retry policies) by
+    kind, each looked up (and created, for the model's records made on first use) only when
+    a stored value names it."""
+
+    def __init__(self, find: Callable[[str], type | None]) -> None:
+        super().__init__()
+        self._find = find
+
+    def __missing__(self, kind: object) -> _Entry | None:
+        if not isinstance(kind, str):
+            return None
+        cls = self._find(kind)
+        entry = self[kind] = None if cls is None else _entry(cls)
+        return entry
+
+
 _tables: tuple[_Table, _Table] | None = None
 
 
-def _table(classes: tuple[type, ...]) -> _Table:
-    table: _Table = {}
-    for cls in classes:
-        fields = []
-        for field in attrs.fields(cls):
-            reader = _READERS.get(_annotation(field.type))
-            if reader is None:
-                break  # a field this decoder does not know: leave the class to cattrs
-            fields.append((field.name, reader))
-        else:
-            table[cls.kind] = (cls, tuple(fields))  # type: ignore[attr-defined]
-    return table
+def _entry(cls: type) -> _Entry | None:
+    fields = []
+    for field in attrs.fields(cls):
+        reader = _READERS.get(_annotation(field.type))
+        if reader is None:
+            return None  # a field this decoder does not know: leave the class to cattrs
+        fields.append((field.name, reader))
+    return cls, tuple(fields)
 
 
 def _tagged(table: _Table, value: object) -> Any:
     if not isinstance(value, Mapping):
         raise _Unsupported
-    entry = table.get(value.get("type"))  # type: ignore[arg-type]
+    entry = table[value.get("type")]  # type: ignore[index]
     if entry is None or len(value) != len(entry[1]) + 1:
         raise _Unsupported
     cls, fields = entry
@@ -150,7 +165,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
     """The request stored as ``data``, or None when it needs the full converter."""
     global _tables
     if _tables is None:
-        _tables = (_table(BUILTIN_TRIGGERS), _table(RETRY_POLICIES))
+        _tables = (_Table(builtin_trigger), _Table({c.kind: c for c in RETRY_POLICIES}.get))
     triggers, policies = _tables
     if not isinstance(data, Mapping) or set(data) != _REQUEST_KEYS:
         return None
@@ -192,6 +207,8 @@ _out_tables: _Out | None = None
 
 def _build_out_tables() -> _Out:
     table: _Out = {}
+    from lamplighter.model import BUILTIN_TRIGGERS
+
     classes: tuple[type[Any], ...] = (*BUILTIN_TRIGGERS, *RETRY_POLICIES)
     for cls in classes:
         fields = []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
+from lamplighter import model as _model  # TaskInfo is created on first use
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter._schema import StoredDataError
@@ -47,11 +48,15 @@ from lamplighter.invocation import (
     parse_invocation,
 )
 from lamplighter.model import (
+    Calendar,
     Constraints,
+    Exact,
+    OneTime,
+    Periodic,
     Task,
-    TaskInfo,
     TaskRequest,
     TaskState,
+    Windowed,
 )
 from lamplighter.runner import ExitStatus, FireOutcome, Runner, _utcnow
 from lamplighter.store import BrokenTask, MemoryEntry, MemoryTaskStore, TaskStore
@@ -65,16 +70,20 @@ if TYPE_CHECKING:
 
     from lamplighter._runtime.pump import EventPump, InlineMonitors
     from lamplighter._runtime.run_now import InstantRuns
-    from lamplighter.backend import Backend
+    from lamplighter.backend import Backend, OsSchedule
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
     from lamplighter.journal import EventJournal
+    from lamplighter.model import TaskInfo
     from lamplighter.plugins import PluginManager
 
 __all__ = ["Lamplighter"]
 
 logger = lazy_logger(__name__)
+
+# Triggers whose OS-launched runs have a due time (and may have a schedule to renew).
+_TIMED = (Periodic, Calendar, OneTime, Exact, Windowed)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -643,15 +652,31 @@ class Lamplighter:
         return self._cancel([TaskId.of(task_id)], source="cancel") > 0
 
     def cancel_all(self) -> int:
-        """Cancel every task of this application; returns how many there were."""
+        """Cancel every task of this application — those with a task file and those the
+        OS scheduler still holds — and return how many there were."""
         self._require_started("cancel_all()")
-        return self._cancel(self.store.task_ids(), source="cancel_all")
+        return self._cancel(None, source="cancel_all")
 
-    def _cancel(self, task_ids: Sequence[TaskId], *, source: str) -> int:
+    def _held(self, backend: Backend) -> set[TaskId]:
+        """The tasks the backend's scheduler holds anything of (found by name)."""
+        try:
+            return backend.held_task_ids() or set()
+        except Exception as exc:
+            logger.warning("lamplighter: the backend could not list its schedules: %s", exc)
+            return set()
+
+    def _cancel(self, task_ids: Sequence[TaskId] | None, *, source: str) -> int:
         self._require_started(f"{source}()")
         with self._lock:
             backend = self._ensure_backend()
-            known = [tid for tid in task_ids if self.store.load_quiet(tid) is not None]
+            # The OS is the truth: a task the scheduler still holds is cancelled even when
+            # its task file is gone or unreadable (moved aside as corrupt).
+            held = self._held(backend)
+            if task_ids is None:
+                task_ids = sorted(set(self.store.task_ids()) | held, key=lambda t: t.value)
+            known = [
+                tid for tid in task_ids if tid in held or self.store.load_quiet(tid) is not None
+            ]
             if not known:
                 for tid in task_ids:
                     backend.cancel_running(tid)
@@ -679,15 +704,15 @@ class Lamplighter:
         try:
             raw = self.store.load(tid)
         except StoredDataError as exc:
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
         if raw is None:
             moved = self.store.moved_aside(tid)
             if moved is None:
                 return None
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
         problem = self._request_problem(tid, raw)
         if problem is not None:
-            return TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
+            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
         return self._info(tid, TaskDocument.from_dict(raw))
 
     def _request_problem(self, tid: TaskId, raw: Mapping[str, Any]) -> str | None:
@@ -731,26 +756,48 @@ class Lamplighter:
         backend = self._backend
         next_runs: dict[TaskId, datetime | None] = {}
         running: set[TaskId] | None = None
+        os_view: dict[TaskId, OsSchedule] | None = None
         if backend is not None:
             scheduled = {}
             for tid, doc in documents.items():
                 if doc.state.get("status") != "scheduled":
                     continue
                 scheduled[tid] = (self.runner.decoded(tid, raws[tid]["request"]), doc.state)
+            os_view = self._os_schedules(backend, list(scheduled)) if scheduled else None
             try:
-                next_runs = backend.next_runs(scheduled)
+                if os_view is not None:
+                    next_runs = {tid: s.next_run for tid, s in os_view.items()}
+                else:
+                    next_runs = backend.next_runs(scheduled)
                 running = backend.running_tasks()
             except Exception as exc:
                 logger.warning("lamplighter: the backend could not list next runs: %s", exc)
         infos = {
-            tid: self._info(tid, doc, next_run=next_runs.get(tid), running=running)
+            tid: self._info(
+                tid,
+                doc,
+                next_run=next_runs.get(tid),
+                running=running,
+                os_schedule=None if os_view is None else os_view.get(tid),
+            )
             for tid, doc in documents.items()
         }
         for b in broken:
             tid = TaskId.of(b.task_id)
             if tid not in infos:  # a task scheduled anew beside its moved-aside file is fine
-                infos[tid] = TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=b.reason)
+                infos[tid] = _model.TaskInfo(
+                    task_id=tid, state=TaskState.INACTIVE, problem=b.reason
+                )
         return [infos[tid] for tid in sorted(infos, key=lambda t: t.value)]
+
+    @staticmethod
+    def _os_schedules(backend: Backend, task_ids: list[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What the backend's scheduler says of the tasks, or None when it cannot say."""
+        try:
+            return backend.os_schedules(task_ids)
+        except Exception as exc:
+            logger.warning("lamplighter: the backend could not read its schedules: %s", exc)
+            return None
 
     _ASK = object()
 
@@ -761,27 +808,37 @@ class Lamplighter:
         *,
         next_run: datetime | object | None = _ASK,
         running: set[TaskId] | None = None,
+        os_schedule: OsSchedule | None = None,
     ) -> TaskInfo:
         status = doc.state.get("status")
         backend = self._backend
         if next_run is self._ASK and running is None and backend is not None:
-            try:
-                next_run, is_running = backend.describe(tid)
-            except Exception as exc:
-                logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
-                next_run, is_running = None, False
-            is_running = is_running or self.store.is_running(tid)
+            view = self._os_schedules(backend, [tid]) if status == "scheduled" else None
+            if view is not None and tid in view:
+                os_schedule = view[tid]
+                next_run = os_schedule.next_run
+                is_running = self._is_running(tid)
+            else:
+                try:
+                    next_run, is_running = backend.describe(tid)
+                except Exception as exc:
+                    logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
+                    next_run, is_running = None, False
+                is_running = is_running or self.store.is_running(tid)
         elif running is not None:
             is_running = tid in running
         else:
             is_running = self._is_running(tid)
+        # The scheduler is the truth: a task whose trigger it will not fire is INACTIVE,
+        # with no next run, whatever its task file expects.
+        dead = os_schedule is not None and not os_schedule.active
         if is_running:
             state = TaskState.RUNNING
-        elif status == "scheduled":
+        elif status == "scheduled" and not dead:
             state = TaskState.SCHEDULED
         else:
             state = TaskState.INACTIVE
-        if status != "scheduled" or self._backend is None:
+        if status != "scheduled" or self._backend is None or dead:
             next_run = None
         elif next_run is self._ASK:
             try:
@@ -790,7 +847,7 @@ class Lamplighter:
                 logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
                 next_run = None
         assert next_run is None or isinstance(next_run, datetime)
-        return TaskInfo(
+        return _model.TaskInfo(
             task_id=tid,
             state=state,
             last_run=doc.datetime_field("last_run"),
@@ -994,11 +1051,17 @@ class Lamplighter:
             return int(ExitStatus.INTERNAL_ERROR)
         for failure in self.plugins.failures:
             self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
+        task_id, retry = invocation.task_id, invocation.retry
+
+        def due(request: TaskRequest) -> datetime | None:
+            # Only timed triggers have a due time (or a schedule to renew): a login or path
+            # run does not load the backend at all.
+            if not retry and not isinstance(request.trigger, _TIMED):
+                return None
+            return self._ensure_backend().launched(task_id, request, retry=retry)
+
         outcome: FireOutcome = self.runner.fire_blocking(
-            invocation.task_id,
-            scheduled_for=None,
-            retry=invocation.retry,
-            if_due=invocation.if_due,
+            task_id, retry=retry, if_due=invocation.if_due, due=due
         )
         # The run lock is released by now: monitors finishing this run's events (bounded)
         # never keep the next run of the task waiting.

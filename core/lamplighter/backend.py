@@ -35,6 +35,7 @@ __all__ = [
     "BackendUnavailable",
     "DoctorCheck",
     "OsSchedule",
+    "SchedulingError",
     "UnsupportedRequest",
 ]
 
@@ -46,6 +47,31 @@ class BackendUnavailable(LookupError):
 
 class UnsupportedRequest(ValueError):
     """The backend cannot honour a trigger or constraint; the message names what would."""
+
+
+class SchedulingError(RuntimeError):
+    """The OS scheduler did not take a schedule: ``schedule()`` would otherwise return True
+    for a task that never fires. The message names the unit (agent, task) and quotes the
+    scheduler's own reason.
+
+    Attributes:
+        task_id: the task whose schedule was refused, if known.
+        unit: the scheduler's name for it (a systemd unit name, …), if any.
+        reason: the scheduler's own words, or ``""``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: TaskId | None = None,
+        unit: str | None = None,
+        reason: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.unit = unit
+        self.reason = reason
 
 
 @attrs.frozen(kw_only=True)
@@ -207,7 +233,9 @@ class Backend(abc.ABC):
         """Create or replace the schedules of ``requests`` in one transaction.
 
         The core has already written each task's file; the first periodic run comes one
-        interval after this call (plus one at once with ``run_immediately``).
+        interval after this call (plus one at once with ``run_immediately``). Returns only
+        once the scheduler confirmed every schedule will fire; raises
+        :class:`SchedulingError` otherwise.
         """
 
     @abc.abstractmethod
@@ -260,6 +288,19 @@ class Backend(abc.ABC):
     def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
         """What the scheduler itself says of each task's schedule, in one query where it can;
         None when this backend has no scheduler of its own to ask."""
+        return None
+
+    def launched(self, task_id: TaskId, request: TaskRequest, *, retry: bool) -> datetime | None:
+        """A run the OS started (``handle_invocation``) is about to begin: return when it
+        was due, when the scheduler can say (it becomes ``ctx.scheduled_for`` and
+        ``WorkStarted.expected_at``). A backend whose schedule must be renewed after each
+        firing renews it here, before the task runs, so a failing run keeps the rhythm."""
+        return None
+
+    def held_task_ids(self) -> set[TaskId] | None:
+        """The ids of every task of this application the scheduler holds anything of,
+        found by name, whether or not its task file is readable (``cancel_all`` removes
+        them all); None when the backend cannot list them."""
         return None
 
     def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:

@@ -1,7 +1,9 @@
 """The built-in device-state constraint checker: battery, charging, idle and storage.
 
 Core registers it as the plugin named ``"device"`` through the same hook as any other
-constraint checker (:func:`lamplighter_constraint_checkers`). It evaluates four
+constraint checker (``lamplighter_constraint_checkers``, defined in a small module of its own
+so that registering the plugin, in every process the OS starts, does not import this one).
+It evaluates four
 ``Constraints`` fields:
 
 - ``battery_not_low``: the battery is at :data:`BATTERY_LOW_PERCENT` % or more; a machine
@@ -35,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from lamplighter._log import lazy_logger
-from lamplighter.hookspecs import CheckerInfo, Verdict, hookimpl
+from lamplighter.hookspecs import Verdict
+from lamplighter.model import DEVICE_CONSTRAINTS
 
 if TYPE_CHECKING:
     from lamplighter.model import Constraints
@@ -49,7 +52,6 @@ __all__ = [
     "DeviceChecker",
     "DeviceState",
     "evaluate",
-    "lamplighter_constraint_checkers",
     "read_device_state",
 ]
 
@@ -62,8 +64,6 @@ IDLE_SECONDS = 300
 #: Free space under which storage counts as low (1 GiB), for the ``StorageLow`` trigger.
 STORAGE_LOW_BYTES = 1 << 30
 
-#: The ``Constraints`` fields the device checker evaluates.
-DEVICE_CONSTRAINTS = frozenset({"battery_not_low", "charging", "device_idle", "min_storage_bytes"})
 
 #: What :func:`read_device_state` can measure: the battery (level and power source), the
 #: free storage, the idle time.
@@ -472,21 +472,3 @@ class DeviceChecker:
 
     def __repr__(self) -> str:
         return f"DeviceChecker(data_dir={self.data_dir!r})"
-
-
-# --------------------------------------------------------------------------------------------
-# the built-in plugin
-# --------------------------------------------------------------------------------------------
-
-
-@hookimpl
-def lamplighter_constraint_checkers() -> list[CheckerInfo]:
-    """Register the device checker (core's built-in ``"device"`` plugin)."""
-    return [
-        CheckerInfo(
-            name="device",
-            constraints=DEVICE_CONSTRAINTS,
-            load=DeviceChecker,
-            description="battery, charging, idle time and free storage (built in)",
-        )
-    ]

@@ -41,7 +41,7 @@ from lamplighter._event_base import (
 from lamplighter._log import lazy_logger
 from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
-from lamplighter.model import Success, TaskInfo, TaskResult, result_from_dict, result_to_dict
+from lamplighter.model import Success, TaskResult, result_from_dict, result_to_dict
 
 if TYPE_CHECKING:
     from lamplighter._events_other import (
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Skipped,
         Snapshot,
     )
+    from lamplighter.model import TaskInfo
 
     #: Every event class, in the order of the reference list.
     EVENT_TYPES: tuple[type[MonitorEvent], ...]

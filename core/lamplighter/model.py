@@ -16,7 +16,6 @@ OS scheduler may run in another zone; write ``datetime.now().astimezone()`` for 
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -24,11 +23,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 import attrs
 
 from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
+from lamplighter._model_base import TaskResult, TaskState, Trigger
 from lamplighter._scalars import require_aware
 from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
+    from lamplighter._model_more import BatteryLow as BatteryLow
+    from lamplighter._model_more import BatteryOkay as BatteryOkay
+    from lamplighter._model_more import DeviceIdle as DeviceIdle
+    from lamplighter._model_more import PathChanged as PathChanged
+    from lamplighter._model_more import StorageLow as StorageLow
+    from lamplighter._model_more import TaskInfo as TaskInfo
+
+    BUILTIN_TRIGGERS: tuple[type[Trigger], ...]
     from collections.abc import Callable
 
 __all__ = [
@@ -166,18 +174,6 @@ def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]
 # --------------------------------------------------------------------------------------------
 
 
-class Trigger:
-    """Base class of every trigger; says *when* a task runs.
-
-    Subclasses are frozen attrs classes with a unique ``kind`` (the tag used when the
-    trigger is stored). Plugins add trigger types through the ``lamplighter_trigger_types``
-    hook.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-
-
 @attrs.frozen
 class OneTime(Trigger):
     """Run once, ``delay`` after scheduling (at once by default)."""
@@ -279,77 +275,22 @@ class OnLogin(Trigger):
     kind: ClassVar[str] = "on_login"
 
 
-@attrs.frozen
-class BatteryLow(Trigger):
-    """Run when the battery falls below the low threshold (15 %)."""
-
-    kind: ClassVar[str] = "battery_low"
-
-
-@attrs.frozen
-class BatteryOkay(Trigger):
-    """Run when the battery rises back above the low threshold."""
-
-    kind: ClassVar[str] = "battery_okay"
-
-
-@attrs.frozen
-class StorageLow(Trigger):
-    """Run when free storage in the data directory falls low."""
-
-    kind: ClassVar[str] = "storage_low"
-
-
-@attrs.frozen
-class DeviceIdle(Trigger):
-    """Run when the user has been idle for at least 5 minutes."""
-
-    kind: ClassVar[str] = "device_idle"
-
-
-def _to_path(value: object) -> str:
-    if not isinstance(value, str | os.PathLike):
-        raise TypeError(f"path must be a str or os.PathLike, got {type(value).__name__}")
-    text = os.fspath(value)
-    if not isinstance(text, str):
-        raise TypeError(f"path must be a text path, got {text!r}")
-    return text
-
-
-def _check_path(_instance: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not os.path.isabs(value):
-        raise ValueError(
-            f"path {value!r} is relative; an absolute path is required because the OS "
-            "scheduler does not run in the application's working directory"
-        )
-    if any(c in value for c in "\0\n\r"):
-        raise ValueError(f"path {value!r} contains a NUL or line break, which is not allowed")
-
-
-@attrs.frozen
-class PathChanged(Trigger):
-    """Run when the file or directory at ``path`` (absolute) changes."""
-
-    kind: ClassVar[str] = "path_changed"
-    path: str = attrs.field(converter=_to_path, validator=_check_path)
-
-
-#: The trigger types the core defines; plugins add more through ``lamplighter_trigger_types``.
-BUILTIN_TRIGGERS: tuple[type[Trigger], ...] = (
-    OneTime,
-    Periodic,
-    Calendar,
-    Exact,
-    Windowed,
-    OnLogin,
-    BatteryLow,
-    BatteryOkay,
-    StorageLow,
-    DeviceIdle,
-    PathChanged,
-)
+# The class name of every built-in trigger, by kind, in the order of ``BUILTIN_TRIGGERS``.
+_TRIGGER_NAMES = {
+    "one_time": "OneTime",
+    "periodic": "Periodic",
+    "calendar": "Calendar",
+    "exact": "Exact",
+    "windowed": "Windowed",
+    "on_login": "OnLogin",
+    "battery_low": "BatteryLow",
+    "battery_okay": "BatteryOkay",
+    "storage_low": "StorageLow",
+    "device_idle": "DeviceIdle",
+    "path_changed": "PathChanged",
+}
 #: The kind of every built-in trigger.
-BUILTIN_TRIGGER_KINDS: frozenset[str] = frozenset(cls.kind for cls in BUILTIN_TRIGGERS)
+BUILTIN_TRIGGER_KINDS: frozenset[str] = frozenset(_TRIGGER_NAMES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +355,9 @@ class Constraints:
 
 #: Every constraint name, in the order of the ``Constraints`` fields.
 CONSTRAINT_NAMES = ("network", "battery_not_low", "charging", "device_idle", "min_storage_bytes")
+#: The ``Constraints`` fields core's built-in ``"device"`` checker evaluates (all but
+#: ``network``).
+DEVICE_CONSTRAINTS = frozenset({"battery_not_low", "charging", "device_idle", "min_storage_bytes"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -709,16 +653,6 @@ class TaskRequest:
 # --------------------------------------------------------------------------------------------
 
 
-class TaskResult:
-    """What a run returned: :class:`Success`, :class:`Failure` or :class:`Retry`.
-
-    Stored outcomes add :class:`ConstraintsNotMet`.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-
-
 def _str_field(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
@@ -855,28 +789,42 @@ class Task(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-class TaskState(enum.Enum):
-    """Where a task stands."""
+# --------------------------------------------------------------------------------------------
+# records created on first use
+# --------------------------------------------------------------------------------------------
 
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    INACTIVE = "inactive"
+# The OS starts the application again for every run, and a run uses a handful of these
+# records; the event triggers and ``TaskInfo`` are created on first use, in
+# ``lamplighter._model_more`` (their ``__module__`` is this module, so reprs and pickles name
+# them here).
+_MORE = frozenset(
+    {"BatteryLow", "BatteryOkay", "StorageLow", "DeviceIdle", "PathChanged", "TaskInfo"}
+)
 
 
-@attrs.frozen(kw_only=True)
-class TaskInfo:
-    """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it.
+def builtin_trigger(kind: str) -> type[Trigger] | None:
+    """The built-in trigger class of ``kind``, created if it was not yet; None when no
+    built-in trigger has that kind."""
+    name = _TRIGGER_NAMES.get(kind)
+    if name is None:
+        return None
+    cls: type[Trigger] = globals().get(name) or __getattr__(name)
+    return cls
 
-    ``problem`` is None for a healthy task; for a task whose stored file cannot be used it
-    says why (the path and the reason, as ``diagnostics()["broken_tasks"]`` does), and the
-    state is ``INACTIVE``: nothing runs it until it is scheduled again.
-    """
 
-    task_id: TaskId
-    state: TaskState
-    last_run: datetime | None = None
-    next_run: datetime | None = None
-    run_count: int = 0
-    attempt: int = 1
-    last_result: TaskResult | None = None
-    problem: str | None = None
+def __getattr__(name: str) -> Any:
+    if name in _MORE:
+        from lamplighter import _model_more
+
+        value: Any = getattr(_model_more, name)
+    elif name == "BUILTIN_TRIGGERS":
+        #: The trigger types the core defines; plugins add more (``lamplighter_trigger_types``).
+        value = tuple(builtin_trigger(kind) for kind in _TRIGGER_NAMES)
+    else:
+        raise AttributeError(f"module 'lamplighter.model' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | {"BUILTIN_TRIGGERS"})

@@ -38,7 +38,7 @@ import pluggy
 from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
 from lamplighter.hookspecs import BackendInfo, CheckerInfo, TriggerTypeInfo
-from lamplighter.model import BUILTIN_TRIGGERS, CONSTRAINT_NAMES, Trigger
+from lamplighter.model import BUILTIN_TRIGGER_KINDS, CONSTRAINT_NAMES, Trigger
 
 if TYPE_CHECKING:
     import cattrs
@@ -86,10 +86,23 @@ class LoadedPlugin:
     module: str
 
 
-@attrs.frozen
 class _Claim:
-    plugin: str
-    distribution: str | None
+    """Which plugin (of which distribution) claims a name. A plain class: the plugin
+    manager is built in every process the OS starts, and an attrs class costs its creation."""
+
+    __slots__ = ("distribution", "plugin")
+
+    def __init__(self, plugin: str, distribution: str | None) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Claim):
+            return NotImplemented
+        return (self.plugin, self.distribution) == (other.plugin, other.distribution)
+
+    def __hash__(self) -> int:
+        return hash((self.plugin, self.distribution))
 
     def __str__(self) -> str:
         return f"{self.distribution or 'no distribution'} (plugin {self.plugin!r})"
@@ -154,9 +167,9 @@ class PluginManager:
 
     def _load(self) -> None:
         if self._builtins:
-            from lamplighter import conditions
+            from lamplighter import _device_plugin
 
-            self._register(conditions, "device", "lamplighter")
+            self._register(_device_plugin, "device", "lamplighter")
         if self._explicit is not None:
             for plugin in self._explicit:
                 self._register(plugin, _plugin_name(plugin), None)
@@ -253,7 +266,7 @@ class PluginManager:
                 )
             claims[(what, key)] = owner
 
-        for kind in (cls.kind for cls in BUILTIN_TRIGGERS):
+        for kind in BUILTIN_TRIGGER_KINDS:
             claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
 
         for owner, backend in self._results("lamplighter_backends", BackendInfo):

@@ -266,13 +266,19 @@ class Runner:
         *,
         retry: bool = False,
         if_due: bool = False,
+        due: Callable[[TaskRequest], datetime | None] | None = None,
     ) -> FireOutcome:
         """Fire once, synchronously. An async ``run`` runs under ``asyncio.run``; a sync
         ``run`` runs in this thread (in a helper thread when the request has a timeout, so
         the time limit can be enforced; the process that called this is expected to exit
         soon after a timeout, which ends that thread). With ``if_due``, nothing runs unless
-        a firing of the task's schedule is due (a start by an OS scheduler at load)."""
-        begun = self._begin(task_id, scheduled_for, retry, if_due=if_due)
+        a firing of the task's schedule is due (a start by an OS scheduler at load).
+
+        ``due``, for a run the OS started, is called with the task's request once it is
+        known to be a task of this application — before its lock is taken, so also for a
+        run that is then skipped — and says when the run was due (the backend may renew the
+        schedule meanwhile); an error there is reported and the run goes on."""
+        begun = self._begin(task_id, scheduled_for, retry, if_due=if_due, due=due)
         if isinstance(begun, FireOutcome):
             return begun
         firing = begun
@@ -281,6 +287,7 @@ class Runner:
             return self._finish(firing, result, runtime)
         finally:
             firing.lock.release()
+            self.store.drop_locks(task_id)  # cancelled while it ran: leave nothing behind
 
     async def fire(
         self, task_id: TaskId, scheduled_for: datetime | None = None, *, retry: bool = False
@@ -300,6 +307,7 @@ class Runner:
             return self._finish(firing, result, runtime)
         finally:
             firing.lock.release()
+            self.store.drop_locks(task_id)  # cancelled while it ran: leave nothing behind
 
     def give_up(
         self, task_id: TaskId, reason: str, scheduled_for: datetime | None = None
@@ -549,6 +557,7 @@ class Runner:
         *,
         check_constraints: bool = True,
         if_due: bool = False,
+        due: Callable[[TaskRequest], datetime | None] | None = None,
     ) -> _Firing | FireOutcome:
         try:
             raw = self.store.load(task_id)
@@ -575,6 +584,13 @@ class Runner:
         factory = self._factories.get(task_id)
         if factory is None:
             return self._unknown(task_id, "is not registered in this application")
+        if due is not None:
+            try:
+                scheduled_for = due(request) or scheduled_for
+            except Exception as exc:
+                self._library_error(
+                    task_id, f"the backend could not renew the schedule: {exc}", exc
+                )
 
         lock = self.store.run_lock(task_id)
         if not lock.try_acquire():

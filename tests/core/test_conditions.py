@@ -22,7 +22,7 @@ from dbus_stand_ins import READY_WAIT, FakeLogind, PrivateBus, read_line
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lamplighter import _idle, conditions
+from lamplighter import _device_plugin, _idle
 from lamplighter.conditions import (
     BATTERY_LOW_PERCENT,
     DEVICE_CONSTRAINTS,
@@ -407,7 +407,7 @@ def test_a_laptop_battery_as_psutil_reports_it(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_the_hook_registers_the_device_checker() -> None:
-    (info,) = conditions.lamplighter_constraint_checkers()
+    (info,) = _device_plugin.lamplighter_constraint_checkers()
     assert info.name == "device"
     assert info.constraints == DEVICE_CONSTRAINTS
     assert sorted(DEVICE_CONSTRAINTS) == [

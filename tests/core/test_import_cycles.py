@@ -92,10 +92,10 @@ def test_core_modules_import_each_other_in_no_cycle() -> None:
 def test_the_graph_sees_every_kind_of_import() -> None:
     graph = import_graph()
     # a TYPE_CHECKING import (backend -> runner), a function-level one (app -> journal),
-    # a relative-free package import (plugins -> conditions via "from lamplighter import")
+    # a relative-free package import (plugins -> _device_plugin via "from lamplighter import")
     assert "lamplighter.runner" in graph["lamplighter.backend"]
     assert "lamplighter.journal" in graph["lamplighter.app"]
-    assert "lamplighter.conditions" in graph["lamplighter.plugins"]
+    assert "lamplighter._device_plugin" in graph["lamplighter.plugins"]
     assert "lamplighter.calendar._common" in graph["lamplighter.calendar._syntax"]
 
 

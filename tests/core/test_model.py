@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from lamplighter import (
@@ -26,6 +27,7 @@ from lamplighter import (
     TaskContext,
     TaskId,
     TaskRequest,
+    TaskState,
     Windowed,
 )
 
@@ -314,3 +316,68 @@ def test_results_validate_their_messages() -> None:
     with pytest.raises(TypeError, match="message must be a str"):
         Failure(5)  # type: ignore[arg-type]
     assert ConstraintsNotMet(["network: offline"]).unsatisfied == ("network: offline",)
+
+
+# --------------------------------------------------------------------------------------------
+# records created on first use
+# --------------------------------------------------------------------------------------------
+
+_MADE_ON_FIRST_USE = {
+    "BatteryLow": lambda cls: cls(),
+    "BatteryOkay": lambda cls: cls(),
+    "StorageLow": lambda cls: cls(),
+    "DeviceIdle": lambda cls: cls(),
+    "PathChanged": lambda cls: cls("/srv/inbox"),
+    "TaskInfo": lambda cls: cls(task_id=TaskId("sync"), state=TaskState.SCHEDULED),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MADE_ON_FIRST_USE))
+def test_a_record_made_on_first_use_keeps_its_public_home(name: str) -> None:
+    import pickle
+
+    import lamplighter
+    import lamplighter.model
+
+    cls = getattr(lamplighter.model, name)
+    assert getattr(lamplighter, name) is cls
+    assert cls.__module__ == "lamplighter.model" and cls.__qualname__ == name
+    assert name in dir(lamplighter.model) and name in dir(lamplighter)
+    value = _MADE_ON_FIRST_USE[name](cls)
+    assert repr(value).startswith(f"{name}(")
+    assert pickle.loads(pickle.dumps(value)) == value
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        value.__setattr__("kind" if name != "TaskInfo" else "state", None)
+
+
+def test_the_built_in_trigger_table_lists_every_class_in_order() -> None:
+    import lamplighter.model as model
+
+    assert [cls.kind for cls in model.BUILTIN_TRIGGERS] == [
+        "one_time",
+        "periodic",
+        "calendar",
+        "exact",
+        "windowed",
+        "on_login",
+        "battery_low",
+        "battery_okay",
+        "storage_low",
+        "device_idle",
+        "path_changed",
+    ]
+    assert {cls.kind for cls in model.BUILTIN_TRIGGERS} == model.BUILTIN_TRIGGER_KINDS
+    assert model.builtin_trigger("path_changed") is model.PathChanged
+    assert model.builtin_trigger("fixed") is None
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        model.Nope  # noqa: B018
+
+
+def test_the_base_classes_and_task_state_are_named_in_the_model() -> None:
+    import pickle
+
+    from lamplighter import TaskResult, Trigger
+
+    for cls in (Trigger, TaskResult, TaskState):
+        assert cls.__module__ == "lamplighter.model"
+    assert pickle.loads(pickle.dumps(TaskState.RUNNING)) is TaskState.RUNNING

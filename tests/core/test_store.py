@@ -49,6 +49,30 @@ def test_round_trip_adds_schema_version(store: TaskStore) -> None:
     assert store.task_path(tid) == store.root / "tasks" / "sync.json"
 
 
+def test_a_store_whose_directory_was_removed_makes_it_again(store: TaskStore) -> None:
+    import shutil
+
+    tid = TaskId("sync")
+    store.save(tid, doc(1))
+    shutil.rmtree(store.root)  # an uninstall cleanup, while the application still runs
+    assert store.delete(tid) is False
+    store.save(tid, doc(2))
+    assert store.load(tid) == {"schema_version": SCHEMA_VERSION, **doc(2)}
+
+
+def test_delete_removes_the_lock_files(store: TaskStore) -> None:
+    tid = TaskId("sync")
+    store.save(tid, doc(1))
+    with store.run_lock(tid):
+        pass
+    assert sorted(p.name for p in store.locks_dir.iterdir() if p.name != "store.lock") == [
+        "sync.run",
+        "sync.write",
+    ]
+    store.delete(tid)
+    assert [p.name for p in store.locks_dir.iterdir() if p.name != "store.lock"] == []
+
+
 @POSIX
 def test_files_are_private(store: TaskStore) -> None:
     old = os.umask(0o022)

@@ -432,11 +432,15 @@ class TaskStore:
             yield  # this thread holds it exclusively already
             return
         self._ensure_dirs()
-        fd = os.open(
-            self.locks_dir / "store.lock",
-            os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
-            0o600,
-        )
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(self.locks_dir / "store.lock", flags, 0o600)
+        except FileNotFoundError:
+            # The directory went away under this process (an uninstall cleanup removed the
+            # application's data): make it again.
+            self._ready = False
+            self._ensure_dirs()
+            fd = os.open(self.locks_dir / "store.lock", flags, 0o600)
         try:
             _lock_fd(fd, blocking=True, shared=not exclusive)
             try:
@@ -614,7 +618,19 @@ class TaskStore:
             except FileNotFoundError:
                 existed = False
             self.history_path(task_id).unlink(missing_ok=True)
+        self.drop_locks(task_id)
         return existed
+
+    def drop_locks(self, task_id: TaskId) -> None:
+        """Remove the lock files of a task that is gone. The run lock of a run still in
+        progress stays (its holder's run ends; a later call removes it)."""
+        task_id = TaskId.of(task_id)
+        if self.task_path(task_id).exists():
+            return  # scheduled again meanwhile
+        run = self.locks_dir / f"{task_id.value}.run"
+        if not _marker_alive(run):
+            run.unlink(missing_ok=True)
+        (self.locks_dir / f"{task_id.value}.write").unlink(missing_ok=True)
 
     def task_ids(self) -> list[TaskId]:
         """The ids of every task file, sorted (broken ones included)."""
@@ -1099,6 +1115,9 @@ class MemoryTaskStore(TaskStore):
 
     def is_running(self, task_id: TaskId) -> bool:
         return TaskId.of(task_id).value in self._running
+
+    def drop_locks(self, task_id: TaskId) -> None:
+        pass  # no lock files
 
     def append_history(self, task_id: TaskId, record: Any) -> None:
         # A tuple, replaced at each append (at most HISTORY_LIMIT records are copied): a

@@ -14,13 +14,20 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lamplighter.backend import Backend, BackendHost, BackendUnavailable, expected_next_run
+from lamplighter.backend import (
+    Backend,
+    BackendHost,
+    BackendUnavailable,
+    OsSchedule,
+    SchedulingError,
+    expected_next_run,
+)
 from lamplighter.ids import TaskId
-from lamplighter.model import TaskRequest
+from lamplighter.model import Calendar, Periodic, TaskRequest
 from lamplighter.store import DATA_DIR_ENV, sync_directories
 from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
@@ -35,6 +42,38 @@ from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, wr
 __all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 
 logger = logging.getLogger(__name__)
+
+
+def _calendar_instant(path: Path) -> datetime | None:
+    """The one absolute time of a timer file's ``OnCalendar=`` (as
+    :func:`~lamplighter_systemd.units.format_utc_timestamp` writes it), or None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = [
+        line[len("OnCalendar=") :] for line in text.splitlines() if line.startswith("OnCalendar=")
+    ]
+    if len(found) != 1 or not found[0].endswith(" UTC"):
+        return None
+    try:
+        return datetime.fromisoformat(found[0][: -len(" UTC")]).replace(tzinfo=UTC)
+    except ValueError:
+        return None  # a calendar expression, not one instant
+
+
+def _own_unit() -> str | None:
+    """The unit this process runs in, from its cgroup (``…/<unit>.service``), if any."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name = line.rsplit("/", 1)[-1]
+        if name.endswith(".service"):
+            return name
+    return None
 
 
 def unit_directory(environ: Mapping[str, str]) -> Path:
@@ -57,6 +96,14 @@ def _write_unit(path: Path, text: str) -> None:
         os.close(fd)
     os.replace(tmp, path)
 
+
+# Rendered requests kept between check() and install().
+_CHECKED_KEPT = 4096
+
+# How much earlier than its due time a timer may fire a run (systemd's timer slack).
+_EARLY = timedelta(seconds=5)
+# A calendar timer's last trigger is taken for the due time of a run starting this soon after.
+_CALENDAR_FIRED = timedelta(minutes=5)
 
 _WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
 
@@ -88,6 +135,8 @@ class SystemdBackend(Backend):
         self.unit_dir = unit_directory(self.environ)
         self._manager: Any = None
         self._lock = threading.RLock()
+        # What check() rendered, by request, for the install() that follows.
+        self._checked: dict[int, tuple[TaskRequest, TaskUnits]] = {}
 
     # ------------------------------------------------------------------ the manager
 
@@ -95,6 +144,10 @@ class SystemdBackend(Backend):
     def manager(self) -> Any:
         """The D-Bus connection to the user manager (opened on first use)."""
         with self._lock:
+            if self._manager is not None and self._manager.closed:
+                # The connection broke (the manager restarted at a new login, say): the
+                # next call opens a new one.
+                self._manager = None
             if self._manager is None:
                 from lamplighter_systemd.manager import SystemdError, UserManager
 
@@ -122,7 +175,7 @@ class SystemdBackend(Backend):
     def _wrapper(self) -> Path:
         return default_wrapper_path(self.host.data_dir)
 
-    def _render(self, request: TaskRequest) -> TaskUnits:
+    def _render(self, request: TaskRequest, due: datetime | None = None) -> TaskUnits:
         return render_task_units(
             request,
             app_id=self.host.app_id,
@@ -130,18 +183,30 @@ class SystemdBackend(Backend):
             wrapper_path=self._wrapper,
             data_dir=self.environ.get(DATA_DIR_ENV) or os.environ.get(DATA_DIR_ENV),
             now=self.host.now(),
+            due=due,
         )
 
     def check(self, request: TaskRequest) -> None:
         """Refuse what systemd cannot schedule (the message says what can)."""
-        self._render(request)
+        # Kept for install(), which follows at once for the same request objects (a request
+        # that is not installed, existing=KEEP say, is dropped at the next install).
+        if len(self._checked) >= _CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[id(request)] = (request, self._render(request))
+
+    def _rendered(self, request: TaskRequest) -> TaskUnits:
+        kept = self._checked.pop(id(request), None)
+        if kept is not None and kept[0] is request:
+            return kept[1]
+        return self._render(request)
 
     # ------------------------------------------------------------------ installing
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
         from lamplighter_systemd.manager import SystemdError
 
-        rendered = [(request, self._render(request)) for request in requests]
+        rendered = [(request, self._rendered(request)) for request in requests]
+        self._checked.clear()
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         manager = self.manager
         stale: list[str] = []
@@ -152,6 +217,7 @@ class SystemdBackend(Backend):
             wrapper_path=wrapper,
             unit_dir=self.unit_dir,
             app_dir=self.host.data_dir,
+            stamp_dir=self._stamp_dir(),
         )
         try:
             current = wrapper.read_text(encoding="utf-8")
@@ -160,54 +226,154 @@ class SystemdBackend(Backend):
         if current != text:
             write_wrapper(wrapper, text, durable=False)
         existing: set[str] = set()
+        # One listing of the unit directory rather than a look-up per file, for a batch.
+        few = len(rendered) <= 4
+        on_disk = None if few else self._units_on_disk(self._app_prefix())
+
+        def there(name: str) -> bool:
+            return (self.unit_dir / name).exists() if on_disk is None else name in on_disk
+
         for request, units in rendered:
             tid = request.task_id
             names = unit_names(self.host.app_id, tid)
-            existing.update(n for n in units.files if (self.unit_dir / n).exists())
+            existing.update(n for n in units.files if there(n))
             # A trigger of another kind than before leaves units this request does not use.
             stale += [
                 n
                 for n in (names.timer, names.path, names.retry_timer)
-                if n not in units.files and (self.unit_dir / n).exists()
+                if n not in units.files and there(n)
             ]
             for name, text in units.files.items():
                 # The retry service is written with the first retry (arrange_retry): most
                 # tasks never need it, and each file costs a create. A stale one goes.
                 if name == units.retry_service:
-                    (self.unit_dir / name).unlink(missing_ok=True)
+                    if name in existing:
+                        (self.unit_dir / name).unlink(missing_ok=True)
                     continue
                 _write_unit(self.unit_dir / name, text)
-        sync_directories([self.unit_dir, self.host.data_dir])
         for unit in stale:
             self._stop_quietly(unit)
             (self.unit_dir / unit).unlink(missing_ok=True)
-        for _r, units in rendered:
-            self._enable(units.enable)
-        if existing or stale:
+        # A unit the manager still holds from an earlier schedule of the same name — failed,
+        # or "not-found" since its file went — would keep the new file from loading:
+        # forget its failure (so it is no longer listed as failed) and reload.
+        mine = {name for _r, units in rendered for name in units.files} | {
+            name
+            for request, _u in rendered
+            for name in unit_names(self.host.app_id, request.task_id).all()
+        }
+        held = [s for s in manager.list_units_by_patterns([], [self._pattern()]) if s.name in mine]
+        stuck = [s.name for s in held if s.active_state == "failed" or s.load_state != "loaded"]
+        if stuck:
+            manager.reset_failed_units(stuck)
+        # A unit still loaded from before (say a finished one-shot's, taken down while it
+        # ran) holds its old settings until the manager reads the new file.
+        if existing or stale or held:
             manager.reload()  # changed unit files are only read again on a reload
         # else every unit is new: the manager loads a unit file it has not seen on first use,
         # so a batch of new tasks needs no reload (the costliest step of all).
-        # Restarting a timer resets OnActiveSec: the first run comes one interval from now.
-        triggers = [
-            unit
-            for _r, units in rendered
+        triggers = {
+            unit: request.task_id
+            for request, units in rendered
             for unit in (units.timer, units.path_unit)
             if unit is not None
-        ]
+        }
         again = [unit for unit in triggers if unit in existing]
-        if again:
-            manager.restart_units(again)
         new = [unit for unit in triggers if unit not in existing]
-        if new:
-            try:
-                manager.start_units(new)
-            except SystemdError:
-                # A manager that had looked the name up before may hold on to "not found".
-                manager.reload()
-                manager.start_units(new)
+        try:
+            if again:
+                manager.restart_units(again)
+            if new:
+                try:
+                    manager.start_units(new)
+                except SystemdError:
+                    # A manager that had looked the name up before may hold on to
+                    # "not found".
+                    manager.reload()
+                    manager.start_units(new)
+            # While the manager runs the start jobs: enable the units (their links matter
+            # at the next login) and make the batch's files durable.
+            for _r, units in rendered:
+                self._enable(units.enable)
+            sync_directories([self.unit_dir, self.host.data_dir])
+            manager.wait_for_jobs(list(triggers))
+        except SystemdError as exc:
+            unit = exc.unit or ""
+            raise self._refused(triggers.get(unit), unit, str(exc)) from exc
+        self._confirm(triggers)
         now = [units.service for _r, units in rendered if units.start_now]
         if now:
             manager.start_units(now)
+
+    def _pattern(self) -> str:
+        # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
+        # escapes the next character.
+        return self._app_prefix().replace("\\", "\\\\") + "*"
+
+    def _refused(
+        self, task_id: TaskId | None, unit: str, reason: str, *, take_down: bool = True
+    ) -> SchedulingError:
+        from lamplighter_systemd.manager import SystemdError
+
+        # Take the refused task's units down: nothing of a schedule that will not fire stays.
+        if task_id is not None and take_down:
+            try:
+                self.remove([task_id])
+            except SystemdError as exc:  # pragma: no cover - the manager went away too
+                logger.debug("lamplighter: removing the units of %s: %s", task_id.value, exc)
+        what = "" if task_id is None else f" of task {task_id.value!r}"
+        return SchedulingError(
+            f"systemd did not take the schedule{what}: {unit or 'a unit'} — {reason}",
+            task_id=task_id,
+            unit=unit or None,
+            reason=reason,
+        )
+
+    def _confirm(self, triggers: Mapping[str, TaskId], *, take_down: bool = True) -> None:
+        """Return once the manager has each trigger unit loaded and active — a timer with a
+        next elapse, a path unit watching — or raise :class:`SchedulingError` naming the
+        first that is not, with systemd's reason."""
+        if not triggers:
+            return
+        manager = self.manager
+        due: list[str] = []
+        for status in manager.list_units_by_names(list(triggers)):
+            # A timer is "waiting" exactly while it has a next elapse (one with nothing left
+            # to elapse stops, RemainAfterElapse=no); a path unit "waiting" while it
+            # watches, "running" while it has just started the service.
+            loaded = status.load_state == "loaded" and status.active_state == "active"
+            if loaded and (
+                status.sub_state == "waiting"
+                or (status.name.endswith(".path") and status.sub_state == "running")
+            ):
+                continue
+            if self._passed(status):
+                # Its one time passed while it was being registered: systemd never fires a
+                # calendar time that passed before the timer started. The run is due now.
+                due.append(unit_names(self.host.app_id, triggers[status.name]).service)
+                continue
+            words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
+            if loaded:
+                reason = f"{words}: it has no next elapse"
+            else:
+                error = manager.load_errors([status.name])[status.name]
+                reason = f"{words}" + (f": {error}" if error else "")
+            raise self._refused(triggers[status.name], status.name, reason, take_down=take_down)
+        if due:
+            manager.start_units(due)
+
+    def _passed(self, status: Any) -> bool:
+        """Whether ``status`` is a one-time timer that stopped without firing because its
+        time had passed when it started (a timer that fired has a last trigger)."""
+        if status.load_state != "loaded" or not status.name.endswith(".timer"):
+            return False
+        at = _calendar_instant(self.unit_dir / status.name)
+        if at is None or at > datetime.now(UTC):  # systemd's clock, not a virtual one
+            return False
+        elapses: dict[str, tuple[datetime | None, datetime | None]]
+        elapses = self.manager.timer_elapses([status.name], monotonic=False)
+        _next, fired = elapses[status.name]
+        return fired is None or fired < at - _EARLY
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
@@ -248,24 +414,121 @@ class SystemdBackend(Backend):
             logger.debug("lamplighter: stopping %s: %s", unit, exc)
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
+        """Take every unit of ``task_ids`` down, found by name in the unit directory and in
+        the manager (whether or not a task file is readable): stop the triggers, disable
+        and delete the files, forget failed states and the timers' stamps, reload."""
         manager = self.manager
-        present: list[str] = []
-        for tid in task_ids:
-            names = unit_names(self.host.app_id, tid)
-            present += [n for n in names.all() if (self.unit_dir / n).exists()]
-        triggers = [n for n in present if not n.endswith(".service")]
-        if triggers:
-            states = manager.list_units_by_names(triggers)
-            for status in states:
-                if status.active_state not in ("inactive", "failed"):
-                    self._stop_quietly(status.name)
-        self._disable(present)
+        ids = list(task_ids)
+        if not ids:
+            return
+        prefix = unit_prefix(self.host.app_id, ids[0]) if len(ids) == 1 else self._app_prefix()
+        named = [unit_names(self.host.app_id, tid) for tid in ids]
+        every = [n for names in named for n in names.all()]
+        on_disk = self._units_on_disk(prefix, every if len(ids) <= 16 else None)
+        loaded = self._loaded_units(prefix)
+        for unit in every:
+            status = loaded.get(unit)
+            if (
+                status is not None
+                and not unit.endswith(".service")
+                and status.active_state not in ("inactive", "failed")
+            ):
+                self._stop_quietly(unit)
+        present = [n for n in every if n in on_disk]
+        self._disable(every)
         for unit in present:
             (self.unit_dir / unit).unlink(missing_ok=True)
-        manager.reload()
-        prefix = unit_prefix(self.host.app_id, "x")[: -len("x")]
-        if not any(p.name.startswith(prefix) for p in self.unit_dir.iterdir()):
+        stamps = self._stamp_dir()
+        for names in named:
+            for timer in (names.timer, names.retry_timer):
+                (stamps / f"stamp-{timer}").unlink(missing_ok=True)
+        held = [n for n in every if n in loaded]
+        if held:
+            manager.reset_failed_units(held)
+        if _own_unit() in every:
+            # Called from the task's own run (a one-shot taking itself down): a reload now
+            # would make the running service a "not-found" unit that forgot its settings
+            # (SuccessExitStatus= among them) and stays listed as failed. With its files
+            # gone and its triggers stopped, nothing fires it; the next reload forgets it.
+            pass
+        elif present or held:
+            manager.reload()
+        if not self._units_on_disk(self._app_prefix()):
             self._wrapper.unlink(missing_ok=True)  # the application's last task is gone
+            try:
+                self._wrapper.parent.rmdir()
+            except OSError:
+                pass  # something else is there: leave it
+
+    def _stamp_dir(self) -> Path:
+        """Where a user manager keeps the last-trigger stamps of ``Persistent=`` timers."""
+        data = self.environ.get("XDG_DATA_HOME") or os.path.join(
+            self.environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+        )
+        return Path(data) / "systemd" / "timers"
+
+    def held_task_ids(self) -> set[TaskId]:
+        """Every task of this application with a unit in the unit directory or the
+        manager, read back from the unit names."""
+        from lamplighter_systemd.units import parse_unit_name
+
+        prefix = self._app_prefix()
+        held: set[TaskId] = set()
+        for name in self._units_on_disk(prefix) | set(self._loaded_units(prefix)):
+            parsed = parse_unit_name(name)
+            if parsed is not None and parsed.app_id == self.host.app_id:
+                held.add(parsed.task_id)
+        return held
+
+    def launched(self, task_id: TaskId, request: TaskRequest, *, retry: bool) -> datetime | None:
+        """A run the manager started begins: say when it was due, and renew a periodic
+        task's timer with its next due time — before the task runs, so a run that fails
+        or crashes keeps the rhythm.
+
+        The due time is the absolute ``OnCalendar=`` time the fired timer's file holds
+        (periodic, one-time, exact, windowed, retry timers), or for a calendar trigger the
+        timer's last trigger time; None for a run the timer did not start (a login, a path
+        change, ``run_immediately``, a start by hand).
+
+        The next periodic due time is one interval after this one — the rhythm is kept — or,
+        when that has passed too (the machine was off or asleep across several cycles, which
+        collapse into this one run), one interval (less the flex window) from now.
+        """
+        names = unit_names(self.host.app_id, task_id)
+        now = self.host.now()
+        due = _calendar_instant(self.unit_dir / (names.retry_timer if retry else names.timer))
+        if due is not None and due > now + _EARLY:
+            due = None  # the timer has not fired: started another way
+        trigger = request.trigger
+        if retry:
+            return due
+        if isinstance(trigger, Periodic):
+            if due is not None:
+                following = due + trigger.interval
+                if following <= now:
+                    following = now + trigger.interval - (trigger.flex or timedelta(0))
+                self._renew(request, following)
+            return due
+        if isinstance(trigger, Calendar) and (self.unit_dir / names.timer).exists():
+            elapses: dict[str, tuple[datetime | None, datetime | None]]
+            elapses = self.manager.timer_elapses([names.timer])
+            _next, last = elapses[names.timer]
+            if last is not None and now - _CALENDAR_FIRED <= last <= now + _EARLY:
+                return last
+        return due
+
+    def _renew(self, request: TaskRequest, due: datetime) -> None:
+        """Rewrite a periodic task's timer for its next due time, and restart it."""
+        units = self._render(request, due)
+        timer = units.timer
+        assert timer is not None
+        _write_unit(self.unit_dir / timer, units.files[timer])
+        sync_directories([self.unit_dir])
+        manager = self.manager
+        manager.reload()
+        manager.restart_units([timer], wait=True)
+        # A failure is reported (the run goes on); the units stay for `task_info()` to show.
+        self._confirm({timer: request.task_id}, take_down=False)
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         unit = render_retry_timer(self.host.app_id, task_id, at)
@@ -298,6 +561,110 @@ class SystemdBackend(Backend):
             for tid, (request, state) in scheduled.items()
         }
 
+    def _app_prefix(self) -> str:
+        """What every unit name of this application starts with."""
+        return unit_prefix(self.host.app_id, "x")[: -len("x")]
+
+    def _units_on_disk(self, prefix: str, names: Sequence[str] | None = None) -> set[str]:
+        """The unit files whose names start with ``prefix`` — or, cheaper than listing a
+        directory of thousands, those of ``names`` that exist."""
+        if names is not None:
+            return {n for n in names if os.path.lexists(self.unit_dir / n)}
+        try:
+            return {n for n in os.listdir(self.unit_dir) if n.startswith(prefix)}
+        except FileNotFoundError:
+            return set()
+
+    def _loaded_units(self, prefix: str, suffixes: Sequence[str] = ("",)) -> dict[str, Any]:
+        """The units of names starting with ``prefix`` (and ending with one of
+        ``suffixes``) the manager has loaded, in one query."""
+        # The manager matches with fnmatch(3), where a backslash (from \x2d escapes)
+        # escapes the next character.
+        pattern = prefix.replace("\\", "\\\\") + "*"
+        patterns = [pattern + suffix for suffix in suffixes]
+        return {s.name: s for s in self.manager.list_units_by_patterns([], patterns)}
+
+    def os_schedules(self, task_ids: Sequence[TaskId]) -> dict[TaskId, OsSchedule] | None:
+        """What the user manager says of each task's trigger units: one listing of the
+        application's loaded units, then the next elapse and last trigger of the active
+        timers in one pipelined exchange.
+
+        A task's schedule is *active* when its timer is loaded, active and has a next
+        elapse, its ``.path`` unit is loaded and active (watching), a retry timer of it is
+        pending, or (login trigger) its service is enabled. A unit file on disk that the
+        manager has not loaded, a stopped or failed unit, or a timer that elapsed with
+        nothing pending is *present* but not active; ``detail`` says which, in systemd's
+        own state words."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        named = {tid: unit_names(self.host.app_id, tid) for tid in ids}
+        if len(ids) == 1:
+            prefix = unit_prefix(self.host.app_id, ids[0])
+            on_disk = self._units_on_disk(prefix, named[ids[0]].all())
+        else:
+            prefix = self._app_prefix()
+            on_disk = self._units_on_disk(prefix)
+        loaded = self._loaded_units(prefix, (".timer", ".path"))
+        ask = [
+            name
+            for names in named.values()
+            for name in (names.timer, names.retry_timer)
+            if (status := loaded.get(name)) is not None
+            and status.load_state == "loaded"
+            and status.active_state == "active"
+        ]
+        # The timers this backend writes have calendar triggers only; a timer written by an
+        # earlier release (OnActiveSec=) has a monotonic next elapse, read in a second,
+        # small exchange.
+        elapses = self.manager.timer_elapses(ask, monotonic=False) if ask else {}
+        older = [name for name, (at, _last) in elapses.items() if at is None]
+        if older:
+            elapses.update(self.manager.timer_elapses(older))
+        result: dict[TaskId, OsSchedule] = {}
+        for tid, names in named.items():
+            present = False
+            active = False
+            pending: list[datetime] = []
+            last: datetime | None = None
+            details: list[str] = []
+            for unit in (names.timer, names.path, names.retry_timer):
+                status = loaded.get(unit)
+                if status is None or status.load_state == "not-found":
+                    if unit in on_disk:
+                        present = True
+                        details.append(f"{unit}: on disk, not loaded by the manager")
+                    continue
+                present = True
+                words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
+                if status.load_state != "loaded" or status.active_state != "active":
+                    details.append(f"{unit}: {words}")
+                    continue
+                if unit == names.path:
+                    active = True
+                    details.append(f"{unit}: {words}, watching")
+                    continue
+                at, fired = elapses.get(unit, (None, None))
+                if unit == names.timer:
+                    last = fired
+                if at is None:
+                    details.append(f"{unit}: {words}, nothing pending")
+                    continue
+                active = True
+                pending.append(at)
+                details.append(f"{unit}: {words}, next elapse {at.isoformat()}")
+            if not present and names.service in on_disk and self._links(names.service).is_symlink():
+                present = active = True
+                details.append(f"{names.service}: enabled, runs at the next login")
+            result[tid] = OsSchedule(
+                present=present,
+                active=active,
+                next_run=min(pending) if pending else None,
+                last_trigger=last,
+                detail="; ".join(details) or "no unit of this task is installed",
+            )
+        return result
+
     def running_tasks(self) -> set[TaskId] | None:
         """The tasks whose service is starting or running, in one query to the manager."""
         from lamplighter_systemd.units import parse_unit_name, unit_prefix
@@ -325,7 +692,12 @@ class SystemdBackend(Backend):
         return result
 
     def is_running(self, task_id: TaskId) -> bool:
-        return self.describe(task_id)[1]
+        """Whether the task's service (or retry service) is starting or running, in one
+        small query."""
+        names = unit_names(self.host.app_id, task_id)
+        patterns = [n.replace("\\", "\\\\") for n in (names.service, names.retry_service)]
+        busy = ["activating", "active", "reloading", "deactivating"]
+        return bool(self.manager.list_units_by_patterns(busy, patterns))
 
     def cancel_running(self, task_id: TaskId) -> bool:
         if not self.is_running(task_id):

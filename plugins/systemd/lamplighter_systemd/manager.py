@@ -15,6 +15,7 @@ been chosen, so an application that never schedules through systemd never pays f
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -67,10 +68,13 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _PIPELINE_DEPTH: Final = 128
 # Finished jobs remembered for a later wait; older ones are dropped first.
 _FINISHED_JOBS_KEPT: Final = 4096
-# Serialised requests kept for reuse (see UserManager._template).
-_TEMPLATES_KEPT: Final = 1024
+# Serialised requests kept for reuse (see UserManager._template): enough for reading two
+# properties of thousands of timers (a few hundred bytes each).
+_TEMPLATES_KEPT: Final = 16384
 # A change of the wall clock against the monotonic one larger than this (µs) is a step.
 _CLOCK_STEP: Final = 500_000
+
+_NO_SUCH_UNIT: Final = "org.freedesktop.systemd1.NoSuchUnit"
 
 _MANAGER = DBusAddress(MANAGER_PATH, bus_name=SYSTEMD_BUS_NAME, interface=MANAGER_INTERFACE)
 
@@ -214,6 +218,7 @@ def user_bus_address(environ: Mapping[str, str] | None = None) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def unit_object_path(name: str) -> str:
     """The D-Bus object path of unit ``name`` (systemd's ``bus_label_escape``).
 
@@ -281,6 +286,11 @@ class UserManager:
 
     # ----------------------------------------------------------------------------------------
     # lifetime
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed (by :meth:`close`, or because it broke)."""
+        return self._closed
 
     def close(self) -> None:
         """Close the connection. Calling it again does nothing."""
@@ -350,38 +360,90 @@ class UserManager:
         """
         return self._job("StartUnit", "start", name, mode, START_MODES, wait, timeout)
 
-    def restart_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+    def restart_units(
+        self, names: Iterable[str], mode: str = "replace", *, wait: bool = False
+    ) -> list[str]:
         """Queue a restart job (a start, for a unit that is not running) for each unit of
-        ``names`` in one pipelined exchange; returns the job paths in order.
+        ``names`` in one pipelined exchange; returns the job paths in order. With
+        ``wait``, returns once every job has ended (see :meth:`start_units`).
 
         Raises:
             SystemdError: systemd refused a job (the first refusal, naming its unit).
         """
-        return self._jobs("RestartUnit", "restart", list(names), mode)
+        return self._jobs("RestartUnit", "restart", list(names), mode, wait)
 
-    def start_units(self, names: Iterable[str], mode: str = "replace") -> list[str]:
+    def start_units(
+        self, names: Iterable[str], mode: str = "replace", *, wait: bool = False
+    ) -> list[str]:
         """Queue a start job for each unit of ``names`` in one pipelined exchange (the
         replies are read after all requests are sent); returns the job paths in order.
 
+        With ``wait``, returns only once every job has ended, whatever its result (the
+        manager runs queued jobs after it has answered the requests before them; read
+        the units' states to learn how they went).
+
         Raises:
             SystemdError: systemd refused a job (the first refusal is raised, naming its
-                unit, after every request was sent).
+                unit, after every request was sent), or (with ``wait``) the jobs did not
+                end within the client's timeout.
         """
-        return self._jobs("StartUnit", "start", list(names), mode)
+        return self._jobs("StartUnit", "start", list(names), mode, wait)
 
-    def _jobs(self, method: str, verb: str, wanted: list[str], mode: str) -> list[str]:
+    def _jobs(
+        self, method: str, verb: str, wanted: list[str], mode: str, wait: bool = False
+    ) -> list[str]:
         if mode not in START_MODES:
             raise ValueError(
                 f"mode {mode!r} is not a {verb} job mode; allowed: {', '.join(START_MODES)}"
             )
-        replies = self._exchange(
-            [_manager_call(method, "ss", (name, mode)) for name in wanted], timeout=None
-        )
-        jobs = []
-        for name, reply in zip(wanted, replies, strict=True):
-            _raise_for_error(reply, f"{verb} {name!r}", name)
-            jobs.append(str(reply.body[0]))
+        with self._lock:
+            replies = self._exchange(
+                [
+                    self._template(
+                        (method, name, mode), partial(_manager_call, method, "ss", (name, mode))
+                    )
+                    for name in wanted
+                ],
+                timeout=None,
+            )
+            jobs = []
+            for name, reply in zip(wanted, replies, strict=True):
+                _raise_for_error(reply, f"{verb} {name!r}", name)
+                jobs.append(str(reply.body[0]))
+            if wait:
+                self.wait_for_jobs(wanted, verb)
         return jobs
+
+    def wait_for_jobs(self, names: Sequence[str], verb: str = "start") -> None:
+        """Wait until none of the units ``names`` has a job queued.
+
+        The manager runs queued jobs only when it has no request left to answer, so the
+        units are asked after a short pause, doubling up to a bound; asking is one request
+        for all of them. (Subscribing to the manager's signals would cost more: once a
+        client subscribes, the manager sends every property of every unit that changes.)
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.002
+        waiting = list(names)
+        if not waiting:
+            return
+        while True:
+            time.sleep(pause)
+            (units,) = self._call(
+                _manager_call("ListUnitsByNames", "as", (waiting,)),
+                what="list units",
+                unit=", ".join(waiting),
+            )
+            waiting = [row[0] for row in units if row[7]]  # row[7]: the queued job's id
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise SystemdError(
+                    f"the {verb} jobs of {', '.join(waiting)} did not finish within "
+                    f"{self.timeout:g} s",
+                    unit=", ".join(waiting),
+                )
+            pause = min(pause * 2, 0.02)
 
     def stop_unit(
         self,
@@ -656,6 +718,94 @@ class UserManager:
             )
         return infos, dict(zip(others, statuses[len(wanted) :], strict=True))
 
+    def timer_elapses(
+        self, timers: Sequence[str], *, monotonic: bool = True, last: bool = True
+    ) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """The next elapse (the earlier of the realtime and monotonic ones) and the last
+        trigger of each loaded timer of ``timers``, in one pipelined exchange; a timer the
+        manager does not know answers ``(None, None)``.
+
+        Args:
+            timers: Timer unit names.
+            monotonic: Read the monotonic next elapse too; timers with calendar triggers
+                only do without (one request less per timer).
+            last: Read the last trigger time; without, it is answered None.
+        """
+        props = ["NextElapseUSecRealtime"]
+        if monotonic:
+            props.append("NextElapseUSecMonotonic")
+        if last:
+            props.append("LastTriggerUSec")
+        messages: list[Message | bytes] = []
+        for name in timers:
+            path = unit_object_path(name)
+            for prop in props:
+                messages.append(
+                    self._template(
+                        ("Get", path, prop),
+                        partial(_get_property_call, path, TIMER_INTERFACE, prop),
+                    )
+                )
+        replies = self._exchange(messages, timeout=None) if messages else []
+        offset = self._clock_offset()
+        result: dict[str, tuple[datetime | None, datetime | None]] = {}
+        width = len(props)
+        for i, name in enumerate(timers):
+            values = {
+                prop: None if reply.header.message_type == MessageType.error else reply.body[0][1]
+                for prop, reply in zip(props, replies[width * i : width * (i + 1)], strict=True)
+            }
+            pending: list[datetime] = []
+            realtime = values["NextElapseUSecRealtime"]
+            if realtime is not None and (at := _realtime(realtime)) is not None:
+                pending.append(at)
+            usec = values.get("NextElapseUSecMonotonic")
+            if usec is not None and (usec := _usec(usec)) is not None:
+                pending.append(_EPOCH + timedelta(microseconds=usec + offset))
+            fired = values.get("LastTriggerUSec")
+            result[name] = (
+                min(pending) if pending else None,
+                None if fired is None else _realtime(fired),
+            )
+        return result
+
+    def load_errors(self, names: Sequence[str]) -> dict[str, str]:
+        """Why each unit of ``names`` failed to load, in systemd's words (its ``LoadError``
+        property: ``"<error name>: <message>"``), ``""`` for a unit that loaded fine; one
+        pipelined exchange."""
+        messages: list[Message | bytes] = [
+            _get_property_call(unit_object_path(name), UNIT_INTERFACE, "LoadError")
+            for name in names
+        ]
+        replies = self._exchange(messages, timeout=None) if messages else []
+        errors: dict[str, str] = {}
+        for name, reply in zip(names, replies, strict=True):
+            if reply.header.message_type == MessageType.error:
+                errors[name] = str(reply.body[0]) if reply.body else ""
+                continue
+            error, message = reply.body[0][1]
+            errors[name] = f"{error}: {message}" if error else ""
+        return errors
+
+    def reset_failed_units(self, names: Iterable[str]) -> None:
+        """Forget the failed state of each unit of ``names`` (``systemctl --user
+        reset-failed``), in one pipelined exchange. A unit that is not loaded, or not
+        failed, is fine: the manager's ``NoSuchUnit`` answer is ignored.
+
+        A failed unit stays loaded — even once its file is gone — and is listed by
+        ``systemctl --user --failed`` until this is done.
+        """
+        wanted = list(names)
+        if not wanted:
+            return
+        replies = self._exchange(
+            [_manager_call("ResetFailedUnit", "s", (name,)) for name in wanted], timeout=None
+        )
+        for name, reply in zip(wanted, replies, strict=True):
+            if reply.header.fields.get(HeaderFields.error_name) == _NO_SUCH_UNIT:
+                continue
+            _raise_for_error(reply, f"reset the failed state of {name!r}", name)
+
     def next_elapse_and_running(
         self, timers: Sequence[str], services: Sequence[str]
     ) -> tuple[datetime | None, bool]:
@@ -731,44 +881,77 @@ class UserManager:
 
         A message may be given already serialised (see :meth:`_template`)."""
         limit = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        replies: list[Message | None] = [None] * len(messages)
         with self._lock:
             if self._closed:
                 raise SystemdError("this connection to the systemd user manager is closed")
             try:
-                pending: dict[int, int] = {}  # serial -> index
-                sent = 0
-                while sent < len(messages) or pending:
-                    if sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
-                        # One write for all that may go now: a system call per message
-                        # would cost more than systemd takes to answer.
-                        chunks = []
-                        while sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
-                            serial = next(self._conn.outgoing_serial)
-                            chunks.append(_with_serial(messages[sent], serial))
-                            pending[serial] = sent
-                            sent += 1
-                        self._conn.sock.sendall(b"".join(chunks))
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    message = self._conn.receive(timeout=remaining)
-                    index = pending.pop(message.header.fields.get(HeaderFields.reply_serial), None)
-                    if index is None:
-                        self._dispatch(message)
-                    else:
-                        replies[index] = message
-            except TimeoutError:
-                # The connection now holds unanswered requests whose late replies would be
-                # taken for answers to later ones; it cannot be trusted any more.
-                self.close()
-                raise SystemdError(
-                    f"the systemd user manager did not answer within {limit:g} s"
-                ) from None
-            except OSError as exc:
-                raise self._connection_lost(exc) from exc
+                return self._round(messages, limit)
+            except _BusGone:
+                # The bus went away before anything was answered — the user manager
+                # restarted (a new login) and took its bus with it: no request reached the
+                # new one, so they go again on a new connection, once.
+                self._reconnect()
+                try:
+                    return self._round(messages, limit)
+                except _BusGone as exc:
+                    raise self._connection_lost(exc.error) from exc.error
+
+    def _round(self, messages: Sequence[Message | bytes], limit: float) -> list[Message]:
+        deadline = time.monotonic() + limit
+        replies: list[Message | None] = [None] * len(messages)
+        answered = False
+        try:
+            pending: dict[int, int] = {}  # serial -> index
+            sent = 0
+            while sent < len(messages) or pending:
+                if sent < len(messages) and len(pending) <= _PIPELINE_DEPTH // 2:
+                    # One write for all that may go now (refilled once half the requests
+                    # in flight are answered): a system call per message would cost more
+                    # than systemd takes to answer.
+                    chunks = []
+                    while sent < len(messages) and len(pending) < _PIPELINE_DEPTH:
+                        serial = next(self._conn.outgoing_serial)
+                        chunks.append(_with_serial(messages[sent], serial))
+                        pending[serial] = sent
+                        sent += 1
+                    self._conn.sock.sendall(b"".join(chunks))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                message = self._conn.receive(timeout=remaining)
+                index = pending.pop(message.header.fields.get(HeaderFields.reply_serial), None)
+                if index is None:
+                    self._dispatch(message)
+                else:
+                    replies[index] = message
+                    answered = True
+        except TimeoutError:
+            # The connection now holds unanswered requests whose late replies would be
+            # taken for answers to later ones; it cannot be trusted any more.
+            self.close()
+            raise SystemdError(
+                f"the systemd user manager did not answer within {limit:g} s"
+            ) from None
+        except OSError as exc:
+            if not answered:
+                raise _BusGone(exc) from exc
+            raise self._connection_lost(exc) from exc
         return [reply for reply in replies if reply is not None]
+
+    def _reconnect(self) -> None:
+        """Open a new connection in place of one whose bus went away. Nothing was sent on
+        the old one since, so no request is lost or sent twice."""
+        self._conn.close()
+        try:
+            self._conn = open_dbus_connection(bus=self.address)
+        except (OSError, ValueError, RuntimeError, DBusErrorResponse) as exc:
+            self._closed = True
+            raise SystemdError(
+                f"lost the connection to the D-Bus session bus at {self.address!r} and "
+                f"cannot connect again: {exc}"
+            ) from exc
+        self._subscribed = False
+        self._finished_jobs.clear()
 
     def _template(self, key: tuple[str, ...], build: Callable[[], Message]) -> bytes:
         """``build()`` serialised, kept for the next request with the same ``key``:
@@ -798,6 +981,14 @@ class UserManager:
         return SystemdError(
             f"lost the connection to the D-Bus session bus at {self.address!r}: {exc}"
         )
+
+
+class _BusGone(Exception):
+    """The connection broke before any reply of an exchange arrived."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _with_serial(message: Message | bytes, serial: int) -> bytes:

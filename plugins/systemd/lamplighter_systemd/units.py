@@ -22,15 +22,19 @@ no shell parses it.
 
 Triggers:
 
-- ``Periodic``: ``OnActiveSec=`` and ``OnUnitActiveSec=`` the interval, so the first run
-  comes one interval after the timer starts; with a ``flex`` window the timer elapses at
-  ``interval - flex`` and ``AccuracySec=flex`` lets systemd run it within the window's end;
-  ``run_immediately`` sets :attr:`TaskUnits.start_now`. Intervals under 15 minutes are refused.
+- ``Periodic``: one absolute ``OnCalendar=<next due> UTC`` with ``Persistent=true`` and
+  ``AccuracySec=1s``; the first due time is one interval after scheduling, and each run
+  renews the timer with the next (the backend's ``launched``). Monotonic settings
+  (``OnActiveSec=``, ``OnUnitActiveSec=``) would be counted again at every manager reload
+  and login, and a cycle missed while the machine was off would never run. With a ``flex``
+  window the timer elapses at ``interval - flex`` and ``AccuracySec=flex`` lets systemd run
+  it within the window's end; ``run_immediately`` sets :attr:`TaskUnits.start_now`.
+  Intervals under 15 minutes are refused.
 - ``Calendar``: one ``OnCalendar=`` per expression (:meth:`CalendarExpr.to_on_calendar`) and
   ``Persistent=true``, so a run missed while the machine was off happens once at the next start.
 - ``OnLogin``: no timer; the service gets ``[Install] WantedBy=default.target``.
-- ``OneTime``: ``OnActiveSec=<delay>`` with ``RemainAfterElapse=no``; a zero delay starts the
-  service at once instead.
+- ``OneTime``: ``OnCalendar=<now + delay> UTC``, ``Persistent=true``, ``AccuracySec=1s``
+  and ``RemainAfterElapse=no``; a zero delay starts the service at once instead.
 - ``Exact``: ``OnCalendar=<UTC time> UTC``, ``Persistent=true``, ``AccuracySec=1s``.
 - ``Windowed``: ``OnCalendar=<start> UTC`` and ``RandomizedDelaySec=<end - start>``.
 - ``PathChanged``: a ``.path`` unit with ``PathChanged=``.
@@ -119,6 +123,7 @@ UNIT_NAME_MAX: Final = 255
 SHELL: Final = "/bin/sh"
 
 _PREFIX: Final = "lamplighter"
+_COLLECT: Final = "inactive-or-failed"
 _RETRY: Final = "retry"
 _ESCAPE_KEEP: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.")
 # The longest name derived from a prefix: "<prefix>-retry.service".
@@ -479,18 +484,26 @@ def _service_text(
     data_dir: str | None,
     retry: bool,
     wanted_by: str | None,
+    one_shot: bool = False,
 ) -> str:
     what = "Retry run" if retry else "Run"
     # Exit statuses of lamplighter.ExitStatus that are not failures: SKIPPED (3, a run
     # already in progress) and DEFERRED (75, retried later), so systemd does not list the
     # unit as failed for them.
-    service: list[tuple[str, str]] = [("Type", "oneshot"), ("SuccessExitStatus", "3 75")]
+    # A one-shot task's units are taken down by its last run, while it runs: a failure
+    # (1) is recorded by Lamplighter, and systemd would keep a failed unit whose file is
+    # gone listed for ever (`systemctl --user --failed`, a "degraded" manager).
+    statuses = "1 3 75" if one_shot else "3 75"
+    service: list[tuple[str, str]] = [("Type", "oneshot"), ("SuccessExitStatus", statuses)]
     if data_dir is not None:
         service.append(("Environment", quote_setting_value(f"LAMPLIGHTER_DATA_DIR={data_dir}")))
     service.append(("ExecStart", exec_command_line(argv)))
     install = [("WantedBy", wanted_by)] if wanted_by else []
+    # A failed run leaves no failed unit behind once nothing triggers the service any more
+    # (its timer cancelled, its one-shot over): Lamplighter records the outcome itself.
+    unit = [("Description", _description(what, app_id, task_id)), ("CollectMode", _COLLECT)]
     return _unit_text(
-        ("Unit", [("Description", _description(what, app_id, task_id))]),
+        ("Unit", unit),
         ("Service", service),
         ("Install", install),
     )
@@ -541,6 +554,7 @@ def render_task_units(
     wrapper_path: str | PathLike[str],
     data_dir: str | PathLike[str] | None = None,
     now: datetime | None = None,
+    due: datetime | None = None,
 ) -> TaskUnits:
     """The unit files of one task (see the module docstring for the mapping).
 
@@ -552,8 +566,11 @@ def render_task_units(
             with ``/bin/sh``.
         data_dir: the base data directory to pass as ``LAMPLIGHTER_DATA_DIR`` when the
             application overrides it; None leaves the environment alone.
-        now: the current time (aware), to tell whether a one-shot's time has passed; defaults
-            to the clock.
+        now: the current time (aware), to tell whether a one-shot's time has passed and to
+            place the first periodic and one-time runs; defaults to the clock.
+        due: a periodic task's next due time (the start of its flex window), when it is
+            not the first (``now + interval - flex``): the backend renews the timer with it
+            at each run.
 
     Returns:
         The files and what the backend should enable and start.
@@ -588,12 +605,19 @@ def render_task_units(
     if isinstance(trigger, Periodic):
         _check_interval(request, trigger.interval)
         flex = trigger.flex
-        # A flex window is the last `flex` of each interval: the timer elapses at its start
-        # and AccuracySec lets systemd run it anywhere up to the end of the interval.
-        span = format_timespan(trigger.interval if flex is None else trigger.interval - flex)
-        timer_settings = [("OnActiveSec", span), ("OnUnitActiveSec", span)]
-        if flex is not None:
-            timer_settings.append(("AccuracySec", format_timespan(flex)))
+        # One absolute time, renewed by each run (SystemdBackend.launched): unlike
+        # OnActiveSec=/OnUnitActiveSec=, it is not counted again at a reload or at the next
+        # login, and with Persistent=true a time that passed while the machine was off or
+        # asleep fires once as soon as it is back. A flex window is the last `flex` of each
+        # interval: the timer elapses at its start and AccuracySec lets systemd run it
+        # anywhere up to the end of the interval.
+        first = clock + trigger.interval - (flex or timedelta(0))
+        timer_settings = [
+            ("OnCalendar", format_utc_timestamp(first if due is None else due)),
+            ("Persistent", "true"),
+            ("AccuracySec", "1s" if flex is None else format_timespan(flex)),
+            ("RemainAfterElapse", "no"),
+        ]
         start_now = trigger.run_immediately
     elif isinstance(trigger, Calendar):
         timer_settings = [("OnCalendar", expr) for expr in trigger.expr.to_on_calendar()]
@@ -603,8 +627,11 @@ def render_task_units(
     elif isinstance(trigger, OneTime):
         if trigger.delay > timedelta(0):
             timer_what = "One-time run"
+            # An absolute time, for the reasons given for Periodic; to the second.
             timer_settings = [
-                ("OnActiveSec", format_timespan(trigger.delay)),
+                ("OnCalendar", format_utc_timestamp(clock + trigger.delay)),
+                ("Persistent", "true"),
+                ("AccuracySec", "1s"),
                 ("RemainAfterElapse", "no"),
             ]
         else:
@@ -648,12 +675,25 @@ def render_task_units(
             + ", ".join(sorted(SUPPORTED_TRIGGERS))
         )
 
+    one_shot = isinstance(trigger, (OneTime, Exact, Windowed))
     files = {
         names.service: _service_text(
-            app_id=app, task_id=task, argv=argv, data_dir=data, retry=False, wanted_by=wanted_by
+            app_id=app,
+            task_id=task,
+            argv=argv,
+            data_dir=data,
+            retry=False,
+            wanted_by=wanted_by,
+            one_shot=one_shot,
         ),
         names.retry_service: _service_text(
-            app_id=app, task_id=task, argv=retry_argv, data_dir=data, retry=True, wanted_by=None
+            app_id=app,
+            task_id=task,
+            argv=retry_argv,
+            data_dir=data,
+            retry=True,
+            wanted_by=None,
+            one_shot=one_shot,
         ),
     }
     enable: list[str] = []

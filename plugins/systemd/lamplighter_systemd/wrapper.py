@@ -101,6 +101,7 @@ def render_wrapper(
     wrapper_path: str | PathLike[str],
     unit_dir: str | PathLike[str],
     app_dir: str | PathLike[str],
+    stamp_dir: str | PathLike[str] | None = None,
 ) -> str:
     """The text of the application's wrapper script.
 
@@ -112,7 +113,9 @@ def render_wrapper(
         unit_dir: the directory the tasks' unit files are written to (e.g.
             ``~/.config/systemd/user``).
         app_dir: the application's data directory (``<data_dir>/<app_id>``), which holds the
-            tasks' files.
+            tasks' files; the cleanup removes all of it.
+        stamp_dir: where the manager keeps the last-trigger stamps of ``Persistent=``
+            timers (``$XDG_DATA_HOME/systemd/timers``); the cleanup removes the tasks' stamps.
 
     Raises:
         ValueError: the id is invalid or a path is not absolute, or holds a line break.
@@ -129,6 +132,7 @@ def render_wrapper(
     wrapper = _absolute(wrapper_path, "wrapper_path")
     units_path = _absolute(unit_dir, "unit_dir").rstrip("/") or "/"
     app_path = _absolute(app_dir, "app_dir").rstrip("/") or "/"
+    stamps = None if stamp_dir is None else _absolute(stamp_dir, "stamp_dir").rstrip("/") or "/"
     # Every unit of the application starts with this; the characters after it can never
     # continue another application's id (ids are escaped, '-' included).
     prefix = sh_quote(unit_prefix(app, "x")[: -len("x")])
@@ -136,6 +140,9 @@ def render_wrapper(
     installed = '[ -f "$program" ] && [ -x "$program" ]' + (
         ' && [ -e "$script" ]' if script is not None else ""
     )
+    # systemctl matches unit names with fnmatch(3), where a backslash escapes.
+    pattern = sh_quote(unit_prefix(app, "x")[: -len("x")].replace("\\", "\\\\") + "*")
+    stamp_line = "" if stamps is None else f"\nrm -f -- {sh_quote(stamps)}/stamp-{prefix}*"
     return f"""#!/bin/sh
 # Lamplighter: runs the tasks of {app} for systemd, or, once the application is uninstalled,
 # removes every unit and file of its tasks and then this script. Written by Lamplighter; it
@@ -163,10 +170,11 @@ for path in "$unit_dir"/{prefix}*.service; do
     if [ -e "$path" ]; then set -- "$@" "${{path##*/}}"; fi
 done
 if [ "$#" -gt 0 ]; then systemctl --user disable "$@" || :; fi
-rm -f -- "$unit_dir"/{prefix}* {wants}
+rm -f -- "$unit_dir"/{prefix}* {wants}{stamp_line}
 systemctl --user daemon-reload || :
-rm -rf -- "$app_dir/tasks" "$app_dir/history" "$app_dir/locks"
+systemctl --user reset-failed {pattern} 2>/dev/null || :
 rm -f -- {sh_quote(wrapper)}
+rm -rf -- "$app_dir"
 exit 0
 """
 

@@ -34,6 +34,10 @@ it, without touching any manager or process that was there before. How it is set
 * Start-up is awaited by polling, within a bound, the bus until the manager owns its name
   and then its ``SystemState`` property until it is ``running`` or ``degraded``.
 
+``PrivateUserManager.restart()`` stops the manager and starts a new one in fresh cgroups, as
+a logout and login (or a reboot) would: the new manager knows only what its files say
+(``halt()`` and ``launch()`` do the two halves, for a test that changes files in between).
+
 Teardown stops exactly the processes started here (the manager, which stops its bus, and
 ``cat``): SIGTERM, then SIGKILL after a bound.
 
@@ -58,6 +62,7 @@ import time
 import tty
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -137,6 +142,10 @@ class PrivateUserManager:
         }
         self.pid = 0
         self.cgroups: list[Path] = []
+        self.parent_cgroups: list[Path] = []
+        self._systemd: subprocess.Popen[bytes] | None = None
+        self._drain: subprocess.Popen[bytes] | None = None
+        self._terminal = -1
 
     def systemctl(
         self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT
@@ -189,6 +198,77 @@ class PrivateUserManager:
             return self.log_path.read_bytes().decode(errors="replace").replace("\r", "")
         except FileNotFoundError:
             return ""
+
+    # -- starting and stopping ----------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Start ``systemd --user`` in fresh cgroups and wait until it is running.
+
+        Raises:
+            ManagerUnavailable: it exited, or did not come up in time (its log is quoted).
+        """
+        cgroup_name = f"lamplighter-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        for parent in self.parent_cgroups:
+            cgroup = parent / cgroup_name
+            cgroup.mkdir()
+            self.cgroups.append(cgroup)
+        deadline = time.monotonic() + START_TIMEOUT
+        with open(self.log_path, "ab") as log:  # each process gets its own descriptor
+            # The manager's console: raw, so its lines arrive as written.
+            console, self._terminal = os.openpty()
+            tty.setraw(self._terminal)
+            self._drain = subprocess.Popen(
+                ["cat"], stdin=console, stdout=log, stderr=subprocess.DEVNULL
+            )
+            os.close(console)
+            systemd = self._systemd = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private",
+                 "/bin/sh", "-c", _LAUNCH_SCRIPT, "sh", os.ttyname(self._terminal),
+                 *map(str, self.cgroups), "--", str(SYSTEMD), "--user"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env,
+            )  # fmt: skip
+            self.pid = systemd.pid
+        state = None
+        while state not in ("running", "degraded"):
+            if systemd.poll() is not None:
+                raise ManagerUnavailable(
+                    f"systemd --user exited with status {systemd.returncode}:\n{self.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise ManagerUnavailable(
+                    f"systemd --user did not come up within {START_TIMEOUT:g} s "
+                    f"(state {state!r}):\n{self.log()}"
+                )
+            time.sleep(0.02)
+            state = _system_state(self.bus_address)
+
+    def halt(self) -> None:
+        """Stop the manager (SIGTERM: it stops its units as at a logout or shutdown), kill
+        what is left in its cgroups and remove them, and stop the console's reader."""
+        errors: list[BaseException] = []
+        attempt = partial(_attempt, errors)
+        if self._systemd is not None:
+            attempt(_stop, self._systemd)
+            self._systemd = None
+            self.pid = 0
+        for cgroup in self.cgroups:
+            attempt(_remove_cgroup, cgroup)
+        self.cgroups = []
+        if self._terminal >= 0:
+            # With the last writer gone, cat copies what is left and ends on EIO.
+            os.close(self._terminal)
+            self._terminal = -1
+        if self._drain is not None:
+            attempt(_stop, self._drain, STOP_TIMEOUT)
+            self._drain = None
+        if errors:
+            raise errors[0]
+
+    def restart(self) -> None:
+        """Stop the manager and start a new one, as a logout and login (or a reboot) do:
+        the new manager knows only what its files say."""
+        self.halt()
+        self.launch()
 
     # -- per-test clean state ------------------------------------------------------------------
 
@@ -310,6 +390,14 @@ def _masked_units() -> list[str]:
         for wants in [*top.glob("*.wants"), *top.glob("*.requires")]:
             names.update(entry.name for entry in wants.iterdir())
     return sorted(names - BUS_UNITS)
+
+
+def _attempt(errors: list[BaseException], step: Callable[..., object], *args: object) -> None:
+    """Run one cleanup step; an error is kept in ``errors`` (to report once all ran)."""
+    try:
+        step(*args)
+    except Exception as exc:
+        errors.append(exc)
 
 
 def _stop(process: subprocess.Popen[bytes], grace: float = 0.0) -> None:
@@ -437,10 +525,7 @@ def private_user_manager() -> Iterator[PrivateUserManager]:
     short = len(tempfile.gettempdir()) <= 40
     root = Path(tempfile.mkdtemp(prefix="lamplighter-systemd-", dir=None if short else "/tmp"))
     manager = PrivateUserManager(root)
-    drain: subprocess.Popen[bytes] | None = None
-    systemd: subprocess.Popen[bytes] | None = None
     claimed_booted_marker = False
-    terminal = -1
     try:
         manager.runtime_dir.mkdir(mode=0o700)
         for name in ("config", "data", "home", "state", "cache"):
@@ -452,61 +537,13 @@ def private_user_manager() -> Iterator[PrivateUserManager]:
 
         _claim_booted_marker()
         claimed_booted_marker = True
-
-        cgroup_name = f"lamplighter-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        for parent in parents:
-            cgroup = parent / cgroup_name
-            cgroup.mkdir()
-            manager.cgroups.append(cgroup)
-
-        deadline = time.monotonic() + START_TIMEOUT
-        with open(manager.log_path, "ab") as log:  # each process gets its own descriptor
-            # The manager's console: raw, so its lines arrive as written.
-            console, terminal = os.openpty()
-            tty.setraw(terminal)
-            drain = subprocess.Popen(["cat"], stdin=console, stdout=log, stderr=subprocess.DEVNULL)
-            os.close(console)
-            systemd = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private",
-                 "/bin/sh", "-c", _LAUNCH_SCRIPT, "sh", os.ttyname(terminal),
-                 *map(str, manager.cgroups), "--", str(SYSTEMD), "--user"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=manager.env,
-            )  # fmt: skip
-            manager.pid = systemd.pid
-
-        state = None
-        while state not in ("running", "degraded"):
-            if systemd.poll() is not None:
-                raise ManagerUnavailable(
-                    f"systemd --user exited with status {systemd.returncode}:\n{manager.log()}"
-                )
-            if time.monotonic() > deadline:
-                raise ManagerUnavailable(
-                    f"systemd --user did not come up within {START_TIMEOUT:g} s "
-                    f"(state {state!r}):\n{manager.log()}"
-                )
-            time.sleep(0.02)
-            state = _system_state(manager.bus_address)
-
+        manager.parent_cgroups = parents
+        manager.launch()
         yield manager
     finally:
         errors: list[BaseException] = []
-
-        def attempt(step: Callable[..., object], *args: object) -> None:
-            try:
-                step(*args)
-            except Exception as exc:  # go on cleaning up; report at the end
-                errors.append(exc)
-
-        if systemd is not None:
-            attempt(_stop, systemd)
-        for cgroup in manager.cgroups:
-            attempt(_remove_cgroup, cgroup)
-        if terminal >= 0:
-            # With the last writer gone, cat copies what is left and ends on EIO.
-            os.close(terminal)
-        if drain is not None:
-            attempt(_stop, drain, STOP_TIMEOUT)
+        attempt = partial(_attempt, errors)
+        attempt(manager.halt)
         if claimed_booted_marker:
             attempt(_release_booted_marker)
         shutil.rmtree(root, ignore_errors=True)
@@ -534,4 +571,6 @@ def systemd_user(_private_user_manager: PrivateUserManager) -> Iterator[PrivateU
     try:
         yield _private_user_manager
     finally:
+        if _private_user_manager.pid == 0:  # a test stopped it and failed before a restart
+            _private_user_manager.launch()
         _private_user_manager.restore(before)

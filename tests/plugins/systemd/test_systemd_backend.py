@@ -46,6 +46,19 @@ class Slow:
         return Success()
 
 
+class Boom:
+    def run(self, ctx):
+        (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("boom")
+        raise RuntimeError("boom")
+
+
+class When:
+    def run(self, ctx):
+        due = ctx.scheduled_for
+        (MARKS / f"{{ctx.task_id.value}}-due").write_text("" if due is None else due.isoformat())
+        return Success()
+
+
 class Flaky:
     def run(self, ctx):
         (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("ran")
@@ -59,6 +72,8 @@ def make_app():
         app.register(name, Once)
     app.register("flaky", Flaky)
     app.register("slow", Slow)
+    app.register("boom", Boom)
+    app.register("when", When)
     return app
 
 
@@ -90,7 +105,7 @@ class World:
             launch_command=[sys.executable, str(self.script)],
             disable_plugins=["logging"],
         )
-        for name in ("once", "sync", "other", "flaky", "slow"):
+        for name in ("once", "sync", "other", "flaky", "slow", "boom", "when"):
             self.app.register(name, lambda: None)
         self.app.start()
 
@@ -145,7 +160,8 @@ def test_run_immediately_relaunches_the_app_and_records_the_outcome(
     assert info.last_result == Success()
     assert info.next_run is not None
     assert abs(info.next_run - (scheduled + timedelta(hours=1))) < timedelta(seconds=30)
-    [record] = w.app.history("sync")
+    # The history record is appended right after the task file is updated.
+    [record] = w.manager.wait_for(lambda: w.app.history("sync"), 30, what="the record")
     assert record.result == Success()
 
 
@@ -195,10 +211,18 @@ def test_keep_update_data_and_replace(world: Callable[..., World]) -> None:
     stored = json.loads((w.data / APP_ID / "tasks" / "sync.json").read_text())
     assert stored["request"]["input"] == 2
 
+    before = datetime.now(UTC)
     assert w.app.schedule(
         TaskRequest.periodic("sync", timedelta(hours=3), existing=ExistingTaskPolicy.REPLACE)
     )
-    assert "OnUnitActiveSec=3h" in w.unit_text("timer", "sync")
+    [line] = [x for x in w.unit_text("timer", "sync").splitlines() if x.startswith("OnCalendar=")]
+    due = datetime.fromisoformat(line.removeprefix("OnCalendar=").removesuffix(" UTC"))
+    # The new interval's first due time.
+    assert (
+        timedelta(0)
+        <= due.replace(tzinfo=UTC) - (before + timedelta(hours=3))
+        < timedelta(seconds=30)
+    )
 
 
 def test_a_deleted_app_is_cleaned_up_by_its_wrapper(world: Callable[..., World]) -> None:

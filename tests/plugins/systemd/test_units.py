@@ -634,9 +634,14 @@ def test_periodic_mapping() -> None:
     names = unit_names(APP, "sync")
     assert units.timer == names.timer
     timer = units.files[names.timer]
-    assert values(timer, "Timer", "OnActiveSec") == ["2h"]
-    assert values(timer, "Timer", "OnUnitActiveSec") == ["2h"]
-    assert values(timer, "Timer", "AccuracySec") == []
+    # One absolute time, one interval after scheduling, kept across reloads and logins;
+    # Persistent=true runs it once after the machine was off across it.
+    assert values(timer, "Timer", "OnCalendar") == ["2025-03-04 14:00:00 UTC"]
+    assert values(timer, "Timer", "Persistent") == ["true"]
+    assert values(timer, "Timer", "AccuracySec") == ["1s"]
+    assert values(timer, "Timer", "RemainAfterElapse") == ["no"]
+    assert values(timer, "Timer", "OnActiveSec") == []
+    assert values(timer, "Timer", "OnUnitActiveSec") == []
     assert values(timer, "Timer", "Unit") == [names.service]
     assert values(timer, "Install", "WantedBy") == ["timers.target"]
     assert units.enable == [names.timer]
@@ -650,8 +655,11 @@ def test_periodic_mapping() -> None:
     )
     assert values(flexible.files[names.timer], "Timer", "AccuracySec") == ["20min"]
     # The run falls in the last 20 minutes of each 2-hour interval.
-    assert values(flexible.files[names.timer], "Timer", "OnUnitActiveSec") == ["1h 40min"]
+    assert values(flexible.files[names.timer], "Timer", "OnCalendar") == ["2025-03-04 13:40:00 UTC"]
     assert flexible.start_now is True
+    # Each run renews the timer with the next due time.
+    renewed = render(TaskRequest.periodic("sync", timedelta(hours=2)), due=NOW + timedelta(days=1))
+    assert values(renewed.files[names.timer], "Timer", "OnCalendar") == ["2025-03-05 12:00:00 UTC"]
 
 
 def test_service_runs_the_wrapper_with_the_launch_command() -> None:
@@ -701,9 +709,11 @@ def test_one_time_mapping() -> None:
     names = unit_names(APP, "once")
     units = render(TaskRequest.one_time("once", timedelta(minutes=20)))
     timer = units.files[names.timer]
-    assert values(timer, "Timer", "OnActiveSec") == ["20min"]
+    assert values(timer, "Timer", "OnCalendar") == ["2025-03-04 12:20:00 UTC"]
+    assert values(timer, "Timer", "AccuracySec") == ["1s"]
+    assert values(timer, "Timer", "Persistent") == ["true"]
     assert values(timer, "Timer", "RemainAfterElapse") == ["no"]
-    assert values(timer, "Timer", "OnUnitActiveSec") == []
+    assert values(timer, "Timer", "OnActiveSec") == []
     assert units.start_now is False
     immediate = render(TaskRequest.one_time("once"))
     assert immediate.timer is None and immediate.start_now is True
@@ -884,8 +894,8 @@ def test_systemd_reads_the_timer_settings() -> None:
     assert "Persistent: yes" in calendar
     periodic = blocks[unit_names(APP, "per-1").timer]
     # Elapses 5 minutes before the end of each hour; the accuracy window reaches the end.
-    assert dumped(periodic, "OnActiveSec") == ["55min"]
-    assert dumped(periodic, "OnUnitActiveSec") == ["55min"]
+    assert dumped(periodic, "OnCalendar") == ["2025-03-04 12:55:00 UTC"]
+    assert dumped(periodic, "Persistent") == ["yes"]
     assert dumped(periodic, "Accuracy") == ["5min"]
     assert dumped(periodic, "Unit") == [unit_names(APP, "per-1").service]
     one_shot = blocks[unit_names(APP, "ex-1").timer]
@@ -1150,12 +1160,13 @@ def test_wrapper_removes_the_task_when_the_application_is_gone(
         ["--user", "disable", "--now", *expected_triggers],
         ["--user", "disable", *sorted([names.service, names.retry_service])],
         ["--user", "daemon-reload"],
+        ["--user", "reset-failed", f"lamplighter-{APP}-*"],
     ]
     assert links(install) == OTHER_LINKS
     assert unit_files(install) == OTHER_FILES
     for path in task_files(install.app_dir, "sync-now"):
         assert not Path(path).exists(), path
-    assert not (install.app_dir / "tasks").exists()
+    assert not install.app_dir.exists()  # nothing of the application is left
     assert not install.wrapper.exists()
     for path in task_files(install.app_dir.parent / OTHER_APP, "other"):
         assert Path(path).exists(), path
