@@ -379,6 +379,10 @@ class Lamplighter:
             )
         return self._runner
 
+    def _timestamp(self) -> float:
+        """:meth:`now` in POSIX seconds, without a datetime unless ``now`` is overridden."""
+        return time.time() if type(self).now is Lamplighter.now else self.now().timestamp()
+
     def now(self) -> datetime:
         """The current time, aware (UTC); virtual in
         :class:`~lamplighter.testing.VirtualScheduler`."""
@@ -545,7 +549,7 @@ class Lamplighter:
                 existing = store.entry(tid.value)
                 if existing is None or not existing.scheduled:
                     # A task not scheduled now: one new entry, as _apply_in_memory makes.
-                    now = time.time()
+                    now = self._timestamp()
                     store.put(MemoryEntry(tid, request, now))
                     try:
                         backend.install((request,))
@@ -624,7 +628,7 @@ class Lamplighter:
             existing = entry_of(request.task_id.value)
             if existing is not None and existing.scheduled:
                 return None
-        now = time.time()
+        now = self._timestamp()
         previous: list[tuple[str, MemoryEntry | None]] = []
         with store.lock:
             for request in requests:
