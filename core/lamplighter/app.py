@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
-from lamplighter import model as _model  # TaskInfo is created on first use
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
-from lamplighter._schema import StoredDataError
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
@@ -41,26 +39,11 @@ from lamplighter.events import (
     made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.invocation import (
-    InvocationError,
-    LaunchCommand,
-    default_launch_command,
-    parse_invocation,
-)
-from lamplighter.model import (
-    Calendar,
-    Constraints,
-    Exact,
-    OneTime,
-    Periodic,
-    Task,
-    TaskRequest,
-    TaskState,
-    Windowed,
-)
-from lamplighter.runner import ExitStatus, FireOutcome, Runner, _utcnow
-from lamplighter.store import BrokenTask, MemoryEntry, MemoryTaskStore, TaskStore
-from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
+from lamplighter.invocation import LaunchCommand, default_launch_command
+from lamplighter.model import Constraints, Task, TaskRequest
+from lamplighter.runner import Runner, _utcnow
+from lamplighter.store import MemoryEntry, MemoryTaskStore, TaskStore
+from lamplighter.store.records import ExecutionRecord, StoredRequest
 
 if TYPE_CHECKING:
     import asyncio
@@ -69,8 +52,9 @@ if TYPE_CHECKING:
     import cattrs
 
     from lamplighter._runtime.pump import EventPump, InlineMonitors
+    from lamplighter._runtime.reporting import Reporter
     from lamplighter._runtime.run_now import InstantRuns
-    from lamplighter.backend import Backend, OsSchedule
+    from lamplighter.backend import Backend
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
@@ -81,9 +65,6 @@ if TYPE_CHECKING:
 __all__ = ["Lamplighter"]
 
 logger = lazy_logger(__name__)
-
-# Triggers whose OS-launched runs have a due time (and may have a schedule to renew).
-_TIMED = (Periodic, Calendar, OneTime, Exact, Windowed)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -255,28 +236,16 @@ class Lamplighter:
         open (each event written at once), the backend constructed and started; no
         monitors, no sweep, and the application's record left as it is. Management calls
         and queries work afterwards."""
-        with self._lock:
-            self._started = True
-            self.plugins.load()
-            self._journal_open()
-            backend = self._ensure_backend()
-        backend.start()
-        return backend
+        from lamplighter._runtime.housekeeping import open_for_operator
+
+        return open_for_operator(self)
 
     def _record_app(self) -> None:
         """Leave the backend and launch command where the ``lamplighter`` command finds
         them (:mod:`lamplighter.app_record`)."""
-        from lamplighter.app_record import AppRecord, write_app_record
+        from lamplighter._runtime.housekeeping import record_app
 
-        info = self._backend_info
-        if info is None:
-            return
-        launch = self._launch if self._launch is not None else default_launch_command()
-        record = AppRecord(app_id=self.app_id, backend=info.name, launch_command=launch)
-        try:
-            write_app_record(self.store.root, record)
-        except OSError as exc:
-            logger.warning("lamplighter: cannot record the application for the CLI: %s", exc)
+        record_app(self.store, self.app_id, self._backend_info, self._launch)
 
     def _require_started(self, what: str) -> None:
         if not self._started:
@@ -690,35 +659,17 @@ class Lamplighter:
         self._require_started("cancel_all()")
         return self._cancel(None, source="cancel_all")
 
-    def _held(self, backend: Backend) -> set[TaskId]:
-        """The tasks the backend's scheduler holds anything of (found by name)."""
-        try:
-            return backend.held_task_ids() or set()
-        except Exception as exc:
-            logger.warning("lamplighter: the backend could not list its schedules: %s", exc)
-            return set()
-
     def _cancel(self, task_ids: Sequence[TaskId] | None, *, source: str) -> int:
         self._require_started(f"{source}()")
+        from lamplighter._runtime.cancellation import remove_tasks
+
         with self._lock:
-            backend = self._ensure_backend()
-            # The OS is the truth: a task the scheduler still holds is cancelled even when
-            # its task file is gone or unreadable (moved aside as corrupt).
-            held = self._held(backend)
-            if task_ids is None:
-                task_ids = sorted(set(self.store.task_ids()) | held, key=lambda t: t.value)
-            known = [
-                tid for tid in task_ids if tid in held or self.store.load_quiet(tid) is not None
-            ]
-            if not known:
-                for tid in task_ids:
-                    backend.cancel_running(tid)
-                return 0
-            backend.remove(known)
-            for tid in known:
-                backend.cancel_running(tid)
-                self.store.delete(tid)
-                self._scheduled_ids.discard(tid)
+            known = remove_tasks(
+                task_ids,
+                backend=self._ensure_backend(),
+                store=self.store,
+                scheduled_ids=self._scheduled_ids,
+            )
         for tid in known:
             self._emit(_events.Cancelled(task_id=tid, source=source))
         return len(known)
@@ -733,47 +684,13 @@ class Lamplighter:
     def task_info(self, task_id: TaskId | str) -> TaskInfo | None:
         """A snapshot of one task, or None if it does not exist. A task whose file cannot
         be used is returned ``INACTIVE`` with ``problem`` saying why."""
-        tid = TaskId.of(task_id)
-        try:
-            raw = self.store.load(tid)
-        except StoredDataError as exc:
-            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=str(exc))
-        if raw is None:
-            moved = self.store.moved_aside(tid)
-            if moved is None:
-                return None
-            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=moved.reason)
-        problem = self._request_problem(tid, raw)
-        if problem is not None:
-            return _model.TaskInfo(task_id=tid, state=TaskState.INACTIVE, problem=problem)
-        return self._info(tid, TaskDocument.from_dict(raw))
+        return self._reporter().task_info(TaskId.of(task_id))
 
-    def _request_problem(self, tid: TaskId, raw: Mapping[str, Any]) -> str | None:
-        """Why the stored request of a readable task file does not decode, or None."""
-        try:
-            self.runner.decoded(tid, raw["request"])
-        except (TypeError, ValueError) as exc:
-            return f"task file {self.store.task_path(tid)}: {exc}"
-        return None
+    def _reporter(self) -> Reporter:
+        """The read side, over what this application holds now."""
+        from lamplighter._runtime.reporting import Reporter
 
-    def _scan(self) -> tuple[dict[TaskId, dict[str, Any]], list[BrokenTask]]:
-        """Every usable task document, and every broken task: files that cannot be read
-        (moved aside or left in place) and requests that do not decode (left in place: a
-        missing plugin, say, can be installed)."""
-        scan = self.store.load_all()
-        documents = dict(scan.documents)
-        broken = list(scan.broken)
-        if not self.store.keeps_objects:
-            for tid, raw in scan.documents.items():
-                problem = self._request_problem(tid, raw)
-                if problem is not None:
-                    del documents[tid]
-                    broken.append(
-                        BrokenTask(
-                            task_id=tid.value, path=self.store.task_path(tid), reason=problem
-                        )
-                    )
-        return documents, broken
+        return Reporter(self.store, self._backend, lambda: self.runner)
 
     def tasks(self) -> list[TaskInfo]:
         """Snapshots of every task, sorted by id. A task whose file cannot be used is
@@ -784,168 +701,24 @@ class Lamplighter:
         its scheduler computes them from the schedule, where ``task_info()`` asks the
         scheduler itself.
         """
-        raws, broken = self._scan()
-        documents = {tid: TaskDocument.from_dict(raw) for tid, raw in raws.items()}
-        backend = self._backend
-        next_runs: dict[TaskId, datetime | None] = {}
-        running: set[TaskId] | None = None
-        os_view: dict[TaskId, OsSchedule] | None = None
-        if backend is not None:
-            scheduled = {}
-            for tid, doc in documents.items():
-                if doc.state.get("status") != "scheduled":
-                    continue
-                scheduled[tid] = (self.runner.decoded(tid, raws[tid]["request"]), doc.state)
-            os_view = self._os_schedules(backend, list(scheduled)) if scheduled else None
-            try:
-                if os_view is not None:
-                    next_runs = {tid: s.next_run for tid, s in os_view.items()}
-                else:
-                    next_runs = backend.next_runs(scheduled)
-                running = backend.running_tasks()
-            except Exception as exc:
-                logger.warning("lamplighter: the backend could not list next runs: %s", exc)
-        infos = {
-            tid: self._info(
-                tid,
-                doc,
-                next_run=next_runs.get(tid),
-                running=running,
-                os_schedule=None if os_view is None else os_view.get(tid),
-            )
-            for tid, doc in documents.items()
-        }
-        for b in broken:
-            tid = TaskId.of(b.task_id)
-            if tid not in infos:  # a task scheduled anew beside its moved-aside file is fine
-                infos[tid] = _model.TaskInfo(
-                    task_id=tid, state=TaskState.INACTIVE, problem=b.reason
-                )
-        return [infos[tid] for tid in sorted(infos, key=lambda t: t.value)]
-
-    @staticmethod
-    def _os_schedules(backend: Backend, task_ids: list[TaskId]) -> dict[TaskId, OsSchedule] | None:
-        """What the backend's scheduler says of the tasks, or None when it cannot say."""
-        try:
-            return backend.os_schedules(task_ids)
-        except Exception as exc:
-            logger.warning("lamplighter: the backend could not read its schedules: %s", exc)
-            return None
-
-    _ASK = object()
-
-    def _info(
-        self,
-        tid: TaskId,
-        doc: TaskDocument,
-        *,
-        next_run: datetime | object | None = _ASK,
-        running: set[TaskId] | None = None,
-        os_schedule: OsSchedule | None = None,
-    ) -> TaskInfo:
-        status = doc.state.get("status")
-        backend = self._backend
-        if next_run is self._ASK and running is None and backend is not None:
-            view = self._os_schedules(backend, [tid]) if status == "scheduled" else None
-            if view is not None and tid in view:
-                os_schedule = view[tid]
-                next_run = os_schedule.next_run
-                is_running = self._is_running(tid)
-            else:
-                try:
-                    next_run, is_running = backend.describe(tid)
-                except Exception as exc:
-                    logger.warning("lamplighter: describing %s failed: %s", tid.value, exc)
-                    next_run, is_running = None, False
-                is_running = is_running or self.store.is_running(tid)
-        elif running is not None:
-            is_running = tid in running
-        else:
-            is_running = self._is_running(tid)
-        # The scheduler is the truth: a task whose trigger it will not fire is INACTIVE,
-        # with no next run, whatever its task file expects.
-        dead = os_schedule is not None and not os_schedule.active
-        if is_running:
-            state = TaskState.RUNNING
-        elif status == "scheduled" and not dead:
-            state = TaskState.SCHEDULED
-        else:
-            state = TaskState.INACTIVE
-        if status != "scheduled" or self._backend is None or dead:
-            next_run = None
-        elif next_run is self._ASK:
-            try:
-                next_run = self._backend.next_run(tid)
-            except Exception as exc:
-                logger.warning("lamplighter: next_run(%s) failed: %s", tid.value, exc)
-                next_run = None
-        assert next_run is None or isinstance(next_run, datetime)
-        return _model.TaskInfo(
-            task_id=tid,
-            state=state,
-            last_run=doc.datetime_field("last_run"),
-            next_run=next_run,
-            run_count=int(doc.state.get("run_count", 0)),
-            attempt=doc.attempt,
-            last_result=doc.last_result,
-        )
-
-    def _is_running(self, tid: TaskId) -> bool:
-        backend = self._backend
-        if backend is not None and backend.is_running(tid):
-            return True
-        return self.store.is_running(tid)
+        return self._reporter().tasks()
 
     def history(self, task_id: TaskId | str) -> list[ExecutionRecord]:
         """The task's recent firings, oldest first (bounded per task)."""
-        records = []
-        for data in self.store.history(TaskId.of(task_id)):
-            if isinstance(data, tuple):  # an in-memory store keeps the compact form
-                records.append(ExecutionRecord.from_compact(data))
-                continue
-            try:
-                records.append(ExecutionRecord.from_dict(data))
-            except (KeyError, TypeError, ValueError) as exc:
-                logger.warning("lamplighter: skipping a bad history record: %s", exc)
-        return records
+        from lamplighter._runtime.reporting import history
+
+        return history(self.store, TaskId.of(task_id))
 
     def diagnostics(self) -> dict[str, Any]:
         """A JSON-able health report: backend, plugins, broken task files, history lines
         that do not decode, event stream."""
-        documents, broken = self._scan()
-        backend = self._backend
-        info = self._backend_info
-        return {
-            "app_id": self.app_id,
-            "data_dir": str(self.store.root),
-            "started": self._started,
-            "backend": None
-            if info is None
-            else {
-                "name": info.name,
-                "survives_process_death": info.capabilities.survives_process_death,
-                "survives_reboot": info.capabilities.survives_reboot,
-                "triggers": sorted(info.capabilities.triggers),
-                "details": backend.diagnostics() if backend is not None else {},
-            },
-            "plugins": self.plugins.report(),
-            "tasks": len(documents),
-            "broken_history": [
-                {"task_id": tid.value, "problems": problems}
-                for tid in sorted(documents, key=lambda t: t.value)
-                if (problems := self.store.history_problems(tid))
-            ],
-            "broken_tasks": [
-                {
-                    "task_id": b.task_id,
-                    "path": str(b.path),
-                    "reason": b.reason,
-                    "moved_to": None if b.moved_to is None else str(b.moved_to),
-                }
-                for b in broken
-            ],
-            "events": self._bus.stats(),
-        }
+        return self._reporter().diagnostics(
+            app_id=self.app_id,
+            started=self._started,
+            backend_info=self._backend_info,
+            plugins=lambda: self.plugins,
+            bus=self._bus,
+        )
 
     # ============================================================== run_now
 
@@ -1065,53 +838,15 @@ class Lamplighter:
         It does not need ``start()``: it loads plugins, runs the one task and records the
         outcome, without starting an event loop unless the task is a coroutine.
         """
-        args = sys.argv if argv is None else argv
-        try:
-            invocation = parse_invocation(args)
-        except InvocationError as exc:
-            print(f"lamplighter: {exc}", file=sys.stderr)
-            return int(ExitStatus.USAGE)
-        self.launched_by_os = True
-        with self._lock:
-            self._started = True  # seal the registry for this process as well
-        self._journal_open()
-        try:
-            from lamplighter._runtime.pump import InlineMonitors
+        from lamplighter._runtime.os_run import handle_invocation
 
-            self._inline_monitors = InlineMonitors(self.plugins.monitors(self))
-        except Exception as exc:
-            logger.error("lamplighter: cannot load plugins: %s", exc)
-            return int(ExitStatus.INTERNAL_ERROR)
-        for failure in self.plugins.failures:
-            self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
-        task_id, retry = invocation.task_id, invocation.retry
-
-        def due(request: TaskRequest) -> datetime | None:
-            # Only timed triggers have a due time (or a schedule to renew): a login or path
-            # run does not load the backend at all.
-            if not retry and not isinstance(request.trigger, _TIMED):
-                return None
-            return self._ensure_backend().launched(task_id, request, retry=retry)
-
-        outcome: FireOutcome = self.runner.fire_blocking(
-            task_id, retry=retry, if_due=invocation.if_due, due=due
-        )
-        # The run lock is released by now: monitors finishing this run's events (bounded)
-        # never keep the next run of the task waiting.
-        if self._inline_monitors:
-            from lamplighter.events import INLINE_MONITOR_TIMEOUT
-
-            self._inline_monitors.drain(INLINE_MONITOR_TIMEOUT)
-        # The runner has logged the outcome's message once (Python's last-resort handler
-        # prints it on stderr when the application configured no logging): not again here.
-        return int(outcome.status)
+        return handle_invocation(self, argv)
 
     # ============================================================== ephemeral state
 
     def _sweep(self) -> None:
         """Clear what a crashed process may have left: stale temporary files and running
         markers whose process is gone."""
-        try:
-            self.store.sweep()
-        except OSError as exc:
-            logger.warning("lamplighter: sweeping %s failed: %s", self.store.root, exc)
+        from lamplighter._runtime.housekeeping import sweep
+
+        sweep(self.store)
