@@ -339,19 +339,24 @@ class SystemdBackend(Backend):
         due: list[str] = []
         for status in manager.list_units_by_names(list(triggers)):
             # A timer is "waiting" exactly while it has a next elapse (one with nothing left
-            # to elapse stops, RemainAfterElapse=no); a path unit "waiting" while it
-            # watches, "running" while it has just started the service.
+            # to elapse stops, RemainAfterElapse=no), "running" while the service it started
+            # runs; a path unit "waiting" while it watches, "running" while it has just
+            # started the service.
             loaded = status.load_state == "loaded" and status.active_state == "active"
-            if loaded and (
-                status.sub_state == "waiting"
-                or (status.name.endswith(".path") and status.sub_state == "running")
-            ):
+            if loaded and status.sub_state in ("waiting", "running"):
                 continue
-            if self._passed(status):
+            if not (self.unit_dir / status.name).exists():
+                # Taken down since it was written a moment ago: a one-shot that fired at
+                # once and whose run is already over (it removes its units), or a cancel.
+                continue
+            fired = self._fired(status)
+            if fired is False:
                 # Its one time passed while it was being registered: systemd never fires a
                 # calendar time that passed before the timer started. The run is due now.
                 due.append(unit_names(self.host.app_id, triggers[status.name]).service)
                 continue
+            if fired:
+                continue  # its one time came, and went, before this look (a loaded machine)
             words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
             if loaded:
                 reason = f"{words}: it has no next elapse"
@@ -362,18 +367,19 @@ class SystemdBackend(Backend):
         if due:
             manager.start_units(due)
 
-    def _passed(self, status: Any) -> bool:
-        """Whether ``status`` is a one-time timer that stopped without firing because its
-        time had passed when it started (a timer that fired has a last trigger)."""
+    def _fired(self, status: Any) -> bool | None:
+        """For a stopped one-time timer whose time has come: whether it fired (it has a
+        last trigger from that time) or stopped without firing because its time had passed
+        when it started (False); None for any other unit."""
         if status.load_state != "loaded" or not status.name.endswith(".timer"):
-            return False
+            return None
         at = _calendar_instant(self.unit_dir / status.name)
         if at is None or at > datetime.now(UTC):  # systemd's clock, not a virtual one
-            return False
+            return None
         elapses: dict[str, tuple[datetime | None, datetime | None]]
         elapses = self.manager.timer_elapses([status.name], monotonic=False)
         _next, fired = elapses[status.name]
-        return fired is None or fired < at - _EARLY
+        return fired is not None and fired >= at - _EARLY
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
