@@ -353,7 +353,9 @@ class SystemdBackend(Backend):
             if fired is False:
                 # Its one time passed while it was being registered: systemd never fires a
                 # calendar time that passed before the timer started. The run is due now.
-                due.append(unit_names(self.host.app_id, triggers[status.name]).service)
+                names = unit_names(self.host.app_id, triggers[status.name])
+                retry = status.name == names.retry_timer
+                due.append(names.retry_service if retry else names.service)
                 continue
             if fired:
                 continue  # its one time came, and went, before this look (a loaded machine)
@@ -537,6 +539,8 @@ class SystemdBackend(Backend):
         self._confirm({timer: request.task_id}, take_down=False)
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        from lamplighter_systemd.manager import SystemdError
+
         unit = render_retry_timer(self.host.app_id, task_id, at)
         stored = self.host.store.load(task_id)
         if stored is None:
@@ -549,6 +553,15 @@ class SystemdBackend(Backend):
         self._enable([unit.name])
         manager.reload()
         manager.restart_units([unit.name])  # a newer retry replaces the earlier one
+        # The run's process ends right after this: once it has, the manager may well finish
+        # the service's job before it gets to the queued start of the retry timer, and
+        # whoever looks then would find no retry pending. Return once it has a next elapse
+        # (or raise SchedulingError with systemd's reason; the runner reports it).
+        try:
+            manager.wait_for_jobs([unit.name])
+        except SystemdError as exc:
+            raise self._refused(task_id, unit.name, str(exc), take_down=False) from exc
+        self._confirm({unit.name: task_id}, take_down=False)
 
     # ------------------------------------------------------------------ queries
 
