@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,15 @@ from lamplighter import model as _model  # TaskInfo is created on first use
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter._schema import StoredDataError
-from lamplighter.events import EventBus, MonitorEvent, Scheduled, made_here
+from lamplighter.events import (
+    EventBus,
+    MonitorEvent,
+    Scheduled,
+    WorkCompleted,
+    WorkStarted,
+    from_plain,
+    made_here,
+)
 from lamplighter.ids import TaskId, validate_app_id
 from lamplighter.invocation import (
     InvocationError,
@@ -49,8 +58,8 @@ from lamplighter.model import (
     TaskState,
     Windowed,
 )
-from lamplighter.runner import ExitStatus, FireOutcome, Runner
-from lamplighter.store import BrokenTask, TaskStore
+from lamplighter.runner import ExitStatus, FireOutcome, Runner, _utcnow
+from lamplighter.store import BrokenTask, MemoryEntry, MemoryTaskStore, TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
@@ -233,14 +242,41 @@ class Lamplighter:
                 self._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
             backend = self._ensure_backend()
             info = self._backend_info
+            self._record_app()
             if info is not None and info.capabilities.state_in_memory:
                 # The schedule dies with this process: keep its state in memory as well.
-                from lamplighter.store import MemoryTaskStore
-
-                self.store = MemoryTaskStore(self.store.root)
+                self.store = MemoryTaskStore(self.store.root, self._encode)
                 self._runner = None
             self._sweep()
             backend.start()
+
+    def _open_for_operator(self) -> Backend:
+        """Start the way the ``lamplighter`` command needs: plugins loaded, the journal
+        open (each event written at once), the backend constructed and started; no
+        monitors, no sweep, and the application's record left as it is. Management calls
+        and queries work afterwards."""
+        with self._lock:
+            self._started = True
+            self.plugins.load()
+            self._journal_open()
+            backend = self._ensure_backend()
+        backend.start()
+        return backend
+
+    def _record_app(self) -> None:
+        """Leave the backend and launch command where the ``lamplighter`` command finds
+        them (:mod:`lamplighter.app_record`)."""
+        from lamplighter.app_record import AppRecord, write_app_record
+
+        info = self._backend_info
+        if info is None:
+            return
+        launch = self._launch if self._launch is not None else default_launch_command()
+        record = AppRecord(app_id=self.app_id, backend=info.name, launch_command=launch)
+        try:
+            write_app_record(self.store.root, record)
+        except OSError as exc:
+            logger.warning("lamplighter: cannot record the application for the CLI: %s", exc)
 
     def _require_started(self, what: str) -> None:
         if not self._started:
@@ -365,9 +401,16 @@ class Lamplighter:
                 arrange_retry=self._arrange_retry,
                 install_next=self._install_next,
                 retire=self._retire,
-                clock=self.now,
+                clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
+                emit_at=self._emit_at,
+                quiet=self._quiet,
+                journal_run=self._journal_run,
             )
         return self._runner
+
+    def _timestamp(self) -> float:
+        """:meth:`now` in POSIX seconds, without a datetime unless ``now`` is overridden."""
+        return time.time() if type(self).now is Lamplighter.now else self.now().timestamp()
 
     def now(self) -> datetime:
         """The current time, aware (UTC); virtual in
@@ -379,14 +422,16 @@ class Lamplighter:
 
     def _scheduled_here(self, task_id: TaskId) -> bool:
         """Whether this process scheduled ``task_id`` and the schedule is still active."""
-        if self.store.keeps_objects:
-            raw = self.store.load(task_id)
-            return raw is not None and raw["state"].get("status") == "scheduled"
+        store = self.store
+        if isinstance(store, MemoryTaskStore):
+            entry = store.entry(task_id.value)
+            return entry is not None and entry.scheduled
         return task_id in self._scheduled_ids
 
     def _retire(self, task_id: TaskId) -> None:
         self._ensure_backend().remove([task_id])
-        self._scheduled_ids.discard(task_id)
+        if self._scheduled_ids:
+            self._scheduled_ids.discard(task_id)
 
     def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
         self._ensure_backend().install([request])
@@ -420,6 +465,44 @@ class Lamplighter:
             journal.append(event)
         if self._inline_monitors:
             self._inline_monitors.deliver(event)
+
+    def _emit_at(
+        self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
+    ) -> None:
+        """Publish the event ``from_plain(cls, task_id, at, values)`` of this process:
+        made only when someone listens, else journalled from the plain values alone."""
+        bus = self._bus
+        journal = self._journal
+        if not (bus.listening or self._inline_monitors):
+            bus.unheard()
+            if journal is not None:
+                journal.append_fields(cls, task_id.value, at, values)
+            return
+        # As _emit does, with the journal line made from the plain values when written.
+        event = from_plain(cls, task_id, at, values)
+        bus.publish(event)
+        if journal is not None:
+            journal.append_fields(cls, task_id.value, at, values)
+        if self._inline_monitors:
+            self._inline_monitors.deliver(event)
+
+    def _quiet(self) -> bool:
+        """Whether an event published now would reach nobody but the journal."""
+        return not (self._bus.listening or self._inline_monitors)
+
+    def _journal_run(
+        self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float
+    ) -> None:
+        """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once."""
+        journal = self._journal
+        if not self._quiet() or journal is None:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+            return
+        bus = self._bus
+        bus.unheard()
+        bus.unheard()
+        journal.append_run(task_id.value, started, attempt, due, runtime)
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""
@@ -468,10 +551,13 @@ class Lamplighter:
             request,
             backend,
             info,
-            installed=lambda: self.plugins.backends,
+            installed=self._installed_backends,
             evaluator=self._evaluator_instance,
             honoured=self._honoured_constraints,
         )
+
+    def _installed_backends(self) -> Mapping[str, BackendInfo]:
+        return self.plugins.backends
 
     def schedule(self, request: TaskRequest) -> bool:
         """Schedule one request; returns False when ``existing=KEEP`` left an existing task
@@ -483,6 +569,27 @@ class Lamplighter:
         self._require_started("schedule()")
         if not isinstance(request, TaskRequest):
             raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
+        store = self.store
+        if isinstance(store, MemoryTaskStore):
+            with self._lock:
+                backend = self._ensure_backend()
+                self._check_request(request, backend)
+                tid = request.task_id
+                existing = store.entry(tid.value)
+                if existing is None or not existing.scheduled:
+                    # A task not scheduled now: one new entry, as _apply_in_memory makes.
+                    now = self._timestamp()
+                    store.put(MemoryEntry(tid, request, now))
+                    try:
+                        backend.install((request,))
+                    except BaseException:
+                        if existing is None:
+                            store.delete(tid)
+                        else:
+                            store.put(existing)
+                        raise
+                    self._emit_at(Scheduled, tid, now, ())
+                    return True
         return self._schedule([request])[0]
 
     def schedule_many(self, requests: Sequence[TaskRequest]) -> list[bool]:
@@ -523,6 +630,10 @@ class Lamplighter:
                 self._check_request(request, backend)
             from lamplighter._runtime.policies import apply_requests
 
+            if isinstance(self.store, MemoryTaskStore):
+                applied = self._apply_in_memory(requests, backend)
+                if applied is not None:
+                    return applied
             return apply_requests(
                 requests,
                 backend,
@@ -533,6 +644,40 @@ class Lamplighter:
                 scheduled_ids=self._scheduled_ids,
                 emit=self._emit,
             )
+
+    def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool] | None:
+        """Apply ``requests`` to an in-memory store when none of their tasks is scheduled:
+        each becomes a new entry of plain values, and its ``Scheduled`` event is made only
+        for listeners. None, having changed nothing, when a task is scheduled: its
+        ``existing`` policy takes the general way (``apply_requests``)."""
+        store = self.store
+        assert isinstance(store, MemoryTaskStore)
+        entry_of = store.entry
+        for request in requests:
+            existing = entry_of(request.task_id.value)
+            if existing is not None and existing.scheduled:
+                return None
+        now = self._timestamp()
+        previous: list[tuple[str, MemoryEntry | None]] = []
+        with store.lock:
+            for request in requests:
+                tid = request.task_id
+                previous.append((tid.value, entry_of(tid.value)))
+                store.put(MemoryEntry(tid, request, now))
+        try:
+            backend.install(requests)
+        except BaseException:
+            with store.lock:
+                for key, entry in previous:
+                    if entry is None:
+                        store.delete(TaskId(key))
+                    else:
+                        store.put(entry)
+            raise
+        emit_at = self._emit_at
+        for request in requests:
+            emit_at(Scheduled, request.task_id, now, ())
+        return [True] * len(requests)
 
     def cancel(self, task_id: TaskId | str) -> bool:
         """Remove the task's schedule and task file, and interrupt a run in progress in

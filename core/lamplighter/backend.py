@@ -290,6 +290,13 @@ class Backend(abc.ABC):
         None when this backend has no scheduler of its own to ask."""
         return None
 
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Have the scheduler start a run of ``task_id`` now, the way its schedule would
+        (``lamplighter run``); a scheduler that can tell when the run ends may wait for it,
+        at most ``timeout`` seconds. Returns False when this backend cannot, and the caller
+        runs the launch command itself; raises when the task has no schedule to start."""
+        return False
+
     def launched(self, task_id: TaskId, request: TaskRequest, *, retry: bool) -> datetime | None:
         """A run the OS started (``handle_invocation``) is about to begin: return when it
         was due, when the scheduler can say (it becomes ``ctx.scheduled_for`` and
@@ -320,6 +327,8 @@ class Backend(abc.ABC):
         """What this backend would install for ``requests`` (file or task name → content),
         installing nothing and touching no scheduler; refuses what ``install`` would refuse
         with the same error. Backends with nothing to show raise :class:`UnsupportedRequest`.
+        ``data_dir`` is the application's data directory (``Lamplighter.data_dir``,
+        ``<base>/<app_id>``); ``lamplighter render --backend NAME`` prints the result.
         """
         raise UnsupportedRequest(f"the {cls.name} backend installs no files to preview")
 

@@ -41,7 +41,7 @@ from lamplighter._event_base import (
 from lamplighter._log import lazy_logger
 from lamplighter._scalars import seconds_in
 from lamplighter.ids import TaskId
-from lamplighter.model import TaskResult, result_from_dict, result_to_dict
+from lamplighter.model import Success, TaskResult, result_from_dict, result_to_dict
 
 if TYPE_CHECKING:
     from lamplighter._events_other import (
@@ -275,6 +275,16 @@ def _layout(
     return layout
 
 
+def event_class(kind: str) -> type[MonitorEvent]:
+    """The event class whose ``kind`` is ``kind``; ``KeyError`` if there is none."""
+    return _BY_KIND[kind]
+
+
+def written_fields_of(cls: type[MonitorEvent]) -> tuple[tuple[str, str], ...]:
+    """:func:`written_fields` of the event class ``cls``."""
+    return (_LAYOUTS.get(cls) or _layout(cls, cls))[1]
+
+
 def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
     """``(key, attribute)`` of each field the dictionary form of ``event`` has besides
     ``kind``, ``task_id``, ``at`` and ``pid``, in order.
@@ -308,6 +318,62 @@ def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
     construction, so this skips the checks. The event equals
     ``cls(task_id=task_id, at=now, field=value, ...)``.
     """
+    return made_at(cls, task_id, datetime.now(UTC), *values)
+
+
+def own_fields(cls: type[MonitorEvent]) -> tuple[str, ...]:
+    """The names of the fields of ``cls`` besides ``task_id``, ``at`` and ``pid``, in the
+    order the class defines them (the order :func:`made_here` takes their values in)."""
+    return (_LAYOUTS.get(cls) or _layout(cls, cls))[0]
+
+
+def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...]) -> _E:
+    """:func:`made_at` of an event given in plain values, the form the runner's eager path
+    hands over (a tuple of such values is left alone by the garbage collector): ``at`` and
+    any time as POSIX seconds, a duration as float seconds, a ``Success`` result as its
+    kind, ``"success"``."""
+    if cls is WorkStarted:
+        attempt, expected = values
+        event = _new(cls)
+        _set_base(event, task_id, at)
+        _SLOT_SETTERS["attempt"](event, attempt)
+        _SLOT_SETTERS["expected_at"](
+            event, None if expected is None else datetime.fromtimestamp(expected, UTC)
+        )
+        return event
+    if cls is WorkCompleted:
+        runtime, result = values
+        event = _new(cls)
+        _set_base(event, task_id, at)
+        _SLOT_SETTERS["runtime"](event, timedelta(seconds=runtime))
+        _SLOT_SETTERS["result"](event, _SUCCESS if result == "success" else result)
+        return event
+    return made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values)
+
+
+# The slots of the events the eager path makes most, set directly (the classes are frozen).
+_new = object.__new__
+_SUCCESS = Success()  # frozen and without fields: one serves every run
+_SLOT_SETTERS = {
+    name: vars(owner)[name].__set__
+    for owner, names in (
+        (MonitorEvent, ("task_id", "at", "pid")),
+        (WorkStarted, ("attempt", "expected_at")),
+        (WorkCompleted, ("runtime", "result")),
+    )
+    for name in names
+}
+
+
+def _set_base(event: MonitorEvent, task_id: TaskId, at: float) -> None:
+    setters = _SLOT_SETTERS
+    setters["task_id"](event, task_id)
+    setters["at"](event, datetime.fromtimestamp(at, UTC))
+    setters["pid"](event, _pid)
+
+
+def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:
+    """:func:`made_here` of an event that happened at ``at`` (aware) in this process."""
     layout = _LAYOUTS.get(cls) or _layout(cls, cls)
     names = layout[0]
     if len(values) != len(names):
@@ -315,7 +381,7 @@ def made_here(cls: type[_E], task_id: TaskId, *values: Any) -> _E:
     event = object.__new__(cls)
     set_field = object.__setattr__  # the class is frozen: set its slots directly
     set_field(event, "task_id", task_id)
-    set_field(event, "at", datetime.now(UTC))
+    set_field(event, "at", at)
     set_field(event, "pid", _pid)
     for name, value in zip(names, values, strict=True):
         set_field(event, name, value)
@@ -405,6 +471,11 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    import asyncio
+
+    if asyncio._get_running_loop() is loop:  # published on the reader's own loop
+        loop.call_soon(_resolve, future)
+        return
     with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting any more
         loop.call_soon_threadsafe(_resolve, future)
 
@@ -567,6 +638,17 @@ class EventBus:
                     subscription._offer(event)
                 except Exception:
                     logger.warning("lamplighter: publishing %r failed", event, exc_info=True)
+
+    @property
+    def listening(self) -> bool:
+        """Whether anyone would receive a published event: an open subscription (every
+        attached monitor holds one). Lamplighter makes no event object for nobody."""
+        return bool(self._subscriptions)
+
+    def unheard(self) -> None:
+        """Count an event that was not made because nobody was listening (see
+        :attr:`listening`), so ``stats()["published"]`` still counts every event."""
+        self._published += 1  # a lost update under a race only miscounts a statistic
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every event published from now on.

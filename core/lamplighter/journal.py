@@ -21,25 +21,43 @@ import math
 import os
 import sys
 import threading
-from datetime import datetime, timedelta
+import time
+from collections import deque
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
+from lamplighter._files import open_regular
 from lamplighter._log import lazy_logger
 from lamplighter.events import (
     EventBus,
     MonitorEvent,
+    Scheduled,
+    WorkCompleted,
+    WorkStarted,
+    event_class,
     event_from_dict,
+    from_plain,
+    own_fields,
     written_fields,
+    written_fields_of,
 )
 from lamplighter.events import _encode as _encode_value
-from lamplighter.model import TaskResult, result_to_dict
+from lamplighter.ids import TaskId
+from lamplighter.model import Success, TaskResult, result_to_dict
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["JOURNAL_NAME", "EventJournal", "JournalReader", "event_line", "pump"]
+__all__ = [
+    "JOURNAL_NAME",
+    "EventJournal",
+    "JournalReader",
+    "event_line",
+    "fields_line",
+    "pump",
+]
 
 logger = lazy_logger(__name__)
 
@@ -57,21 +75,89 @@ def event_line(event: MonitorEvent) -> str:
     Raises:
         TypeError: ``event`` is not one of the event classes of Lamplighter.
     """
-    written = written_fields(event)
     task_id = event.task_id
+    values = [(key, getattr(event, name)) for key, name in written_fields(event)]
+    return _line(type(event).kind, None if task_id is None else task_id.value, event, values)
+
+
+def fields_line(
+    cls: type[MonitorEvent], task_id: str, at: float, pid: int, values: tuple[Any, ...]
+) -> str:
+    """The line :func:`event_line` writes for ``from_plain(cls, TaskId(task_id), at,
+    values)`` published by process ``pid`` (see :func:`~lamplighter.events.from_plain`;
+    the event's own field values serve as well): the journal of a running application
+    keeps an event nobody subscribed to as these values, and makes its line when it
+    writes, away from the run that published it. (A time may be written with six digits
+    of fraction where ``isoformat`` leaves them out; it reads back the same.)"""
+    if cls is Scheduled:
+        return f'{{"kind":"scheduled","task_id":"{task_id}","at":"{_utc_text(at)}","pid":{pid}}}\n'
+    if cls is WorkStarted:
+        attempt, expected = values
+        return (
+            f'{{"kind":"work_started","task_id":"{task_id}","at":"{_utc_text(at)}",'
+            f'"pid":{pid},"attempt":{int(attempt)},"expected_at":'
+            + ("null" if expected is None else f'"{_utc_text(expected)}"')
+            + "}\n"
+        )
+    if cls is WorkCompleted and (values[1] == "success" or type(values[1]) is Success):
+        runtime = values[0]
+        seconds = runtime if type(runtime) is float else runtime.total_seconds()
+        return (
+            f'{{"kind":"work_completed","task_id":"{task_id}","at":"{_utc_text(at)}",'
+            f'"pid":{pid},"runtime":{float.__repr__(seconds)},"result":{{"type":"success"}}}}\n'
+        )
+    names = own_fields(cls)
+    if cls is WorkStarted or cls is WorkCompleted:  # plain values: make the fields
+        values = tuple(getattr(from_plain(cls, TaskId("x"), at, values), n) for n in names)
+    by_name = dict(zip(names, values, strict=True))
+    written = written_fields_of(cls)
+    at_text = datetime.fromtimestamp(at, UTC).isoformat()
+    return _line(cls.kind, task_id, (at_text, pid), [(k, by_name[n]) for k, n in written])
+
+
+_second: list[Any] = [None, ""]  # the last whole second written, and its text
+
+
+def _utc_text(at: float | datetime) -> str:
+    """``at`` (POSIX seconds or an aware datetime) in ISO 8601, UTC, to the microsecond;
+    the text of its whole second is reused while the seconds stay the same."""
+    if isinstance(at, datetime):
+        at = at.timestamp()
+    whole = math.floor(at)
+    micros = round((at - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != whole:
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+        cached[0], cached[1] = whole, text  # a pair of plain values: races are harmless
+        return f"{text}.{micros:06d}+00:00"
+    return f"{cached[1]}.{micros:06d}+00:00"
+
+
+def _line(
+    kind: str,
+    task_id: str | None,
+    origin: MonitorEvent | tuple[str, int],
+    values: list[tuple[str, Any]],
+) -> str:
+    if isinstance(origin, tuple):
+        at, pid = origin
+    else:
+        at, pid = origin.at.isoformat(), origin.pid
     parts = [
         '{"kind":"',
-        type(event).kind,
+        kind,
         '","task_id":',
-        "null" if task_id is None else '"' + task_id.value + '"',  # ids need no escaping
+        "null" if task_id is None else '"' + task_id + '"',  # ids need no escaping
         ',"at":"',
-        event.at.isoformat(),
+        at,
         '","pid":',
-        str(event.pid),
+        str(pid),
     ]
-    for key, name in written:
+    for key, value in values:
         parts.append(',"' + key + '":')
-        parts.append(_json_value(getattr(event, name)))
+        parts.append(_json_value(value))
     parts.append("}\n")
     return "".join(parts)
 
@@ -107,7 +193,13 @@ def _json_value(value: Any) -> str:
     return json.dumps(_encode_value(value), separators=(",", ":"))
 
 
+_PID = [os.getpid()]  # this process's, kept right in a child after a fork
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
+_RUN = "run"  # a queued item holding a whole run (append_run)
+_CHUNK = 256  # queued events made into lines and written at once by a flush
+_PAUSE = 0.0005  # seconds the flush timer's thread sleeps between two chunks
 _LOCK_NAME = "events.lock"
 _CAN_FCHMOD = hasattr(os, "fchmod") and sys.platform != "win32"
 _HEAD_BYTES = 4096
@@ -173,8 +265,10 @@ class EventJournal:
         self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._warned = False
-        self._pending: list[str] = []
+        # Lines, or the values of events nobody subscribed to (see append_fields).
+        self._pending: deque[str | tuple[Any, ...]] = deque()
         self._timer: threading.Timer | None = None
+        self._flushing = threading.Lock()
         self._registered_exit = False
 
     def append(self, event: MonitorEvent) -> None:
@@ -195,11 +289,20 @@ class EventJournal:
         if self.flush_interval is None:
             self._write_lines([line])
             return
+        self._queue(line)
+
+    def _queue(self, item: str | tuple[Any, ...]) -> None:
+        # Appending to a deque is atomic; the lock is taken only to start a flush timer.
+        # flush() clears the timer before it takes what is queued, so an item appended
+        # while a timer is set is written by that timer's flush.
+        self._pending.append(item)
+        if self._timer is not None:
+            return
         with self._lock:
-            self._pending.append(line)
             if self._timer is not None:
                 return
-            timer = threading.Timer(self.flush_interval, self.flush)
+            assert self.flush_interval is not None
+            timer = threading.Timer(self.flush_interval, self._timed_flush)
             timer.daemon = True
             self._timer = timer
             if not self._registered_exit:
@@ -209,15 +312,76 @@ class EventJournal:
                 atexit.register(self.flush)
         timer.start()
 
+    def append_fields(
+        self, cls: type[MonitorEvent], task_id: str, at: float, values: tuple[Any, ...]
+    ) -> None:
+        """Append the event ``from_plain(cls, TaskId(task_id), at, values)`` of this
+        process without the event object (see :func:`fields_line`): with a
+        ``flush_interval`` the values are queued and the line is made when the queue is
+        written."""
+        # Plain values only (the class by its kind): such a tuple is soon untracked by
+        # the garbage collector, so a queue of them adds nothing to its collections.
+        self._add((cls.kind, task_id, at, _PID[0], values))
+
+    def append_run(
+        self, task_id: str, started: float, attempt: int, due: float, runtime: float
+    ) -> None:
+        """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
+        process (as :meth:`append_fields` would, one after the other) as one item."""
+        self._add((_RUN, task_id, started, _PID[0], (attempt, due, runtime)))
+
+    def _add(self, item: tuple[Any, ...]) -> None:
+        """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now
+        without a ``flush_interval``."""
+        if self.flush_interval is not None:
+            self._queue(item)
+            return
+        line = self._fields_line(item)
+        if line is not None:
+            self._write_lines([line])
+
     def flush(self) -> None:
-        """Write every queued event now."""
+        """Write every queued event now (after a flush in progress in another thread)."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self, *, pause: float = 0.0) -> None:
         with self._lock:
-            pending, self._pending = self._pending, []
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-        if pending:
-            self._write_lines(pending)
+        queued = self._pending
+        pending = [queued.popleft() for _ in range(len(queued))]
+        for start in range(0, len(pending), _CHUNK):
+            if start and pause:
+                # The flush timer's thread makes the lines: between two chunks it sleeps,
+                # so the event loop's thread gets the interpreter within a chunk's time
+                # rather than a switch interval, however many events are queued.
+                time.sleep(pause)
+            lines = []
+            for item in pending[start : start + _CHUNK]:
+                line = item if isinstance(item, str) else self._fields_line(item)
+                if line is not None:
+                    lines.append(line)
+            if lines:
+                self._write_lines(lines)  # a chunk at a time: rotation keeps its bound
+
+    def _timed_flush(self) -> None:
+        with self._flushing:
+            self._flush(pause=_PAUSE)
+
+    def _fields_line(self, item: tuple[Any, ...]) -> str | None:
+        kind, task_id, at, pid, values = item
+        try:
+            if kind is _RUN:  # a whole run: its two lines
+                attempt, due, runtime = values
+                return fields_line(WorkStarted, task_id, at, pid, (attempt, due)) + fields_line(
+                    WorkCompleted, task_id, at + runtime, pid, (runtime, "success")
+                )
+            return fields_line(event_class(kind), task_id, at, pid, values)
+        except Exception as exc:
+            logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)
+            return None
 
     def _line(self, event: MonitorEvent) -> str | None:
         try:
@@ -247,11 +411,12 @@ class EventJournal:
     def _write(self, data: bytes) -> int:
         # Opened per append: a rotation done by another process then never leaves this one
         # writing into the old generation, and Windows can rename a file nobody holds open.
+        # A FIFO or a device in the journal's place is refused, never waited on.
         try:
-            fd = os.open(self.path, _FLAGS, 0o600)
+            fd = open_regular(self.path, _FLAGS)
         except FileNotFoundError:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, _FLAGS, 0o600)
+            fd = open_regular(self.path, _FLAGS)
         try:
             written = os.write(fd, data)
             if written < len(data):  # only on a full disk or a signal; finish the line
@@ -311,8 +476,11 @@ class _Opened:
     @classmethod
     def open(cls, path: Path) -> _Opened | None:
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            handle = open(open_regular(path), "rb")  # noqa: SIM115 - closed by the caller
         except FileNotFoundError:
+            return None
+        except OSError as exc:  # a directory or FIFO in its place: there is nothing to read
+            logger.debug("lamplighter: cannot read the event journal: %s", exc)
             return None
         try:
             return cls(handle)
@@ -437,8 +605,11 @@ class JournalReader:
         buffer = self._partial + data
         cut = buffer.rfind(b"\n") + 1
         self._partial = buffer[cut:]
+        # This process's own lines are known by their pid field without decoding them: a
+        # line has one top-level "pid" key, and inside a JSON string a quote is escaped.
+        own = (b'"pid":%d,' % self._pid, b'"pid":%d}' % self._pid)
         for raw in buffer[:cut].splitlines():
-            if not raw.strip():
+            if not raw.strip() or own[0] in raw or own[1] in raw:
                 continue
             event: MonitorEvent | None
             try:

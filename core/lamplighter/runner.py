@@ -23,9 +23,10 @@ import attrs
 
 from lamplighter import events  # its rarer kinds (events.AttemptFailed …) load on first use
 from lamplighter._log import lazy_logger
-from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted, made_here
+from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted, from_plain, made_here
 from lamplighter.ids import TaskId
 from lamplighter.model import (
+    NO_CONSTRAINTS,
     ConstraintsNotMet,
     Failure,
     Retry,
@@ -42,7 +43,7 @@ from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocume
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
-    from lamplighter.store import RunLock, TaskStore
+    from lamplighter.store import MemoryEntry, MemoryTaskStore, RunLock, TaskStore
 
 __all__ = [
     "CONSTRAINT_RETRY_DELAY",
@@ -157,6 +158,39 @@ def _is_async_run(task: Task) -> bool:
     return known
 
 
+_SUCCESS = ("success", None)  # an in-memory entry's last result after a success
+# The context's slots, set directly (the class is frozen).
+_new_context = object.__new__
+_set_task_id = vars(TaskContext)["task_id"].__set__
+_set_attempt = vars(TaskContext)["attempt"].__set__
+_set_scheduled_for = vars(TaskContext)["scheduled_for"].__set__
+_set_input = vars(TaskContext)["stored_input"].__set__
+
+
+class _Resume:
+    """Awaits the rest of a coroutine that was started by hand and suspended on
+    ``yielded``: the task awaiting this finishes waiting on ``yielded`` and then drives
+    the coroutine on, as if it had run it from the start."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Any:
+        coro = self.coro
+        try:
+            yield self.yielded
+        except BaseException as exc:  # a cancellation thrown in while suspended
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            return (yield from _Resume(coro, yielded).__await__())
+        return (yield from coro.__await__())
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -175,6 +209,13 @@ class Runner:
         install_next: asks the backend to schedule a request that was queued with
             ``ExistingTaskPolicy.APPEND`` once the one before it finished.
         clock: the current time (aware); virtual in tests.
+        retire: asks the backend to take down a one-shot schedule that is over.
+        emit_at: publishes an event given as ``events.from_plain`` takes it (default:
+            made and handed to ``emit``); the eager path's events go this way.
+        quiet: whether nobody listens to events now (default: never asked).
+        journal_run: publishes ``WorkStarted`` and a successful ``WorkCompleted`` of one
+            run at once, from ``(task id, started, attempt, due, runtime)``; the eager path
+            uses it for a run that was over before anyone could hear it had started.
     """
 
     def __init__(
@@ -189,8 +230,21 @@ class Runner:
         install_next: Callable[[TaskId, TaskRequest], None],
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
+        emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
+        quiet: Callable[[], bool] | None = None,
+        journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
     ) -> None:
         self._install_next = install_next
+        self._emit_at = emit_at or self._emit_made_at
+        self._quiet = quiet
+        self._journal_run = journal_run
+        self._factories_by_key: dict[str, Callable[[], Task]] | None = None
+        self._in_thread = self._eager_thread  # one bound method for every sync run
+        # The fast path serves an in-memory store on the real clock only.
+        memory = getattr(store, "entry", None)
+        self._memory: MemoryTaskStore | None = (
+            cast("MemoryTaskStore", store) if memory is not None and clock is _utcnow else None
+        )
         self._retire = retire
         self.store = store
         self._decode = decode_request
@@ -272,6 +326,227 @@ class Runner:
         finally:
             firing.lock.release()
 
+    # ------------------------------------------------------------------------ eager firing
+
+    def fire_eagerly(
+        self,
+        key: str,
+        due: float,
+        retry: bool,
+        submit: Callable[[str, Callable[..., None], tuple[Any, ...]], None],
+    ) -> Any:
+        """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
+        most firings of an in-memory store can take: the task's state is changed in place,
+        events nobody listens to are not made, an async ``run`` is started right here and
+        a sync one is handed over as ``submit(key, work, args)``: a worker thread then calls
+        ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
+        cancelled meanwhile.
+
+        Returns None when the firing is over, True when ``submit`` took it, a coroutine to
+        run as a task when the async ``run`` suspended, or False when nothing was done and
+        the firing needs :meth:`fire` (a retry, constraints, a timeout, an unknown task,
+        another run in progress). Either way the outcome, events and history are those
+        :meth:`fire` gives.
+        """
+        store = self._memory
+        if store is None or retry:
+            return False
+        entry = store.entry(key)
+        if entry is None:
+            return False
+        request = entry.request
+        if not isinstance(request, TaskRequest) or request.timeout is not None:
+            return False
+        constraints = request.constraints
+        if constraints is not NO_CONSTRAINTS and constraints.required():
+            return False
+        task_id = entry.task_id
+        by_key = self._factories_by_key
+        if by_key is None:  # the registry is sealed once the application started
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        factory = by_key.get(key)
+        if factory is None or not store.acquire(key):
+            return False
+        started = time.time()
+        attempt = entry.attempt
+        try:
+            task = factory()
+        except Exception as exc:
+            self._eager_done(entry, started, due, attempt, exc, 0.0, factory_error=True)
+            return None
+        except BaseException:
+            store.release(key)
+            raise
+        # Made from values of the right types: the constructor's checks are skipped.
+        ctx = _new_context(TaskContext)
+        _set_task_id(ctx, task_id)
+        _set_attempt(ctx, attempt)
+        _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
+        _set_input(ctx, None if request.input is None else request.stored_input())
+        # Nobody listening: a run over before anyone could hear of it is journalled whole
+        # at its end, its start is published only if it goes on (see journal_run).
+        quiet = self._quiet is not None and self._quiet()
+        if not quiet:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+        is_async = _ASYNC_RUN.get(type(task))
+        if is_async is None:
+            is_async = _is_async_run(task)
+        if not is_async:
+            if quiet:
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
+            return True
+        try:
+            coro: Any = task.run(ctx)
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            runtime = time.time() - started
+            self._eager_done(entry, started, due, attempt, stop.value, runtime, whole=quiet)
+            return None
+        except Exception as exc:
+            runtime = time.time() - started
+            self._eager_done(entry, started, due, attempt, exc, runtime, whole=quiet)
+            return None
+        except BaseException:
+            store.release(key)
+            raise
+        if quiet:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+        return self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt)
+
+    def _eager_thread(
+        self,
+        run: Any,
+        task: Task,
+        ctx: TaskContext,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+    ) -> None:
+        """The part of a firing a worker thread does: ``run.cancelled`` true (before or
+        after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
+        store = self._memory
+        assert store is not None
+        outcome: Any
+        try:
+            if run.cancelled:
+                store.release(entry.task_id.value)
+                return
+            outcome = task.run(ctx)
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            store.release(entry.task_id.value)
+            raise
+        if run.cancelled:
+            store.release(entry.task_id.value)
+            return
+        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+
+    async def _eager_resume(
+        self, rest: _Resume, entry: MemoryEntry, started: float, due: float, attempt: int
+    ) -> None:
+        outcome: Any
+        try:
+            outcome = await rest
+        except Exception as exc:
+            outcome = exc
+        except BaseException:  # cancelled: recorded as nothing, as fire() does
+            assert self._memory is not None
+            self._memory.release(entry.task_id.value)
+            raise
+        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+
+    def _eager_done(
+        self,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+        outcome: Any,
+        runtime: float,
+        *,
+        factory_error: bool = False,
+        whole: bool = False,
+    ) -> None:
+        """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
+        store = self._memory
+        assert store is not None
+        task_id = entry.task_id
+        key = task_id.value
+        one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
+        if type(outcome) is not Success or (one_shot and entry.extra):
+            if whole:
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
+            return
+        with store.lock:
+            live = store.entry(key) is entry  # else cancelled meanwhile: nothing to update
+            if live:
+                entry.attempt = 1
+                entry.run_count += 1
+                entry.last_run = started
+                entry.last_result = _SUCCESS
+                entry.retry_at = None
+                if one_shot:
+                    entry.scheduled = False
+            store.keep_history(key, (key, "success", None, attempt, started, due, runtime))
+        store.release(key)
+        if one_shot and live and self._retire is not None:
+            try:
+                self._retire(task_id)
+            except Exception as exc:
+                self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+        if whole and self._journal_run is not None:
+            self._journal_run(task_id, started, attempt, due, runtime)
+            return
+        if whole:
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+        self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+
+    def _eager_general(
+        self,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+        outcome: Any,
+        runtime: float,
+        factory_error: bool,
+    ) -> None:
+        """Record an outcome other than a plain success the way :meth:`fire` does."""
+        store = self._memory
+        assert store is not None
+        task_id = entry.task_id
+        lock = store.held_lock(task_id)
+        try:
+            document = TaskDocument.from_dict(store.document_of(entry))
+            firing = _Firing(
+                task_id,
+                entry.request,
+                document,
+                datetime.fromtimestamp(due, UTC),
+                datetime.fromtimestamp(started, UTC),
+                lock,
+            )
+            firing.attempt = attempt
+            if factory_error:
+                firing.factory_error = outcome
+            elif not isinstance(outcome, BaseException):
+                try:
+                    outcome = _checked(outcome)
+                except _BadReturn as exc:
+                    outcome = exc
+            self._finish(firing, outcome, timedelta(seconds=runtime))
+        finally:
+            lock.release()
+
+    def _emit_made_at(
+        self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
+    ) -> None:
+        self._emit(from_plain(cls, task_id, at, values))
+
     # ------------------------------------------------------------------------ steps
 
     def _begin(
@@ -317,8 +592,12 @@ class Runner:
                     task_id, f"the backend could not renew the schedule: {exc}", exc
                 )
 
-        lock = self.store.run_lock(task_id)
-        if not lock.try_acquire():
+        try:
+            lock = self.store.run_lock(task_id)
+            acquired = lock.try_acquire()
+        except (OSError, ValueError) as exc:  # a directory or FIFO where the lock should be
+            return self._library_error(task_id, f"cannot take the run lock: {exc}", exc)
+        if not acquired:
             reason = "a run of this task is already in progress"
             self._emit(events.Skipped(task_id=task_id, reason=reason))
             return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=reason)

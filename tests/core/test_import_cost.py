@@ -46,6 +46,14 @@ def test_hookimpl_is_available_lazily() -> None:
     assert callable(lamplighter.hookimpl)
 
 
+def test_the_command_parses_its_arguments_without_heavy_modules() -> None:
+    code = "from lamplighter.cli import build_parser\nbuild_parser().parse_args(['tasks'])\n"
+    added = _modules_after(code) - _modules_after("pass")
+    heavy = sorted(m for m in added if m.split(".")[0] in FORBIDDEN)
+    assert heavy == []
+    assert not [m for m in added if m.startswith("lamplighter.cli._")]
+
+
 # What a process the OS starts for one run must not import before the task's run() is
 # entered, with every plugin of this repository installed (the logging plugin's monitor
 # included): each of these costs that run more than the work Lamplighter does for it.

@@ -22,10 +22,13 @@ from lamplighter.events import (
     Scheduled,
     Skipped,
     WorkCompleted,
+    WorkStarted,
     event_from_dict,
     event_to_dict,
+    from_plain,
 )
-from lamplighter.journal import EventJournal, pump
+from lamplighter.ids import TaskId
+from lamplighter.journal import _CHUNK, EventJournal, event_line, fields_line, pump
 from lamplighter.model import Success
 
 CORE = Path(__file__).resolve().parents[2] / "core"
@@ -319,3 +322,33 @@ def test_pump_delivers_a_child_process_event_to_a_subscriber(tmp_path: Path) -> 
         assert subscription.drain() == []
 
     asyncio.run(main())
+
+
+# ------------------------------------------------------------------------ events as plain values
+
+
+def test_a_line_from_plain_values_is_the_line_of_the_event(tmp_path: Path) -> None:
+    at = 1767323045.250001  # a microsecond that a float barely holds
+    cases: list[tuple[type[MonitorEvent], tuple[object, ...]]] = [
+        (Scheduled, ()),
+        (WorkStarted, (2, at - 60.0)),
+        (WorkStarted, (1, None)),
+        (WorkCompleted, (0.125, "success")),
+    ]
+    for cls, values in cases:
+        event = from_plain(cls, TaskId("t"), at, values)
+        line = fields_line(cls, "t", at, os.getpid(), values)
+        assert json.loads(line) == json.loads(event_line(event))
+        assert event_from_dict(json.loads(line)) == event
+
+
+def test_a_timed_flush_writes_a_long_queue_in_order_a_chunk_at_a_time(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05)
+    count = _CHUNK * 3 + 5
+    for i in range(count):
+        journal.append_fields(Scheduled, f"t{i}", 1767323045.0 + i, ())
+    journal._timed_flush()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["task_id"] for line in lines] == [f"t{i}" for i in range(count)]
+    journal.flush()  # nothing left: nothing more written
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == count

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lamplighter.backend import UnsupportedRequest
 from lamplighter.constraints import MissingChecker, backends_for_trigger
-from lamplighter.model import PERIODIC_FLOOR, ExistingTaskPolicy, Periodic
+from lamplighter.model import NO_CONSTRAINTS, PERIODIC_FLOOR, ExistingTaskPolicy, Periodic
 from lamplighter.runner import ONE_SHOT_KINDS
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def check_request(
             "shorter intervals"
         )
     constraints = request.constraints
-    if constraints not in honoured:
+    # NO_CONSTRAINTS, most requests' own, needs no checker and no hashing.
+    if constraints is not NO_CONSTRAINTS and constraints not in honoured:
         try:
             evaluator().require(constraints)
         except MissingChecker as exc:

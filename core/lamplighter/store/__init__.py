@@ -25,11 +25,12 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any, Self
 
 import attrs
 
+from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
@@ -54,13 +56,16 @@ __all__ = [
     "BrokenTask",
     "CorruptTaskFile",
     "ExecutionRecord",
+    "MemoryEntry",
     "MemoryTaskStore",
     "RunLock",
     "StoreScan",
+    "StoredDataError",
     "StoredRequest",
     "TaskDocument",
     "TaskStore",
     "default_data_dir",
+    "read_regular",
     "sync_directories",
 ]
 
@@ -292,7 +297,7 @@ class RunLock:
         """Take the lock if nobody holds it; returns whether it was taken."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         try:
             if not _lock_fd(fd, blocking=False):
                 os.close(fd)
@@ -332,26 +337,44 @@ class RunLock:
 def _marker_alive(path: Path) -> bool:
     """Whether the run marker in ``path`` names a live process."""
     try:
-        with open(path, "rb") as handle:
+        with open(open_regular(path), "rb") as handle:
             handle.seek(1)
             content = handle.read(4096)
     except FileNotFoundError:
         return False
     except PermissionError:
         return True  # Windows: the region is locked by a running holder
-    if not content:
-        return False
-    try:
-        marker = json.loads(content)
-        pid = int(marker["pid"])
-        started = marker.get("started")
-    except (ValueError, KeyError, TypeError):
+    except OSError:
+        return False  # not a file a holder wrote (a directory, a FIFO): nobody runs
+    pid, started = _marker_fields(content)
+    if pid is None:
         return False
     actual = _process_start_time(pid)
     if actual is None:
         return False
     # A recycled pid belongs to a process started later than the recorded one.
-    return started is None or abs(actual - float(started)) < 1.0
+    return started is None or abs(actual - started) < 1.0
+
+
+def _marker_fields(content: bytes) -> tuple[int | None, float | None]:
+    """The pid and start time a run marker records; ``(None, None)`` for anything that
+    is not a marker :meth:`RunLock.try_acquire` wrote (the file is anyone's to scribble)."""
+    if not content.startswith(b"{"):
+        return None, None
+    try:
+        marker = json.loads(content)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(marker, dict):
+        return None, None
+    pid, started = marker.get("pid"), marker.get("started")
+    if type(pid) is not int or not 0 < pid < 1 << 31:
+        return None, None
+    if started is None:
+        return pid, None
+    if type(started) not in (int, float) or not math.isfinite(started):
+        return None, None
+    return pid, float(started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +419,13 @@ class TaskStore:
         if self._ready:
             return
         for directory in (self.root, self.tasks_dir, self.history_dir, self.locks_dir):
-            _make_private_dir(directory)
+            try:
+                _make_private_dir(directory)
+            except OSError as exc:  # a file in its place, no permission, a read-only disk
+                raise StoredDataError(
+                    f"the data folder {directory} cannot be used ({exc.strerror or exc}); "
+                    "it is left as it is"
+                ) from None
         self._ready = True
 
     def task_path(self, task_id: TaskId) -> Path:
@@ -475,7 +504,7 @@ class TaskStore:
         """
         path = self.task_path(task_id)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
@@ -525,6 +554,13 @@ class TaskStore:
         for key in ("request", "state"):
             if not isinstance(document.get(key), dict):
                 raise self._move_aside(path, f"{key!r} is missing or not an object")
+        owner = document["request"].get("task_id")
+        if isinstance(owner, str) and f"{owner}.json" != path.name:
+            # A file copied or renamed from another task: running it would run this task
+            # with the other's request, and record it here.
+            raise self._move_aside(
+                path, f"request.task_id is {owner!r}, but the file belongs to {path.stem!r}"
+            )
         problem = state_problem(document)
         if problem is not None:
             raise self._move_aside(path, problem)
@@ -641,6 +677,11 @@ class TaskStore:
             names = sorted(os.listdir(self.tasks_dir))
         except FileNotFoundError:
             return [], []
+        except OSError as exc:  # a file in its place, no permission
+            raise StoredDataError(
+                f"the data folder {self.tasks_dir} cannot be listed ({exc.strerror or exc}); "
+                "it is left as it is"
+            ) from None
         ids: list[TaskId] = []
         moved: list[str] = []
         for name in names:
@@ -735,8 +776,7 @@ class TaskStore:
         self._ensure_dirs()
         path = self.history_path(task_id)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags, 0o600)
+        fd = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.write(fd, line)
             size = os.fstat(fd).st_size
@@ -751,7 +791,7 @@ class TaskStore:
     @staticmethod
     def _history_lines(path: Path) -> list[bytes]:
         try:
-            return path.read_bytes().splitlines(keepends=True)
+            return read_regular(path).splitlines(keepends=True)
         except FileNotFoundError:
             return []
         except OSError as exc:  # a directory in its place, no permission, an I/O error
@@ -775,6 +815,7 @@ class TaskStore:
         number and reason; a file read before is read again only when it changed."""
         path = self.history_path(task_id)
         try:
+            os.close(open_regular(path))
             stat = os.stat(path)
         except FileNotFoundError:
             return []
@@ -817,11 +858,14 @@ class TaskStore:
                 removed_tmp += 1
         stale = 0
         for path in self.locks_dir.glob("*.run"):
-            if path.stat().st_size > 1 and not _marker_alive(path):
-                lock = RunLock(path)
-                if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
-                    lock.release()
-                    stale += 1
+            try:
+                if path.stat().st_size > 1 and not _marker_alive(path):
+                    lock = RunLock(path)
+                    if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
+                        lock.release()
+                        stale += 1
+            except OSError as exc:  # a directory in its place: that task's run reports it
+                logger.warning("lamplighter: cannot check the run lock %s: %s", path, exc)
         return {"temporary_files": removed_tmp, "stale_run_markers": stale}
 
 
@@ -836,7 +880,7 @@ class _MemoryRunLock(RunLock):
     def __init__(self, store: MemoryTaskStore, task_id: TaskId) -> None:
         super().__init__(store.locks_dir)  # no file: the path is only for messages
         self._store = store
-        self._task_id = task_id
+        self._key = task_id.value
         self._mine = False
 
     @property
@@ -845,11 +889,9 @@ class _MemoryRunLock(RunLock):
 
     def try_acquire(self) -> bool:
         if self._mine:
-            raise RuntimeError(f"the run lock of {self._task_id.value!r} is already held")
-        with self._store._thread_lock:
-            if self._task_id in self._store._running:
-                return False
-            self._store._running.add(self._task_id)
+            raise RuntimeError(f"the run lock of {self._key!r} is already held")
+        if not self._store.acquire(self._key):
+            return False
         self._mine = True
         return True
 
@@ -857,29 +899,210 @@ class _MemoryRunLock(RunLock):
         if not self._mine:
             return
         self._mine = False
-        with self._store._thread_lock:
-            self._store._running.discard(self._task_id)
+        self._store.release(self._key)
+
+
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return float(value.timestamp())
+
+
+def _iso(value: float) -> str:
+    return datetime.fromtimestamp(value, UTC).isoformat()
+
+
+class MemoryEntry:
+    """The state of one task in a :class:`MemoryTaskStore`, as plain values.
+
+    One per scheduled task, changed in place by each run: a run allocates nothing that
+    stays, and nothing here but this object is tracked by the garbage collector (times are
+    floats, results compact tuples of strings). ``request`` is the
+    :class:`~lamplighter.model.TaskRequest` itself, or the stored mapping when it was saved
+    in that form; ``extra`` holds state keys and a ``backend`` mapping this class has no
+    field for, the ``APPEND`` queue among them (None while there are none).
+    """
+
+    __slots__ = (
+        "attempt",
+        "extra",
+        "last_result",
+        "last_run",
+        "request",
+        "retry_at",
+        "run_count",
+        "scheduled",
+        "scheduled_at",
+        "task_id",
+    )
+
+    def __init__(self, task_id: TaskId, request: Any, scheduled_at: float | None) -> None:
+        self.task_id = task_id
+        self.request = request
+        self.scheduled = True
+        self.scheduled_at = scheduled_at
+        self.attempt = 1
+        self.run_count = 0
+        self.last_run: float | None = None
+        #: ``(kind, detail)``: detail is the message, the unmet constraints' tuple, or None.
+        self.last_result: tuple[str, Any] | None = None
+        self.retry_at: float | None = None
+        self.extra: dict[str, Any] | None = None
+
+
+def compact_result(data: dict[str, Any]) -> tuple[str, Any]:
+    """A stored result mapping (``result_to_dict``) as ``(kind, detail)``."""
+    detail = data.get("message", data.get("unsatisfied"))
+    return (str(data["type"]), tuple(detail) if isinstance(detail, list) else detail)
+
+
+def expand_result(kind: str, detail: Any) -> dict[str, Any]:
+    """The stored result mapping of ``(kind, detail)`` (see :func:`compact_result`)."""
+    if detail is None:
+        return {"type": kind}
+    if isinstance(detail, tuple):
+        return {"type": kind, "unsatisfied": list(detail)}
+    return {"type": kind, "message": detail}
+
+
+_STATE_KEYS = frozenset(
+    {"status", "scheduled_at", "attempt", "run_count", "last_run", "last_result", "retry_at"}
+)
 
 
 class MemoryTaskStore(TaskStore):
-    """Task documents, run locks and history kept in this process only.
+    """Task state, run locks and history kept in this process only.
 
     Used with a backend whose schedule dies with the process (the in-process backend):
     writing task files nobody will read after the process ends would only cost time. The
-    interface is :class:`TaskStore`'s; nothing is written to disk, and history records are
-    kept as the objects the runner gives.
+    interface is :class:`TaskStore`'s; nothing is written to disk. Each task's state is one
+    :class:`MemoryEntry` of plain values; :meth:`load` builds the document form from it
+    when asked, and :meth:`entry` gives a backend's run path the entry itself. History
+    records are kept as the tuples the runner gives.
+
+    Args:
+        root: the application's data directory (only named in messages).
+        encode: makes the stored form of a request, for documents read through
+            :meth:`load` (their ``"request"`` is a :class:`StoredRequest`).
     """
 
     keeps_objects = True
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, encode: Callable[[Any], dict[str, Any]] | None = None) -> None:
         super().__init__(root)
-        self._documents: dict[TaskId, dict[str, Any]] = {}
-        self._histories: dict[TaskId, tuple[Any, ...]] = {}
-        self._running: set[TaskId] = set()
+        self._encode = encode
+        self._entries: dict[str, MemoryEntry] = {}
+        self._histories: dict[str, tuple[Any, ...]] = {}
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plain values
+
+    def entry(self, key: str) -> MemoryEntry | None:
+        """The entry of the task whose id is ``key``, to read and change in place under
+        :attr:`lock`."""
+        return self._entries.get(key)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while an entry changes."""
+        return self._thread_lock
+
+    def put(self, entry: MemoryEntry) -> None:
+        """Keep ``entry`` as the task's state, replacing any earlier one."""
+        self._entries[entry.task_id.value] = entry
+
+    def acquire(self, key: str) -> bool:
+        """Take the run lock of the task ``key``; False if a run holds it."""
+        running = self._running
+        with self._running_lock:
+            if key in running:
+                return False
+            running.add(key)
+            return True
+
+    def release(self, key: str) -> None:
+        """Give back the run lock of the task ``key``."""
+        self._running.discard(key)  # one step under the interpreter lock
+
+    def keep_history(self, key: str, record: tuple[Any, ...]) -> None:
+        """:meth:`append_history` for the task ``key``, by a caller holding :attr:`lock`."""
+        history = self._histories.get(key, ())
+        self._histories[key] = (*history[1 - HISTORY_LIMIT :], record)
+
+    def held_lock(self, task_id: TaskId) -> RunLock:
+        """The run lock of ``task_id`` as held by the caller, who took it with
+        :meth:`acquire`; releasing it gives it back."""
+        lock = _MemoryRunLock(self, task_id)
+        lock._mine = True
+        return lock
+
+    def document_of(self, entry: MemoryEntry) -> dict[str, Any]:
+        """The document form of ``entry`` (what :meth:`load` gives)."""
+        return self._document(entry)
+
+    # ------------------------------------------------------------------ the document form
+
+    def _document(self, entry: MemoryEntry) -> dict[str, Any]:
+        request = entry.request
+        if not isinstance(request, Mapping):
+            encode = self._encode
+            if encode is None:
+                from lamplighter._request_codec import encode_request as plain
+
+                def encode(value: Any) -> dict[str, Any]:
+                    return plain(value) or {}
+
+            request = StoredRequest(request, encode)
+        extra = dict(entry.extra or {})
+        backend = extra.pop("backend", None)
+        state: dict[str, Any] = {"status": "scheduled" if entry.scheduled else "inactive"}
+        if entry.scheduled_at is not None:
+            state["scheduled_at"] = _iso(entry.scheduled_at)
+        if entry.attempt != 1:
+            state["attempt"] = entry.attempt
+        if entry.run_count:
+            state["run_count"] = entry.run_count
+        if entry.last_run is not None:
+            state["last_run"] = _iso(entry.last_run)
+        if entry.last_result is not None:
+            state["last_result"] = expand_result(*entry.last_result)
+        if entry.retry_at is not None:
+            state["retry_at"] = _iso(entry.retry_at)
+        state.update(extra)
+        document: dict[str, Any] = {"request": request, "state": state}
+        if backend:
+            document["backend"] = backend
+        return document
+
+    def _absorb(self, task_id: TaskId, document: Mapping[str, Any]) -> MemoryEntry:
+        request = document["request"]
+        if isinstance(request, StoredRequest):
+            request = request.request
+        state = dict(document.get("state") or {})
+        scheduled_at = _timestamp(state.pop("scheduled_at", None))
+        entry = MemoryEntry(task_id, request, scheduled_at)
+        entry.scheduled = state.pop("status", "scheduled") == "scheduled"
+        entry.attempt = int(state.pop("attempt", 1))
+        entry.run_count = int(state.pop("run_count", 0))
+        entry.last_run = _timestamp(state.pop("last_run", None))
+        last_result = state.pop("last_result", None)
+        entry.last_result = None if last_result is None else compact_result(last_result)
+        entry.retry_at = _timestamp(state.pop("retry_at", None))
+        if document.get("backend"):
+            state["backend"] = dict(document["backend"])
+        entry.extra = state or None
+        return entry
+
+    # ------------------------------------------------------------------ TaskStore
 
     def load(self, task_id: TaskId) -> dict[str, Any] | None:
-        return self._documents.get(TaskId.of(task_id))
+        entry = self._entries.get(TaskId.of(task_id).value)
+        return None if entry is None else self._document(entry)
 
     def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
         return None
@@ -890,8 +1113,10 @@ class MemoryTaskStore(TaskStore):
             yield
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
-        # Kept as given, not copied: callers hand over a fresh mapping and never change it.
-        self._documents[TaskId.of(task_id)] = document
+        task_id = TaskId.of(task_id)
+        entry = self._absorb(task_id, document)
+        with self._thread_lock:
+            self._entries[task_id.value] = entry
 
     def save_many(self, items: Sequence[tuple[TaskId, dict[str, Any]]]) -> None:
         for task_id, document in items:
@@ -904,39 +1129,35 @@ class MemoryTaskStore(TaskStore):
     ) -> dict[str, Any] | None:
         task_id = TaskId.of(task_id)
         with self._thread_lock:
-            current = self._documents.get(task_id)
-            new = change(current)
+            current = self._entries.get(task_id.value)
+            new = change(None if current is None else self._document(current))
             if new is None:
                 return None
-            if (
-                current is not None
-                and new.keys() == current.keys()
-                and all(new[key] is current[key] for key in new if key != "state")
-            ):
-                # Only the state changed (a run's outcome): swap it into the document kept,
-                # in one step, so a reader sees the old state or the new one, and a run
-                # leaves no new document behind for the garbage collector to trace.
-                current["state"] = new["state"]
-            else:
-                self._documents[task_id] = new
+            self._entries[task_id.value] = self._absorb(task_id, new)
             return new
 
     def delete(self, task_id: TaskId) -> bool:
-        task_id = TaskId.of(task_id)
-        self._histories.pop(task_id, None)
-        return self._documents.pop(task_id, None) is not None
+        key = TaskId.of(task_id).value
+        with self._thread_lock:
+            self._histories.pop(key, None)
+            return self._entries.pop(key, None) is not None
 
     def task_ids(self) -> list[TaskId]:
-        return sorted(self._documents, key=lambda tid: tid.value)
+        return sorted((entry.task_id for entry in list(self._entries.values())), key=str)
 
     def load_all(self) -> StoreScan:
-        return StoreScan(documents=dict(self._documents), broken=[])
+        return StoreScan(
+            documents={
+                entry.task_id: self._document(entry) for entry in list(self._entries.values())
+            },
+            broken=[],
+        )
 
     def run_lock(self, task_id: TaskId) -> RunLock:
         return _MemoryRunLock(self, TaskId.of(task_id))
 
     def is_running(self, task_id: TaskId) -> bool:
-        return TaskId.of(task_id) in self._running
+        return TaskId.of(task_id).value in self._running
 
     def drop_locks(self, task_id: TaskId) -> None:
         pass  # no lock files
@@ -944,13 +1165,11 @@ class MemoryTaskStore(TaskStore):
     def append_history(self, task_id: TaskId, record: Any) -> None:
         # A tuple, replaced at each append (at most HISTORY_LIMIT records are copied): a
         # tuple of plain values is not tracked by the garbage collector, where a deque is.
-        task_id = TaskId.of(task_id)
         with self._thread_lock:
-            history = self._histories.get(task_id, ())
-            self._histories[task_id] = (*history[1 - HISTORY_LIMIT :], record)
+            self.keep_history(TaskId.of(task_id).value, record)
 
     def history(self, task_id: TaskId) -> list[Any]:
-        return list(self._histories.get(TaskId.of(task_id), ()))
+        return list(self._histories.get(TaskId.of(task_id).value, ()))
 
     def history_problems(self, task_id: TaskId) -> list[str]:
         return []  # records kept as objects cannot be malformed

@@ -9,7 +9,7 @@ records and the application reads them; both import them from here, below both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -155,6 +155,13 @@ class ExecutionRecord:
             result["unsatisfied"] = list(detail)
         elif detail is not None:
             result["message"] = detail
+        # A run of the in-process eager path keeps times as POSIX seconds.
+        if isinstance(at, float):
+            at = datetime.fromtimestamp(at, UTC)
+        if isinstance(scheduled_for, float):
+            scheduled_for = datetime.fromtimestamp(scheduled_for, UTC)
+        if isinstance(runtime, float):
+            runtime = timedelta(seconds=runtime)
         return cls(
             task_id=TaskId(task_id),
             result=result_from_dict(result),

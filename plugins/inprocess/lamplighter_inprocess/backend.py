@@ -44,6 +44,7 @@ __all__ = ["CAPABILITIES", "InProcessBackend"]
 
 logger = logging.getLogger(__name__)
 
+_BATCH = 512  # due entries started per turn of the loop timer
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 
@@ -51,19 +52,161 @@ class _Job:
     """The live schedule of one task. ``generation`` invalidates heap entries of an earlier
     schedule of the same id without searching the heap."""
 
-    __slots__ = ("generation", "next_due", "request", "retry_due", "task_id", "watch_state")
+    __slots__ = ("generation", "next_due", "request", "retry_due", "watch_state")
 
-    def __init__(self, task_id: TaskId, request: TaskRequest, generation: int) -> None:
-        self.task_id = task_id
+    def __init__(self, request: TaskRequest, generation: int) -> None:
         self.request = request
         self.generation = generation
         self.next_due: float | None = None
         self.retry_due: float | None = None
         self.watch_state: object = None
 
+    @property
+    def task_id(self) -> TaskId:
+        return self.request.task_id
+
+
+class _ThreadRun:
+    """A firing whose sync ``run`` a worker thread does (see :class:`_Workers`)."""
+
+    __slots__ = ("args", "cancelled", "key", "waiter", "work")
+
+    def __init__(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
+        self.key = key
+        self.work = work
+        self.args = args
+        self.cancelled = False
+        self.waiter: asyncio.Future[None] | None = None  # set by fire_now()
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class _Workers:
+    """Long-lived threads for sync runs. The first run starts one; another starts only when
+    runs are queued and no worker has taken one for ``patience`` seconds (every existing
+    worker is busy with a run that blocks), up to ``limit``: short runs then share few
+    threads and the interpreter lock passes between few of them. A finished run is
+    reported to ``done`` on the loop, one loop wake-up for all runs that finish before the
+    loop gets to them.
+    """
+
+    def __init__(
+        self, limit: int, loop: asyncio.AbstractEventLoop, done: Any, patience: float = 0.002
+    ) -> None:
+        self._limit = limit
+        self._loop = loop
+        self._done = done
+        self._patience = patience
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_ThreadRun] = deque()
+        self._idle = 0  # workers waiting for a run
+        self._taken = 0  # runs taken by any worker so far
+        self._watching = False  # a check for starved runs is pending
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._finished: list[_ThreadRun] = []
+        self._finished_lock = threading.Lock()
+
+    def submit(self, run: _ThreadRun) -> None:
+        """Queue ``run`` (called on the loop)."""
+        with self._cond:
+            queue = self._queue
+            queue.append(run)
+            if self._idle:  # wake one waiting worker, counted out of the idle ones now
+                self._idle -= 1
+                self._cond.notify()
+                return
+            if not self._threads:
+                self._start()
+                return
+            if self._watching or len(self._threads) >= self._limit:
+                return
+            self._watching = True
+            taken = self._taken
+        self._loop.call_later(self._patience, self._check, taken)
+
+    def _check(self, taken: int) -> None:
+        with self._cond:
+            self._watching = False
+            if not self._queue or self._closed:
+                return
+            if self._taken == taken and len(self._threads) < self._limit:
+                self._start()  # nothing was taken meanwhile: every worker is blocked
+            if len(self._threads) >= self._limit:
+                return
+            self._watching = True
+            taken = self._taken
+        self._loop.call_later(self._patience, self._check, taken)
+
+    def _start(self) -> None:
+        # Called holding the condition's lock.
+        thread = threading.Thread(
+            target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        cond, queue = self._cond, self._queue
+        while True:
+            with cond:
+                while not queue:
+                    if self._closed:
+                        return
+                    self._idle += 1  # the submit that wakes this worker counts it out
+                    cond.wait()
+                run = queue.popleft()
+                self._taken += 1
+            try:
+                run.work(run, *run.args)
+            except BaseException:  # the runner records a task's errors; this is ours
+                logger.exception("lamplighter: a sync run of %s failed", run.key)
+            with self._finished_lock:
+                self._finished.append(run)
+                first = len(self._finished) == 1
+            if first:
+                try:
+                    self._loop.call_soon_threadsafe(self._reap)
+                except RuntimeError:  # the loop is closed: nobody waits for the slot
+                    pass
+
+    def _reap(self) -> None:
+        with self._finished_lock:
+            runs, self._finished = self._finished, []
+        self._done(runs)
+
+    def close(self, timeout: float | None) -> None:
+        """Cancel queued runs (each is still called, to give back its lock) and wait up to
+        ``timeout`` seconds for the workers to end."""
+        with self._cond:
+            self._closed = True
+            for run in self._queue:
+                run.cancelled = True
+            self._idle = 0
+            self._cond.notify_all()
+            threads = list(self._threads)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+
 
 # The longest wait any option may ask for: a day is already far past any sensible value.
 _MAX_SECONDS = 86_400.0 * 365
+
+
+class _Starting:
+    """In ``_running`` while a run is being started on the loop (its first step runs
+    before it is known whether it becomes a task)."""
+
+    __slots__ = ()
+
+    def cancel(self) -> bool:
+        return False
+
+
+_STARTING = _Starting()
 
 
 def _ts(dt: datetime) -> float:
@@ -136,18 +279,26 @@ class InProcessBackend(Backend):
         self._heap: list[tuple[float, int, str, bool]] = []
         self._jobs: dict[str, _Job] = {}
         self._generation = itertools.count(1)
-        self._running: dict[str, asyncio.Task[Any]] = {}
-        self._waiting: deque[tuple[TaskId, int, float, bool]] = deque()
+        # In progress: an asyncio task, or a sync run a worker thread does.
+        self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
+        # Due runs waiting for a free slot: (task id string, generation, due, retry).
+        self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
+        self._fire_eagerly: Any = None
+        self._workers: _Workers | None = None
+        self._submit = self._submit_run
+        self._submitted: _ThreadRun | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self._loop = self.host.loop()
+        # The runner's eager path, where the host's runner has one (Lamplighter's does).
+        self._fire_eagerly = getattr(self.host.runner, "fire_eagerly", None)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -180,9 +331,9 @@ class InProcessBackend(Backend):
                 self._timer = None
             if self._watcher is not None:
                 self._watcher.cancel()
-            tasks = list(self._running.values())
-            for task in tasks:
-                task.cancel()
+            tasks = [t for t in self._running.values() if isinstance(t, asyncio.Future)]
+            for run in list(self._running.values()):
+                run.cancel()
             if not tasks:
                 done.set()
                 return
@@ -195,12 +346,19 @@ class InProcessBackend(Backend):
             running = None
         if running is loop:
             cancel_all()  # cannot wait on our own loop; tasks finish cancelling on their own
+            if self._workers is not None:
+                self._workers.close(0)
             return
         try:
             loop.call_soon_threadsafe(cancel_all)
         except RuntimeError:
             return
+        started = time.monotonic()
         done.wait(timeout)
+        if self._workers is not None:
+            self._workers.close(
+                None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            )
 
     # ------------------------------------------------------------------ scheduling
 
@@ -210,14 +368,33 @@ class InProcessBackend(Backend):
             raise UnsupportedRequest(f"path {trigger.path!r} must be absolute")
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
-        now = _ts(self.host.now())
+        now = time.time()  # the loop timer's clock
+        if len(requests) == 1:
+            request = requests[0]
+            kind = type(request.trigger)
+            if kind is OneTime or kind is Exact:  # the common case, without the general loop
+                trigger: Any = request.trigger
+                due = (
+                    now + trigger.delay.total_seconds()
+                    if kind is OneTime
+                    else max(trigger.at.timestamp(), now)
+                )
+                key = request.task_id.value
+                with self._lock:
+                    job = _Job(request, next(self._generation))
+                    job.next_due = due
+                    self._jobs[key] = job
+                    heapq.heappush(self._heap, (due, job.generation, key, False))
+                if self._timer_due is None or due < self._timer_due:
+                    self._call(self._rearm)
+                return
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = False
         with self._lock:
             for request in requests:
                 tid = request.task_id
-                job = _Job(tid, request, next(self._generation))
+                job = _Job(request, next(self._generation))
                 self._jobs[tid.value] = job
                 trigger = request.trigger
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
@@ -243,7 +420,7 @@ class InProcessBackend(Backend):
             self._call(self._rearm)
         for tid in login:
             # The in-process "login" is the application's start: run once now.
-            self._call(self._dispatch, tid, self._jobs[tid.value].generation, now, False)
+            self._call(self._dispatch, tid.value, self._jobs[tid.value].generation, now, False)
 
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
         # Entry: (due, generation, task id, retry). Generations are unique and grow, so
@@ -300,11 +477,18 @@ class InProcessBackend(Backend):
         return task_id.value in self._running
 
     def cancel_running(self, task_id: TaskId) -> bool:
-        task = self._running.get(task_id.value)
-        if task is None:
+        key = task_id.value
+        if key not in self._running:
             return False
-        self._call(task.cancel)
+        self._call(self._cancel_key, key)
         return True
+
+    def _cancel_key(self, key: str) -> None:
+        # On the loop: what runs under the key by now (a run being started has become its
+        # task or its worker's run).
+        run = self._running.get(key)
+        if run is not None:
+            run.cancel()
 
     def diagnostics(self) -> dict[str, Any]:
         return {
@@ -340,12 +524,16 @@ class InProcessBackend(Backend):
         self._timer = None
         self._timer_due = None
         now = time.time()
-        due_entries: list[tuple[TaskId, int, float, bool]] = []
-        with self._lock:
-            heap = self._heap
-            while heap and heap[0][0] <= now:
+        heap, jobs, lock = self._heap, self._jobs, self._lock
+        # Each due entry is started before the next is taken (a run may change the heap:
+        # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
+        # gets a turn in a long burst.
+        for _ in range(_BATCH):
+            with lock:
+                if not heap or heap[0][0] > now:
+                    break
                 due, generation, key, retry = heapq.heappop(heap)
-                job = self._jobs.get(key)
+                job = jobs.get(key)
                 if job is None or abs(generation) != job.generation:
                     continue  # cancelled or replaced since it was queued
                 if retry:
@@ -359,9 +547,8 @@ class InProcessBackend(Backend):
                     job.next_due = following
                     if following is not None:
                         self._push(following, job, retry=False)
-                due_entries.append((job.task_id, job.generation, due, retry))
-        for tid, generation, due, retry in due_entries:
-            self._dispatch(tid, generation, due, retry)
+                generation = job.generation
+            self._dispatch(key, generation, due, retry)
         self._rearm()
 
     @staticmethod
@@ -410,35 +597,103 @@ class InProcessBackend(Backend):
             else:
                 due = now
         self._rearm()
-        task = self.loop.create_task(self._run(task_id, due, False))
-        self._running[task_id.value] = task
-        task.add_done_callback(functools.partial(self._finished_callback, task_id))
+        key = task_id.value
+        work: Any = None
+        if self._fire_eagerly is not None:
+            before = self._running.get(key)  # a run in progress, whose firing this skips
+            self._running[key] = _STARTING
+            try:
+                work = self._fire_eagerly(key, due, False, self._submit)
+            except BaseException:
+                self._restore(key, before)
+                raise
+            if work is None:  # over
+                self._restore(key, before)
+                return
+            if work is True:  # a worker thread does the sync run: wait for it
+                run = self._submitted
+                assert run is not None
+                run.waiter = self.loop.create_future()
+                self._running[key] = run
+                await asyncio.shield(run.waiter)
+                return
+        if work is None or work is False:
+            work = self._run(task_id, due, False)
+        task = self.loop.create_task(work)
+        self._running[key] = task
+        task.add_done_callback(functools.partial(self._finished_callback, key))
         await asyncio.shield(task)
 
     # ------------------------------------------------------------------ running
 
-    def _dispatch(self, tid: TaskId, generation: int, due: float, retry: bool) -> None:
+    def _dispatch(self, key: str, generation: int, due: float, retry: bool) -> None:
         if self._closing:
             return
-        key = tid.value
-        if key in self._running or len(self._running) >= self.max_concurrency:
-            self._waiting.append((tid, generation, due, retry))
+        running = self._running
+        if key in running or len(running) >= self.max_concurrency:
+            self._waiting.append((key, generation, due, retry))
             return
-        task = self.loop.create_task(self._run(tid, due, retry), name=f"lamplighter:{key}")
-        self._running[key] = task
-        task.add_done_callback(functools.partial(self._finished_callback, tid))
+        fire_eagerly = self._fire_eagerly
+        work: Any = None
+        if fire_eagerly is not None:
+            # Started right here: a run that does not suspend is over when this returns,
+            # with no asyncio task made for it. It counts as running from its first step.
+            running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
+            try:
+                work = fire_eagerly(key, due, retry, self._submit)
+            except BaseException:
+                del running[key]
+                raise
+            if work is None:  # over
+                del running[key]
+                return
+            if work is True:  # a worker thread does the sync run
+                assert self._submitted is not None
+                running[key] = self._submitted
+                return
+        if work is None or work is False:  # the general path
+            job = self._jobs.get(key)
+            work = self._run(TaskId(key) if job is None else job.task_id, due, retry)
+        task = self.loop.create_task(work, name=f"lamplighter:{key}")
+        running[key] = task
+        task.add_done_callback(functools.partial(self._finished_callback, key))
 
-    def _finished_callback(self, tid: TaskId, _task: object) -> None:
-        self._finished(tid)
+    def _restore(self, key: str, before: Any) -> None:
+        if before is None:
+            self._running.pop(key, None)
+        else:
+            self._running[key] = before
 
-    def _finished(self, tid: TaskId) -> None:
-        self._running.pop(tid.value, None)
+    def _submit_run(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
+        # Called by the runner from _dispatch, which files the run under its key next.
+        workers = self._workers
+        if workers is None:
+            workers = self._workers = _Workers(
+                min(32, (os.cpu_count() or 1) + 4), self.loop, self._threads_done
+            )
+        run = self._submitted = _ThreadRun(key, work, args)
+        workers.submit(run)
+
+    def _threads_done(self, runs: list[_ThreadRun]) -> None:
+        running = self._running
+        for run in runs:
+            if running.get(run.key) is run:
+                del running[run.key]
+            if run.waiter is not None and not run.waiter.done():
+                run.waiter.set_result(None)
+        self._start_waiting()
+
+    def _finished_callback(self, key: str, _task: object) -> None:
+        self._running.pop(key, None)
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
         # Start waiting runs whose task is not running now, in the order they came due.
         for _ in range(len(self._waiting)):
             if len(self._running) >= self.max_concurrency:
                 break
             entry = self._waiting.popleft()
-            key = entry[0].value
+            key = entry[0]
             job = self._jobs.get(key)
             if job is None or job.generation != entry[1]:
                 continue
@@ -504,7 +759,7 @@ class InProcessBackend(Backend):
             now = time.time()
             for job in jobs:
                 if self._event_happened(job, device, previous_device):
-                    self._dispatch(job.task_id, job.generation, now, False)
+                    self._dispatch(job.task_id.value, job.generation, now, False)
             previous_device = device
             await asyncio.sleep(self.watch_interval)
 

@@ -11,9 +11,11 @@ structlog when the monitor is built.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from lamplighter import (
@@ -284,6 +286,21 @@ def _json_fallback(value: object) -> object:
     return method() if callable(method) else repr(value)
 
 
+def _json(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return json.dumps(value, default=_json_fallback)
+
+
 class _JsonLines:
     """The JSON lines of ``structlog.wrap_logger(target, processors=[add_log_level (with
     add_level), _lead_keys_first, JSONRenderer()], wrapper_class=BoundLogger)``, written
@@ -301,7 +318,12 @@ class _JsonLines:
         if self._add_level:
             event_dict["level"] = method
         ordered = _lead_keys_first(None, method, event_dict)
-        self._write(method, json.dumps(ordered, default=_json_fallback))
+        # json.dumps(ordered) with its default separators, written out: a line per event
+        # is on the path of every run an application logs.
+        self._write(
+            method,
+            "{" + ", ".join(_json_string(k) + ": " + _json(v) for k, v in ordered.items()) + "}",
+        )
 
     def info(self, event: str, **fields: Any) -> None:
         self._line("info", event, fields)

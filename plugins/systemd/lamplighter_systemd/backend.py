@@ -22,13 +22,15 @@ from lamplighter.backend import (
     Backend,
     BackendHost,
     BackendUnavailable,
+    DoctorCheck,
     OsSchedule,
     SchedulingError,
     expected_next_run,
 )
 from lamplighter.ids import TaskId
+from lamplighter.invocation import LaunchCommand
 from lamplighter.model import Calendar, Periodic, TaskRequest
-from lamplighter.store import DATA_DIR_ENV, sync_directories
+from lamplighter.store import DATA_DIR_ENV, read_regular, sync_directories
 from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
     TaskUnits,
@@ -37,7 +39,12 @@ from lamplighter_systemd.units import (
     unit_names,
     unit_prefix,
 )
-from lamplighter_systemd.wrapper import default_wrapper_path, render_wrapper, write_wrapper
+from lamplighter_systemd.wrapper import (
+    default_wrapper_path,
+    render_installation,
+    render_wrapper,
+    write_wrapper,
+)
 
 __all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 
@@ -48,7 +55,7 @@ def _calendar_instant(path: Path) -> datetime | None:
     """The one absolute time of a timer file's ``OnCalendar=`` (as
     :func:`~lamplighter_systemd.units.format_utc_timestamp` writes it), or None."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")  # a FIFO or a device is never waited on
     except (OSError, UnicodeDecodeError):
         return None
     found = [
@@ -104,6 +111,16 @@ _CHECKED_KEPT = 4096
 _EARLY = timedelta(seconds=5)
 # A calendar timer's last trigger is taken for the due time of a run starting this soon after.
 _CALENDAR_FIRED = timedelta(minutes=5)
+
+
+def _stamp_directory(environ: Mapping[str, str]) -> Path:
+    """Where a user manager keeps the last-trigger stamps of ``Persistent=`` timers
+    (``$XDG_DATA_HOME/systemd/timers``)."""
+    data = environ.get("XDG_DATA_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(data) / "systemd" / "timers"
+
 
 _WANTED_BY = {"timer": "timers.target", "path": "paths.target", "service": "default.target"}
 
@@ -220,8 +237,9 @@ class SystemdBackend(Backend):
             stamp_dir=self._stamp_dir(),
         )
         try:
-            current = wrapper.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+            # A FIFO or a device in its place is replaced below, never read.
+            current = read_regular(wrapper).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             current = None
         if current != text:
             write_wrapper(wrapper, text, durable=False)
@@ -470,10 +488,7 @@ class SystemdBackend(Backend):
 
     def _stamp_dir(self) -> Path:
         """Where a user manager keeps the last-trigger stamps of ``Persistent=`` timers."""
-        data = self.environ.get("XDG_DATA_HOME") or os.path.join(
-            self.environ.get("HOME") or os.path.expanduser("~"), ".local", "share"
-        )
-        return Path(data) / "systemd" / "timers"
+        return _stamp_directory(self.environ)
 
     def held_task_ids(self) -> set[TaskId]:
         """Every task of this application with a unit in the unit directory or the
@@ -725,6 +740,52 @@ class SystemdBackend(Backend):
         for service in (names.service, names.retry_service):
             self._stop_quietly(service)
         return True
+
+    def doctor_checks(self, *, fix: bool = False) -> list[DoctorCheck]:
+        """Lingering, unit files without a task file, failed units
+        (:mod:`lamplighter_systemd.doctor`)."""
+        from lamplighter_systemd.doctor import doctor_checks
+
+        return doctor_checks(self, fix=fix)
+
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Start the task's service and wait for its run to end (a oneshot service's start
+        job ends with the run). A failed run is a finished run: its outcome is recorded."""
+        from lamplighter_systemd.manager import SystemdError
+
+        service = unit_names(self.host.app_id, task_id).service
+        if not (self.unit_dir / service).exists():
+            raise BackendUnavailable(f"{service} is not installed in {self.unit_dir}")
+        try:
+            self.manager.start_unit(service, wait=True, timeout=timeout)
+        except SystemdError as exc:
+            logger.debug("lamplighter: the run of %s ended badly: %s", service, exc)
+        return True
+
+    @classmethod
+    def render(
+        cls,
+        requests: Sequence[TaskRequest],
+        *,
+        app_id: str,
+        launch_command: LaunchCommand,
+        data_dir: Path,
+    ) -> dict[str, str | bytes]:
+        """The unit files and wrapper script ``install`` writes for ``requests``
+        (``data_dir`` is the application's data directory)."""
+        from datetime import UTC
+
+        files = render_installation(
+            requests,
+            app_id=app_id,
+            launch_command=launch_command,
+            app_dir=data_dir,
+            unit_dir=unit_directory(os.environ),
+            stamp_dir=_stamp_directory(os.environ),
+            data_dir_env=os.environ.get(DATA_DIR_ENV),
+            now=datetime.now(UTC),
+        )
+        return dict(files)
 
     def diagnostics(self) -> dict[str, Any]:
         from lamplighter_systemd.doctor import linger_status

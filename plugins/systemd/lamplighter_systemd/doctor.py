@@ -1,17 +1,32 @@
-"""Checks ``lamplighter doctor`` runs for the systemd backend.
+"""Checks ``lamplighter doctor`` runs for the systemd backend
+(:meth:`SystemdBackend.doctor_checks <lamplighter_systemd.backend.SystemdBackend.doctor_checks>`).
 
-Lingering decides whether a user's systemd manager, and so every timer of theirs, runs while
-they are logged out. Without it, tasks scheduled through systemd fire only during a login
-session. Importing this module is cheap: ``jeepney`` is imported only when a check asks logind.
+- ``lingering``: whether the user's systemd manager, and so every timer of theirs, runs while
+  they are logged out. Without it, tasks scheduled through systemd fire only during a login
+  session. Not repaired: ``loginctl enable-linger`` is the user's (or administrator's) call.
+- ``orphan-units``: unit files of this application whose task has no task file (a task file
+  deleted or found corrupt, an application data directory removed by hand). ``--fix`` stops
+  and disables them and deletes the files.
+- ``failed-units``: units of this application the manager lists as failed (a run that
+  crashed, or a unit file systemd refused). ``--fix`` resets their failed state, as
+  ``systemctl --user reset-failed`` does; the run's outcome stays in the task's history.
+
+Importing this module is cheap: ``jeepney`` is imported only when a check asks logind.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["LINGER_DIR", "linger_status"]
+if TYPE_CHECKING:
+    from lamplighter.backend import DoctorCheck
+    from lamplighter.ids import TaskId
+    from lamplighter_systemd.backend import SystemdBackend
+
+__all__ = ["LINGER_DIR", "doctor_checks", "linger_status"]
 
 #: Where systemd-logind keeps one empty file per user with lingering on.
 LINGER_DIR: Final = Path("/var/lib/systemd/linger")
@@ -122,3 +137,125 @@ def _logind_linger(uid: int, address: str) -> tuple[bool | None, str]:
             return None, f"systemd-logind answered Get Linger with {error}: {reply.body}"
         (variant,) = reply.body
         return bool(variant[1]), ""
+
+
+# --------------------------------------------------------------------------------------------
+# what the manager says of each task, and the backend's doctor checks
+# --------------------------------------------------------------------------------------------
+
+
+def _app_units(backend: SystemdBackend) -> dict[str, TaskId]:
+    """The unit files of the backend's application in its unit directory, name → task."""
+    from lamplighter_systemd.units import parse_unit_name
+
+    found: dict[str, TaskId] = {}
+    try:
+        names = os.listdir(backend.unit_dir)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        parsed = parse_unit_name(name)
+        if parsed is not None and parsed.app_id == backend.host.app_id:
+            found[name] = parsed.task_id
+    return found
+
+
+def doctor_checks(backend: SystemdBackend, *, fix: bool = False) -> list[DoctorCheck]:
+    """The systemd backend's checks (see the module docstring)."""
+    return [_lingering_check(), _orphans_check(backend, fix=fix), _failed_check(backend, fix=fix)]
+
+
+def _lingering_check() -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+
+    enabled, message = linger_status()
+    if enabled is False:
+        user = message.split("`loginctl enable-linger ", 1)[-1].rstrip("`")
+        return DoctorCheck(
+            name="lingering", ok=False, detail=message, fix=f"loginctl enable-linger {user}"
+        )
+    return DoctorCheck(name="lingering", ok=True, detail=message)
+
+
+def _orphans_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+
+    units = _app_units(backend)
+    store = backend.host.store
+    # Units on disk or still loaded in the manager, found by name.
+    orphans = sorted(
+        (tid for tid in backend.held_task_ids() if not store.task_path(tid).exists()),
+        key=lambda t: t.value,
+    )
+    if not orphans:
+        return DoctorCheck(
+            name="orphan-units",
+            ok=True,
+            detail=f"each of the {len(units)} unit file(s) in {backend.unit_dir} has its task file",
+        )
+    names = sorted(n for n, tid in units.items() if tid in orphans)
+    detail = (
+        f"{len(orphans)} task(s) without a task file hold units "
+        f"({', '.join(t.value for t in orphans)}): {', '.join(names) or 'loaded in the manager'}"
+    )
+    return _repair(
+        "orphan-units",
+        detail,
+        "stop and disable those units and delete their files",
+        fix=fix,
+        action=lambda: backend.remove(orphans),
+        done="removed",
+    )
+
+
+def _failed_check(backend: SystemdBackend, *, fix: bool) -> DoctorCheck:
+    from lamplighter.backend import DoctorCheck
+    from lamplighter_systemd.units import parse_unit_name, unit_prefix
+
+    prefix = unit_prefix(backend.host.app_id, "x")[: -len("x")]
+    # The manager matches with fnmatch(3), where a backslash (from \x2d escapes) escapes.
+    pattern = prefix.replace("\\", "\\\\") + "*"
+    manager = backend.manager
+    failed = [
+        s.name
+        for s in manager.list_units_by_patterns(["failed"], [pattern])
+        if (parsed := parse_unit_name(s.name)) is not None and parsed.app_id == backend.host.app_id
+    ]
+    if not failed:
+        return DoctorCheck(
+            name="failed-units", ok=True, detail="no unit of this application failed"
+        )
+    detail = (
+        f"{len(failed)} failed unit(s): {', '.join(sorted(failed))} "
+        f"(see `systemctl --user status {sorted(failed)[0]}`)"
+    )
+
+    def reset() -> None:
+        manager.reset_failed_units(failed)
+
+    return _repair(
+        "failed-units",
+        detail,
+        "reset their failed state (systemctl --user reset-failed)",
+        fix=fix,
+        action=reset,
+        done="reset",
+    )
+
+
+def _repair(
+    name: str, detail: str, fix_text: str, *, fix: bool, action: Callable[[], object], done: str
+) -> DoctorCheck:
+    """The failed check ``name``; with ``fix``, after trying ``action`` (``done`` says what
+    it did)."""
+    from lamplighter.backend import DoctorCheck
+
+    if not fix:
+        return DoctorCheck(name=name, ok=False, detail=detail, fix=fix_text)
+    try:
+        action()
+    except Exception as exc:
+        return DoctorCheck(
+            name=name, ok=False, detail=f"{detail}; could not be {done}: {exc}", fix=fix_text
+        )
+    return DoctorCheck(name=name, ok=False, detail=f"{detail}; {done}", fix=fix_text, fixed=True)

@@ -32,11 +32,16 @@ from lamplighter.invocation import LaunchCommand
 from lamplighter_systemd.units import unit_prefix
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
     from os import PathLike
+
+    from lamplighter.model import TaskRequest
 
 __all__ = [
     "WRAPPER_DIR",
     "default_wrapper_path",
+    "render_installation",
     "render_wrapper",
     "sh_quote",
     "task_files",
@@ -209,3 +214,48 @@ def write_wrapper(path: str | PathLike[str], text: str, *, durable: bool = True)
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def render_installation(
+    requests: Sequence[TaskRequest],
+    *,
+    app_id: str,
+    launch_command: LaunchCommand,
+    app_dir: str | PathLike[str],
+    unit_dir: str | PathLike[str],
+    stamp_dir: str | PathLike[str] | None,
+    data_dir_env: str | None,
+    now: datetime,
+) -> dict[str, str]:
+    """Every file the backend writes when it installs ``requests``: each unit file (by unit
+    name; the retry service is written only with a task's first retry, so it is left out) and
+    the wrapper script (by its absolute path). Nothing is written.
+
+    Raises:
+        UnsupportedRequest: as :func:`~lamplighter_systemd.units.render_task_units`.
+        ValueError: an id or path is invalid.
+    """
+    from lamplighter_systemd.units import render_task_units
+
+    wrapper = default_wrapper_path(app_dir)
+    files: dict[str, str] = {}
+    for request in requests:
+        units = render_task_units(
+            request,
+            app_id=app_id,
+            launch_command=launch_command,
+            wrapper_path=wrapper,
+            data_dir=data_dir_env,
+            now=now,
+        )
+        files.update((n, t) for n, t in units.files.items() if n != units.retry_service)
+    if files:
+        files[str(wrapper)] = render_wrapper(
+            app_id=app_id,
+            launch_command=launch_command,
+            wrapper_path=wrapper,
+            unit_dir=unit_dir,
+            app_dir=app_dir,
+            stamp_dir=stamp_dir,
+        )
+    return files

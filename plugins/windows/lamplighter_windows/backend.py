@@ -45,6 +45,7 @@ from lamplighter_windows.taskxml import (
     RETRY_SUFFIX,
     ROOT_FOLDER,
     RenderedTask,
+    check_user_id,
     current_user,
     folder_path,
     render_retry_task,
@@ -100,7 +101,7 @@ class WindowsBackend(Backend):
     ) -> None:
         super().__init__(host, **options)
         self._service = service
-        self.user_id = user_id or current_user()
+        self.user_id = check_user_id(current_user() if user_id is None else user_id)
         self.folder = folder_path(host.app_id)  # validates the app id before any call
 
     @property
@@ -308,6 +309,16 @@ class WindowsBackend(Backend):
             raise
         return {task.name: task for task in tasks}
 
+    def start_run(self, task_id: TaskId, *, timeout: float | None = None) -> bool:
+        """Run the task's registered task now, as its trigger would (``IRegisteredTask.Run``);
+        Task Scheduler runs it in the background and the run records its own outcome."""
+        if not any(t.name == task_name(task_id) for t in self._tasks_of(task_id)):
+            raise BackendUnavailable(
+                f"task {task_id.value!r} is not registered in {self.folder} of Task Scheduler"
+            )
+        self.service.run_task(self.folder, task_name(task_id))
+        return True
+
     def _tasks_of(self, task_id: TaskId) -> list[RegisteredTask]:
         found = []
         for name in (task_name(task_id), task_name(task_id, retry=True)):
@@ -470,9 +481,19 @@ class WindowsBackend(Backend):
         owners = {name.removesuffix(RETRY_SUFFIX) for name in registered}
         missing = sorted((tid for tid in scheduled if tid.value not in owners), key=str)
         fixed = False
+        undecodable: list[str] = []
         if missing and fix:
-            self.install([self.host.decode_request(scheduled[tid]["request"]) for tid in missing])
-            fixed = True
+            # One request that no longer decodes (its plugin was removed, its file was
+            # edited) stays with its task: the others are registered again all the same.
+            requests = []
+            for tid in missing:
+                try:
+                    requests.append(self.host.decode_request(scheduled[tid]["request"]))
+                except ValueError as exc:
+                    undecodable.append(f"{tid.value} ({exc})")
+            if requests:
+                self.install(requests)
+            fixed = not undecodable
         checks.append(
             DoctorCheck(
                 name="missing-tasks",
@@ -482,6 +503,12 @@ class WindowsBackend(Backend):
                     if not missing
                     else "scheduled tasks Task Scheduler does not have: "
                     + ", ".join(tid.value for tid in missing)
+                    + (
+                        "; cannot register again, as their requests do not decode: "
+                        + "; ".join(undecodable)
+                        if undecodable
+                        else ""
+                    )
                 ),
                 fix=None if not missing else "register them again (doctor --fix)",
                 fixed=fixed,
