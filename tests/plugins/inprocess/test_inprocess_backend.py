@@ -608,3 +608,42 @@ def test_sync_runs_that_block_get_more_workers(make_app: Callable[..., Lamplight
     finally:
         task.release.set()
     wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+
+
+def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    import gc
+
+    outcomes = iter([Retry("not yet"), Success()])
+
+    class Flaky:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            return next(outcomes)
+
+    app = make_app()
+    app.register("once", Flaky)
+    app.start()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    app.schedule(TaskRequest.exact("once", later))
+    backend: object = app.backend
+    gc.collect()
+    # Nothing the backend keeps for it is tracked by the garbage collector.
+    assert not gc.is_tracked(backend._jobs["once"])  # type: ignore[attr-defined]
+    info = app.task_info("once")
+    assert info is not None and info.next_run == later
+    # Rescheduled sooner: the earlier due time is forgotten, the new one fires once.
+    policy = LinearBackoff(delay=timedelta(milliseconds=30), max_attempts=3)
+    app.schedule(
+        TaskRequest.exact(
+            "once",
+            datetime.now(UTC) + timedelta(milliseconds=20),
+            retry=policy,
+            existing="replace",
+        )
+    )
+    wait_until(lambda: len(app.history("once")) == 2, "the run and its retry")
+    first, second = app.history("once")
+    assert (first.result, first.attempt) == (Retry("not yet"), 1)
+    assert (second.result, second.attempt) == (Success(), 2)
+    assert app.backend.next_run(TaskId("once")) is None
