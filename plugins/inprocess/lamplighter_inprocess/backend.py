@@ -69,9 +69,11 @@ class _Job:
 
 
 # The schedule of a one-shot task without a network constraint, as long as it has no
-# pending retry: (generation, next due). A tuple of numbers is untracked by the garbage
-# collector once a collection has seen it, so scheduled tasks do not weigh on collections.
-_Compact = tuple[int, float | None]
+# pending retry: its heap entry itself, (due, generation, task id, False), or once it
+# fired (None, generation, task id, False). A tuple of numbers and strings is untracked
+# by the garbage collector once a collection has seen it, so scheduled tasks do not weigh
+# on collections, and the entry is shared with the heap.
+_Compact = tuple[float | None, int, str, bool]
 
 
 class _ThreadRun:
@@ -389,14 +391,14 @@ class InProcessBackend(Backend):
                 )
                 key = request.task_id.value
                 with self._lock:
-                    generation = next(self._generation)
+                    entry = (due, next(self._generation), key, False)
                     if request.constraints.network is NetworkType.NOT_REQUIRED:
-                        self._jobs[key] = (generation, due)
+                        self._jobs[key] = entry
                     else:
-                        job = _Job(key, request, generation)
+                        job = _Job(key, request, entry[1])
                         job.next_due = due
                         self._jobs[key] = job
-                    heapq.heappush(self._heap, (due, generation, key, False))
+                    heapq.heappush(self._heap, entry)
                 if self._timer_due is None or due < self._timer_due:
                     self._call(self._rearm)
                 return
@@ -446,8 +448,8 @@ class InProcessBackend(Backend):
         one (called holding the lock, or on the loop for a read)."""
         job = self._jobs.get(key)
         if type(job) is tuple:
-            full = _Job(key, None, job[0])
-            full.next_due = job[1]
+            full = _Job(key, None, job[1])
+            full.next_due = job[0]
             self._jobs[key] = full
             return full
         return job  # type: ignore[return-value]
@@ -456,7 +458,7 @@ class InProcessBackend(Backend):
         job = self._jobs.get(key)
         if job is None:
             return None
-        return job[0] if type(job) is tuple else job.generation  # type: ignore[union-attr]
+        return job[1] if type(job) is tuple else job.generation  # type: ignore[union-attr]
 
     @staticmethod
     def _first_due(request: TaskRequest, now: float) -> float | None:
@@ -500,7 +502,7 @@ class InProcessBackend(Backend):
         if job is None:
             return None
         if type(job) is tuple:
-            return None if job[1] is None else _dt(job[1])
+            return None if job[0] is None else _dt(job[0])
         assert isinstance(job, _Job)
         dues = [d for d in (job.next_due, job.retry_due) if d is not None]
         return _dt(min(dues)) if dues else None
@@ -567,14 +569,15 @@ class InProcessBackend(Backend):
             with lock:
                 if not heap or heap[0][0] > now:
                     break
-                due, generation, key, retry = heapq.heappop(heap)
+                entry = heapq.heappop(heap)
+                due, generation, key, retry = entry
                 job = jobs.get(key)
                 if job is None:
                     continue  # cancelled since it was queued
                 if type(job) is tuple:  # a one-shot (a pending retry makes it a _Job)
-                    if generation != job[0] or retry or job[1] != due:
-                        continue  # replaced, or fired early through fire_now()
-                    jobs[key] = (generation, None)
+                    if job is not entry:
+                        continue  # replaced since it was queued
+                    jobs[key] = (None, generation, key, False)
                 else:
                     assert isinstance(job, _Job)
                     if abs(generation) != job.generation:
