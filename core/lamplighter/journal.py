@@ -28,6 +28,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
+from lamplighter._files import open_regular
 from lamplighter._log import lazy_logger
 from lamplighter.events import (
     EventBus,
@@ -410,11 +411,12 @@ class EventJournal:
     def _write(self, data: bytes) -> int:
         # Opened per append: a rotation done by another process then never leaves this one
         # writing into the old generation, and Windows can rename a file nobody holds open.
+        # A FIFO or a device in the journal's place is refused, never waited on.
         try:
-            fd = os.open(self.path, _FLAGS, 0o600)
+            fd = open_regular(self.path, _FLAGS)
         except FileNotFoundError:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, _FLAGS, 0o600)
+            fd = open_regular(self.path, _FLAGS)
         try:
             written = os.write(fd, data)
             if written < len(data):  # only on a full disk or a signal; finish the line
@@ -474,8 +476,11 @@ class _Opened:
     @classmethod
     def open(cls, path: Path) -> _Opened | None:
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            handle = open(open_regular(path), "rb")  # noqa: SIM115 - closed by the caller
         except FileNotFoundError:
+            return None
+        except OSError as exc:  # a directory or FIFO in its place: there is nothing to read
+            logger.debug("lamplighter: cannot read the event journal: %s", exc)
             return None
         try:
             return cls(handle)

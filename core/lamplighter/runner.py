@@ -592,8 +592,12 @@ class Runner:
                     task_id, f"the backend could not renew the schedule: {exc}", exc
                 )
 
-        lock = self.store.run_lock(task_id)
-        if not lock.try_acquire():
+        try:
+            lock = self.store.run_lock(task_id)
+            acquired = lock.try_acquire()
+        except (OSError, ValueError) as exc:  # a directory or FIFO where the lock should be
+            return self._library_error(task_id, f"cannot take the run lock: {exc}", exc)
+        if not acquired:
             reason = "a run of this task is already in progress"
             self._emit(events.Skipped(task_id=task_id, reason=reason))
             return FireOutcome(task_id=task_id, status=ExitStatus.SKIPPED, message=reason)

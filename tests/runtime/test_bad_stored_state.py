@@ -97,6 +97,14 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "status-unknown": (_set_state("status", "paused"), "state.status is 'paused'"),
     "retry-delay-1e300": (_set_retry, "out of range"),
+    "another-tasks-file": (
+        lambda p: p.write_bytes(p.with_name("healthy.json").read_bytes()),
+        "request.task_id is 'healthy'",
+    ),
+    "another-tasks-id": (
+        lambda p: _rewrite(p, lambda d: d["request"].__setitem__("task_id", "other")),
+        "request.task_id is 'other'",
+    ),
 }
 
 

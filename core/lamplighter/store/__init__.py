@@ -25,6 +25,7 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -37,6 +38,7 @@ from typing import Any, Self
 
 import attrs
 
+from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
 from lamplighter.ids import TaskId, validate_app_id
@@ -58,10 +60,12 @@ __all__ = [
     "MemoryTaskStore",
     "RunLock",
     "StoreScan",
+    "StoredDataError",
     "StoredRequest",
     "TaskDocument",
     "TaskStore",
     "default_data_dir",
+    "read_regular",
     "sync_directories",
 ]
 
@@ -293,7 +297,7 @@ class RunLock:
         """Take the lock if nobody holds it; returns whether it was taken."""
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this RunLock")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         try:
             if not _lock_fd(fd, blocking=False):
                 os.close(fd)
@@ -333,26 +337,44 @@ class RunLock:
 def _marker_alive(path: Path) -> bool:
     """Whether the run marker in ``path`` names a live process."""
     try:
-        with open(path, "rb") as handle:
+        with open(open_regular(path), "rb") as handle:
             handle.seek(1)
             content = handle.read(4096)
     except FileNotFoundError:
         return False
     except PermissionError:
         return True  # Windows: the region is locked by a running holder
-    if not content:
-        return False
-    try:
-        marker = json.loads(content)
-        pid = int(marker["pid"])
-        started = marker.get("started")
-    except (ValueError, KeyError, TypeError):
+    except OSError:
+        return False  # not a file a holder wrote (a directory, a FIFO): nobody runs
+    pid, started = _marker_fields(content)
+    if pid is None:
         return False
     actual = _process_start_time(pid)
     if actual is None:
         return False
     # A recycled pid belongs to a process started later than the recorded one.
-    return started is None or abs(actual - float(started)) < 1.0
+    return started is None or abs(actual - started) < 1.0
+
+
+def _marker_fields(content: bytes) -> tuple[int | None, float | None]:
+    """The pid and start time a run marker records; ``(None, None)`` for anything that
+    is not a marker :meth:`RunLock.try_acquire` wrote (the file is anyone's to scribble)."""
+    if not content.startswith(b"{"):
+        return None, None
+    try:
+        marker = json.loads(content)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(marker, dict):
+        return None, None
+    pid, started = marker.get("pid"), marker.get("started")
+    if type(pid) is not int or not 0 < pid < 1 << 31:
+        return None, None
+    if started is None:
+        return pid, None
+    if type(started) not in (int, float) or not math.isfinite(started):
+        return None, None
+    return pid, float(started)
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,7 +419,13 @@ class TaskStore:
         if self._ready:
             return
         for directory in (self.root, self.tasks_dir, self.history_dir, self.locks_dir):
-            _make_private_dir(directory)
+            try:
+                _make_private_dir(directory)
+            except OSError as exc:  # a file in its place, no permission, a read-only disk
+                raise StoredDataError(
+                    f"the data folder {directory} cannot be used ({exc.strerror or exc}); "
+                    "it is left as it is"
+                ) from None
         self._ready = True
 
     def task_path(self, task_id: TaskId) -> Path:
@@ -476,7 +504,7 @@ class TaskStore:
         """
         path = self.task_path(task_id)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
@@ -526,6 +554,13 @@ class TaskStore:
         for key in ("request", "state"):
             if not isinstance(document.get(key), dict):
                 raise self._move_aside(path, f"{key!r} is missing or not an object")
+        owner = document["request"].get("task_id")
+        if isinstance(owner, str) and f"{owner}.json" != path.name:
+            # A file copied or renamed from another task: running it would run this task
+            # with the other's request, and record it here.
+            raise self._move_aside(
+                path, f"request.task_id is {owner!r}, but the file belongs to {path.stem!r}"
+            )
         problem = state_problem(document)
         if problem is not None:
             raise self._move_aside(path, problem)
@@ -642,6 +677,11 @@ class TaskStore:
             names = sorted(os.listdir(self.tasks_dir))
         except FileNotFoundError:
             return [], []
+        except OSError as exc:  # a file in its place, no permission
+            raise StoredDataError(
+                f"the data folder {self.tasks_dir} cannot be listed ({exc.strerror or exc}); "
+                "it is left as it is"
+            ) from None
         ids: list[TaskId] = []
         moved: list[str] = []
         for name in names:
@@ -736,8 +776,7 @@ class TaskStore:
         self._ensure_dirs()
         path = self.history_path(task_id)
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(path, flags, 0o600)
+        fd = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
             os.write(fd, line)
             size = os.fstat(fd).st_size
@@ -752,7 +791,7 @@ class TaskStore:
     @staticmethod
     def _history_lines(path: Path) -> list[bytes]:
         try:
-            return path.read_bytes().splitlines(keepends=True)
+            return read_regular(path).splitlines(keepends=True)
         except FileNotFoundError:
             return []
         except OSError as exc:  # a directory in its place, no permission, an I/O error
@@ -776,6 +815,7 @@ class TaskStore:
         number and reason; a file read before is read again only when it changed."""
         path = self.history_path(task_id)
         try:
+            os.close(open_regular(path))
             stat = os.stat(path)
         except FileNotFoundError:
             return []
@@ -818,11 +858,14 @@ class TaskStore:
                 removed_tmp += 1
         stale = 0
         for path in self.locks_dir.glob("*.run"):
-            if path.stat().st_size > 1 and not _marker_alive(path):
-                lock = RunLock(path)
-                if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
-                    lock.release()
-                    stale += 1
+            try:
+                if path.stat().st_size > 1 and not _marker_alive(path):
+                    lock = RunLock(path)
+                    if lock.try_acquire():  # nobody holds it: clear the dead holder's marker
+                        lock.release()
+                        stale += 1
+            except OSError as exc:  # a directory in its place: that task's run reports it
+                logger.warning("lamplighter: cannot check the run lock %s: %s", path, exc)
         return {"temporary_files": removed_tmp, "stale_run_markers": stale}
 
 

@@ -34,7 +34,7 @@ import plistlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from lamplighter.backend import UnsupportedRequest
@@ -210,6 +210,12 @@ def _common(
         "StandardOutPath": log,
         "StandardErrorPath": log,
     }
+    if not (Path(data_dir).is_absolute() or PurePosixPath(os.fspath(data_dir)).is_absolute()):
+        # launchd starts every job in "/": a relative directory would name another store.
+        raise ValueError(
+            f"data_dir {os.fspath(data_dir)!r} must be an absolute path: launchd starts the "
+            "runs in '/', where a relative one names another folder"
+        )
     base = Path(data_dir).parent
     if base != _default_data_base():
         # The run must find the task files where this process keeps them.

@@ -22,7 +22,7 @@ import plistlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
@@ -40,6 +40,7 @@ from lamplighter.ids import TaskId
 from lamplighter.invocation import RUN_FLAG, LaunchCommand
 from lamplighter.model import OnLogin, TaskRequest
 from lamplighter.runner import ONE_SHOT_KINDS
+from lamplighter.store import read_regular
 from lamplighter_launchd.agents import (
     LABEL_PREFIXES,
     agent_label,
@@ -99,6 +100,24 @@ class LaunchdBackend(Backend):
         **options: Any,
     ) -> None:
         super().__init__(host, **options)
+        if home is not None:
+            if not isinstance(home, str | os.PathLike):
+                raise TypeError(
+                    f"backend option 'home' must be a path (str or os.PathLike), got "
+                    f"{type(home).__name__} {home!r}"
+                )
+            if not (Path(home).is_absolute() or PurePosixPath(os.fspath(home)).is_absolute()):
+                raise ValueError(
+                    f"backend option 'home' {os.fspath(home)!r} must be an absolute path: "
+                    "launchd reads agents from the user's own Library/LaunchAgents"
+                )
+        if zone is not None and not isinstance(zone, str):
+            raise TypeError(
+                f"backend option 'zone' must be an IANA zone name (str), got "
+                f"{type(zone).__name__} {zone!r}"
+            )
+        if zone is not None and not zone.strip():
+            raise ValueError("backend option 'zone' must be an IANA zone name, got ''")
         self.launchctl = launchctl or Launchctl()
         self.home = os.fspath(home) if home is not None else os.path.expanduser("~")
         self.agents_dir = Path(self.home) / "Library" / "LaunchAgents"
@@ -132,9 +151,8 @@ class LaunchdBackend(Backend):
         ``com.example.notes`` + ``sync`` share one: an agent at ``label`` that runs another
         task belongs to another application, and is not overwritten."""
         path = self._path(label)
-        try:
-            content = plistlib.loads(path.read_bytes())
-        except (OSError, ValueError, plistlib.InvalidFileException):
+        content = _read_plist(path)
+        if content is None:
             return  # none, or unreadable: nothing to tell it by
         argv = content.get("ProgramArguments") if isinstance(content, dict) else None
         owner = _task_of(argv)
@@ -368,7 +386,12 @@ class LaunchdBackend(Backend):
                     words.append(f"last exit code = {state.last_exit_code}")
                 loaded.append(f"{label}: loaded, " + ", ".join(words))
             stored = self.host.store.load_quiet(task_id)
-            request = None if stored is None else self.host.decode_request(stored["request"])
+            request = None
+            if stored is not None:
+                try:
+                    request = self.host.decode_request(stored["request"])
+                except ValueError as exc:  # stays with its task: the others are answered
+                    loaded.append(f"its stored request does not decode: {exc}")
             # An OnLogin agent is loaded by launchd at the next login.
             active = any(": loaded" in line for line in loaded) or (
                 present and request is not None and isinstance(request.trigger, OnLogin)
@@ -402,9 +425,8 @@ class LaunchdBackend(Backend):
             label = path.name[: -len(".plist")]
             if not any(label.startswith(f"{p}.{self.host.app_id}.") for p in LABEL_PREFIXES):
                 continue
-            try:
-                content = plistlib.loads(path.read_bytes())
-            except (OSError, ValueError, plistlib.InvalidFileException):
+            content = _read_plist(path)
+            if content is None:
                 found[label] = (path, None)
                 continue
             argv = content.get("ProgramArguments") if isinstance(content, dict) else None
@@ -467,6 +489,19 @@ def _next_run(request: TaskRequest, state: Mapping[str, Any], now: datetime) -> 
     if retry_at is not None and request.trigger.kind in ONE_SHOT_KINDS:
         return datetime.fromisoformat(retry_at)
     return expected_next_run(request, state, now)
+
+
+def _read_plist(path: Path) -> Any:
+    """The property list in ``path``, or None when there is none or it is unreadable.
+
+    Whatever is in the user's LaunchAgents folder is read this way: a FIFO or a device is
+    never waited on, and a binary plist nested deeper than plistlib can recurse is
+    unreadable like any other broken file.
+    """
+    try:
+        return plistlib.loads(read_regular(path))
+    except (OSError, ValueError, RecursionError, plistlib.InvalidFileException):
+        return None
 
 
 def _task_of(argv: object) -> TaskId | None:

@@ -30,7 +30,7 @@ from lamplighter.backend import (
 from lamplighter.ids import TaskId
 from lamplighter.invocation import LaunchCommand
 from lamplighter.model import Calendar, Periodic, TaskRequest
-from lamplighter.store import DATA_DIR_ENV, sync_directories
+from lamplighter.store import DATA_DIR_ENV, read_regular, sync_directories
 from lamplighter_systemd.plugin import CAPABILITIES
 from lamplighter_systemd.units import (
     TaskUnits,
@@ -55,7 +55,7 @@ def _calendar_instant(path: Path) -> datetime | None:
     """The one absolute time of a timer file's ``OnCalendar=`` (as
     :func:`~lamplighter_systemd.units.format_utc_timestamp` writes it), or None."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")  # a FIFO or a device is never waited on
     except (OSError, UnicodeDecodeError):
         return None
     found = [
@@ -237,8 +237,9 @@ class SystemdBackend(Backend):
             stamp_dir=self._stamp_dir(),
         )
         try:
-            current = wrapper.read_text(encoding="utf-8")
-        except (FileNotFoundError, UnicodeDecodeError):
+            # A FIFO or a device in its place is replaced below, never read.
+            current = read_regular(wrapper).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             current = None
         if current != text:
             write_wrapper(wrapper, text, durable=False)

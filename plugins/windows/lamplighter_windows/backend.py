@@ -45,6 +45,7 @@ from lamplighter_windows.taskxml import (
     RETRY_SUFFIX,
     ROOT_FOLDER,
     RenderedTask,
+    check_user_id,
     current_user,
     folder_path,
     render_retry_task,
@@ -100,7 +101,7 @@ class WindowsBackend(Backend):
     ) -> None:
         super().__init__(host, **options)
         self._service = service
-        self.user_id = user_id or current_user()
+        self.user_id = check_user_id(current_user() if user_id is None else user_id)
         self.folder = folder_path(host.app_id)  # validates the app id before any call
 
     @property
@@ -480,9 +481,19 @@ class WindowsBackend(Backend):
         owners = {name.removesuffix(RETRY_SUFFIX) for name in registered}
         missing = sorted((tid for tid in scheduled if tid.value not in owners), key=str)
         fixed = False
+        undecodable: list[str] = []
         if missing and fix:
-            self.install([self.host.decode_request(scheduled[tid]["request"]) for tid in missing])
-            fixed = True
+            # One request that no longer decodes (its plugin was removed, its file was
+            # edited) stays with its task: the others are registered again all the same.
+            requests = []
+            for tid in missing:
+                try:
+                    requests.append(self.host.decode_request(scheduled[tid]["request"]))
+                except ValueError as exc:
+                    undecodable.append(f"{tid.value} ({exc})")
+            if requests:
+                self.install(requests)
+            fixed = not undecodable
         checks.append(
             DoctorCheck(
                 name="missing-tasks",
@@ -492,6 +503,12 @@ class WindowsBackend(Backend):
                     if not missing
                     else "scheduled tasks Task Scheduler does not have: "
                     + ", ".join(tid.value for tid in missing)
+                    + (
+                        "; cannot register again, as their requests do not decode: "
+                        + "; ".join(undecodable)
+                        if undecodable
+                        else ""
+                    )
                 ),
                 fix=None if not missing else "register them again (doctor --fix)",
                 fixed=fixed,

@@ -90,6 +90,7 @@ __all__ = [
     "TASK_NAMESPACE",
     "WSCRIPT",
     "RenderedTask",
+    "check_user_id",
     "folder_path",
     "render_retry_task",
     "render_task",
@@ -426,6 +427,23 @@ def _document(
     return '<?xml version="1.0"?>\n' + text + "\n"
 
 
+def check_user_id(user_id: object) -> str:
+    """``user_id`` if it can name an account in a task's XML (``DOMAIN\\name``); else
+    ``TypeError``/``ValueError`` naming it."""
+    if not isinstance(user_id, str):
+        raise TypeError(
+            f"user_id must be an account name (str), got {type(user_id).__name__} {user_id!r}"
+        )
+    if not user_id.strip():
+        raise ValueError("user_id must name the account whose logon starts the task, got ''")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in user_id):
+        raise ValueError(
+            f"user_id {user_id!r} holds a control character, which no account name (nor "
+            "the task's XML) can hold"
+        )
+    return user_id
+
+
 def _check_wrapper(wrapper: str) -> None:
     """The wrapper's path goes into the action's arguments in double quotes."""
     check_not_expandable(wrapper, "data_dir")
@@ -491,9 +509,7 @@ def render_task(
     elif isinstance(trigger, OnLogin):
         logon = _sub(triggers, "LogonTrigger")
         _sub(logon, "Enabled", "true")
-        if not user_id:
-            raise ValueError("user_id must name the account whose logon starts the task")
-        _sub(logon, "UserId", user_id)
+        _sub(logon, "UserId", check_user_id(user_id))
     elif isinstance(trigger, DeviceIdle):
         _sub(_sub(triggers, "IdleTrigger"), "Enabled", "true")
     elif isinstance(trigger, OneTime | Exact):

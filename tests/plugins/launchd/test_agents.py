@@ -228,6 +228,15 @@ def test_a_data_directory_elsewhere_reaches_the_run_through_the_environment(
     assert plist["EnvironmentVariables"] == {"LAMPLIGHTER_DATA_DIR": str(tmp_path)}
 
 
+@pytest.mark.parametrize(
+    "data_dir", ["relative", "~/data", " "], ids=["relative", "tilde", "blank"]
+)
+def test_a_relative_data_directory_is_refused_naming_it(data_dir: str) -> None:
+    # launchd starts a run in "/", where a relative directory names another store.
+    with pytest.raises(ValueError, match="data_dir .* absolute"):
+        render(TaskRequest.on_login("hello"), data_dir=Path(data_dir) / APP)
+
+
 def test_text_a_plist_cannot_hold_is_refused_naming_the_field() -> None:
     request = TaskRequest(task_id="inbox", trigger=PathChanged("/Users/me/In\x01box"))
     with pytest.raises(UnsupportedRequest, match="path .* control character"):

@@ -524,6 +524,113 @@ def test_cancel_all_leaves_the_agents_of_another_data_directory(
         second.shutdown()
 
 
+# ------------------------------------------------------------------ odd files in LaunchAgents
+
+
+def _deep_binary_plist(depth: int) -> bytes:
+    """A binary property list of ``depth`` nested one-element arrays (plistlib reads it
+    recursively)."""
+    import struct
+
+    body = b"".join(bytes([0xA1]) + struct.pack(">I", i + 1) for i in range(depth - 1))
+    body += bytes([0xA0])
+    offsets = [8 + 5 * i for i in range(depth)]
+    table = b"".join(struct.pack(">I", o) for o in offsets)
+    trailer = struct.pack(">6xBBQQQ", 4, 4, depth, 0, 8 + len(body))
+    return b"bplist00" + body + table + trailer
+
+
+ODD_AGENT_FILES = {
+    "deeply-nested-binary-plist": lambda p: p.write_bytes(_deep_binary_plist(100_000)),
+    "fifo": lambda p: os.mkfifo(p),
+    "directory": lambda p: p.mkdir(),
+    "symlink-to-a-device": lambda p: p.symlink_to("/dev/zero"),
+    "top-level-array": lambda p: p.write_bytes(plistlib.dumps([1, 2])),
+    "program-arguments-not-text": lambda p: p.write_bytes(
+        plistlib.dumps({"ProgramArguments": [1, "--lamplighter-run", b"sync"]})
+    ),
+}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/zero are POSIX")
+@pytest.mark.parametrize("make", ODD_AGENT_FILES.values(), ids=ODD_AGENT_FILES.keys())
+def test_an_odd_file_at_an_agents_path_is_replaced_or_reported_never_waited_on(
+    app: Lamplighter, launchd: FakeLaunchd, tmp_path: Path, make: Any
+) -> None:
+    from hostile_paths import bounded
+
+    directory = agents_dir(tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{LABEL}.plist"
+    make(path)
+
+    def use() -> None:
+        app.diagnostics()
+        app.backend.doctor_checks()
+        app.backend.os_schedules([TaskId("sync")])
+        app.schedule(TaskRequest.periodic("sync", timedelta(hours=1)))
+
+    try:
+        bounded(use, [path])
+    except (OSError, ValueError):
+        pass  # refusing to overwrite what is there is fine, with a message; a crash is not
+
+
+def test_a_request_that_does_not_decode_leaves_the_other_os_schedules_alone(
+    app: Lamplighter, tmp_path: Path
+) -> None:
+    import json
+
+    app.schedule_many(
+        [TaskRequest.periodic("sync", timedelta(hours=1)), TaskRequest.on_login("other")]
+    )
+    path = app.store.task_path(TaskId("other"))
+    document = json.loads(path.read_text())
+    document["request"]["trigger"] = {"type": "from-a-removed-plugin"}
+    path.write_text(json.dumps(document))
+
+    schedules = app.backend.os_schedules([TaskId("sync"), TaskId("other")])
+    assert schedules is not None
+    assert schedules[TaskId("sync")].active and schedules[TaskId("sync")].next_run is not None
+    other = schedules[TaskId("other")]
+    assert other.present and other.next_run is None
+    assert "from-a-removed-plugin" in other.detail
+
+
+BAD_OPTIONS = {
+    "home-not-a-path": ({"home": 5}, TypeError, "home"),
+    "home-relative": ({"home": "relative"}, ValueError, "home.* absolute"),
+    "zone-not-text": ({"zone": 5}, TypeError, "zone"),
+    "zone-empty": ({"zone": ""}, ValueError, "zone"),
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"), BAD_OPTIONS.values(), ids=BAD_OPTIONS.keys()
+)
+def test_bad_backend_options_are_refused_naming_them(
+    tmp_path: Path,
+    launchd: FakeLaunchd,
+    program: Path,
+    options: dict[str, Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    app = Lamplighter(
+        app_id=APP,
+        backend="launchd",
+        plugins=[AnyPlatformPlugin()],
+        disable_plugins=["device"],
+        data_dir=tmp_path / "data",
+        launch_command=[str(program)],
+        backend_options={"launchctl": launchd.launchctl(), "home": str(tmp_path), **options},
+    )
+    app.register("sync", lambda: None)
+    with pytest.raises(error, match=match):
+        app.start()
+    app.shutdown()
+
+
 def test_start_run_kickstarts_the_agent(app: Lamplighter, launchd: FakeLaunchd) -> None:
     from lamplighter.backend import BackendUnavailable
 

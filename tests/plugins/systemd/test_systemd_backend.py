@@ -8,6 +8,8 @@ the unit files on disk and in the manager.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -307,3 +309,25 @@ def test_a_finished_one_shot_takes_its_units_down(world: Callable[..., World]) -
     )
     assert info.run_count == 1
     assert info.next_run is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero")],
+    ids=["fifo", "symlink-to-a-device"],
+)
+def test_a_wrapper_path_that_is_not_a_regular_file_is_replaced_not_waited_on(
+    world: Callable[..., World], make: Callable[[Path], None]
+) -> None:
+    from hostile_paths import bounded
+
+    w = world()
+    wrapper = w.data / APP_ID / "systemd" / "run.sh"
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    make(wrapper)
+    scheduled = bounded(
+        lambda: w.app.schedule(TaskRequest.periodic("sync", timedelta(hours=1))), [wrapper]
+    )
+    assert scheduled is True
+    assert stat.S_ISREG(os.lstat(wrapper).st_mode)
+    assert w.units()

@@ -34,7 +34,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -1253,3 +1253,20 @@ def test_render_wrapper_refuses_bad_values(tmp_path: Path) -> None:
         render_wrapper(**{**good, "wrapper_path": tmp_path / "a\nb"})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="NUL"):
         sh_quote("a\0b")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero"), lambda p: p.mkdir()],
+    ids=["fifo", "symlink-to-a-device", "directory"],
+)
+def test_a_timer_path_that_is_not_a_regular_file_has_no_instant(
+    tmp_path: Path, make: Callable[[Path], None]
+) -> None:
+    from hostile_paths import bounded
+
+    from lamplighter_systemd.backend import _calendar_instant
+
+    path = tmp_path / "lamplighter-x.timer"
+    make(path)
+    assert bounded(lambda: _calendar_instant(path), [path]) is None

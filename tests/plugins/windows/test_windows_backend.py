@@ -442,6 +442,58 @@ def test_due_work_appended_behind_a_run_starts_after_it(setup: Setup) -> None:
     assert timedelta(0) < info.next_run - datetime.now(UTC) <= timedelta(minutes=1, seconds=2)
 
 
+def test_doctor_fix_reinstalls_what_decodes_and_reports_a_request_that_does_not(
+    setup: Setup,
+) -> None:
+    import json
+
+    app = setup.start(a=Recorder(), b=Recorder())
+    app.schedule_many([TaskRequest.periodic("a", HOUR), TaskRequest.periodic("b", HOUR)])
+    service = setup.service
+    service.delete_task(FOLDER, "a")
+    service.delete_task(FOLDER, "b")
+    # b's file reads, but its request does not decode (a trigger of a plugin since removed).
+    path = app.store.task_path(TaskId("b"))
+    document = json.loads(path.read_text())
+    document["request"]["trigger"] = {"type": "from-a-removed-plugin"}
+    path.write_text(json.dumps(document))
+
+    fixed = {check.name: check for check in app.backend.doctor_checks(fix=True)}
+    missing = fixed["missing-tasks"]
+    assert f"{FOLDER}\\a" in service.tasks  # what decodes is reinstalled
+    assert f"{FOLDER}\\b" not in service.tasks
+    assert not missing.ok and "b" in missing.detail
+    assert path.read_text() == json.dumps(document)  # left as it was
+
+
+BAD_USER_IDS = {
+    "not-text": (5, TypeError),
+    "empty": ("", ValueError),
+    "nul": ("PC\\us\x00er", ValueError),
+    "newline": ("PC\\user\r\nx", ValueError),
+}
+
+
+@pytest.mark.parametrize(("user_id", "error"), BAD_USER_IDS.values(), ids=BAD_USER_IDS.keys())
+def test_a_bad_user_id_is_refused_at_start_naming_it(
+    tmp_path: Path, fake_service: FakeTaskService, user_id: object, error: type[Exception]
+) -> None:
+    app = Lamplighter(
+        app_id=APP,
+        backend="windows",
+        data_dir=tmp_path / "data",
+        plugins=[FakeWindowsPlugin()],
+        disable_plugins=["device"],
+        launch_command=[sys.executable, str(tmp_path / "app.py")],
+        backend_options={"service": fake_service, "user_id": user_id},
+    )
+    app.register("a", Recorder)
+    with pytest.raises(error, match="user_id"):
+        app.start()
+    app.shutdown()
+    assert fake_service.tasks == {}
+
+
 def test_start_run_runs_the_registered_task_now(setup: Setup) -> None:
     from lamplighter.backend import BackendUnavailable
 
