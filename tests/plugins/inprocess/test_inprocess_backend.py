@@ -647,3 +647,44 @@ def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
     assert (first.result, first.attempt) == (Retry("not yet"), 1)
     assert (second.result, second.attempt) == (Success(), 2)
     assert app.backend.next_run(TaskId("once")) is None
+
+
+def test_a_run_cancelled_before_its_task_first_steps_is_interrupted(
+    tmp_path: Path, conditions: FakeConditions
+) -> None:
+    # The run starts eagerly and suspends; its task is cancelled before the loop gave it
+    # its first step. The run must still see the cancellation and give its lock back.
+    interrupted: list[bool] = []
+
+    class Forever:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                interrupted.append(True)
+                raise
+            return Success()
+
+    async def main() -> None:
+        app = Lamplighter(
+            app_id="com.example.asyncapp",
+            backend="inprocess",
+            plugins=[plugin, FakeConditionsPlugin(conditions)],
+            disable_plugins=["device"],
+            data_dir=tmp_path,
+        )
+        app.register("long", Forever)
+        app.start()
+        app.schedule(TaskRequest.on_login("long"))  # started right here, on this loop
+        assert app.backend.is_running(TaskId("long"))
+        assert app.cancel("long")  # on the loop too: before the task's first step
+        async with asyncio.timeout(BOUND):
+            while app.backend.is_running(TaskId("long")):
+                await asyncio.sleep(0.005)
+        assert interrupted == [True]
+        # Its lock was given back: the task runs again once scheduled again.
+        app.schedule(TaskRequest.on_login("long", existing="replace"))
+        assert app.backend.is_running(TaskId("long"))
+        app.shutdown()
+
+    asyncio.run(main())
