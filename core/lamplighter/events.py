@@ -1012,8 +1012,10 @@ class SnapshotPoller:
                 self._sleeper = None
             if self._closed:
                 raise StopAsyncIteration
-        self._next_at = loop.time() + self.interval.total_seconds()
+        # The time first, then the plan for the next one: two snapshots' times are never
+        # closer than the interval, however late this coroutine runs between the two.
         at = datetime.now(UTC)
+        self._next_at = loop.time() + self.interval.total_seconds()
         tasks = await asyncio.to_thread(self._app.tasks)
         diagnostics = await asyncio.to_thread(self._app.diagnostics)
         from lamplighter._events_other import Snapshot

@@ -113,6 +113,7 @@ class _Workers:
         self._queue: deque[_ThreadRun] = deque()
         self._idle = 0  # workers waiting for a run
         self._taken = 0  # runs taken by any worker so far
+        self._busy = 0  # workers in a run (a worker on its way back to wait is not)
         self._watching = False  # a check for starved runs is pending
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -142,8 +143,15 @@ class _Workers:
             self._watching = False
             if not self._queue or self._closed:
                 return
-            if self._taken == taken and len(self._threads) < self._limit:
-                self._start()  # nothing was taken meanwhile: every worker is blocked
+            if (
+                self._taken == taken
+                and self._busy >= len(self._threads)
+                and len(self._threads) < self._limit
+            ):
+                # Nothing was taken meanwhile and every worker is in a run: all are blocked.
+                # (A worker that has finished its run takes the queued one when it gets
+                # the processor back, however late a loaded machine gives it.)
+                self._start()
             if len(self._threads) >= self._limit:
                 return
             self._watching = True
@@ -169,10 +177,13 @@ class _Workers:
                     cond.wait()
                 run = queue.popleft()
                 self._taken += 1
+                self._busy += 1
             try:
                 run.work(run, *run.args)
             except BaseException:  # the runner records a task's errors; this is ours
                 logger.exception("lamplighter: a sync run of %s failed", run.key)
+            with cond:
+                self._busy -= 1
             with self._finished_lock:
                 self._finished.append(run)
                 first = len(self._finished) == 1

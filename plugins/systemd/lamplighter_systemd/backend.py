@@ -357,19 +357,26 @@ class SystemdBackend(Backend):
         due: list[str] = []
         for status in manager.list_units_by_names(list(triggers)):
             # A timer is "waiting" exactly while it has a next elapse (one with nothing left
-            # to elapse stops, RemainAfterElapse=no); a path unit "waiting" while it
-            # watches, "running" while it has just started the service.
+            # to elapse stops, RemainAfterElapse=no), "running" while the service it started
+            # runs; a path unit "waiting" while it watches, "running" while it has just
+            # started the service.
             loaded = status.load_state == "loaded" and status.active_state == "active"
-            if loaded and (
-                status.sub_state == "waiting"
-                or (status.name.endswith(".path") and status.sub_state == "running")
-            ):
+            if loaded and status.sub_state in ("waiting", "running"):
                 continue
-            if self._passed(status):
+            if not (self.unit_dir / status.name).exists():
+                # Taken down since it was written a moment ago: a one-shot that fired at
+                # once and whose run is already over (it removes its units), or a cancel.
+                continue
+            fired = self._fired(status)
+            if fired is False:
                 # Its one time passed while it was being registered: systemd never fires a
                 # calendar time that passed before the timer started. The run is due now.
-                due.append(unit_names(self.host.app_id, triggers[status.name]).service)
+                names = unit_names(self.host.app_id, triggers[status.name])
+                retry = status.name == names.retry_timer
+                due.append(names.retry_service if retry else names.service)
                 continue
+            if fired:
+                continue  # its one time came, and went, before this look (a loaded machine)
             words = f"{status.load_state}, {status.active_state} ({status.sub_state})"
             if loaded:
                 reason = f"{words}: it has no next elapse"
@@ -380,18 +387,19 @@ class SystemdBackend(Backend):
         if due:
             manager.start_units(due)
 
-    def _passed(self, status: Any) -> bool:
-        """Whether ``status`` is a one-time timer that stopped without firing because its
-        time had passed when it started (a timer that fired has a last trigger)."""
+    def _fired(self, status: Any) -> bool | None:
+        """For a stopped one-time timer whose time has come: whether it fired (it has a
+        last trigger from that time) or stopped without firing because its time had passed
+        when it started (False); None for any other unit."""
         if status.load_state != "loaded" or not status.name.endswith(".timer"):
-            return False
+            return None
         at = _calendar_instant(self.unit_dir / status.name)
         if at is None or at > datetime.now(UTC):  # systemd's clock, not a virtual one
-            return False
+            return None
         elapses: dict[str, tuple[datetime | None, datetime | None]]
         elapses = self.manager.timer_elapses([status.name], monotonic=False)
         _next, fired = elapses[status.name]
-        return fired is None or fired < at - _EARLY
+        return fired is not None and fired >= at - _EARLY
 
     def _links(self, unit: str) -> Path:
         # What the unit's [Install] WantedBy= asks for (units.py writes exactly these).
@@ -546,6 +554,8 @@ class SystemdBackend(Backend):
         self._confirm({timer: request.task_id}, take_down=False)
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
+        from lamplighter_systemd.manager import SystemdError
+
         unit = render_retry_timer(self.host.app_id, task_id, at)
         stored = self.host.store.load(task_id)
         if stored is None:
@@ -558,6 +568,15 @@ class SystemdBackend(Backend):
         self._enable([unit.name])
         manager.reload()
         manager.restart_units([unit.name])  # a newer retry replaces the earlier one
+        # The run's process ends right after this: once it has, the manager may well finish
+        # the service's job before it gets to the queued start of the retry timer, and
+        # whoever looks then would find no retry pending. Return once it has a next elapse
+        # (or raise SchedulingError with systemd's reason; the runner reports it).
+        try:
+            manager.wait_for_jobs([unit.name])
+        except SystemdError as exc:
+            raise self._refused(task_id, unit.name, str(exc), take_down=False) from exc
+        self._confirm({unit.name: task_id}, take_down=False)
 
     # ------------------------------------------------------------------ queries
 

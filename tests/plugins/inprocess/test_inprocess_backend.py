@@ -535,6 +535,43 @@ def test_sync_runs_share_long_lived_workers_under_the_concurrency_cap(
     wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slots to be freed")
 
 
+def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thread() -> None:
+    from lamplighter_inprocess.backend import _ThreadRun, _Workers
+
+    loop = asyncio.new_event_loop()
+    workers = _Workers(6, loop, lambda runs: None, patience=0.002)
+    ran: list[str] = []
+    first_done = threading.Event()
+    checked = asyncio.Event()
+    check = workers._check
+
+    def counted(taken: int) -> None:
+        check(taken)
+        checked.set()
+
+    workers._check = counted  # type: ignore[method-assign]
+
+    def work(run: _ThreadRun, name: str) -> None:
+        ran.append(threading.current_thread().name)
+        if name == "first":
+            first_done.set()
+
+    try:
+        # The worker finishes its run but is held before it waits for the next one, as a
+        # loaded machine holds a thread that has lost the processor.
+        with workers._finished_lock:
+            workers.submit(_ThreadRun("first", work, ("first",)))
+            assert first_done.wait(BOUND)
+            workers.submit(_ThreadRun("second", work, ("second",)))
+            loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
+            assert len(workers._threads) == 1  # it was not taken for a blocked one
+        wait_until(lambda: len(ran) == 2, "the second run")
+        assert ran == ["lamplighter-worker-0"] * 2
+    finally:
+        workers.close(BOUND)
+        loop.close()
+
+
 class Raises:
     def run(self, ctx: TaskContext) -> TaskResult:
         raise OSError("disk on fire")

@@ -160,21 +160,33 @@ async def test_a_waiting_checker_is_woken_by_its_event() -> None:
 
 
 @in_loop
-async def test_a_checker_that_cannot_wait_is_checked_after_growing_pauses() -> None:
+async def test_a_checker_that_cannot_wait_is_checked_after_growing_pauses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Virtual time: the loop's clock moves only by the pauses the evaluator takes, so what
+    # is checked does not depend on how promptly a loaded machine wakes the loop.
+    loop = asyncio.get_running_loop()
+    now = [0.0]
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        pauses.append(delay)
+        now[0] += delay
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(loop, "time", lambda: now[0])
+    monkeypatch.setattr(asyncio, "sleep", sleep)
     switch = Switch("charging")
     evaluator = _evaluator(charging=switch)
-    started = time.monotonic()
     (verdict,) = await evaluator.wait_until_satisfied(
         Constraints(charging=True), 1.6, poll_initial=0.1, poll_max=0.4
     )
-    elapsed = time.monotonic() - started
     assert not verdict.satisfied and verdict.reason == "switched off"
-    assert 1.6 <= elapsed < 1.6 + 5
-    gaps = [b - a for a, b in zip(switch.checks, switch.checks[1:], strict=False)]
     # Pauses of 0.1, 0.2, 0.4, then 0.4 (the cap) until the bound: no tight loop.
-    assert 5 <= len(switch.checks) <= 8, gaps
-    assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps
-    assert max(gaps) < 0.4 + 2, gaps
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.4, 0.4, 0.1])
+    assert now[0] == pytest.approx(1.6)
+    assert len(switch.checks) == len(pauses) + 1  # once at first, then after each pause
 
 
 @in_loop
@@ -356,8 +368,9 @@ async def test_a_metered_network_that_stays_metered_is_unsatisfied_at_the_bound(
     assert (verdict.satisfied, verdict.known) == (False, True)
     assert verdict.reason.endswith("; metered (NetworkManager: Metered=yes); UNMETERED required")
     assert 1.5 <= elapsed < 1.5 + 5
-    # Checks at 0, 0.2, 0.6, 1.0, 1.4 and the bound: a handful, not a loop.
-    assert 3 <= fake_nm.metered_reads() <= 8
+    # Checks at 0, 0.2, 0.6, 1.0, 1.4 and the bound: a handful, not a loop. (Fewer when a
+    # loaded machine wakes the loop late; never more.)
+    assert 1 <= fake_nm.metered_reads() <= 8
 
 
 @pytest.mark.usefixtures("connected_host")

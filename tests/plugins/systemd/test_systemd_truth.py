@@ -391,3 +391,52 @@ def test_a_one_shot_whose_time_passes_while_it_is_registered_runs_at_once(
     assert w.app.schedule(TaskRequest.exact("when", at))
     w.manager.wait_for(lambda: w.marked("when-due"), 30, what="the run that was due")
     assert (w.marks / "when-due").read_text() == at.isoformat()
+
+
+@pytest.mark.parametrize("task", ["slow", "when"])
+def test_a_one_shot_that_fires_before_schedule_confirms_it_is_not_refused(
+    world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, task: str
+) -> None:
+    w = world()
+    backend = w.app.backend
+    confirm = backend._confirm
+    timer = w.manager.unit_dir / _names(task).timer
+
+    def late(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # A loaded machine: the timer fires before the scheduling process gets to confirm
+        # it — its run is still going ("slow"), or already over and its units taken down.
+        if task == "slow":
+            w.manager.wait_for(lambda: w.marked("slow-started"), 30, what="the run to start")
+        else:
+            w.manager.wait_for(lambda: not timer.exists(), 30, what="the run to be over")
+        return confirm(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "_confirm", late)
+    at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    assert w.app.schedule(TaskRequest.exact(task, at))
+    (w.marks / "release").write_text("")
+    [record] = w.manager.wait_for(lambda: w.app.history(task), 30, what="the run's record")
+    assert record.scheduled_for == at
+    w.manager.wait_for(lambda: not w.units(), 30, what="the finished one-shot's units to go")
+
+
+def test_a_retry_whose_time_passed_while_it_was_arranged_runs_at_once(
+    world: Callable[..., World],
+) -> None:
+    from lamplighter import FixedDelay
+
+    w = world()
+    retry = FixedDelay(timedelta(seconds=2), 3)
+    assert w.app.schedule(TaskRequest.one_time("once", timedelta(hours=1), retry=retry))
+    # What the runner does after attempt 1 asked for a retry two seconds on; on a loaded
+    # machine those seconds are over by the time the retry timer starts.
+    at = datetime.now(UTC) - timedelta(seconds=1)
+
+    def retry_due(raw):  # type: ignore[no-untyped-def]
+        return {**raw, "state": {**raw["state"], "attempt": 2, "retry_at": at.isoformat()}}
+
+    w.app.store.update(TaskId("once"), retry_due)
+    w.app.backend.arrange_retry(TaskId("once"), at)
+    w.manager.wait_for(lambda: w.marked("once-2"), 30, what="the retry's run")
+    [record] = w.manager.wait_for(lambda: w.app.history("once"), 30, what="the run's record")
+    assert record.attempt == 2
