@@ -15,7 +15,7 @@ import enum
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -189,6 +189,39 @@ class _Resume:
                 return stop.value
             return (yield from _Resume(coro, yielded).__await__())
         return (yield from coro.__await__())
+
+
+class _Rest(Coroutine[Any, Any, None]):
+    """The coroutine a suspended eager run's task drives (``coro``, which awaits a
+    :class:`_Resume`). A task cancelled before the loop gave it its first step throws the
+    cancellation in at once: ``coro`` is first brought to where the run is suspended, so
+    the run itself gets the cancellation there, as any task's would, and gives its lock
+    back."""
+
+    __slots__ = ("coro", "started")
+
+    def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.coro = coro
+        self.started = False
+
+    def send(self, value: Any) -> Any:
+        self.started = True
+        return self.coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        coro = self.coro
+        if not self.started:
+            self.started = True
+            coro.send(None)  # to the run's suspension: what it yields is awaited no more
+        if val is None and tb is None:
+            return coro.throw(typ)
+        return coro.throw(typ, val, tb)  # pragma: no cover - the deprecated form
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self) -> Any:
+        return self.coro.__await__()
 
 
 def _describe(exc: BaseException) -> str:
@@ -412,7 +445,7 @@ class Runner:
             raise
         if quiet:
             self._emit_at(WorkStarted, task_id, started, (attempt, due))
-        return self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt)
+        return _Rest(self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt))
 
     def _eager_thread(
         self,

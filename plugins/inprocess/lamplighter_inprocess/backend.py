@@ -50,11 +50,13 @@ _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle
 
 class _Job:
     """The live schedule of one task. ``generation`` invalidates heap entries of an earlier
-    schedule of the same id without searching the heap."""
+    schedule of the same id without searching the heap. ``request`` is None for a one-shot
+    task without a network constraint (all the backend needs of it is its due time)."""
 
-    __slots__ = ("generation", "next_due", "request", "retry_due", "watch_state")
+    __slots__ = ("generation", "key", "next_due", "request", "retry_due", "watch_state")
 
-    def __init__(self, request: TaskRequest, generation: int) -> None:
+    def __init__(self, key: str, request: TaskRequest | None, generation: int) -> None:
+        self.key = key
         self.request = request
         self.generation = generation
         self.next_due: float | None = None
@@ -63,7 +65,15 @@ class _Job:
 
     @property
     def task_id(self) -> TaskId:
-        return self.request.task_id
+        return TaskId(self.key) if self.request is None else self.request.task_id
+
+
+# The schedule of a one-shot task without a network constraint, as long as it has no
+# pending retry: its heap entry itself, (due, generation, task id, False), or once it
+# fired (None, generation, task id, False). A tuple of numbers and strings is untracked
+# by the garbage collector once a collection has seen it, so scheduled tasks do not weigh
+# on collections, and the entry is shared with the heap.
+_Compact = tuple[float | None, int, str, bool]
 
 
 class _ThreadRun:
@@ -288,7 +298,7 @@ class InProcessBackend(Backend):
         # Internal tables are keyed by the id's string: its hash is computed in C and
         # cached, and a heap entry of plain values is not tracked by the garbage collector.
         self._heap: list[tuple[float, int, str, bool]] = []
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, _Job | _Compact] = {}
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
         self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
@@ -392,10 +402,14 @@ class InProcessBackend(Backend):
                 )
                 key = request.task_id.value
                 with self._lock:
-                    job = _Job(request, next(self._generation))
-                    job.next_due = due
-                    self._jobs[key] = job
-                    heapq.heappush(self._heap, (due, job.generation, key, False))
+                    entry = (due, next(self._generation), key, False)
+                    if request.constraints.network is NetworkType.NOT_REQUIRED:
+                        self._jobs[key] = entry
+                    else:
+                        job = _Job(key, request, entry[1])
+                        job.next_due = due
+                        self._jobs[key] = job
+                    heapq.heappush(self._heap, entry)
                 if self._timer_due is None or due < self._timer_due:
                     self._call(self._rearm)
                 return
@@ -405,7 +419,7 @@ class InProcessBackend(Backend):
         with self._lock:
             for request in requests:
                 tid = request.task_id
-                job = _Job(request, next(self._generation))
+                job = _Job(tid.value, request, next(self._generation))
                 self._jobs[tid.value] = job
                 trigger = request.trigger
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
@@ -431,14 +445,31 @@ class InProcessBackend(Backend):
             self._call(self._rearm)
         for tid in login:
             # The in-process "login" is the application's start: run once now.
-            self._call(self._dispatch, tid.value, self._jobs[tid.value].generation, now, False)
+            self._call(self._dispatch, tid.value, self._generation_of(tid.value), now, False)
 
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
         # Entry: (due, generation, task id, retry). Generations are unique and grow, so
         # equal due times fire in the order they were scheduled and the comparison never
         # reaches the task id. An immediate extra run carries the negative generation.
         generation = job.generation if regular or retry else -job.generation
-        heapq.heappush(self._heap, (due, generation, job.task_id.value, retry))
+        heapq.heappush(self._heap, (due, generation, job.key, retry))
+
+    def _job(self, key: str) -> _Job | None:
+        """The schedule of ``key`` as a :class:`_Job`, made from its compact form if it has
+        one (called holding the lock, or on the loop for a read)."""
+        job = self._jobs.get(key)
+        if type(job) is tuple:
+            full = _Job(key, None, job[1])
+            full.next_due = job[0]
+            self._jobs[key] = full
+            return full
+        return job  # type: ignore[return-value]
+
+    def _generation_of(self, key: str) -> int | None:
+        job = self._jobs.get(key)
+        if job is None:
+            return None
+        return job[1] if type(job) is tuple else job.generation  # type: ignore[union-attr]
 
     @staticmethod
     def _first_due(request: TaskRequest, now: float) -> float | None:
@@ -470,7 +501,7 @@ class InProcessBackend(Backend):
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
         with self._lock:
-            job = self._jobs.get(task_id.value)
+            job = self._job(task_id.value)
             if job is None:
                 return
             job.retry_due = due
@@ -481,6 +512,9 @@ class InProcessBackend(Backend):
         job = self._jobs.get(task_id.value)
         if job is None:
             return None
+        if type(job) is tuple:
+            return None if job[0] is None else _dt(job[0])
+        assert isinstance(job, _Job)
         dues = [d for d in (job.next_due, job.retry_due) if d is not None]
         return _dt(min(dues)) if dues else None
 
@@ -509,7 +543,10 @@ class InProcessBackend(Backend):
             "watching": sum(
                 1
                 for job in list(self._jobs.values())
-                if job.request.trigger.kind in _WATCHED and job.watch_state is not None
+                if type(job) is _Job
+                and job.request is not None
+                and job.request.trigger.kind in _WATCHED
+                and job.watch_state is not None
             ),
             "max_concurrency": self.max_concurrency,
         }
@@ -543,27 +580,38 @@ class InProcessBackend(Backend):
             with lock:
                 if not heap or heap[0][0] > now:
                     break
-                due, generation, key, retry = heapq.heappop(heap)
+                entry = heapq.heappop(heap)
+                due, generation, key, retry = entry
                 job = jobs.get(key)
-                if job is None or abs(generation) != job.generation:
-                    continue  # cancelled or replaced since it was queued
-                if retry:
-                    if job.retry_due != due:
-                        continue  # superseded by a newer retry, or fired early
-                    job.retry_due = None
-                elif generation > 0:
-                    if job.next_due != due:
-                        continue  # fired early through fire_now()
-                    following = self._following(job.request, due, now)
-                    job.next_due = following
-                    if following is not None:
-                        self._push(following, job, retry=False)
-                generation = job.generation
+                if job is None:
+                    continue  # cancelled since it was queued
+                if type(job) is tuple:  # a one-shot (a pending retry makes it a _Job)
+                    if job is not entry:
+                        continue  # replaced since it was queued
+                    jobs[key] = (None, generation, key, False)
+                else:
+                    assert isinstance(job, _Job)
+                    if abs(generation) != job.generation:
+                        continue  # replaced since it was queued
+                    if retry:
+                        if job.retry_due != due:
+                            continue  # superseded by a newer retry, or fired early
+                        job.retry_due = None
+                    elif generation > 0:
+                        if job.next_due != due:
+                            continue  # fired early through fire_now()
+                        following = self._following(job.request, due, now)
+                        job.next_due = following
+                        if following is not None:
+                            self._push(following, job, retry=False)
+                    generation = job.generation
             self._dispatch(key, generation, due, retry)
         self._rearm()
 
     @staticmethod
-    def _following(request: TaskRequest, due: float, now: float) -> float | None:
+    def _following(request: TaskRequest | None, due: float, now: float) -> float | None:
+        if request is None:
+            return None  # a one-shot
         trigger = request.trigger
         if isinstance(trigger, Periodic):
             interval = trigger.interval.total_seconds()
@@ -590,7 +638,7 @@ class InProcessBackend(Backend):
 
     async def _fire_now(self, task_id: TaskId) -> None:
         with self._lock:
-            job = self._jobs.get(task_id.value)
+            job = self._job(task_id.value)
             if job is None:
                 raise LookupError(f"task {task_id.value!r} is not scheduled on this backend")
             now = time.time()
@@ -664,7 +712,7 @@ class InProcessBackend(Backend):
                 return
         if work is None or work is False:  # the general path
             job = self._jobs.get(key)
-            work = self._run(TaskId(key) if job is None else job.task_id, due, retry)
+            work = self._run(TaskId(key) if type(job) is not _Job else job.task_id, due, retry)
         task = self.loop.create_task(work, name=f"lamplighter:{key}")
         running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, key))
@@ -705,8 +753,7 @@ class InProcessBackend(Backend):
                 break
             entry = self._waiting.popleft()
             key = entry[0]
-            job = self._jobs.get(key)
-            if job is None or job.generation != entry[1]:
+            if self._generation_of(key) != entry[1]:
                 continue
             if key in self._running:
                 self._waiting.append(entry)
@@ -715,8 +762,12 @@ class InProcessBackend(Backend):
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)
-        gated = job is not None and job.request.constraints.network is not NetworkType.NOT_REQUIRED
-        if gated and job is not None and not await self._network_gate(job):
+        gated = (
+            type(job) is _Job
+            and job.request is not None
+            and job.request.constraints.network is not NetworkType.NOT_REQUIRED
+        )
+        if gated and isinstance(job, _Job) and not await self._network_gate(job):
             return
         try:
             await self.host.runner.fire(tid, scheduled_for=_dt(due), retry=retry)
@@ -729,6 +780,7 @@ class InProcessBackend(Backend):
         """Wait up to ``network_wait`` seconds for the network constraint. Returns True to
         go on (the runner then checks every constraint), False when it gave up and
         recorded the attempt as not started (``ConstraintsNotMet``)."""
+        assert job.request is not None
         constraints = job.request.constraints
         verdicts = await self.host.evaluator.wait_until_satisfied(
             constraints, self.network_wait, only=("network",), poll_initial=0.05, poll_max=1.0
@@ -757,11 +809,19 @@ class InProcessBackend(Backend):
         previous_device: Any = None
         while not self._closing:
             with self._lock:
-                jobs = [j for j in self._jobs.values() if j.request.trigger.kind in _WATCHED]
+                jobs = [
+                    j
+                    for j in self._jobs.values()
+                    if type(j) is _Job
+                    and j.request is not None
+                    and j.request.trigger.kind in _WATCHED
+                ]
             if not jobs:
                 self._watcher = None
                 return
-            device_needed = any(j.request.trigger.kind != "path_changed" for j in jobs)
+            device_needed = any(
+                j.request is not None and j.request.trigger.kind != "path_changed" for j in jobs
+            )
             device = (
                 await asyncio.to_thread(read_device_state, self.host.data_dir)
                 if device_needed
@@ -776,6 +836,7 @@ class InProcessBackend(Backend):
 
     @staticmethod
     def _event_happened(job: _Job, device: Any, previous: Any) -> bool:
+        assert job.request is not None
         trigger = job.request.trigger
         if isinstance(trigger, PathChanged):
             try:

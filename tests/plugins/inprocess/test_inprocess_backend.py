@@ -645,3 +645,83 @@ def test_sync_runs_that_block_get_more_workers(make_app: Callable[..., Lamplight
     finally:
         task.release.set()
     wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+
+
+def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    import gc
+
+    outcomes = iter([Retry("not yet"), Success()])
+
+    class Flaky:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            return next(outcomes)
+
+    app = make_app()
+    app.register("once", Flaky)
+    app.start()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    app.schedule(TaskRequest.exact("once", later))
+    backend: object = app.backend
+    gc.collect()
+    # Nothing the backend keeps for it is tracked by the garbage collector.
+    assert not gc.is_tracked(backend._jobs["once"])  # type: ignore[attr-defined]
+    info = app.task_info("once")
+    assert info is not None and info.next_run == later
+    # Rescheduled sooner: the earlier due time is forgotten, the new one fires once.
+    policy = LinearBackoff(delay=timedelta(milliseconds=30), max_attempts=3)
+    app.schedule(
+        TaskRequest.exact(
+            "once",
+            datetime.now(UTC) + timedelta(milliseconds=20),
+            retry=policy,
+            existing="replace",
+        )
+    )
+    wait_until(lambda: len(app.history("once")) == 2, "the run and its retry")
+    first, second = app.history("once")
+    assert (first.result, first.attempt) == (Retry("not yet"), 1)
+    assert (second.result, second.attempt) == (Success(), 2)
+    assert app.backend.next_run(TaskId("once")) is None
+
+
+def test_a_run_cancelled_before_its_task_first_steps_is_interrupted(
+    tmp_path: Path, conditions: FakeConditions
+) -> None:
+    # The run starts eagerly and suspends; its task is cancelled before the loop gave it
+    # its first step. The run must still see the cancellation and give its lock back.
+    interrupted: list[bool] = []
+
+    class Forever:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                interrupted.append(True)
+                raise
+            return Success()
+
+    async def main() -> None:
+        app = Lamplighter(
+            app_id="com.example.asyncapp",
+            backend="inprocess",
+            plugins=[plugin, FakeConditionsPlugin(conditions)],
+            disable_plugins=["device"],
+            data_dir=tmp_path,
+        )
+        app.register("long", Forever)
+        app.start()
+        app.schedule(TaskRequest.on_login("long"))  # started right here, on this loop
+        assert app.backend.is_running(TaskId("long"))
+        assert app.cancel("long")  # on the loop too: before the task's first step
+        async with asyncio.timeout(BOUND):
+            while app.backend.is_running(TaskId("long")):
+                await asyncio.sleep(0.005)
+        assert interrupted == [True]
+        # Its lock was given back: the task runs again once scheduled again.
+        app.schedule(TaskRequest.on_login("long", existing="replace"))
+        assert app.backend.is_running(TaskId("long"))
+        app.shutdown()
+
+    asyncio.run(main())
