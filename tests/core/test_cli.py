@@ -20,7 +20,7 @@ from lamplighter._request_codec import encode_request
 from lamplighter.app_record import AppRecord, read_app_record, write_app_record
 from lamplighter.cli import build_parser, main
 from lamplighter.cli._output import Output, format_span, relative
-from lamplighter.events import Scheduled, WorkCompleted
+from lamplighter.events import Cancelled, Scheduled, WorkCompleted
 from lamplighter.ids import TaskId
 from lamplighter.invocation import LaunchCommand
 from lamplighter.journal import EventJournal
@@ -297,6 +297,32 @@ def test_events_prints_the_journal_newest_last(
     _status, text = run_cli(capsys, "events", "--limit", "1")
     [line] = text.splitlines()
     assert "work_completed" in line and "result=success" in line and "(now)" in line
+
+
+def test_events_orders_lines_that_processes_flushed_late_by_their_time(
+    base: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each process writes its journal lines in batches, so a line can land in the file
+    # after a later event that another process wrote at once.
+    store = make_app(base)
+    journal = EventJournal(store.root)
+    early = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    journal.append(
+        Cancelled(task_id=TaskId("sync"), at=early + timedelta(seconds=2), source="cancel")
+    )
+    journal.append(Scheduled(task_id=TaskId("sync"), at=early))
+    journal.append(Scheduled(task_id=TaskId("other"), at=early + timedelta(seconds=1)))
+    journal.flush()
+    capsys.readouterr()
+    assert main(["events", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["kind"], e["task_id"]) for e in lines] == [
+        ("scheduled", "sync"),
+        ("scheduled", "other"),
+        ("cancelled", "sync"),
+    ]
+    status, text = run_cli(capsys, "events", "--task", "sync", "--limit", "1")
+    assert status == 0 and "cancelled" in text
 
 
 def test_render_shows_the_named_backends_files_without_installing(

@@ -466,7 +466,21 @@ def _journal_lines(root: os.PathLike[str] | str) -> list[dict[str, Any]]:
                 continue  # a line cut short by a killed writer
             if isinstance(event, dict) and "kind" in event:
                 events.append(event)
+    # Every process writes its lines in batches, so the file's order is the order of the
+    # flushes; the events' own times give the order they happened in (the sort is stable).
+    events.sort(key=_event_time)
     return events
+
+
+def _event_time(event: dict[str, Any]) -> float:
+    at = event.get("at")
+    try:
+        stamp = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.utcoffset() is None:
+        return float("-inf")  # no usable time: keep it ahead of the timed lines
+    return stamp.timestamp()
 
 
 def _event_text(out: Output, event: dict[str, Any]) -> str:
