@@ -26,22 +26,29 @@ from .conftest import PrivateUserManager
 APP_ID = "com.example.sd"
 
 APP = """
-import pathlib, sys
+import os, pathlib, sys
 from lamplighter import Lamplighter, Retry, Success, is_scheduler_invocation
 
 MARKS = pathlib.Path({marks!r})
 
 
+def mark(name, text):
+    # Whole or not at all: the test reads a mark as soon as it exists.
+    part = MARKS / (name + ".part")
+    part.write_text(text)
+    os.replace(part, MARKS / name)
+
+
 class Once:
     def run(self, ctx):
-        (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text(repr(ctx.input()))
+        mark(f"{{ctx.task_id.value}}-{{ctx.attempt}}", repr(ctx.input()))
         return Success()
 
 
 class Slow:
     def run(self, ctx):
         import time
-        (MARKS / "slow-started").write_text("yes")
+        mark("slow-started", "yes")
         deadline = time.monotonic() + 60
         while not (MARKS / "release").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -50,20 +57,20 @@ class Slow:
 
 class Boom:
     def run(self, ctx):
-        (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("boom")
+        mark(f"{{ctx.task_id.value}}-{{ctx.attempt}}", "boom")
         raise RuntimeError("boom")
 
 
 class When:
     def run(self, ctx):
         due = ctx.scheduled_for
-        (MARKS / f"{{ctx.task_id.value}}-due").write_text("" if due is None else due.isoformat())
+        mark(f"{{ctx.task_id.value}}-due", "" if due is None else due.isoformat())
         return Success()
 
 
 class Flaky:
     def run(self, ctx):
-        (MARKS / f"{{ctx.task_id.value}}-{{ctx.attempt}}").write_text("ran")
+        mark(f"{{ctx.task_id.value}}-{{ctx.attempt}}", "ran")
         return Retry("not yet") if ctx.attempt == 1 else Success()
 
 
