@@ -10,7 +10,6 @@ of launchd's matching in :mod:`cronemu`), so a one-shot or retry agent finds its
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -18,13 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
+from contract.child_app import APP_ID, INVOKE, SCRIPTED, ChildAppHarness
 from contract.test_backend_contract import *  # noqa: F403 - the suite, collected here again
 
 from lamplighter import Lamplighter
-from lamplighter.events import MonitorEvent, Subscription
-from lamplighter.model import TaskContext, result_to_dict
 from lamplighter.runner import ExecutionRecord
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 from lamplighter_launchd.agents import agent_labels
@@ -32,10 +29,10 @@ from lamplighter_launchd.agents import agent_labels
 from .cronemu import next_fire
 from .fake_launchd import AnyPlatformPlugin, FakeLaunchd
 
-APP_ID = "com.example.contract"
 TESTS = Path(__file__).resolve().parents[2]
 
-CHILD = """
+CHILD = (
+    """
 import json, pathlib, sys
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, {tests!r})
@@ -43,24 +40,10 @@ from plugins.launchd.fake_launchd import AnyPlatformPlugin, FakeLaunchd
 from lamplighter import Lamplighter, is_scheduler_invocation
 from lamplighter.model import Success, result_from_dict
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
-
-HERE = pathlib.Path({here!r})
-SCRIPTS = json.loads((HERE / "scripts.json").read_text())
-CONDITIONS = FakeConditions(**json.loads((HERE / "conditions.json").read_text()))
+"""
+    + SCRIPTED
+    + """
 SHIFT = timedelta(seconds=float((HERE / "clock").read_text()))
-
-
-class Scripted:
-    def __init__(self, name):
-        self.name = name
-
-    def run(self, ctx):
-        log = HERE / (self.name + ".jsonl")
-        runs = log.read_text().count("\\n") if log.exists() else 0
-        with open(log, "a") as handle:
-            handle.write(json.dumps({{"attempt": ctx.attempt, "input": ctx.input()}}) + "\\n")
-        script = SCRIPTS.get(self.name, [])
-        return result_from_dict(script[runs]) if runs < len(script) else Success()
 
 
 class AtLaunchdsTime(Lamplighter):
@@ -80,12 +63,9 @@ app = AtLaunchdsTime(
         "zone": "UTC",
     }},
 )
-for name in SCRIPTS:
-    app.register(name, lambda name=name: Scripted(name))
-if is_scheduler_invocation(sys.argv):
-    sys.exit(app.handle_invocation(sys.argv))
-sys.exit(2)
 """
+    + INVOKE
+)
 
 
 def next_start(job: Mapping[str, Any], now: datetime) -> datetime:
@@ -106,7 +86,7 @@ def next_start(job: Mapping[str, Any], now: datetime) -> datetime:
     return max(now, earliest.astimezone(UTC))
 
 
-class LaunchdHarness:
+class LaunchdHarness(ChildAppHarness):
     name = "launchd"
 
     def __init__(self, where: Path) -> None:
@@ -142,24 +122,6 @@ class LaunchdHarness:
             },
         )
 
-    def start(self, tasks: Mapping[str, Any]) -> None:
-        scripts = {name: [result_to_dict(r) for r in task.results] for name, task in tasks.items()}
-        (self.here / "scripts.json").write_text(json.dumps(scripts))
-        for name, task in tasks.items():
-            task.source = lambda name=name: self._contexts(name)
-            self.app.register(name, lambda: None)
-        self.app.start()
-
-    def _contexts(self, name: str) -> list[TaskContext]:
-        log = self.here / f"{name}.jsonl"
-        if not log.exists():
-            return []
-        rows = [json.loads(line) for line in log.read_text().splitlines()]
-        return [
-            TaskContext(task_id=name, attempt=row["attempt"], stored_input=row["input"])
-            for row in rows
-        ]
-
     def fire(self, task_id: str) -> ExecutionRecord | None:
         loaded = self.launchd.loaded
         now = datetime.now(UTC)
@@ -171,21 +133,11 @@ class LaunchdHarness:
         assert jobs, f"no agent of {task_id} is loaded"
         at, label = min(jobs)
         (self.here / "clock").write_text(str((at - now).total_seconds()))
-        (self.here / "conditions.json").write_text(json.dumps(attrs.asdict(self.conditions)))
+        self._write_conditions()
         before = len(self.app.history(task_id))
         self.launchd.start(label, fired_at=at.isoformat())
         history = self.app.history(task_id)
         return history[-1] if len(history) > before else None
-
-    def collect(
-        self, events: Subscription, *, until: type[MonitorEvent], bound: float = 15.0
-    ) -> list[MonitorEvent]:
-        from contract.conftest import collect_events
-
-        return collect_events(events, until=until, bound=bound)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
     def close(self) -> None:
         try:

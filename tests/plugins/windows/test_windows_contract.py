@@ -12,34 +12,30 @@ give, records each context in a file the harness reads back, sees the harness's
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
+from contract.child_app import APP_ID, INVOKE, SCRIPTED, ChildAppHarness
 from contract.test_backend_contract import *  # noqa: F403 - the suite, collected here again
 
 from lamplighter import Lamplighter
-from lamplighter.events import MonitorEvent, Subscription
 from lamplighter.invocation import RETRY_FLAG, RUN_FLAG
-from lamplighter.model import TaskContext, result_to_dict
 from lamplighter.runner import ExecutionRecord
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
 from .conftest import FakeWindowsPlugin
 from .taskscheduler_fake import FakeTaskService
 
-APP_ID = "com.example.contract"
 FOLDER = f"\\Lamplighter\\{APP_ID}"
 TESTS = Path(__file__).resolve().parents[2]
 
-CHILD = """
+CHILD = (
+    """
 import json, pathlib, sys
 sys.path.insert(0, {tests!r})
 from lamplighter import Lamplighter, is_scheduler_invocation
@@ -47,23 +43,10 @@ from lamplighter.model import Success, result_from_dict
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 from plugins.windows.conftest import FakeWindowsPlugin
 from plugins.windows.taskscheduler_fake import FakeTaskService
+"""
+    + SCRIPTED
+    + """
 
-HERE = pathlib.Path({here!r})
-SCRIPTS = json.loads((HERE / "scripts.json").read_text())
-CONDITIONS = FakeConditions(**json.loads((HERE / "conditions.json").read_text()))
-
-
-class Scripted:
-    def __init__(self, name):
-        self.name = name
-
-    def run(self, ctx):
-        log = HERE / (self.name + ".jsonl")
-        runs = log.read_text().count("\\n") if log.exists() else 0
-        with open(log, "a") as handle:
-            handle.write(json.dumps({{"attempt": ctx.attempt, "input": ctx.input()}}) + "\\n")
-        script = SCRIPTS.get(self.name, [])
-        return result_from_dict(script[runs]) if runs < len(script) else Success()
 
 
 app = Lamplighter(
@@ -78,15 +61,12 @@ app = Lamplighter(
         "user_id": "PC\\\\user",
     }},
 )
-for name in SCRIPTS:
-    app.register(name, lambda name=name: Scripted(name))
-if is_scheduler_invocation(sys.argv):
-    sys.exit(app.handle_invocation(sys.argv))
-sys.exit(2)
 """
+    + INVOKE
+)
 
 
-class WindowsHarness:
+class WindowsHarness(ChildAppHarness):
     name = "windows"
 
     def __init__(self, where: Path, schema: Any) -> None:
@@ -123,29 +103,11 @@ class WindowsHarness:
 
     def _launch(self, task_id: str, retry: bool) -> int:
         """What the wrapper runs on a real PC: the application, with the invocation."""
-        (self.here / "conditions.json").write_text(json.dumps(attrs.asdict(self.conditions)))
+        self._write_conditions()
         argv = [*self.launch, RUN_FLAG, task_id, *([RETRY_FLAG] if retry else [])]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode in (0, 1, 3, 75), done.stderr
         return done.returncode
-
-    def start(self, tasks: Mapping[str, Any]) -> None:
-        scripts = {name: [result_to_dict(r) for r in task.results] for name, task in tasks.items()}
-        (self.here / "scripts.json").write_text(json.dumps(scripts))
-        for name, task in tasks.items():
-            task.source = lambda name=name: self._contexts(name)
-            self.app.register(name, lambda: None)
-        self.app.start()
-
-    def _contexts(self, name: str) -> list[TaskContext]:
-        log = self.here / f"{name}.jsonl"
-        if not log.exists():
-            return []
-        rows = [json.loads(line) for line in log.read_text().splitlines()]
-        return [
-            TaskContext(task_id=name, attempt=row["attempt"], stored_input=row["input"])
-            for row in rows
-        ]
 
     def fire(self, task_id: str) -> ExecutionRecord | None:
         # The task's own trigger, as Task Scheduler fires it (its retry task carries the
@@ -154,22 +116,6 @@ class WindowsHarness:
         self.service.fire(FOLDER, task_id)
         history = self.app.history(task_id)
         return history[-1] if len(history) > before else None
-
-    def collect(
-        self, events: Subscription, *, until: type[MonitorEvent], bound: float = 15.0
-    ) -> list[MonitorEvent]:
-        from contract.conftest import collect_events
-
-        return collect_events(events, until=until, bound=bound)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def close(self) -> None:
-        try:
-            self.app.cancel_all()
-        finally:
-            self.app.shutdown()
 
 
 @pytest.fixture
