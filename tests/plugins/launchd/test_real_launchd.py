@@ -32,7 +32,7 @@ pytestmark = [
 ]
 
 APP = """
-import json, pathlib, sys
+import json, os, pathlib, sys
 import lamplighter_launchd.plugin
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
 
@@ -41,7 +41,10 @@ MARKER = pathlib.Path({marker!r})
 
 class Once:
     def run(self, ctx):
-        MARKER.write_text(json.dumps({{"task": ctx.task_id.value, "attempt": ctx.attempt}}))
+        # Whole or not at all: the test reads the marker as soon as it exists.
+        part = MARKER.with_name(MARKER.name + ".part")
+        part.write_text(json.dumps({{"task": ctx.task_id.value, "attempt": ctx.attempt}}))
+        os.replace(part, MARKER)
         return Success()
 
 
