@@ -442,7 +442,7 @@ class Lamplighter:
         made only when someone listens, else journalled from the plain values alone."""
         bus = self._bus
         journal = self._journal
-        if not (bus.listening or self._inline_monitors):
+        if not (bus.subscriptions or self._inline_monitors):
             bus.unheard()
             if journal is not None:
                 journal.append_fields(cls, task_id.value, at, values)
@@ -457,20 +457,19 @@ class Lamplighter:
 
     def _quiet(self) -> bool:
         """Whether an event published now would reach nobody but the journal."""
-        return not (self._bus.listening or self._inline_monitors)
+        return not (self._bus.subscriptions or self._inline_monitors)
 
     def _journal_run(
         self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float
     ) -> None:
         """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once."""
         journal = self._journal
-        if not self._quiet() or journal is None:
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors or journal is None:
             self._emit_at(WorkStarted, task_id, started, (attempt, due))
             self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
             return
-        bus = self._bus
-        bus.unheard()
-        bus.unheard()
+        bus.unheard(2)
         journal.append_run(task_id.value, started, attempt, due, runtime)
 
     def emit(self, event: MonitorEvent) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -611,6 +611,9 @@ class EventBus:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
+        #: The open subscriptions, to read only: a hot path asks ``if bus.subscriptions``
+        #: (the same list, changed in place) rather than :attr:`listening`.
+        self.subscriptions: Sequence[Subscription] = self._subscriptions
         self._published = 0
         self._dropped_by_closed = 0
         self._monitors = 0
@@ -645,10 +648,10 @@ class EventBus:
         attached monitor holds one). Lamplighter makes no event object for nobody."""
         return bool(self._subscriptions)
 
-    def unheard(self) -> None:
-        """Count an event that was not made because nobody was listening (see
+    def unheard(self, count: int = 1) -> None:
+        """Count ``count`` events that were not made because nobody was listening (see
         :attr:`listening`), so ``stats()["published"]`` still counts every event."""
-        self._published += 1  # a lost update under a race only miscounts a statistic
+        self._published += count  # a lost update under a race only miscounts a statistic
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every event published from now on.

@@ -328,7 +328,11 @@ class EventJournal:
     ) -> None:
         """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
         process (as :meth:`append_fields` would, one after the other) as one item."""
-        self._add((_RUN, task_id, started, _PID[0], (attempt, due, runtime)))
+        item = (_RUN, task_id, started, _PID[0], (attempt, due, runtime))
+        if self.flush_interval is not None:
+            self._queue(item)
+        else:
+            self._add(item)
 
     def _add(self, item: tuple[Any, ...]) -> None:
         """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now

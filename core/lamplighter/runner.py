@@ -367,13 +367,16 @@ class Runner:
         due: float,
         retry: bool,
         submit: Callable[[str, Callable[..., None], tuple[Any, ...]], None],
+        retire: Callable[[str], None] | None = None,
     ) -> Any:
         """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
         most firings of an in-memory store can take: the task's state is changed in place,
         events nobody listens to are not made, an async ``run`` is started right here and
         a sync one is handed over as ``submit(key, work, args)``: a worker thread then calls
         ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
-        cancelled meanwhile.
+        cancelled meanwhile. ``retire``, when given, is how the backend takes down the
+        one-shot schedule of ``key`` once its run is over (in any thread; instead of the
+        general ``Backend.remove``).
 
         Returns None when the firing is over, True when ``submit`` took it, a coroutine to
         run as a task when the async ``run`` suspended, or False when nothing was done and
@@ -393,7 +396,6 @@ class Runner:
         constraints = request.constraints
         if constraints is not NO_CONSTRAINTS and constraints.required():
             return False
-        task_id = entry.task_id
         by_key = self._factories_by_key
         if by_key is None:  # the registry is sealed once the application started
             by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
@@ -404,14 +406,15 @@ class Runner:
         attempt = entry.attempt
         try:
             task = factory()
-        except Exception as exc:
-            self._eager_done(entry, started, due, attempt, exc, 0.0, factory_error=True)
+        except Exception as exc:  # no WorkStarted: the run never started, as in fire()
+            self._eager_done(entry, started, due, attempt, exc, 0.0, False, retire, True)
             return None
         except BaseException:
             store.release(key)
             raise
         # Made from values of the right types: the constructor's checks are skipped.
         ctx = _new_context(TaskContext)
+        task_id = entry.task_id
         _set_task_id(ctx, task_id)
         _set_attempt(ctx, attempt)
         _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
@@ -427,25 +430,27 @@ class Runner:
         if not is_async:
             if quiet:
                 self._emit_at(WorkStarted, task_id, started, (attempt, due))
-            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
+            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt, retire))
             return True
+        outcome: Any
         try:
             coro: Any = task.run(ctx)
             yielded = coro.send(None)
         except StopIteration as stop:
-            runtime = time.time() - started
-            self._eager_done(entry, started, due, attempt, stop.value, runtime, whole=quiet)
-            return None
+            outcome = stop.value
         except Exception as exc:
-            runtime = time.time() - started
-            self._eager_done(entry, started, due, attempt, exc, runtime, whole=quiet)
-            return None
+            outcome = exc
         except BaseException:
             store.release(key)
             raise
-        if quiet:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
-        return _Rest(self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt))
+        else:
+            if quiet:
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            rest = _Resume(coro, yielded)
+            return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, quiet, retire, False)
+        return None
 
     def _eager_thread(
         self,
@@ -456,29 +461,35 @@ class Runner:
         started: float,
         due: float,
         attempt: int,
+        retire: Callable[[str], None] | None,
     ) -> None:
         """The part of a firing a worker thread does: ``run.cancelled`` true (before or
         after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
-        store = self._memory
-        assert store is not None
         outcome: Any
         try:
             if run.cancelled:
-                store.release(entry.task_id.value)
+                self._release(entry)
                 return
             outcome = task.run(ctx)
         except Exception as exc:
             outcome = exc
         except BaseException:
-            store.release(entry.task_id.value)
+            self._release(entry)
             raise
         if run.cancelled:
-            store.release(entry.task_id.value)
+            self._release(entry)
             return
-        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
 
     async def _eager_resume(
-        self, rest: _Resume, entry: MemoryEntry, started: float, due: float, attempt: int
+        self,
+        rest: _Resume,
+        entry: MemoryEntry,
+        started: float,
+        due: float,
+        attempt: int,
+        retire: Callable[[str], None] | None,
     ) -> None:
         outcome: Any
         try:
@@ -486,10 +497,14 @@ class Runner:
         except Exception as exc:
             outcome = exc
         except BaseException:  # cancelled: recorded as nothing, as fire() does
-            assert self._memory is not None
-            self._memory.release(entry.task_id.value)
+            self._release(entry)
             raise
-        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
+
+    def _release(self, entry: MemoryEntry) -> None:
+        assert self._memory is not None
+        self._memory.release(entry.task_id.value)
 
     def _eager_done(
         self,
@@ -499,9 +514,9 @@ class Runner:
         attempt: int,
         outcome: Any,
         runtime: float,
-        *,
-        factory_error: bool = False,
-        whole: bool = False,
+        whole: bool,
+        retire: Callable[[str], None] | None,
+        factory_error: bool,
     ) -> None:
         """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
@@ -526,9 +541,12 @@ class Runner:
                     entry.scheduled = False
             store.keep_history(key, (key, "success", None, attempt, started, due, runtime))
         store.release(key)
-        if one_shot and live and self._retire is not None:
+        if one_shot and live:
             try:
-                self._retire(task_id)
+                if retire is not None:
+                    retire(key)
+                elif self._retire is not None:
+                    self._retire(task_id)
             except Exception as exc:
                 self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
         if whole and self._journal_run is not None:

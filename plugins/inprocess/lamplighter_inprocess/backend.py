@@ -498,6 +498,20 @@ class InProcessBackend(Backend):
             for tid in task_ids:
                 self._jobs.pop(tid.value, None)
 
+    def _retire_fired(self, key: str) -> None:
+        """Take down the one-shot schedule of ``key`` after the run it fired is over (the
+        runner's eager path; any thread): unless it was scheduled again meanwhile."""
+        jobs = self._jobs
+        with self._lock:
+            job = jobs.get(key)
+            if job is None:
+                return
+            if type(job) is tuple:
+                if job[0] is None:  # fired, not replaced
+                    del jobs[key]
+            elif job.next_due is None and job.retry_due is None:  # type: ignore[union-attr]
+                del jobs[key]
+
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
         with self._lock:
@@ -662,7 +676,7 @@ class InProcessBackend(Backend):
             before = self._running.get(key)  # a run in progress, whose firing this skips
             self._running[key] = _STARTING
             try:
-                work = self._fire_eagerly(key, due, False, self._submit)
+                work = self._fire_eagerly(key, due, False, self._submit, self._retire_fired)
             except BaseException:
                 self._restore(key, before)
                 raise
@@ -699,7 +713,7 @@ class InProcessBackend(Backend):
             # with no asyncio task made for it. It counts as running from its first step.
             running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
             try:
-                work = fire_eagerly(key, due, retry, self._submit)
+                work = fire_eagerly(key, due, retry, self._submit, self._retire_fired)
             except BaseException:
                 del running[key]
                 raise
