@@ -395,7 +395,8 @@ class Lamplighter:
         if isinstance(store, MemoryTaskStore):
             entry = store.entry(task_id.value)
             return entry is not None and entry.scheduled
-        return task_id in self._scheduled_ids
+        ids = self._scheduled_ids
+        return bool(ids) and task_id in ids  # an id's hash is a Python call: asked only if any
 
     def _retire(self, task_id: TaskId) -> None:
         self._ensure_backend().remove([task_id])
