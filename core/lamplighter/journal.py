@@ -115,24 +115,25 @@ def fields_line(
     return _line(cls.kind, task_id, (at_text, pid), [(k, by_name[n]) for k, n in written])
 
 
-_second: list[Any] = [None, ""]  # the last whole second written, and its text
+_seconds: dict[int, str] = {}  # the text of recently written whole seconds
 
 
 def _utc_text(at: float | datetime) -> str:
     """``at`` (POSIX seconds or an aware datetime) in ISO 8601, UTC, to the microsecond;
-    the text of its whole second is reused while the seconds stay the same."""
+    the text of a whole second is reused while lines keep naming it (a run's line names
+    its start and its due time, seconds apart in a burst)."""
     if isinstance(at, datetime):
         at = at.timestamp()
     whole = math.floor(at)
     micros = round((at - whole) * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    cached = _second
-    if cached[0] != whole:
-        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
-        cached[0], cached[1] = whole, text  # a pair of plain values: races are harmless
-        return f"{text}.{micros:06d}+00:00"
-    return f"{cached[1]}.{micros:06d}+00:00"
+    text = _seconds.get(whole)
+    if text is None:
+        if len(_seconds) >= 16:
+            _seconds.clear()  # races only cost a text made again
+        text = _seconds[whole] = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+    return f"{text}.{micros:06d}+00:00"
 
 
 def _line(

@@ -273,6 +273,7 @@ class Runner:
         self._journal_run = journal_run
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
+        self._last_due: tuple[float | None, datetime | None] = (None, None)
         # The fast path serves an in-memory store on the real clock only.
         memory = getattr(store, "entry", None)
         self._memory: MemoryTaskStore | None = (
@@ -417,7 +418,13 @@ class Runner:
         task_id = entry.task_id
         _set_task_id(ctx, task_id)
         _set_attempt(ctx, attempt)
-        _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
+        last = self._last_due  # runs of a burst share their due time
+        if last[0] == due:
+            scheduled_for = last[1]
+        else:
+            scheduled_for = datetime.fromtimestamp(due, UTC)
+            self._last_due = (due, scheduled_for)
+        _set_scheduled_for(ctx, scheduled_for)
         _set_input(ctx, None if request.input is None else request.stored_input())
         # Nobody listening: a run over before anyone could hear of it is journalled whole
         # at its end, its start is published only if it goes on (see journal_run).

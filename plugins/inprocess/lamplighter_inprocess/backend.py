@@ -311,7 +311,8 @@ class InProcessBackend(Backend):
         self._closing = False
         self._fire_eagerly: Any = None
         self._workers: _Workers | None = None
-        self._submit = self._submit_run
+        self._submit = self._submit_run  # bound once: the eager path passes them per run
+        self._retire_key = self._retire_fired
         self._submitted: _ThreadRun | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -676,7 +677,7 @@ class InProcessBackend(Backend):
             before = self._running.get(key)  # a run in progress, whose firing this skips
             self._running[key] = _STARTING
             try:
-                work = self._fire_eagerly(key, due, False, self._submit, self._retire_fired)
+                work = self._fire_eagerly(key, due, False, self._submit, self._retire_key)
             except BaseException:
                 self._restore(key, before)
                 raise
@@ -713,7 +714,7 @@ class InProcessBackend(Backend):
             # with no asyncio task made for it. It counts as running from its first step.
             running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
             try:
-                work = fire_eagerly(key, due, retry, self._submit, self._retire_fired)
+                work = fire_eagerly(key, due, retry, self._submit, self._retire_key)
             except BaseException:
                 del running[key]
                 raise
