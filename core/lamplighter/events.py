@@ -335,18 +335,26 @@ def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...
     if cls is WorkStarted:
         attempt, expected = values
         event = _new(cls)
-        _set_base(event, task_id, at)
-        _SLOT_SETTERS["attempt"](event, attempt)
-        _SLOT_SETTERS["expected_at"](
-            event, None if expected is None else datetime.fromtimestamp(expected, UTC)
-        )
+        _set_task_id(event, task_id)
+        _set_at(event, datetime.fromtimestamp(at, UTC))
+        _set_pid(event, _pid)
+        _set_attempt(event, attempt)
+        if expected is not None:
+            last = _last_expected  # the runs of a burst share their due time
+            if last[0] == expected:
+                expected = last[1]
+            else:
+                expected = _remember_expected(expected)
+        _set_expected_at(event, expected)
         return event
     if cls is WorkCompleted:
         runtime, result = values
         event = _new(cls)
-        _set_base(event, task_id, at)
-        _SLOT_SETTERS["runtime"](event, timedelta(seconds=runtime))
-        _SLOT_SETTERS["result"](event, _SUCCESS if result == "success" else result)
+        _set_task_id(event, task_id)
+        _set_at(event, datetime.fromtimestamp(at, UTC))
+        _set_pid(event, _pid)
+        _set_runtime(event, timedelta(seconds=runtime))
+        _set_result(event, _SUCCESS if result == "success" else result)
         return event
     return made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values)
 
@@ -354,22 +362,21 @@ def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...
 # The slots of the events the eager path makes most, set directly (the classes are frozen).
 _new = object.__new__
 _SUCCESS = Success()  # frozen and without fields: one serves every run
-_SLOT_SETTERS = {
-    name: vars(owner)[name].__set__
-    for owner, names in (
-        (MonitorEvent, ("task_id", "at", "pid")),
-        (WorkStarted, ("attempt", "expected_at")),
-        (WorkCompleted, ("runtime", "result")),
-    )
-    for name in names
-}
+_set_task_id = vars(MonitorEvent)["task_id"].__set__
+_set_at = vars(MonitorEvent)["at"].__set__
+_set_pid = vars(MonitorEvent)["pid"].__set__
+_set_attempt = vars(WorkStarted)["attempt"].__set__
+_set_expected_at = vars(WorkStarted)["expected_at"].__set__
+_set_runtime = vars(WorkCompleted)["runtime"].__set__
+_set_result = vars(WorkCompleted)["result"].__set__
+_last_expected: tuple[float | None, datetime | None] = (None, None)
 
 
-def _set_base(event: MonitorEvent, task_id: TaskId, at: float) -> None:
-    setters = _SLOT_SETTERS
-    setters["task_id"](event, task_id)
-    setters["at"](event, datetime.fromtimestamp(at, UTC))
-    setters["pid"](event, _pid)
+def _remember_expected(expected: float) -> datetime:
+    global _last_expected
+    when = datetime.fromtimestamp(expected, UTC)
+    _last_expected = (expected, when)  # one tuple, swapped whole: safe across threads
+    return when
 
 
 def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:
@@ -531,6 +538,8 @@ class Subscription:
                 self._buffer.popleft()
                 self._dropped += 1
             self._buffer.append(event)
+            if not self._waiters:  # the reader is busy: nobody to wake
+                return
             waiters, self._waiters = self._waiters, []
         for loop, future in waiters:
             _wake(loop, future)
