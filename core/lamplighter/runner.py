@@ -245,10 +245,10 @@ class Runner:
         retire: asks the backend to take down a one-shot schedule that is over.
         emit_at: publishes an event given as ``events.from_plain`` takes it (default:
             made and handed to ``emit``); the eager path's events go this way.
-        quiet: whether nobody listens to events now (default: never asked).
         journal_run: publishes ``WorkStarted`` and a successful ``WorkCompleted`` of one
             run at once, from ``(task id, started, attempt, due, runtime)``; the eager path
-            uses it for a run that was over before anyone could hear it had started.
+            uses it for an async run that was over before anyone could hear it had
+            started (it never suspended).
     """
 
     def __init__(
@@ -264,12 +264,10 @@ class Runner:
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
         emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
-        quiet: Callable[[], bool] | None = None,
         journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
-        self._quiet = quiet
         self._journal_run = journal_run
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
@@ -426,17 +424,11 @@ class Runner:
             self._last_due = (due, scheduled_for)
         _set_scheduled_for(ctx, scheduled_for)
         _set_input(ctx, None if request.input is None else request.stored_input())
-        # Nobody listening: a run over before anyone could hear of it is journalled whole
-        # at its end, its start is published only if it goes on (see journal_run).
-        quiet = self._quiet is not None and self._quiet()
-        if not quiet:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
         is_async = _ASYNC_RUN.get(type(task))
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
-            if quiet:
-                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
             submit(key, self._in_thread, (task, ctx, entry, started, due, attempt, retire))
             return True
         outcome: Any
@@ -451,12 +443,14 @@ class Runner:
             store.release(key)
             raise
         else:
-            if quiet:
-                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            # It goes on: its start is published now. A run over before it suspended was
+            # over before anyone could hear it had started: both its events are published
+            # at its end (see journal_run), each with its own time.
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
             rest = _Resume(coro, yielded)
             return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
         runtime = time.time() - started
-        self._eager_done(entry, started, due, attempt, outcome, runtime, quiet, retire, False)
+        self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
         return None
 
     def _eager_thread(
