@@ -411,29 +411,18 @@ class Runner:
         except BaseException:
             store.release(key)
             raise
-        # Made from values of the right types: the constructor's checks are skipped.
-        ctx = _new_context(TaskContext)
         task_id = entry.task_id
-        _set_task_id(ctx, task_id)
-        _set_attempt(ctx, attempt)
-        last = self._last_due  # runs of a burst share their due time
-        if last[0] == due:
-            scheduled_for = last[1]
-        else:
-            scheduled_for = datetime.fromtimestamp(due, UTC)
-            self._last_due = (due, scheduled_for)
-        _set_scheduled_for(ctx, scheduled_for)
-        _set_input(ctx, None if request.input is None else request.stored_input())
         is_async = _ASYNC_RUN.get(type(task))
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
             self._emit_at(WorkStarted, task_id, started, (attempt, due))
-            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt, retire))
+            # Its context is made by the worker: a run waiting for one holds less.
+            submit(key, self._in_thread, (task, entry, started, due, attempt, retire))
             return True
         outcome: Any
         try:
-            coro: Any = task.run(ctx)
+            coro: Any = task.run(self._context_of(entry, attempt, due))
             yielded = coro.send(None)
         except StopIteration as stop:
             outcome = stop.value
@@ -453,11 +442,27 @@ class Runner:
         self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
         return None
 
+    def _context_of(self, entry: MemoryEntry, attempt: int, due: float) -> TaskContext:
+        """The context of a run of ``entry``'s task, made from values of the right types
+        (the constructor's checks are skipped)."""
+        ctx = _new_context(TaskContext)
+        _set_task_id(ctx, entry.task_id)
+        _set_attempt(ctx, attempt)
+        last = self._last_due  # runs of a burst share their due time
+        if last[0] == due:
+            scheduled_for = last[1]
+        else:
+            scheduled_for = datetime.fromtimestamp(due, UTC)
+            self._last_due = (due, scheduled_for)
+        _set_scheduled_for(ctx, scheduled_for)
+        request = entry.request
+        _set_input(ctx, None if request.input is None else request.stored_input())
+        return ctx
+
     def _eager_thread(
         self,
         run: Any,
         task: Task,
-        ctx: TaskContext,
         entry: MemoryEntry,
         started: float,
         due: float,
@@ -471,7 +476,7 @@ class Runner:
             if run.cancelled:
                 self._release(entry)
                 return
-            outcome = task.run(ctx)
+            outcome = task.run(self._context_of(entry, attempt, due))
         except Exception as exc:
             outcome = exc
         except BaseException:
