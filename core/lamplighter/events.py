@@ -489,6 +489,11 @@ def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None
         loop.call_soon_threadsafe(_resolve, future)
 
 
+def _made(item: MonitorEvent | _Plain) -> MonitorEvent:
+    """The event ``item`` is: itself, or made from its plain values."""
+    return from_plain(*item) if isinstance(item, tuple) else item
+
+
 class Subscription:
     """One reader's view of the bus: an async iterator of :class:`MonitorEvent`.
 
@@ -563,14 +568,14 @@ class Subscription:
         """The oldest unread event, or None if there is none."""
         with self._lock:
             item = self._buffer.popleft() if self._buffer else None
-        return item if type(item) is not tuple else from_plain(*item)
+        return None if item is None else _made(item)
 
     def drain(self) -> list[MonitorEvent]:
         """Every unread event, oldest first; the buffer is empty afterwards."""
         with self._lock:
             items = list(self._buffer)
             self._buffer.clear()
-        return [item if type(item) is not tuple else from_plain(*item) for item in items]
+        return [_made(item) for item in items]
 
     def __aiter__(self) -> Subscription:
         return self
@@ -581,9 +586,12 @@ class Subscription:
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
+                item = self._buffer.popleft() if self._buffer else None
+            if item is not None:  # made outside the lock publishers take
+                return _made(item)
+            with self._lock:
                 if self._buffer:
-                    item = self._buffer.popleft()
-                    return item if type(item) is not tuple else from_plain(*item)
+                    continue  # published meanwhile
                 if self._closed:
                     raise StopAsyncIteration
                 future: asyncio.Future[None] = loop.create_future()

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio  # this module is imported only for instant runs, which all need it
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
-
 from inspect import CO_COROUTINE
 from types import CoroutineType, FunctionType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 from lamplighter._scalars import wait_seconds
 from lamplighter.ids import TaskId
