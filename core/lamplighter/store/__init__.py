@@ -1016,6 +1016,8 @@ class MemoryTaskStore(TaskStore):
         self.records: dict[str, Record] = {}
         #: Schedule numbers (:data:`SEQ`), shared with a backend that keeps the records.
         self.sequence = itertools.count(1)
+        #: Held while a record changes (the lock :meth:`exclusive` holds).
+        self.lock = self._thread_lock
         self._histories: dict[str, tuple[Any, ...]] = {}
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
@@ -1025,11 +1027,6 @@ class MemoryTaskStore(TaskStore):
     def entry(self, key: str) -> Record | None:
         """The record of the task whose id is ``key``."""
         return self.records.get(key)
-
-    @property
-    def lock(self) -> threading.RLock:
-        """Held while a record changes."""
-        return self._thread_lock
 
     def schedule_new(self, key: str, request: Any, scheduled_at: float | None) -> Record:
         """Keep a new record for the task ``key`` (replacing any earlier one), scheduled at

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import heapq
 import itertools
@@ -38,7 +39,7 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
-from lamplighter.store import MemoryTaskStore, new_record
+from lamplighter.store import MemoryTaskStore
 from lamplighter_inprocess.plugin import CAPABILITIES
 
 __all__ = ["CAPABILITIES", "InProcessBackend"]
@@ -71,9 +72,10 @@ class _Job:
 
 # The schedule of a one-shot task without a network constraint, as long as it has no
 # pending retry, is a *record*: a tuple that begins (due, generation, task id, False) and
-# is its heap entry itself; once it fired, its due is None. With an in-memory store
-# (lamplighter.store.MemoryTaskStore) the record is the store's record of the task, one
-# tuple for the task's state and its schedule; otherwise it is just those four values.
+# is its heap entry itself. With an in-memory store (lamplighter.store.MemoryTaskStore)
+# the record is the store's record of the task, one tuple for the task's state and its
+# schedule, which only the store's lock holder replaces; otherwise it is just those four
+# values. A record whose due time has fired has its key in ``_fired``.
 _Record = tuple[Any, ...]
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
@@ -306,7 +308,12 @@ class InProcessBackend(Backend):
         self._jobs: dict[str, _Job] = {}
         # One-shot records by key: the in-memory store's own table once started with one.
         self._records: dict[str, _Record] = {}
+        self._fired: set[str] = set()
         self._shared = False
+        # Held to replace a shared record (the store's lock); taken before self._lock,
+        # never inside it. The loop timer only reads records, so it never waits for a run
+        # being recorded. The backend's own records need only self._lock.
+        self._record_lock: Any = contextlib.nullcontext()
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
         self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
@@ -332,7 +339,7 @@ class InProcessBackend(Backend):
             # changed under one lock, and its schedule numbers are the store's.
             self._records = store.records
             self._shared = True
-            self._lock = store.lock  # type: ignore[assignment]
+            self._record_lock = store.lock
             self._generation = store.sequence
         # The runner's eager path, where the host's runner has one (Lamplighter's does).
         self._fire_eagerly = getattr(self.host.runner, "fire_eagerly", None)
@@ -417,7 +424,7 @@ class InProcessBackend(Backend):
                     else max(trigger.at.timestamp(), now)
                 )
                 key = request.task_id.value
-                with self._lock:
+                with self._record_lock, self._lock:
                     entry = self._install_one(key, request, due)
                     heapq.heappush(self._heap, entry)
                 timer_due = self._timer_due
@@ -427,7 +434,7 @@ class InProcessBackend(Backend):
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = False
-        with self._lock:
+        with self._record_lock, self._lock:
             for request in requests:
                 tid = request.task_id
                 trigger = request.trigger
@@ -441,6 +448,7 @@ class InProcessBackend(Backend):
                     continue
                 job = _Job(tid.value, request, next(self._generation))
                 self._jobs[tid.value] = job
+                self._fired.discard(tid.value)
                 if not self._shared:
                     self._records.pop(tid.value, None)
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
@@ -486,25 +494,44 @@ class InProcessBackend(Backend):
                 due = now
         else:
             return False
-        if (
-            not self._shared
-            or request.constraints.network is not _NO_NETWORK
-            or (self._jobs and key in self._jobs)
-        ):
+        if not self._shared or request.constraints.network is not _NO_NETWORK:
             return False
-        record = self._records[key] = new_record(key, request, now, next(self._generation), due)
-        heapq.heappush(self._heap, record)
+        with self._lock:
+            if self._jobs and key in self._jobs:
+                return False
+            # lamplighter.store.new_record(key, request, now, generation, due), written out:
+            # this is the one tuple schedule() makes.
+            record = self._records[key] = (
+                due,
+                next(self._generation),
+                key,
+                False,
+                request,
+                True,
+                now,
+                1,
+                0,
+                None,
+                None,
+                None,
+                None,
+            )
+            heapq.heappush(self._heap, record)
+            if self._fired:
+                self._fired.discard(key)
         timer_due = self._timer_due
         if timer_due is None or due < timer_due:
             self._call(self._rearm)
         return True
 
     def _install_one(self, key: str, request: TaskRequest, due: float) -> tuple[Any, ...]:
-        """Install a one-shot due at ``due`` and return its heap entry (called holding the
-        lock): its record when it needs nothing more, else a :class:`_Job`'s entry."""
+        """Install a one-shot due at ``due`` and return its heap entry (called holding
+        ``_record_lock`` and the lock): its record when it needs nothing more, else a
+        :class:`_Job`'s entry."""
         generation = next(self._generation)
         entry: tuple[Any, ...] = (due, generation, key, False)
         records = self._records
+        self._fired.discard(key)
         if request.constraints.network is NetworkType.NOT_REQUIRED:
             if self._jobs:
                 self._jobs.pop(key, None)
@@ -545,7 +572,10 @@ class InProcessBackend(Backend):
         if record is None:
             return None
         full = self._jobs[key] = _Job(key, None, record[1])
-        full.next_due = record[0]
+        if key in self._fired:  # its due time is spent
+            self._fired.discard(key)
+        else:
+            full.next_due = record[0]
         return full
 
     def _generation_of(self, key: str) -> int | None:
@@ -586,17 +616,18 @@ class InProcessBackend(Backend):
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
         records = self._records
-        with self._lock:
+        with self._record_lock, self._lock:
             for tid in task_ids:
                 key = tid.value
                 self._jobs.pop(key, None)
+                self._fired.discard(key)
                 if not self._shared:
                     records.pop(key, None)
                     continue
-                # The store's record stays (it is the task's state); its due time goes. A
-                # record whose schedule is over is not scheduled (the store says so).
+                # A store's record stays (it is the task's state), without its due time;
+                # one whose schedule is over (not scheduled) has nothing left to take down.
                 record = records.get(key)
-                if record is not None and record[0] is not None:
+                if record is not None and record[_SCHEDULED] and record[0] is not None:
                     records[key] = (None, *record[1:])
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
@@ -613,7 +644,9 @@ class InProcessBackend(Backend):
         job = self._jobs.get(task_id.value)
         if job is None:
             record = self._record(task_id.value)
-            return None if record is None or record[0] is None else _dt(record[0])
+            if record is None or record[0] is None or task_id.value in self._fired:
+                return None
+            return _dt(record[0])
         dues = [d for d in (job.next_due, job.retry_due) if d is not None]
         return _dt(min(dues)) if dues else None
 
@@ -670,7 +703,13 @@ class InProcessBackend(Backend):
         self._timer = None
         self._timer_due = None
         now = time.time()
-        heap, jobs, records, lock = self._heap, self._jobs, self._records, self._lock
+        heap, jobs, records, fired, lock = (
+            self._heap,
+            self._jobs,
+            self._records,
+            self._fired,
+            self._lock,
+        )
         # Each due entry is started before the next is taken (a run may change the heap:
         # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
         # gets a turn in a long burst.
@@ -683,9 +722,14 @@ class InProcessBackend(Backend):
                 job = jobs.get(key)
                 if job is None:  # a one-shot's record (a pending retry makes it a _Job)
                     record = records.get(key)
-                    if record is None or record[1] != generation or record[0] != due:
+                    if (
+                        record is None
+                        or record[1] != generation
+                        or record[0] != due
+                        or key in fired
+                    ):
                         continue  # cancelled, replaced or fired since it was queued
-                    records[key] = (None, *record[1:])
+                    fired.add(key)
                 else:
                     if abs(generation) != job.generation:
                         continue  # replaced since it was queued

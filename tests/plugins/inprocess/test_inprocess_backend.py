@@ -31,6 +31,7 @@ from lamplighter import (
 )
 from lamplighter.events import Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
+from lamplighter.store import new_record
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
 plugin = pytest.importorskip("lamplighter_inprocess.plugin")
@@ -618,6 +619,30 @@ def test_a_second_firing_while_a_sync_run_is_in_progress_is_skipped(
     assert app.history("gate")[0].result == Success()
 
 
+def test_a_one_shot_in_its_run_has_no_next_run_and_rescheduling_it_keeps_the_new_schedule(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    gate = Gate()
+    app = make_app()
+    app.register("once", lambda: gate)
+    app.start()
+    app.schedule(TaskRequest.exact("once", datetime.now(UTC)))
+    assert gate.entered.wait(BOUND)
+    info = app.task_info("once")
+    assert info is not None and (info.state, info.next_run) == (TaskState.RUNNING, None)
+    assert app.backend.next_run(TaskId("once")) is None
+    # Replaced while the first schedule's run is in progress: that run is cancelled (a
+    # sync run that ends before it hears so still gets its history record) and leaves
+    # nothing in the new schedule's state.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert app.schedule(TaskRequest.exact("once", later, existing="replace"))
+    gate.release.set()
+    wait_until(lambda: not app.backend.is_running(TaskId("once")), "the run's end")
+    info = app.task_info("once")
+    assert info is not None
+    assert (info.state, info.next_run, info.run_count) == (TaskState.SCHEDULED, later, 0)
+
+
 class Holds:
     """Blocks its worker until released, noting that it entered."""
 
@@ -672,6 +697,8 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
     assert any(entry is record for entry in backend._heap)
+    seq, scheduled_at = record[1], record[6]
+    assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
     assert "once" not in backend._jobs
     # One object per scheduled task for the collector to walk, beside the caller's request.
     requests = [TaskRequest.exact(f"t{i}", later) for i in range(200)]
