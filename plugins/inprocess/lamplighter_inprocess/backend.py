@@ -508,13 +508,9 @@ class InProcessBackend(Backend):
                 False,
                 request,
                 True,
-                now,
                 1,
-                0,
                 None,
-                None,
-                None,
-                None,
+                now,
             )
             heapq.heappush(self._heap, record)
             if self._fired:

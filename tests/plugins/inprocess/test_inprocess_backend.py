@@ -31,7 +31,7 @@ from lamplighter import (
 )
 from lamplighter.events import Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
-from lamplighter.store import new_record
+from lamplighter.store import SCHEDULED_AT, SEQ, new_record
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
 plugin = pytest.importorskip("lamplighter_inprocess.plugin")
@@ -697,7 +697,7 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
     assert any(entry is record for entry in backend._heap)
-    seq, scheduled_at = record[1], record[6]
+    seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
     assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
     assert "once" not in backend._jobs
     # One object per scheduled task for the collector to walk, beside the caller's request.
