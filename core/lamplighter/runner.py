@@ -39,11 +39,16 @@ from lamplighter.model import (
 )
 
 # The store's records, re-exported here where they were first defined.
+from lamplighter.store import ATTEMPT as _ATTEMPT  # an in-memory store's record fields
+from lamplighter.store import EXTRA as _EXTRA
+from lamplighter.store import KEY as _KEY
+from lamplighter.store import REQUEST as _REQUEST
+from lamplighter.store import SEQ as _SEQ
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
-    from lamplighter.store import MemoryEntry, MemoryTaskStore, RunLock, TaskStore
+    from lamplighter.store import MemoryTaskStore, Record, RunLock, TaskStore
 
 __all__ = [
     "CONSTRAINT_RETRY_DELAY",
@@ -158,7 +163,6 @@ def _is_async_run(task: Task) -> bool:
     return known
 
 
-_SUCCESS = ("success", None)  # an in-memory entry's last result after a success
 # The context's slots, set directly (the class is frozen).
 _new_context = object.__new__
 _set_task_id = vars(TaskContext)["task_id"].__set__
@@ -366,7 +370,7 @@ class Runner:
         due: float,
         retry: bool,
         submit: Callable[[str, Callable[..., None], tuple[Any, ...]], None],
-        retire: Callable[[str], None] | None = None,
+        retire: Callable[[TaskId], None] | None = None,
     ) -> Any:
         """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
         most firings of an in-memory store can take: the task's state is changed in place,
@@ -374,8 +378,8 @@ class Runner:
         a sync one is handed over as ``submit(key, work, args)``: a worker thread then calls
         ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
         cancelled meanwhile. ``retire``, when given, is how the backend takes down the
-        one-shot schedule of ``key`` once its run is over (in any thread; instead of the
-        general ``Backend.remove``).
+        one-shot schedule of the task once its run is over (called with its id, in any
+        thread, instead of the application's general way).
 
         Returns None when the firing is over, True when ``submit`` took it, a coroutine to
         run as a task when the async ``run`` suspended, or False when nothing was done and
@@ -389,7 +393,7 @@ class Runner:
         entry = store.entry(key)
         if entry is None:
             return False
-        request = entry.request
+        request = entry[_REQUEST]
         if not isinstance(request, TaskRequest) or request.timeout is not None:
             return False
         constraints = request.constraints
@@ -402,7 +406,7 @@ class Runner:
         if factory is None or not store.acquire(key):
             return False
         started = time.time()
-        attempt = entry.attempt
+        attempt = entry[_ATTEMPT]
         try:
             task = factory()
         except Exception as exc:  # no WorkStarted: the run never started, as in fire()
@@ -411,18 +415,17 @@ class Runner:
         except BaseException:
             store.release(key)
             raise
-        task_id = entry.task_id
         is_async = _ASYNC_RUN.get(type(task))
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
             # Its context is made by the worker: a run waiting for one holds less.
             submit(key, self._in_thread, (task, entry, started, due, attempt, retire))
             return True
         outcome: Any
         try:
-            coro: Any = task.run(self._context_of(entry, attempt, due))
+            coro: Any = task.run(self._context_of(request, attempt, due))
             yielded = coro.send(None)
         except StopIteration as stop:
             outcome = stop.value
@@ -435,18 +438,18 @@ class Runner:
             # It goes on: its start is published now. A run over before it suspended was
             # over before anyone could hear it had started: both its events are published
             # at its end (see journal_run), each with its own time.
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
             rest = _Resume(coro, yielded)
             return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
         runtime = time.time() - started
         self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
         return None
 
-    def _context_of(self, entry: MemoryEntry, attempt: int, due: float) -> TaskContext:
-        """The context of a run of ``entry``'s task, made from values of the right types
+    def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
+        """The context of a run of ``request``'s task, made from values of the right types
         (the constructor's checks are skipped)."""
         ctx = _new_context(TaskContext)
-        _set_task_id(ctx, entry.task_id)
+        _set_task_id(ctx, request.task_id)
         _set_attempt(ctx, attempt)
         last = self._last_due  # runs of a burst share their due time
         if last[0] == due:
@@ -455,7 +458,6 @@ class Runner:
             scheduled_for = datetime.fromtimestamp(due, UTC)
             self._last_due = (due, scheduled_for)
         _set_scheduled_for(ctx, scheduled_for)
-        request = entry.request
         _set_input(ctx, None if request.input is None else request.stored_input())
         return ctx
 
@@ -463,11 +465,11 @@ class Runner:
         self,
         run: Any,
         task: Task,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
-        retire: Callable[[str], None] | None,
+        retire: Callable[[TaskId], None] | None,
     ) -> None:
         """The part of a firing a worker thread does: ``run.cancelled`` true (before or
         after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
@@ -476,7 +478,7 @@ class Runner:
             if run.cancelled:
                 self._release(entry)
                 return
-            outcome = task.run(self._context_of(entry, attempt, due))
+            outcome = task.run(self._context_of(entry[_REQUEST], attempt, due))
         except Exception as exc:
             outcome = exc
         except BaseException:
@@ -491,11 +493,11 @@ class Runner:
     async def _eager_resume(
         self,
         rest: _Resume,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
-        retire: Callable[[str], None] | None,
+        retire: Callable[[TaskId], None] | None,
     ) -> None:
         outcome: Any
         try:
@@ -508,49 +510,47 @@ class Runner:
         runtime = time.time() - started
         self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
 
-    def _release(self, entry: MemoryEntry) -> None:
+    def _release(self, entry: Record) -> None:
         assert self._memory is not None
-        self._memory.release(entry.task_id.value)
+        self._memory.release(entry[_KEY])
 
     def _eager_done(
         self,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
         outcome: Any,
         runtime: float,
         whole: bool,
-        retire: Callable[[str], None] | None,
+        retire: Callable[[TaskId], None] | None,
         factory_error: bool,
     ) -> None:
         """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
         assert store is not None
-        task_id = entry.task_id
-        key = task_id.value
-        one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
-        if type(outcome) is not Success or (one_shot and entry.extra):
+        request = entry[_REQUEST]
+        task_id = request.task_id
+        key = entry[_KEY]
+        one_shot = request.trigger.kind in ONE_SHOT_KINDS
+        if type(outcome) is not Success or (one_shot and entry[_EXTRA]):
             if whole:
                 self._emit_at(WorkStarted, task_id, started, (attempt, due))
             self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
             return
-        with store.lock:
-            live = store.entry(key) is entry  # else cancelled meanwhile: nothing to update
-            if live:
-                entry.attempt = 1
-                entry.run_count += 1
-                entry.last_run = started
-                entry.last_result = _SUCCESS
-                entry.retry_at = None
-                if one_shot:
-                    entry.scheduled = False
-            store.keep_history(key, (key, "success", None, attempt, started, due, runtime))
+        # Not live: cancelled or scheduled anew meanwhile, the state is not this run's.
+        live = store.succeeded(
+            key,
+            entry[_SEQ],
+            started,
+            one_shot,
+            (key, "success", None, attempt, started, due, runtime),
+        )
         store.release(key)
         if one_shot and live:
             try:
                 if retire is not None:
-                    retire(key)
+                    retire(task_id)
                 elif self._retire is not None:
                     self._retire(task_id)
             except Exception as exc:
@@ -564,7 +564,7 @@ class Runner:
 
     def _eager_general(
         self,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
@@ -575,13 +575,13 @@ class Runner:
         """Record an outcome other than a plain success the way :meth:`fire` does."""
         store = self._memory
         assert store is not None
-        task_id = entry.task_id
+        task_id = entry[_REQUEST].task_id
         lock = store.held_lock(task_id)
         try:
             document = TaskDocument.from_dict(store.document_of(entry))
             firing = _Firing(
                 task_id,
-                entry.request,
+                entry[_REQUEST],
                 document,
                 datetime.fromtimestamp(due, UTC),
                 datetime.fromtimestamp(started, UTC),
