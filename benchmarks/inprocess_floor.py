@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from inprocess import APSCHEDULER, LAMPLIGHTER  # noqa: E402
 
 PROTOTYPE = """
-import asyncio, collections, gc, heapq, json, os, sys, tempfile, threading, time
+import asyncio, atexit, collections, gc, heapq, json, os, shutil, sys, tempfile, threading, time
 from datetime import UTC, datetime, timedelta, timezone
 from lamplighter import Success, TaskContext
 from lamplighter.events import WorkCompleted, WorkStarted
@@ -203,16 +203,17 @@ class Prototype:
 
 
 async def main():
-    with tempfile.TemporaryDirectory() as data:
-        loop = asyncio.get_running_loop()
-        proto = Prototype(loop, os.path.join(data, "events.jsonl"))
-        due = (datetime.now(timezone.utc) + timedelta(seconds=2 + N / 50000)).timestamp()
-        for i in range(N):
-            proto.schedule(f"t{i}", Async, due)
-        proto.start(due)
-        while len(done) < N:
-            await asyncio.sleep(0.01)
-        return {sys.argv[2]: N / (max(done) - due)}
+    data = tempfile.mkdtemp()  # removed at exit: the flush thread may still be writing
+    atexit.register(shutil.rmtree, data, True)
+    loop = asyncio.get_running_loop()
+    proto = Prototype(loop, os.path.join(data, "events.jsonl"))
+    due = (datetime.now(timezone.utc) + timedelta(seconds=2 + N / 50000)).timestamp()
+    for i in range(N):
+        proto.schedule(f"t{i}", Async, due)
+    proto.start(due)
+    while len(done) < N:
+        await asyncio.sleep(0.01)
+    return {sys.argv[2]: N / (max(done) - due)}
 
 
 print(json.dumps(asyncio.run(main())))
