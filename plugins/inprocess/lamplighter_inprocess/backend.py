@@ -659,12 +659,18 @@ class InProcessBackend(Backend):
     def _retire_fired(self, task_id: TaskId) -> None:
         """:meth:`remove` of a one-shot whose run the runner's eager path finished (any
         thread), unless the task was scheduled again meanwhile."""
-        key = task_id.value
-        job = self._jobs.get(key)
-        if key in self._fired or (
-            job is not None and job.next_due is None and job.retry_due is None
-        ):
+        if not self._shared:
             self.remove((task_id,))
+            return
+        key = task_id.value
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None:
+                # The store's record already says it is over (or holds a new schedule,
+                # which is not marked as fired): only the spent due time is forgotten.
+                self._fired.discard(key)
+            elif job.next_due is None and job.retry_due is None:
+                del self._jobs[key]
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
