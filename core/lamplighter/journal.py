@@ -322,7 +322,11 @@ class EventJournal:
         written."""
         # Plain values only (the class by its kind): such a tuple is soon untracked by
         # the garbage collector, so a queue of them adds nothing to its collections.
-        self._add((cls.kind, task_id, at, _PID[0], values))
+        item = (cls.kind, task_id, at, _PID[0], values)
+        if self.flush_interval is not None:
+            self._queue(item)
+        else:
+            self._add(item)
 
     def append_run(
         self, task_id: str, started: float, attempt: int, due: float, runtime: float

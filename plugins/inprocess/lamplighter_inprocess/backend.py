@@ -945,17 +945,19 @@ class InProcessBackend(Backend):
 
     def _start_waiting(self) -> None:
         # Start waiting runs whose task is not running now, in the order they came due.
-        for _ in range(len(self._waiting)):
-            if len(self._running) >= self.max_concurrency:
+        waiting, running, limit = self._waiting, self._running, self.max_concurrency
+        generation_of, dispatch = self._generation_of, self._dispatch
+        for _ in range(len(waiting)):
+            if len(running) >= limit:
                 break
-            entry = self._waiting.popleft()
-            key = entry[0]
-            if self._generation_of(key) != entry[1]:
+            entry = waiting.popleft()
+            key, generation, due, retry = entry
+            if generation_of(key) != generation:
                 continue
-            if key in self._running:
-                self._waiting.append(entry)
+            if key in running:
+                waiting.append(entry)
                 continue
-            self._dispatch(*entry)
+            dispatch(key, generation, due, retry)
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)
