@@ -25,18 +25,15 @@ checks); the gap between the prototypes is the timer's data structure.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from inprocess import APSCHEDULER, LAMPLIGHTER  # noqa: E402
+from inprocess import APSCHEDULER, LAMPLIGHTER, _run  # noqa: E402
 
 PROTOTYPE = """
 import asyncio, atexit, collections, gc, heapq, json, os, shutil, sys, tempfile, threading, time
@@ -220,19 +217,9 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
-def _run(script: str, n: int, mode: str) -> float | None:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), str(n), mode],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if result.returncode != 0:
-        print(f"  ({mode} failed: {result.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
-        return None
-    value: float = json.loads(result.stdout.strip().splitlines()[-1])[mode]
-    return value
+def _rate(script: str, n: int, mode: str) -> float | None:
+    result = _run(script, n, mode)  # inprocess.py's: a fresh subprocess, its JSON line
+    return None if result is None else result[mode]
 
 
 ROWS = (
@@ -250,7 +237,7 @@ def main() -> None:
     samples: dict[str, list[float]] = {label: [] for label, _, _ in ROWS}
     for _ in range(rounds):
         for label, script, mode in ROWS:
-            value = _run(script, n, mode)
+            value = _rate(script, n, mode)
             if value is not None:
                 samples[label].append(value)
     load_after = os.getloadavg()
