@@ -393,6 +393,33 @@ def test_a_constraint_without_a_checker_is_refused_every_time(tmp_path: Path) ->
         app.shutdown()
 
 
+def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path) -> None:
+    from lamplighter.backend import UnsupportedRequest
+
+    app = Lamplighter(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    for tid in ("a", "b", "c", "d"):
+        app.register(tid, Recorder)
+    app.start()
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert app.schedule(TaskRequest.exact("a", later))
+        assert app.schedule(TaskRequest.periodic("b", timedelta(hours=1)))
+        # The same trigger types, asking for more than the ones admitted before.
+        with pytest.raises(UnsupportedRequest, match="charging"):
+            app.schedule(TaskRequest.exact("c", later, constraints=Constraints(charging=True)))
+        with pytest.raises(UnsupportedRequest, match="existing=APPEND"):
+            app.schedule(TaskRequest.periodic("d", timedelta(hours=1), existing="append"))
+        assert [t.task_id.value for t in app.tasks()] == ["a", "b"]
+    finally:
+        app.shutdown()
+
+
 # ------------------------------------------------------------------------ eager runs
 # Runs the backend starts eagerly (no asyncio task unless the run suspends) and sync runs on
 # its worker threads: the same records, events and journal lines as any run.
