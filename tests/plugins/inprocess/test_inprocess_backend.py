@@ -394,6 +394,36 @@ def test_a_constraint_without_a_checker_is_refused_every_time(tmp_path: Path) ->
         app.shutdown()
 
 
+def test_due_times_follow_the_backends_clock_when_the_application_overrides_now(
+    tmp_path: Path,
+) -> None:
+    class Past(Lamplighter):
+        def now(self) -> datetime:
+            return datetime(2000, 1, 1, tzinfo=UTC)
+
+    app = Past(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    app.register("first", Recorder)
+    app.register("later", Recorder)
+    app.start()
+    try:
+        before = datetime.now(UTC)
+        for tid in ("first", "later"):  # the second as most requests are scheduled
+            assert app.schedule(TaskRequest.one_time(tid, timedelta(hours=1)))
+            due = app.backend.next_run(TaskId(tid))
+            assert due is not None and before + timedelta(hours=1) <= due
+            assert due <= datetime.now(UTC) + timedelta(hours=1)
+            state = app.store.load(TaskId(tid))
+            assert state is not None and state["state"]["scheduled_at"].startswith("2000-01-01")
+    finally:
+        app.shutdown()
+
+
 def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path) -> None:
     from lamplighter.backend import UnsupportedRequest
 
