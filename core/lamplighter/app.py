@@ -245,14 +245,15 @@ class Lamplighter:
                 self._runner = None
             self._sweep()
             backend.start()
+            self._real_clock = type(self).now is Lamplighter.now
             # A backend that keeps the in-memory store's records makes a new one-shot's
-            # record itself (see schedule()).
+            # record itself (see schedule()), its due time from the clock read given: the
+            # backend's clock, unless now() is overridden.
             self._install_new = (
                 getattr(backend, "install_new", None)
-                if isinstance(self.store, MemoryTaskStore)
+                if isinstance(self.store, MemoryTaskStore) and self._real_clock
                 else None
             )
-            self._real_clock = type(self).now is Lamplighter.now
 
     def _open_for_operator(self) -> Backend:
         """Start the way the ``lamplighter`` command needs: plugins loaded, the journal

@@ -29,6 +29,7 @@ from lamplighter import (
     TaskResult,
     TaskState,
 )
+from lamplighter.app import JOURNAL_FLUSH_INTERVAL
 from lamplighter.events import Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
 from lamplighter.store import SCHEDULED_AT, SEQ, new_record
@@ -389,6 +390,63 @@ def test_a_constraint_without_a_checker_is_refused_every_time(tmp_path: Path) ->
             with pytest.raises(UnsupportedRequest, match="charging"):
                 app.schedule(needs)
         assert app.schedule(TaskRequest.one_time("later", timedelta(hours=1)))
+    finally:
+        app.shutdown()
+
+
+def test_due_times_follow_the_backends_clock_when_the_application_overrides_now(
+    tmp_path: Path,
+) -> None:
+    class Past(Lamplighter):
+        def now(self) -> datetime:
+            return datetime(2000, 1, 1, tzinfo=UTC)
+
+    app = Past(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    app.register("first", Recorder)
+    app.register("later", Recorder)
+    app.start()
+    try:
+        before = datetime.now(UTC)
+        for tid in ("first", "later"):  # the second as most requests are scheduled
+            assert app.schedule(TaskRequest.one_time(tid, timedelta(hours=1)))
+            due = app.backend.next_run(TaskId(tid))
+            assert due is not None and before + timedelta(hours=1) <= due
+            assert due <= datetime.now(UTC) + timedelta(hours=1)
+            state = app.store.load(TaskId(tid))
+            assert state is not None and state["state"]["scheduled_at"].startswith("2000-01-01")
+    finally:
+        app.shutdown()
+
+
+def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path) -> None:
+    from lamplighter.backend import UnsupportedRequest
+
+    app = Lamplighter(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    for tid in ("a", "b", "c", "d"):
+        app.register(tid, Recorder)
+    app.start()
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert app.schedule(TaskRequest.exact("a", later))
+        assert app.schedule(TaskRequest.periodic("b", timedelta(hours=1)))
+        # The same trigger types, asking for more than the ones admitted before.
+        with pytest.raises(UnsupportedRequest, match="charging"):
+            app.schedule(TaskRequest.exact("c", later, constraints=Constraints(charging=True)))
+        with pytest.raises(UnsupportedRequest, match="existing=APPEND"):
+            app.schedule(TaskRequest.periodic("d", timedelta(hours=1), existing="append"))
+        assert [t.task_id.value for t in app.tasks()] == ["a", "b"]
     finally:
         app.shutdown()
 
@@ -759,12 +817,18 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     assert "once" not in backend._jobs
     # One object per scheduled task for the collector to walk, beside the caller's request.
     requests = [TaskRequest.exact(f"t{i}", later) for i in range(200)]
+    # The journal's lines written at once meanwhile: a flush timer armed (or a flush
+    # running) in between would count its thread's objects, which the tasks do not hold.
+    journal: Any = app._journal
+    journal.flush()
+    journal.flush_interval = None
     gc.collect()
     before = len(gc.get_objects())
     for request in requests:
         app.schedule(request)
     gc.collect()
     assert len(gc.get_objects()) - before <= 200 + 20
+    journal.flush_interval = JOURNAL_FLUSH_INTERVAL
     info = app.task_info("once")
     assert info is not None and info.next_run == later
     # Rescheduled sooner: the earlier due time is forgotten, the new one fires once.
