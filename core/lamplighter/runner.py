@@ -390,22 +390,25 @@ class Runner:
         store = self._memory
         if store is None or retry:
             return False
-        entry = store.entry(key)
+        started = time.time()
+        # The run lock and the record in one step (the start time, a new float, is the
+        # lock's token); given back when the run's outcome is recorded.
+        entry = store.claim(key, started)
         if entry is None:
             return False
         request = entry[_REQUEST]
-        if not isinstance(request, TaskRequest) or request.timeout is not None:
-            return False
-        constraints = request.constraints
-        if constraints is not NO_CONSTRAINTS and constraints.required():
-            return False
         by_key = self._factories_by_key
         if by_key is None:  # the registry is sealed once the application started
             by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
         factory = by_key.get(key)
-        if factory is None or not store.acquire(key):
+        if (
+            factory is None
+            or not isinstance(request, TaskRequest)
+            or request.timeout is not None
+            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
+        ):
+            store.release(key)
             return False
-        started = time.time()
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
@@ -539,14 +542,13 @@ class Runner:
             self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
             return
         # Not live: cancelled or scheduled anew meanwhile, the state is not this run's.
-        live = store.succeeded(
+        live = store.succeeded(  # and gives back the run lock
             key,
             entry[_SEQ],
             started,
             one_shot,
             (key, "success", None, attempt, started, due, runtime),
         )
-        store.release(key)
         if one_shot and live:
             try:
                 if retire is not None:

@@ -434,3 +434,32 @@ def test_a_memory_store_record_changes_as_a_whole_and_keeps_its_schedule(
     assert not store.succeeded("t", record[SEQ] + 1, 16.0, True, ("t", "success"))
     assert store.entry("t") is saved
     assert store.history(TaskId("t")) == [("t", "success")] * 2
+
+
+def test_a_memory_store_claim_takes_the_run_lock_and_the_record_in_one_step(
+    tmp_path: Path,
+) -> None:
+    from lamplighter.store import SEQ, MemoryTaskStore, new_record
+
+    store = MemoryTaskStore(tmp_path)
+    tid = TaskId("t")
+    # No record: nothing is taken.
+    assert store.claim("t", object()) is None
+    assert not store.is_running(tid)
+    with store.lock:
+        store.put(new_record("t", {"task_id": "t"}, 10.0, next(store.sequence), due=20.0))
+    record = store.claim("t", first := object())
+    assert record is store.entry("t")
+    assert store.is_running(tid)
+    # Single flight: a second claim, and the general run lock, find it held.
+    assert store.claim("t", object()) is None
+    assert not store.run_lock(tid).try_acquire()
+    # The recorded success gives the lock back; the next claim sees the recorded run.
+    assert record is not None and first is not None
+    assert store.succeeded("t", record[SEQ], 15.0, True, ("t", "success"))
+    assert not store.is_running(tid)
+    again = store.claim("t", object())
+    assert again is not None and again is store.entry("t") and again is not record
+    # A success of a schedule that is no longer the task's still gives the lock back.
+    assert not store.succeeded("t", record[SEQ] + 1, 16.0, True, ("t", "success"))
+    assert not store.is_running(tid)

@@ -1029,14 +1029,30 @@ class MemoryTaskStore(TaskStore):
         #: Held while a record changes (the lock :meth:`exclusive` holds).
         self.lock = self._thread_lock
         self._histories: dict[str, tuple[Any, ...]] = {}
-        self._running: set[str] = set()
-        self._running_lock = threading.Lock()
+        # The run locks held: the task id's string → the holder's token. Taken and given
+        # back in one dictionary step each (atomic under the interpreter lock): no lock.
+        self._running: dict[str, object] = {}
 
     # ------------------------------------------------------------------ plain values
 
     def entry(self, key: str) -> Record | None:
         """The record of the task whose id is ``key``."""
         return self.records.get(key)
+
+    def claim(self, key: str, token: object) -> Record | None:
+        """Take the run lock of the task ``key`` for ``token`` (an object of the caller's
+        that no other holder uses) and return the task's record, as :meth:`entry` then
+        :meth:`acquire` would, in one step. None, having taken nothing, when the task has
+        no record or a run holds its lock."""
+        running = self._running
+        if running.setdefault(key, token) is not token:
+            return None
+        # Read once the lock is held: a run finishing meanwhile gives the lock back only
+        # after its outcome is recorded (see succeeded), so this is the record after it.
+        record = self.records.get(key)
+        if record is None:
+            del running[key]
+        return record
 
     def schedule_new(self, key: str, request: Any, scheduled_at: float | None) -> Record:
         """Keep a new record for the task ``key`` (replacing any earlier one), scheduled at
@@ -1053,9 +1069,9 @@ class MemoryTaskStore(TaskStore):
     ) -> bool:
         """Record a successful run of the schedule ``seq`` of the task ``key``, started at
         ``started``: attempt 1 next, one more run, no retry pending; ``finished``: the
-        schedule is over (a one-shot). Keeps ``history`` either way. Returns False, having
-        changed no state, when that schedule is no longer the task's (cancelled or
-        scheduled anew meanwhile)."""
+        schedule is over (a one-shot). Keeps ``history`` and gives back the task's run lock
+        either way (the run is over). Returns False, having changed no state, when that
+        schedule is no longer the task's (cancelled or scheduled anew meanwhile)."""
         with self._thread_lock:
             records = self.records
             current = records.get(key)
@@ -1080,20 +1096,17 @@ class MemoryTaskStore(TaskStore):
             history_of = self._histories
             kept = history_of.get(key, ())
             history_of[key] = (*kept[1 - HISTORY_LIMIT :], history)
+            self._running.pop(key, None)  # after the outcome: the next run sees it
         return live
 
     def acquire(self, key: str) -> bool:
         """Take the run lock of the task ``key``; False if a run holds it."""
-        running = self._running
-        with self._running_lock:
-            if key in running:
-                return False
-            running.add(key)
-            return True
+        token = object()
+        return self._running.setdefault(key, token) is token
 
     def release(self, key: str) -> None:
         """Give back the run lock of the task ``key``."""
-        self._running.discard(key)  # one step under the interpreter lock
+        self._running.pop(key, None)
 
     def keep_history(self, key: str, record: tuple[Any, ...]) -> None:
         """:meth:`append_history` for the task ``key``, by a caller holding :attr:`lock`."""

@@ -663,11 +663,15 @@ class InProcessBackend(Backend):
             self.remove((task_id,))
             return
         key = task_id.value
+        if key not in self._jobs:
+            # The store's record already says it is over (or holds a new schedule, which
+            # is not marked as fired): only the spent due time is forgotten, in one step
+            # (no lock: nothing makes a _Job of a record whose schedule is over).
+            self._fired.discard(key)
+            return
         with self._lock:
             job = self._jobs.get(key)
             if job is None:
-                # The store's record already says it is over (or holds a new schedule,
-                # which is not marked as fired): only the spent due time is forgotten.
                 self._fired.discard(key)
             elif job.next_due is None and job.retry_due is None:
                 del self._jobs[key]
