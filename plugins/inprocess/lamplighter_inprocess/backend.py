@@ -47,6 +47,10 @@ __all__ = ["CAPABILITIES", "InProcessBackend"]
 logger = logging.getLogger(__name__)
 
 _BATCH = 512  # due entries started per turn of the loop timer
+# A burst: at least this many entries due at once, and at least this share (1/2**_SHARE)
+# of the heap. Such a burst is taken off the heap in one pass (see _take_due).
+_BURST = 2 * _BATCH
+_SHARE = 4
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 
@@ -329,6 +333,9 @@ class InProcessBackend(Backend):
         # Internal tables are keyed by the id's string: its hash is computed in C and
         # cached, and a heap entry of plain values is not tracked by the garbage collector.
         self._heap: list[tuple[Any, ...]] = []
+        # Entries of a burst taken off the heap at once, in heap order; each is checked
+        # when it is started, as one popped from the heap is.
+        self._ready: deque[tuple[Any, ...]] = deque()
         # Schedules that need more than a record (periodic, calendar, login, watched,
         # network-gated, a one-shot with a retry pending); a key here wins over a record.
         self._jobs: dict[str, _Job] = {}
@@ -735,6 +742,8 @@ class InProcessBackend(Backend):
             return
         with self._lock:
             due = self._heap[0][0] if self._heap else None
+            if self._ready and (due is None or self._ready[0][0] < due):
+                due = self._ready[0][0]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -756,14 +765,22 @@ class InProcessBackend(Backend):
             self._fired,
             self._lock,
         )
-        # Each due entry is started before the next is taken (a run may change the heap:
-        # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
-        # gets a turn in a long burst.
+        # Each due entry is checked and started before the next is taken (a run may change
+        # the heap: a retry, a finished one-shot). At most _BATCH per call: the loop's
+        # other work gets a turn in a long burst. A burst is taken off the heap at once.
+        ready = self._ready
+        looked = False
         for _ in range(_BATCH):
             with lock:
-                if not heap or heap[0][0] > now:
+                if ready and (not heap or ready[0] < heap[0]):
+                    entry = ready.popleft()
+                elif not heap or heap[0][0] > now:
                     break
-                entry = heapq.heappop(heap)
+                elif not looked and len(heap) >= _BURST and self._take_due(now):
+                    entry = ready.popleft()
+                else:
+                    entry = heapq.heappop(heap)
+                looked = True
                 due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
                 job = jobs.get(key)
                 if job is None:  # a one-shot's record (a pending retry makes it a _Job)
@@ -793,6 +810,32 @@ class InProcessBackend(Backend):
                     generation = job.generation
             self._dispatch(key, generation, due, retry)
         self._rearm()
+
+    def _take_due(self, now: float) -> bool:
+        """When a burst is due (see _BURST), move every entry due by ``now`` from the heap
+        to the ready queue, in due order, and return True: one pass over the heap instead
+        of a pop (a sift through the heap's depth) per entry. Called holding the lock."""
+        heap = self._heap
+        wanted = max(_BURST, len(heap) >> _SHARE)
+        # Count the due entries down from the heap's top (they are a subtree of it), up
+        # to as many as make a burst.
+        count, stack, size = 0, [0], len(heap)
+        while stack:
+            i = stack.pop()
+            if i < size and heap[i][0] <= now:
+                count += 1
+                if count >= wanted:
+                    break
+                stack.append(2 * i + 2)
+                stack.append(2 * i + 1)
+        else:
+            return False
+        due = [entry for entry in heap if entry[0] <= now]
+        heap[:] = [entry for entry in heap if entry[0] > now]
+        heapq.heapify(heap)
+        due.sort()  # nearly sorted already when they were pushed in order
+        self._ready.extend(due)
+        return True
 
     @staticmethod
     def _following(request: TaskRequest | None, due: float, now: float) -> float | None:

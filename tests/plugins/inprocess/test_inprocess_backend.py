@@ -903,3 +903,49 @@ def test_a_run_cancelled_before_its_task_first_steps_is_interrupted(
         app.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_burst_due_at_once_runs_each_task_once_in_due_order(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter_inprocess.backend import _BURST
+
+    ran: list[str] = []
+    count = _BURST + 100
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    # Due times that fall as they are scheduled: the heap's order is not theirs.
+    dues = {
+        f"b{i}": start + timedelta(milliseconds=50, microseconds=10 * (count - i))
+        for i in range(count)
+    }
+    last_due = max(dues.values()).timestamp()
+
+    class Blocker:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            # Holds the loop until the whole burst is due: the timer then finds it at once.
+            deadline = time.monotonic() + BOUND
+            while time.time() < last_due + 0.01 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            return Success()
+
+    class Note:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            ran.append(ctx.task_id.value)
+            return Success()
+
+    app = make_app(max_concurrency=10_000)
+    app.register("blocker", Blocker)
+    app.register("later", Note)
+    for key in dues:
+        app.register(key, Note)
+    app.start()
+    app.schedule(TaskRequest.exact("blocker", start))
+    for key, due in dues.items():
+        app.schedule(TaskRequest.exact(key, due))
+    app.schedule(TaskRequest.exact("later", start + timedelta(milliseconds=300)))
+    app.cancel("b7")  # cancelled before it was due: never runs
+    wait_until(lambda: "later" in ran, "the burst and the run after it")
+    expected = sorted((key for key in dues if key != "b7"), key=lambda key: dues[key])
+    assert ran == [*expected, "later"]
+    assert app.history("b7") == []
+    assert all(len(app.history(key)) == 1 for key in expected)
