@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# First, before any class is created: attrs reuses the bytecode of the methods it writes.
+from lamplighter import _attrs_cache  # noqa: F401
 from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTranslationError
 from lamplighter.ids import TaskId
 from lamplighter.invocation import InvocationError, is_scheduler_invocation

@@ -1,0 +1,171 @@
+"""Bytecode of the methods attrs writes for Lamplighter's own classes, kept between runs.
+
+attrs writes each class's ``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` … as Python
+source when the class is created and compiles it, and compiling is most of what creating a
+class costs. The OS starts the application again for every run and every run creates the
+same classes from the same source, so, as Python keeps a module's bytecode in
+``__pycache__``, the code objects compiled for Lamplighter's classes are kept in
+``lamplighter/__pycache__`` and reused when attrs hands over the same source again.
+
+The class is still made by attrs, from the same source, with the same globals: only the
+``compile`` step is skipped when the source and file name attrs passes are exactly those a
+kept code object was compiled from. Anything else (another class, changed source, another
+Python, a missing or unreadable file) is compiled as attrs would. Like bytecode, nothing is
+written when ``sys.dont_write_bytecode`` is set or the directory is not writable.
+
+Importing this module installs it; ``lamplighter/__init__`` imports it first.
+"""
+
+from __future__ import annotations
+import __future__
+
+import builtins
+import marshal
+import os
+import sys
+from types import CodeType
+from typing import Any
+
+# The file names attrs gives the methods of a class: "<attrs generated methods mod.Qual>".
+_PREFIX = "<attrs generated "
+# Classes of these modules only: an application's own classes are compiled as usual.
+_OWN = ("lamplighter.", "lamplighter_")
+_FUTURE_FLAGS = 0
+for _name in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _name).compiler_flag
+
+# attrs writes into ``__hash__`` a number that differs in every process (the hash of a
+# string); it is kept out of the comparison and put into the kept code in its place.
+_TYPE_HASH = "hash((\n"
+
+_compile = builtins.compile
+_path = os.path.join(
+    os.path.dirname(__file__), "__pycache__", f"attrs-methods.{sys.implementation.cache_tag}.bin"
+)
+# file name -> (source with the type hash as 0, code, the type hash in that code)
+_kept: dict[str, tuple[str, CodeType, int]] = {}
+_dirty = False
+_flags = 0  # the __future__ flags attrs' own module compiles with
+
+
+def _cached_compile(source: Any, filename: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
+    global _dirty
+    if args or kwargs:
+        return _compile(source, filename, mode, *args, **kwargs)
+    if (
+        mode != "exec"
+        or not isinstance(source, str)
+        or not isinstance(filename, str)
+        or not filename.startswith(_PREFIX)
+        or not filename[len(_PREFIX) :].partition(" ")[2].startswith(_OWN)
+    ):
+        # The flags compile() would have inherited from attrs' module, which calls it.
+        return _compile(source, filename, mode, _flags, True)
+    key, type_hash = _without_type_hash(source)
+    if not key:
+        return _compile(source, filename, mode, _flags, True)
+    kept = _kept.get(filename)
+    if kept is not None and kept[0] == key:
+        _, code, kept_hash = kept
+        if kept_hash == type_hash:
+            return code
+        return _with_type_hash(code, kept_hash, type_hash)
+    code = _compile(source, filename, mode, _flags, True)
+    _kept[filename] = (key, code, type_hash)
+    _dirty = True
+    return code
+
+
+def _without_type_hash(source: str) -> tuple[str, int]:
+    """``source`` with the number that starts its ``__hash__`` tuple as 0, and that number
+    (0 if there is none); ``""`` when there is more than one such tuple."""
+    start = source.find(_TYPE_HASH)
+    if start < 0:
+        return source, 0
+    start += len(_TYPE_HASH)
+    end = source.find(",\n", start)
+    if end < 0 or source.find(_TYPE_HASH, end) >= 0:
+        return "", 0
+    try:
+        type_hash = int(source[start:end])
+    except ValueError:
+        return "", 0
+    return f"{source[:start]}0{source[end:]}", type_hash
+
+
+def _with_type_hash(code: CodeType, old: int, new: int) -> CodeType:
+    """``code`` with the constant ``old`` of its ``__hash__`` function replaced by ``new``."""
+    consts = list(code.co_consts)
+    for index, const in enumerate(consts):
+        if isinstance(const, CodeType):
+            if const.co_name == "__hash__":
+                inner = [new if type(c) is int and c == old else c for c in const.co_consts]
+                consts[index] = const.replace(co_consts=tuple(inner))
+            else:
+                consts[index] = _with_type_hash(const, old, new)
+    return code.replace(co_consts=tuple(consts))
+
+
+def _load() -> None:
+    try:
+        with open(_path, "rb") as file:
+            kept = marshal.load(file)
+    except (OSError, EOFError, ValueError, TypeError):
+        return
+    if isinstance(kept, dict):
+        for filename, entry in kept.items():
+            if (
+                isinstance(filename, str)
+                and isinstance(entry, tuple)
+                and len(entry) == 3
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], CodeType)
+                and type(entry[2]) is int
+            ):
+                _kept[filename] = entry
+
+
+def save() -> None:
+    """Write the kept code objects, if any was compiled in this process (and bytecode may
+    be written)."""
+    global _dirty
+    if not _dirty or sys.dont_write_bytecode:
+        return
+    temporary = f"{_path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(_path), exist_ok=True)
+        with open(temporary, "wb") as file:
+            marshal.dump(dict(_kept), file)
+        os.replace(temporary, _path)
+        _dirty = False
+    except (OSError, ValueError):
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+def install() -> None:
+    """Make attrs reuse kept bytecode for Lamplighter's classes from now on.
+
+    attrs compiles through the module-level name ``compile`` of ``attr._make``; if a
+    version of attrs no longer does, this changes nothing.
+    """
+    global _flags
+    import atexit
+
+    import attr._make as make
+
+    compile_and_eval = getattr(make, "_compile_and_eval", None)
+    code = getattr(compile_and_eval, "__code__", None)
+    if not isinstance(code, CodeType) or "compile" not in code.co_names:
+        return
+    if getattr(make, "compile", None) is _cached_compile:
+        return
+    _flags = code.co_flags & _FUTURE_FLAGS
+    _load()
+    make.compile = _cached_compile  # type: ignore[attr-defined]
+    atexit.register(save)
+
+
+install()

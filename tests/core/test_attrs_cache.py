@@ -1,0 +1,173 @@
+"""The methods attrs writes for Lamplighter's classes are compiled once and kept."""
+
+from __future__ import annotations
+
+import marshal
+import sys
+from pathlib import Path
+from types import CodeType
+from typing import Any
+
+import attrs
+import pytest
+
+from lamplighter import _attrs_cache
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be positive")
+
+
+def _make_point(module: str = "lamplighter._kept_test") -> type:
+    @attrs.frozen
+    class Point:
+        __module__ = module
+        x: int = attrs.field(validator=_positive)
+        y: str = attrs.field(default="a", converter=str)
+
+    return Point
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """A fresh cache in ``tmp_path``; returns the file names compiled for real."""
+    import attr._make as make
+
+    assert make.compile is _attrs_cache._cached_compile  # installed by `import lamplighter`
+    names: list[str] = []
+    real = _attrs_cache._compile
+
+    def counting(source: Any, filename: Any, *args: Any) -> Any:
+        names.append(filename)
+        return real(source, filename, *args)
+
+    monkeypatch.setattr(_attrs_cache, "_compile", counting)
+    monkeypatch.setattr(_attrs_cache, "_kept", {})
+    monkeypatch.setattr(_attrs_cache, "_dirty", False)
+    monkeypatch.setattr(_attrs_cache, "_path", str(tmp_path / "__pycache__" / "methods.bin"))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    return names
+
+
+def _own(names: list[str]) -> list[str]:
+    return [n for n in names if "lamplighter._kept_test" in n]
+
+
+def _same_code(a: CodeType, b: CodeType) -> bool:
+    if (a.co_code, a.co_names, a.co_varnames, a.co_filename, a.co_flags) != (
+        b.co_code,
+        b.co_names,
+        b.co_varnames,
+        b.co_filename,
+        b.co_flags,
+    ):
+        return False
+    if len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts, strict=True):
+        if isinstance(x, CodeType):
+            if not (isinstance(y, CodeType) and _same_code(x, y)):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+def test_a_class_made_again_reuses_the_kept_code(compiled: list[str]) -> None:
+    first = _make_point()
+    assert len(_own(compiled)) == 1
+    _attrs_cache.save()
+    _attrs_cache._kept.clear()
+    _attrs_cache._load()  # as a new process would
+    again = _make_point()
+    assert len(_own(compiled)) == 1  # nothing compiled the second time
+    for method in ("__init__", "__eq__", "__hash__", "__repr__"):
+        assert _same_code(getattr(first, method).__code__, getattr(again, method).__code__)
+    # ... and the class behaves as attrs made it
+    point = again(2, 5)
+    assert point == again(2, "5")
+    assert hash(point) == hash(again(2, "5"))
+    assert repr(point) == "Point(x=2, y='5')"
+    with pytest.raises(ValueError, match="x must be positive"):
+        again(0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        point.x = 3  # type: ignore[attr-defined]
+    assert attrs.evolve(point, x=3) == again(3, "5")
+    assert [f.name for f in attrs.fields(again)] == ["x", "y"]
+
+
+def test_the_per_process_type_hash_is_put_into_the_kept_code(compiled: list[str]) -> None:
+    cls = _make_point()
+    filename = cls.__init__.__code__.co_filename
+    source, _, type_hash = _attrs_cache._kept[filename]
+    assert type_hash != 0
+    # The source another process would hand over: the same but for the type hash.
+    other = source.replace("hash((\n0,\n", f"hash((\n                {type_hash + 1},\n")
+    assert "hash((\n0,\n" in source
+    assert other != source
+    real = _attrs_cache._cached_compile(other, filename, "exec")
+    assert len(_own(compiled)) == 1  # reused, not compiled
+    expected = compile(other, filename, "exec", _attrs_cache._flags, True)
+    assert _same_code(real, expected)
+    hash_code = next(c for c in real.co_consts if getattr(c, "co_name", "") == "__hash__")
+    assert type_hash + 1 in hash_code.co_consts
+    assert type_hash not in hash_code.co_consts
+
+
+def test_changed_source_is_compiled_again(compiled: list[str]) -> None:
+    _make_point()
+
+    @attrs.frozen
+    class Point:  # same name, other fields
+        __module__ = "lamplighter._kept_test"
+        z: int = 0
+
+    assert len(_own(compiled)) == 2
+    assert repr(Point(4)) == "Point(z=4)"
+
+
+def test_other_modules_classes_are_not_kept(compiled: list[str]) -> None:
+    cls = _make_point(module="someapp.model")
+    assert compiled == [cls.__init__.__code__.co_filename]  # compiled, as attrs would
+    assert _attrs_cache._kept == {}
+    assert repr(cls(1)) == "Point(x=1, y='a')"
+
+
+def test_nothing_is_written_when_bytecode_is_not(
+    compiled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _make_point()
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    _attrs_cache.save()
+    assert not Path(_attrs_cache._path).exists()
+
+
+def test_an_unwritable_directory_is_not_an_error(
+    compiled: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(_attrs_cache, "_path", str(blocker / "__pycache__" / "methods.bin"))
+    _make_point()
+    _attrs_cache.save()  # no exception
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"garbage", marshal.dumps({"x": ("a", "not code", 1)}), marshal.dumps([1, 2])],
+)
+def test_a_damaged_file_is_ignored(compiled: list[str], content: bytes) -> None:
+    path = Path(_attrs_cache._path)
+    path.parent.mkdir()
+    path.write_bytes(content)
+    _attrs_cache._load()
+    assert _attrs_cache._kept == {}
+    cls = _make_point()
+    assert len(_own(compiled)) == 1
+    assert cls(1) == cls(1)
+    _attrs_cache.save()  # replaced by a good one
+    _attrs_cache._kept.clear()
+    _attrs_cache._load()
+    assert cls.__init__.__code__.co_filename in _attrs_cache._kept
