@@ -42,8 +42,9 @@ _compile = builtins.compile
 _path = os.path.join(
     os.path.dirname(__file__), "__pycache__", f"attrs-methods.{sys.implementation.cache_tag}.bin"
 )
-# file name -> (source with the type hash as 0, code, the type hash in that code)
-_kept: dict[str, tuple[str, CodeType, int]] = {}
+# file name -> (source with the type hash as 0, code or its marshalled bytes, the type hash
+# in that code)
+_kept: dict[str, tuple[str, CodeType | bytes, int]] = {}
 _dirty = False
 _flags = 0  # the __future__ flags attrs' own module compiles with
 
@@ -66,10 +67,16 @@ def _cached_compile(source: Any, filename: Any, mode: str, *args: Any, **kwargs:
         return _compile(source, filename, mode, _flags, True)
     kept = _kept.get(filename)
     if kept is not None and kept[0] == key:
-        _, code, kept_hash = kept
-        if kept_hash == type_hash:
-            return code
-        return _with_type_hash(code, kept_hash, type_hash)
+        code: Any = kept[1]
+        if isinstance(code, bytes):  # as read from the file: each is loaded when used
+            try:
+                code = marshal.loads(code)
+            except (EOFError, ValueError, TypeError):
+                code = None
+        if isinstance(code, CodeType) and code.co_filename == filename:
+            if kept[2] == type_hash:
+                return code
+            return _with_type_hash(code, kept[2], type_hash)
     code = _compile(source, filename, mode, _flags, True)
     _kept[filename] = (key, code, type_hash)
     _dirty = True
@@ -119,7 +126,7 @@ def _load() -> None:
                 and isinstance(entry, tuple)
                 and len(entry) == 3
                 and isinstance(entry[0], str)
-                and isinstance(entry[1], CodeType)
+                and isinstance(entry[1], bytes)
                 and type(entry[2]) is int
             ):
                 _kept[filename] = entry
@@ -135,7 +142,13 @@ def save() -> None:
     try:
         os.makedirs(os.path.dirname(_path), exist_ok=True)
         with open(temporary, "wb") as file:
-            marshal.dump(dict(_kept), file)
+            marshal.dump(
+                {
+                    filename: (key, code if isinstance(code, bytes) else marshal.dumps(code), th)
+                    for filename, (key, code, th) in _kept.items()
+                },
+                file,
+            )
         os.replace(temporary, _path)
         _dirty = False
     except (OSError, ValueError):

@@ -163,7 +163,6 @@ def test_a_damaged_file_is_ignored(compiled: list[str], content: bytes) -> None:
     path.parent.mkdir()
     path.write_bytes(content)
     _attrs_cache._load()
-    assert _attrs_cache._kept == {}
     cls = _make_point()
     assert len(_own(compiled)) == 1
     assert cls(1) == cls(1)
@@ -171,3 +170,19 @@ def test_a_damaged_file_is_ignored(compiled: list[str], content: bytes) -> None:
     _attrs_cache._kept.clear()
     _attrs_cache._load()
     assert cls.__init__.__code__.co_filename in _attrs_cache._kept
+
+
+def test_a_damaged_entry_is_compiled_again(compiled: list[str]) -> None:
+    cls = _make_point()
+    _attrs_cache.save()
+    path = Path(_attrs_cache._path)
+    kept = marshal.loads(path.read_bytes())
+    filename = cls.__init__.__code__.co_filename
+    key, code, type_hash = kept[filename]
+    kept[filename] = (key, code[: len(code) // 2], type_hash)
+    path.write_bytes(marshal.dumps(kept))
+    _attrs_cache._kept.clear()
+    _attrs_cache._load()
+    again = _make_point()
+    assert len(_own(compiled)) == 2
+    assert repr(again(1)) == "Point(x=1, y='a')"
