@@ -2,8 +2,9 @@
 on time.
 
 The model (task ids, triggers, constraints, retry policies, requests, results) is imported
-eagerly, but for the records a run seldom uses (the event triggers, ``TaskInfo``), which
-are created on first use; everything heavier (the plugin manager, the facade,
+eagerly, but for the records a run uses only when its own task names them (the timed and
+event triggers, the retry policies but the default one, ``TaskInfo``) and the calendar
+engine, which are created on first use; everything heavier (the plugin manager, the facade,
 serialization) loads on first use, because the OS relaunches the application for every
 scheduled run.
 """
@@ -14,23 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 # First, before any class is created: attrs reuses the bytecode of the methods it writes.
 from lamplighter import _attrs_cache  # noqa: F401
-from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTranslationError
 from lamplighter.ids import TaskId
 from lamplighter.invocation import InvocationError, is_scheduler_invocation
 from lamplighter.model import (
-    Calendar,
     Constraints,
     ConstraintsNotMet,
-    Exact,
     ExistingTaskPolicy,
     ExponentialBackoff,
     Failure,
-    FixedDelay,
-    LinearBackoff,
     NetworkType,
-    OneTime,
     OnLogin,
-    Periodic,
     Retry,
     RetryPolicy,
     Success,
@@ -40,20 +34,27 @@ from lamplighter.model import (
     TaskResult,
     TaskState,
     Trigger,
-    Windowed,
 )
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
     from lamplighter.backend import BackendUnavailable, SchedulingError, UnsupportedRequest
+    from lamplighter.calendar import CalendarExpr, CalendarSyntaxError, CalendarTranslationError
     from lamplighter.hookspecs import hookimpl
     from lamplighter.model import (
         BatteryLow,
         BatteryOkay,
+        Calendar,
         DeviceIdle,
+        Exact,
+        FixedDelay,
+        LinearBackoff,
+        OneTime,
         PathChanged,
+        Periodic,
         StorageLow,
         TaskInfo,
+        Windowed,
     )
     from lamplighter.plugins import PluginConflictError, PluginManager
     from lamplighter.runner import ExitStatus
@@ -119,7 +120,17 @@ _LAZY = {
     "ExitStatus": "lamplighter.runner",
     "ExecutionRecord": "lamplighter.store.records",
     "SchedulingError": "lamplighter.backend",
-    # model records a run seldom uses, created on first use (see lamplighter.model)
+    "CalendarExpr": "lamplighter.calendar",
+    "CalendarSyntaxError": "lamplighter.calendar",
+    "CalendarTranslationError": "lamplighter.calendar",
+    # model records a run creates only when it uses them (see lamplighter.model)
+    "OneTime": "lamplighter.model",
+    "Periodic": "lamplighter.model",
+    "Calendar": "lamplighter.model",
+    "Exact": "lamplighter.model",
+    "Windowed": "lamplighter.model",
+    "LinearBackoff": "lamplighter.model",
+    "FixedDelay": "lamplighter.model",
     "BatteryLow": "lamplighter.model",
     "BatteryOkay": "lamplighter.model",
     "DeviceIdle": "lamplighter.model",
