@@ -212,14 +212,17 @@ _OutEntry = tuple[str, tuple[tuple[str, Callable[[Any], object]], ...]]
 _out_entries: dict[type, _OutEntry | None] = {}
 
 
-def _out_entry(cls: type) -> _OutEntry | None:
+def _out_entry(cls: type[Any]) -> _OutEntry | None:
     try:
         return _out_entries[cls]
     except KeyError:
         pass
-    kind = getattr(cls, "kind", None)
+    kind = getattr(cls, "kind", "")
     entry: _OutEntry | None = None
-    if isinstance(kind, str) and (builtin_trigger(kind) is cls or retry_policy(kind) is cls):
+    built_in: tuple[type[Any] | None, ...] = ()
+    if isinstance(kind, str) and kind:
+        built_in = (builtin_trigger(kind), retry_policy(kind))
+    if cls in built_in:
         fields = []
         for field in attrs.fields(cls):
             writer = _WRITERS.get(_annotation(field.type))
@@ -227,7 +230,7 @@ def _out_entry(cls: type) -> _OutEntry | None:
                 break
             fields.append((field.name, writer))
         else:
-            entry = (kind, tuple(fields))
+            entry = (str(kind), tuple(fields))
     _out_entries[cls] = entry
     return entry
 
