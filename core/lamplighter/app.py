@@ -39,7 +39,6 @@ from lamplighter.events import (
     made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.invocation import LaunchCommand, default_launch_command
 from lamplighter.model import Constraints, Task, TaskRequest
 from lamplighter.runner import Runner, _utcnow
 from lamplighter.store import MemoryEntry, MemoryTaskStore, TaskStore
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
+    from lamplighter.invocation import LaunchCommand
     from lamplighter.journal import EventJournal
     from lamplighter.model import TaskInfo
     from lamplighter.plugins import PluginManager
@@ -139,7 +139,11 @@ class Lamplighter:
             )
         self.store = TaskStore.for_app(self.app_id, data_dir)
         self.data_dir: Path = self.store.root
-        self._launch = None if launch_command is None else LaunchCommand.of(launch_command)
+        self._launch: LaunchCommand | None = None
+        if launch_command is not None:
+            from lamplighter.invocation import LaunchCommand
+
+            self._launch = LaunchCommand.of(launch_command)
         self._factories: dict[TaskId, TaskFactory] = {}
         self._lock = threading.RLock()
         self._started = False
@@ -410,6 +414,8 @@ class Lamplighter:
     def launch_command(self) -> LaunchCommand:
         """How the OS starts this application again for a run."""
         if self._launch is None:
+            from lamplighter.invocation import default_launch_command
+
             self._launch = default_launch_command()
             if self._launch is None:
                 raise RuntimeError(

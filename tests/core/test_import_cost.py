@@ -31,6 +31,7 @@ def test_import_lamplighter_loads_no_heavy_module() -> None:
         "lamplighter._model_calendar",
         "lamplighter._model_retry",
         "lamplighter.calendar",
+        "lamplighter._launch",
     ):
         assert made_on_first_use not in added
     heavy = sorted(m for m in added if m.split(".")[0] in FORBIDDEN or m in FORBIDDEN)
@@ -95,6 +96,7 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.model:Calendar",
     "lamplighter.calendar",  # the calendar engine, for a Calendar trigger only
     "lamplighter._model_retry",  # retry policies but the default
+    "lamplighter._launch",  # LaunchCommand: how to start the application, to schedule it
     "lamplighter.model:LinearBackoff",
     "lamplighter.model:FixedDelay",
     "lamplighter.conditions",  # the device checker is built only to check a constraint
