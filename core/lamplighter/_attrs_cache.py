@@ -39,8 +39,12 @@ for _name in __future__.all_feature_names:
 _TYPE_HASH = "hash((\n"
 
 _compile = builtins.compile
+# Named as bytecode is: by interpreter and, under -O, by optimization level.
+_OPT = f".opt-{sys.flags.optimize}" if sys.flags.optimize else ""
 _path = os.path.join(
-    os.path.dirname(__file__), "__pycache__", f"attrs-methods.{sys.implementation.cache_tag}.bin"
+    os.path.dirname(__file__),
+    "__pycache__",
+    f"attrs-methods.{sys.implementation.cache_tag}{_OPT}.bin",
 )
 # file name -> (source with the type hash as 0, code or its marshalled bytes, the type hash
 # in that code)
