@@ -32,7 +32,6 @@ from lamplighter.model import (
     TaskContext,
     TaskRequest,
     TaskResult,
-    TaskState,
     Trigger,
 )
 
@@ -54,6 +53,7 @@ if TYPE_CHECKING:
         Periodic,
         StorageLow,
         TaskInfo,
+        TaskState,
         Windowed,
     )
     from lamplighter.plugins import PluginConflictError, PluginManager
@@ -137,6 +137,7 @@ _LAZY = {
     "PathChanged": "lamplighter.model",
     "StorageLow": "lamplighter.model",
     "TaskInfo": "lamplighter.model",
+    "TaskState": "lamplighter.model",
 }
 
 

@@ -1,15 +1,13 @@
-"""The bases of the model's triggers, retry policies and results, and :class:`TaskState`, in a
-module of their own so that :mod:`lamplighter.model` (their public home and ``__module__``)
-and the records it creates on first use (``lamplighter._model_timed``, ``_model_more`` …) both
-build on them."""
+"""The bases of the model's triggers, retry policies and results, in a module of their own
+so that :mod:`lamplighter.model` (their public home and ``__module__``) and the records it
+creates on first use (``lamplighter._model_timed``, ``_model_more`` …) both build on them."""
 
 from __future__ import annotations
 
-import enum
 from datetime import timedelta
 from typing import ClassVar
 
-__all__ = ["RetryPolicy", "TaskResult", "TaskState", "Trigger"]
+__all__ = ["RetryPolicy", "TaskResult", "Trigger"]
 
 
 class Trigger:
@@ -56,13 +54,5 @@ class TaskResult:
     kind: ClassVar[str]
 
 
-class TaskState(enum.Enum):
-    """Where a task stands."""
-
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    INACTIVE = "inactive"
-
-
-for _cls in (Trigger, RetryPolicy, TaskResult, TaskState):
+for _cls in (Trigger, RetryPolicy, TaskResult):
     _cls.__module__ = "lamplighter.model"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 import attrs
 
 from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
-from lamplighter._model_base import RetryPolicy, TaskResult, TaskState, Trigger
+from lamplighter._model_base import RetryPolicy, TaskResult, Trigger
 
 # The limits and field checks are shared with the records made on first use (see the end).
 from lamplighter._model_checks import DEFAULT_MAX_DELAY as DEFAULT_MAX_DELAY
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from lamplighter._model_more import PathChanged as PathChanged
     from lamplighter._model_more import StorageLow as StorageLow
     from lamplighter._model_more import TaskInfo as TaskInfo
+    from lamplighter._model_more import TaskState as TaskState
     from lamplighter._model_retry import FixedDelay as FixedDelay
     from lamplighter._model_retry import LinearBackoff as LinearBackoff
     from lamplighter._model_timed import Exact as Exact
@@ -588,13 +589,22 @@ class Task(Protocol):
 
 # The OS starts the application again for every run, and a run uses a handful of these
 # records: the timed triggers (lamplighter._model_timed, _model_calendar), the retry policies
-# but the default one (_model_retry), the event triggers and ``TaskInfo`` (_model_more) are
+# but the default one (_model_retry), the event triggers, ``TaskInfo`` and ``TaskState``
+# (_model_more) are
 # created on first use. Their ``__module__`` is this module, so reprs and pickles name them
 # here.
 _TIMED = frozenset({"OneTime", "Periodic", "Exact", "Windowed"})
 _RETRY = frozenset({"LinearBackoff", "FixedDelay"})
 _MORE = frozenset(
-    {"BatteryLow", "BatteryOkay", "StorageLow", "DeviceIdle", "PathChanged", "TaskInfo"}
+    {
+        "BatteryLow",
+        "BatteryOkay",
+        "StorageLow",
+        "DeviceIdle",
+        "PathChanged",
+        "TaskInfo",
+        "TaskState",
+    }
 )
 
 

@@ -87,6 +87,7 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.model:DeviceIdle",
     "lamplighter.model:PathChanged",
     "lamplighter.model:TaskInfo",
+    "lamplighter.model:TaskState",
     "lamplighter._model_timed",  # the timed triggers: the task's is on_login
     "lamplighter.model:OneTime",
     "lamplighter.model:Periodic",

@@ -389,11 +389,13 @@ def test_the_built_in_trigger_table_lists_every_class_in_order() -> None:
 def test_the_base_classes_and_task_state_are_named_in_the_model() -> None:
     import pickle
 
-    from lamplighter import TaskResult, Trigger
+    import lamplighter.model
+    from lamplighter import RetryPolicy, TaskResult, Trigger
 
-    for cls in (Trigger, TaskResult, TaskState):
+    for cls in (Trigger, RetryPolicy, TaskResult, TaskState):
         assert cls.__module__ == "lamplighter.model"
     assert pickle.loads(pickle.dumps(TaskState.RUNNING)) is TaskState.RUNNING
+    assert TaskState.__qualname__ == "TaskState" and "TaskState" in dir(lamplighter.model)
 
 
 def _fresh(code: str) -> str:
