@@ -128,7 +128,7 @@ def _compile_installed() -> None:
 
 def _first_runs(py: str, script: Path) -> None:
     """Run each task once as an installed application's first run does, writing the bytecode
-    of the methods attrs generates for Lamplighter's classes (``lamplighter._attrs_cache``)
+    of the methods attrs generates for Lamplighter's classes (``lamplighter._startup``)
     even where ``PYTHONDONTWRITEBYTECODE`` is set, as ``_compile_installed`` does for modules."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     for task in ("sync", "async"):

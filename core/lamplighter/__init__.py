@@ -13,27 +13,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# First, before any class is created: attrs reuses the bytecode of the methods it writes.
-from lamplighter import _attrs_cache  # noqa: F401
-from lamplighter.ids import TaskId
-from lamplighter.invocation import InvocationError, is_scheduler_invocation
-from lamplighter.model import (
-    Constraints,
-    ConstraintsNotMet,
-    ExistingTaskPolicy,
-    ExponentialBackoff,
-    Failure,
-    NetworkType,
-    OnLogin,
-    Retry,
-    RetryPolicy,
-    Success,
-    Task,
-    TaskContext,
-    TaskRequest,
-    TaskResult,
-    Trigger,
-)
+# First, before attrs is imported: no garbage collection walks what this import makes, and
+# attrs reuses the bytecode of the methods it writes (see lamplighter._startup).
+from lamplighter import _startup
+
+_held = _startup.hold_collections()
+try:
+    _startup.install()
+    from lamplighter.ids import TaskId
+    from lamplighter.invocation import InvocationError, is_scheduler_invocation
+    from lamplighter.model import (
+        Constraints,
+        ConstraintsNotMet,
+        ExistingTaskPolicy,
+        ExponentialBackoff,
+        Failure,
+        NetworkType,
+        OnLogin,
+        Retry,
+        RetryPolicy,
+        Success,
+        Task,
+        TaskContext,
+        TaskRequest,
+        TaskResult,
+        Trigger,
+    )
+finally:
+    _startup.resume_collections(_held)
 
 if TYPE_CHECKING:
     from lamplighter.app import Lamplighter
@@ -147,7 +154,11 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'lamplighter' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module_name), name)
+    held = _startup.hold_collections()  # the facade and what it imports: as above
+    try:
+        value = getattr(importlib.import_module(module_name), name)
+    finally:
+        _startup.resume_collections(held)
     globals()[name] = value
     return value
 

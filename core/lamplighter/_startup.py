@@ -1,9 +1,10 @@
-"""Bytecode of the methods attrs writes for Lamplighter's own classes, kept between runs.
+"""What Lamplighter does so that a process the OS starts for one run starts cheaply.
 
-attrs writes each class's ``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` … as Python
-source when the class is created and compiles it, and compiling is most of what creating a
-class costs. The OS starts the application again for every run and every run creates the
-same classes from the same source, so, as Python keeps a module's bytecode in
+**The bytecode of the methods attrs writes for Lamplighter's own classes is kept between
+runs.** attrs writes each class's ``__init__``, ``__eq__``, ``__hash__``, ``__repr__`` … as
+Python source when the class is created and compiles it, and compiling is most of what
+creating a class costs. The OS starts the application again for every run and every run
+creates the same classes from the same source, so, as Python keeps a module's bytecode in
 ``__pycache__``, the code objects compiled for Lamplighter's classes are kept in
 ``lamplighter/__pycache__`` and reused when attrs hands over the same source again.
 
@@ -13,13 +14,24 @@ kept code object was compiled from. Anything else (another class, changed source
 Python, a missing or unreadable file) is compiled as attrs would. Like bytecode, nothing is
 written when ``sys.dont_write_bytecode`` is set or the directory is not writable.
 
-Importing this module installs it; ``lamplighter/__init__`` imports it first.
+**The garbage collector does not walk what Lamplighter's import makes**
+(:func:`hold_collections`, :func:`resume_collections`). Importing makes thousands of objects
+that live as long as the process (classes, functions, module dictionaries), and their
+number alone brings on collections that walk them, and walk them again as they age. While
+Lamplighter imports itself (attrs, the model, the facade) no collection runs, and afterwards
+everything made meanwhile counts as old, to be looked at by the collector's full
+collections only; the few cycles left behind (attrs replaces each class it builds) are freed
+by the next one. Nothing changes when the application turned the collector off or froze
+objects itself.
+
+``lamplighter/__init__`` uses both first, before attrs is imported.
 """
 
 from __future__ import annotations
 import __future__
 
 import builtins
+import gc
 import marshal
 import os
 import sys
@@ -162,6 +174,33 @@ def save() -> None:
             pass
 
 
+def hold_collections() -> bool:
+    """Turn the garbage collector off if it is on; hand the result to
+    :func:`resume_collections`, in a ``finally``."""
+    if gc.isenabled():
+        gc.disable()
+        return True
+    return False
+
+
+def resume_collections(held: bool) -> None:
+    """Turn the collector back on if :func:`hold_collections` turned it off, with every
+    object it tracks counted as old.
+
+    ``gc.freeze()`` then ``gc.unfreeze()`` moves every tracked object into the oldest
+    generation without walking any, and starts the count of new ones afresh; a collector
+    merely turned back on would walk all that was made meanwhile at its next allocation.
+    Not when the application froze objects itself (before forking, say): those stay where
+    it put them.
+    """
+    if not held:
+        return
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+    gc.enable()
+
+
 def install() -> None:
     """Make attrs reuse kept bytecode for Lamplighter's classes from now on.
 
@@ -183,6 +222,3 @@ def install() -> None:
     _load()
     make.compile = _cached_compile  # type: ignore[attr-defined]
     atexit.register(save)
-
-
-install()
