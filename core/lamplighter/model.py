@@ -608,23 +608,24 @@ _MORE = frozenset(
 )
 
 
+def _made_by_kind(names: Mapping[str, str], kind: str) -> Any:
+    name = names.get(kind)
+    if name is None:
+        return None
+    return globals().get(name) or __getattr__(name)
+
+
 def builtin_trigger(kind: str) -> type[Trigger] | None:
     """The built-in trigger class of ``kind``, created if it was not yet; None when no
     built-in trigger has that kind."""
-    name = _TRIGGER_NAMES.get(kind)
-    if name is None:
-        return None
-    cls: type[Trigger] = globals().get(name) or __getattr__(name)
+    cls: type[Trigger] | None = _made_by_kind(_TRIGGER_NAMES, kind)
     return cls
 
 
 def retry_policy(kind: str) -> type[RetryPolicy] | None:
     """The built-in retry policy class of ``kind``, created if it was not yet; None when no
     built-in policy has that kind."""
-    name = _POLICY_NAMES.get(kind)
-    if name is None:
-        return None
-    cls: type[RetryPolicy] = globals().get(name) or __getattr__(name)
+    cls: type[RetryPolicy] | None = _made_by_kind(_POLICY_NAMES, kind)
     return cls
 
 
