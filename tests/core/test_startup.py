@@ -268,3 +268,63 @@ def test_resuming_what_was_not_held_changes_nothing() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+_RUN_APP = """
+import sys
+from lamplighter import Lamplighter, Success, is_scheduler_invocation
+
+class Task:
+    def run(self, ctx):
+        # Whether this process compiled any method of Lamplighter's own classes.
+        sys.stdout.write(str(sys.modules["lamplighter._startup"]._dirty))
+        return Success()
+
+app = Lamplighter(app_id="com.example.kept", data_dir=sys.argv[1])
+app.register("sync", Task)
+if is_scheduler_invocation(sys.argv):
+    sys.exit(app.handle_invocation(sys.argv))
+"""
+
+
+def test_a_run_the_os_launches_again_compiles_none_of_lamplighters_methods(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+
+    import lamplighter
+
+    cache = Path(lamplighter.__file__).parent / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    if not os.access(cache, os.W_OK):
+        pytest.skip("the installed package's __pycache__ is read-only")
+    from lamplighter import TaskRequest
+    from lamplighter.testing import VirtualScheduler
+
+    scheduler = VirtualScheduler(app_id="com.example.kept", data_dir=tmp_path)
+    scheduler.register("sync", object)
+    scheduler.start()
+    scheduler.schedule(TaskRequest.on_login("sync"))
+    scheduler.shutdown()
+    script = tmp_path / "app.py"
+    script.write_text(_RUN_APP)
+    # As an installed application's runs: bytecode may be written (the first run keeps
+    # what it compiled), and in a fresh process every time.
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("LAMPLIGHTER_")
+    }
+    compiled = [
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path), "--lamplighter-run", "sync"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environ,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert compiled[1] == "False"  # every class's methods came from what the first kept
