@@ -153,8 +153,10 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'lamplighter' has no attribute {name!r}")
     import importlib
+    import sys
 
-    held = _startup.hold_collections()  # the facade and what it imports: as above
+    # A module imported now (the facade and what it imports): collections held, as above.
+    held = module_name not in sys.modules and _startup.hold_collections()
     try:
         value = getattr(importlib.import_module(module_name), name)
     finally:
