@@ -18,7 +18,8 @@ written when ``sys.dont_write_bytecode`` is set or the directory is not writable
 (:func:`hold_collections`, :func:`resume_collections`). Importing makes thousands of objects
 that live as long as the process (classes, functions, module dictionaries), and their
 number alone brings on collections that walk them, and walk them again as they age. While
-Lamplighter imports itself (attrs, the model, the facade) no collection runs, and afterwards
+Lamplighter imports itself (attrs, the model, the facade; asyncio for a process's first async
+run) no collection runs, and afterwards
 everything made meanwhile counts as old, to be looked at by the collector's full
 collections only; the cycles left behind (attrs replaces each class it builds) are freed by
 the next one, in a process the OS launched for one run at its exit. So the run starts

@@ -328,3 +328,46 @@ def test_a_run_the_os_launches_again_compiles_none_of_lamplighters_methods(
         for _ in range(2)
     ]
     assert compiled[1] == "False"  # every class's methods came from what the first kept
+
+
+_ASYNC_APP = """
+import gc, sys
+from lamplighter import Lamplighter, Success, is_scheduler_invocation
+
+class Task:
+    async def run(self, ctx):
+        import asyncio
+        # asyncio.__all__ is among the last objects importing asyncio makes: young, had
+        # the collector run meanwhile; counted as old instead.
+        old = any(o is asyncio.__all__ for o in gc.get_objects(generation=2))
+        sys.stdout.write(f"{old} {gc.isenabled()}")
+        return Success()
+
+app = Lamplighter(app_id="com.example.kept", data_dir=sys.argv[1])
+app.register("async", Task)
+if is_scheduler_invocation(sys.argv):
+    sys.exit(app.handle_invocation(sys.argv))
+"""
+
+
+def test_an_async_run_imports_asyncio_without_collections(tmp_path: Path) -> None:
+    import subprocess
+
+    from lamplighter import TaskRequest
+    from lamplighter.testing import VirtualScheduler
+
+    scheduler = VirtualScheduler(app_id="com.example.kept", data_dir=tmp_path)
+    scheduler.register("async", object)
+    scheduler.start()
+    scheduler.schedule(TaskRequest.on_login("async"))
+    scheduler.shutdown()
+    script = tmp_path / "app.py"
+    script.write_text(_ASYNC_APP)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "--lamplighter-run", "async"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert out == "True True"
