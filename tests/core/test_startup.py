@@ -270,28 +270,58 @@ def test_resuming_what_was_not_held_changes_nothing() -> None:
         gc.enable()
 
 
-_RUN_APP = """
-import sys
+# An application whose one task reports, from inside run(), what ``REPORT`` says.
+_APP = """
+import gc, sys
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
 
-class Task:
+class SyncTask:
     def run(self, ctx):
-        # Whether this process compiled any method of Lamplighter's own classes.
-        sys.stdout.write(str(sys.modules["lamplighter._startup"]._dirty))
+        sys.stdout.write(str(REPORT))
+        return Success()
+
+class AsyncTask:
+    async def run(self, ctx):
+        import asyncio
+        sys.stdout.write(str(REPORT))
         return Success()
 
 app = Lamplighter(app_id="com.example.kept", data_dir=sys.argv[1])
-app.register("sync", Task)
+app.register("task", AsyncTask if "async" in sys.argv[2:3] else SyncTask)
 if is_scheduler_invocation(sys.argv):
     sys.exit(app.handle_invocation(sys.argv))
 """
+
+
+def _os_runs(
+    tmp_path: Path, kind: str, report: str, environ: dict[str, str] | None = None, runs: int = 1
+) -> list[str]:
+    """What the task reported in each of ``runs`` runs started as the OS starts them."""
+    import subprocess
+
+    from lamplighter import TaskRequest
+    from lamplighter.testing import VirtualScheduler
+
+    scheduler = VirtualScheduler(app_id="com.example.kept", data_dir=tmp_path)
+    scheduler.register("task", object)
+    scheduler.start()
+    scheduler.schedule(TaskRequest.on_login("task"))
+    scheduler.shutdown()
+    script = tmp_path / "app.py"
+    script.write_text(_APP.replace("REPORT", report))
+    command = [sys.executable, str(script), str(tmp_path), kind, "--lamplighter-run", "task"]
+    return [
+        subprocess.run(
+            command, capture_output=True, text=True, timeout=60, env=environ, check=True
+        ).stdout
+        for _ in range(runs)
+    ]
 
 
 def test_a_run_the_os_launches_again_compiles_none_of_lamplighters_methods(
     tmp_path: Path,
 ) -> None:
     import os
-    import subprocess
 
     import lamplighter
 
@@ -299,16 +329,6 @@ def test_a_run_the_os_launches_again_compiles_none_of_lamplighters_methods(
     cache.mkdir(exist_ok=True)
     if not os.access(cache, os.W_OK):
         pytest.skip("the installed package's __pycache__ is read-only")
-    from lamplighter import TaskRequest
-    from lamplighter.testing import VirtualScheduler
-
-    scheduler = VirtualScheduler(app_id="com.example.kept", data_dir=tmp_path)
-    scheduler.register("sync", object)
-    scheduler.start()
-    scheduler.schedule(TaskRequest.on_login("sync"))
-    scheduler.shutdown()
-    script = tmp_path / "app.py"
-    script.write_text(_RUN_APP)
     # As an installed application's runs: bytecode may be written (the first run keeps
     # what it compiled), and in a fresh process every time.
     environ = {
@@ -316,58 +336,15 @@ def test_a_run_the_os_launches_again_compiles_none_of_lamplighters_methods(
         for k, v in os.environ.items()
         if k != "PYTHONDONTWRITEBYTECODE" and not k.startswith("LAMPLIGHTER_")
     }
-    compiled = [
-        subprocess.run(
-            [sys.executable, str(script), str(tmp_path), "--lamplighter-run", "sync"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=environ,
-            check=True,
-        ).stdout
-        for _ in range(2)
-    ]
+    # Whether the process compiled any method of Lamplighter's own classes.
+    compiled = _os_runs(
+        tmp_path, "sync", 'sys.modules["lamplighter._startup"]._dirty', environ, runs=2
+    )
     assert compiled[1] == "False"  # every class's methods came from what the first kept
 
 
-_ASYNC_APP = """
-import gc, sys
-from lamplighter import Lamplighter, Success, is_scheduler_invocation
-
-class Task:
-    async def run(self, ctx):
-        import asyncio
-        # asyncio.__all__ is among the last objects importing asyncio makes: young, had
-        # the collector run meanwhile; counted as old instead.
-        old = any(o is asyncio.__all__ for o in gc.get_objects(generation=2))
-        sys.stdout.write(f"{old} {gc.isenabled()}")
-        return Success()
-
-app = Lamplighter(app_id="com.example.kept", data_dir=sys.argv[1])
-app.register("async", Task)
-if is_scheduler_invocation(sys.argv):
-    sys.exit(app.handle_invocation(sys.argv))
-"""
-
-
 def test_an_async_run_imports_asyncio_without_collections(tmp_path: Path) -> None:
-    import subprocess
-
-    from lamplighter import TaskRequest
-    from lamplighter.testing import VirtualScheduler
-
-    scheduler = VirtualScheduler(app_id="com.example.kept", data_dir=tmp_path)
-    scheduler.register("async", object)
-    scheduler.start()
-    scheduler.schedule(TaskRequest.on_login("async"))
-    scheduler.shutdown()
-    script = tmp_path / "app.py"
-    script.write_text(_ASYNC_APP)
-    out = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), "--lamplighter-run", "async"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert out == "True True"
+    # asyncio.__all__ is among the last objects importing asyncio makes: young, had the
+    # collector run meanwhile; counted as old instead.
+    report = "(any(o is asyncio.__all__ for o in gc.get_objects(generation=2)), gc.isenabled())"
+    assert _os_runs(tmp_path, "async", report) == ["(True, True)"]
