@@ -229,9 +229,9 @@ def test_import_leaves_what_the_application_froze_frozen() -> None:
         "result = [before, gc.get_freeze_count(), gc.isenabled()]"
     )
     before, after, enabled = counts
-    # Neither thawed (0) nor joined by the thousands of objects the import made; a few of
+    # Neither thawed (0) nor joined by the thousands of objects the import made; some of
     # the frozen ones may have died since.
-    assert before > 1000 and before - 50 < after <= before and enabled is True
+    assert before > 1000 and before // 2 < after <= before and enabled is True
 
 
 def test_what_is_made_while_held_counts_as_old_and_its_garbage_is_still_freed() -> None:
