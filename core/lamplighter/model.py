@@ -384,9 +384,8 @@ class TaskRequest:
         **options: Any,
     ) -> TaskRequest:
         """A request with a :class:`Periodic` trigger; ``options`` are the other fields."""
-        from lamplighter._model_timed import Periodic
-
-        trigger = Periodic(
+        periodic: type[Periodic] = _made("Periodic")
+        trigger = periodic(
             interval,
             flex=flex,
             run_immediately=run_immediately,
@@ -399,9 +398,8 @@ class TaskRequest:
         cls, task_id: TaskId | str, expr: CalendarExpr | str, **options: Any
     ) -> TaskRequest:
         """A request with a :class:`Calendar` trigger."""
-        from lamplighter._model_calendar import Calendar
-
-        return cls(task_id=task_id, trigger=Calendar(expr), **options)
+        calendar: type[Calendar] = _made("Calendar")
+        return cls(task_id=task_id, trigger=calendar(expr), **options)
 
     @classmethod
     def on_login(cls, task_id: TaskId | str, **options: Any) -> TaskRequest:
@@ -413,25 +411,22 @@ class TaskRequest:
         cls, task_id: TaskId | str, delay: timedelta = timedelta(0), **options: Any
     ) -> TaskRequest:
         """A request with a :class:`OneTime` trigger."""
-        from lamplighter._model_timed import OneTime
-
-        return cls(task_id=task_id, trigger=OneTime(delay), **options)
+        onetime: type[OneTime] = _made("OneTime")
+        return cls(task_id=task_id, trigger=onetime(delay), **options)
 
     @classmethod
     def exact(cls, task_id: TaskId | str, at: datetime, **options: Any) -> TaskRequest:
         """A request with an :class:`Exact` trigger."""
-        from lamplighter._model_timed import Exact
-
-        return cls(task_id=task_id, trigger=Exact(at), **options)
+        exact: type[Exact] = _made("Exact")
+        return cls(task_id=task_id, trigger=exact(at), **options)
 
     @classmethod
     def windowed(
         cls, task_id: TaskId | str, start: datetime, end: datetime, **options: Any
     ) -> TaskRequest:
         """A request with a :class:`Windowed` trigger."""
-        from lamplighter._model_timed import Windowed
-
-        return cls(task_id=task_id, trigger=Windowed(start, end), **options)
+        windowed: type[Windowed] = _made("Windowed")
+        return cls(task_id=task_id, trigger=windowed(start, end), **options)
 
     def stored_input(self) -> Any:
         """The input as the JSON-able value it is stored as."""
@@ -608,11 +603,14 @@ _MORE = frozenset(
 )
 
 
+def _made(name: str) -> Any:
+    """The record ``name`` of this module, created if it was not yet."""
+    return globals().get(name) or __getattr__(name)
+
+
 def _made_by_kind(names: Mapping[str, str], kind: str) -> Any:
     name = names.get(kind)
-    if name is None:
-        return None
-    return globals().get(name) or __getattr__(name)
+    return None if name is None else _made(name)
 
 
 def builtin_trigger(kind: str) -> type[Trigger] | None:

@@ -448,3 +448,17 @@ def test_a_request_decodes_with_only_its_own_records(tmp_path: Path) -> None:
     assert (trigger, retry) == ("Periodic", "FixedDelay")
     assert made == ["FixedDelay", "Periodic"]
     assert not calendar and not calendar_trigger
+
+
+def test_a_request_built_by_its_class_method_names_its_trigger_in_the_model() -> None:
+    # TaskRequest.calendar() creates Calendar as lamplighter.model.Calendar would, so its
+    # annotation resolves and the model lists the record as made.
+    out = _fresh(
+        "import typing\n"
+        "from lamplighter import TaskRequest\n"
+        "import lamplighter.model as m\n"
+        "r = TaskRequest.calendar('t', 'daily')\n"
+        "print(typing.get_type_hints(type(r.trigger))['expr'].__name__,"
+        " 'Calendar' in vars(m), 'Periodic' in vars(m))\n"
+    )
+    assert out.split() == ["CalendarExpr", "True", "False"]
