@@ -3,10 +3,10 @@ on time.
 
 The model (task ids, triggers, constraints, retry policies, requests, results) is imported
 eagerly, but for the records a run uses only when its own task names them (the timed and
-event triggers, the retry policies but the default one, ``TaskInfo``) and the calendar
-engine, which are created on first use; everything heavier (the plugin manager, the facade,
-serialization) loads on first use, because the OS relaunches the application for every
-scheduled run.
+event triggers, the retry policies but the default one, ``TaskInfo``, ``TaskState``) and
+the calendar engine, which are created on first use; everything heavier (the plugin
+manager, the facade, serialization) loads on first use, because the OS relaunches the
+application for every scheduled run.
 """
 
 from __future__ import annotations
