@@ -197,7 +197,8 @@ def resume_collections(held: bool) -> None:
     """
     if not held:
         return
-    if gc.get_freeze_count() == 0:
+    # (An interpreter without gc.freeze, PyPy's, just turns the collector back on.)
+    if hasattr(gc, "freeze") and gc.get_freeze_count() == 0:
         gc.freeze()
         gc.unfreeze()
     gc.enable()
