@@ -342,6 +342,30 @@ def test_a_line_from_plain_values_is_the_line_of_the_event(tmp_path: Path) -> No
         assert event_from_dict(json.loads(line)) == event
 
 
+def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path)
+    pid = os.getpid()
+    # Due a minute before; a start a hair before a whole second, which the runtime carries
+    # into the next one; a start whose microseconds round up into the next second.
+    for started, due, runtime in [
+        (1767323045.250001, 1767322985.5, 0.125),
+        (1767323045.9999995, 1767323045.0, 2e-06),
+        (1767323046.9999996, 1767323046.9999996, 0.0),
+    ]:
+        journal.append_run("t", started, 3, due, runtime)
+        expected = [
+            fields_line(WorkStarted, "t", started, pid, (3, due)),
+            fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
+        ]
+        events = [
+            from_plain(WorkStarted, TaskId("t"), started, (3, due)),
+            from_plain(WorkCompleted, TaskId("t"), started + runtime, (runtime, "success")),
+        ]
+        lines = journal.path.read_text().splitlines(keepends=True)[-2:]
+        assert lines == expected
+        assert [event_from_dict(json.loads(line)) for line in lines] == events
+
+
 def test_a_timed_flush_writes_a_long_queue_in_order_a_chunk_at_a_time(tmp_path: Path) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05)
     count = _CHUNK * 3 + 5
