@@ -45,6 +45,10 @@ __all__ = ["CAPABILITIES", "InProcessBackend"]
 logger = logging.getLogger(__name__)
 
 _BATCH = 512  # due entries started per turn of the loop timer
+# The loop's poll waits whole milliseconds at best (epoll rounds its timeout up), so a loop
+# timer fires up to that much after its time. The timer is armed this much before the
+# earliest due time and waits the rest itself, precisely (see _on_timer).
+_EARLY = 0.001
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 
@@ -564,15 +568,26 @@ class InProcessBackend(Backend):
             self._timer_due = None
         if due is None:
             return
-        delay = min(max(due - time.time(), 0.0), self.max_sleep)
+        delay = min(max(due - time.time() - _EARLY, 0.0), self.max_sleep)
         self._timer_due = due
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_due = None
-        now = time.time()
         heap, jobs, lock = self._heap, self._jobs, self._lock
+        now = time.time()
+        with lock:
+            wait = heap[0][0] - now if heap else 0.0
+        if wait > 0:
+            if wait > 2 * _EARLY:  # woken by max_sleep, or the clock was set back
+                self._rearm()
+                return
+            # Armed early (the poll's resolution): the last moment is waited here. The
+            # loop's other callbacks wait as long, at most _EARLY, as they would have
+            # waited for a poll of that resolution anyway.
+            time.sleep(wait)
+            now = time.time()
         # Each due entry is started before the next is taken (a run may change the heap:
         # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
         # gets a turn in a long burst.
