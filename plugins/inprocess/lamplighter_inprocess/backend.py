@@ -322,8 +322,13 @@ class InProcessBackend(Backend):
 
     def start(self) -> None:
         self._loop = self.host.loop()
-        # The runner's eager path, where the host's runner has one (Lamplighter's does).
-        self._fire_eagerly = getattr(self.host.runner, "fire_eagerly", None)
+        # The runner's eager path, where the host's runner has one (Lamplighter's does),
+        # made ready now rather than by the first firing.
+        runner = self.host.runner
+        self._fire_eagerly = getattr(runner, "fire_eagerly", None)
+        prepare = getattr(runner, "prepare", None)
+        if prepare is not None:
+            prepare()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

@@ -784,3 +784,27 @@ def test_a_timer_woken_long_before_the_due_time_waits_in_the_poll_again(
     started, due = task.starts[0]
     assert started >= due
     assert all(0 < wait <= 2 * backend_module._EARLY for wait in waits)
+
+
+def test_the_backend_readies_the_eager_path_when_it_starts(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first firing finds the factories' table made: it costs what every other does.
+    from lamplighter.runner import Runner
+
+    prepared: list[int] = []
+    prepare = Runner.prepare
+
+    def spy(self: Runner) -> None:
+        prepared.append(len(app.history("a")))
+        prepare(self)
+
+    monkeypatch.setattr(Runner, "prepare", spy)
+    task = Punctual()
+    app = make_app()
+    app.register("a", lambda: task)
+    app.start()
+    assert prepared == [0]  # at start, before any run
+    app.schedule(TaskRequest.exact("a", datetime.now(UTC)))
+    wait_until(lambda: len(task.starts) == 1, "the run")
+    assert prepared == [0]
