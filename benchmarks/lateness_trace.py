@@ -30,6 +30,8 @@ runs: list[tuple[float, float]] = []  # (start, lateness)
 gcs: list[tuple[float, float, int, int]] = []  # (start, end, generation, collected)
 flushes: list[tuple[float, float, int]] = []  # (start, end, items)
 turns: list[tuple[float, float, int, float]] = []  # (start, end, entries, timer lateness)
+cpus: list[float] = []  # process CPU time at the start of each turn
+loop_cpu: list[float] = []  # the loop thread's CPU time in each turn
 _gc_start = [0.0]
 
 
@@ -74,8 +76,12 @@ def _instrument() -> None:
         start = time.perf_counter()
         late = 0.0 if due is None else time.time() - due
         before = len(runs)
+        cpu = time.process_time()
+        mine = time.thread_time()
         on_timer(self)
         turns.append((start, time.perf_counter(), len(runs) - before, late))
+        cpus.append(cpu)
+        loop_cpu.append(time.thread_time() - mine)
 
     backend_module.InProcessBackend._on_timer = traced_timer  # type: ignore[method-assign]
 
@@ -179,6 +185,21 @@ def report(window: float) -> None:
         f"timer turns: {len(turns)}, entries per turn max {max(x[2] for x in turns)}, "
         f"mean {sum(x[2] for x in turns) / len(turns):.1f}; "
         f"timer late p99 {sorted(x[3] for x in turns)[int(len(turns) * 0.99) - 1] * 1e3:.2f} ms"
+    )
+    gaps = sorted(
+        ((turns[i + 1][0] - turns[i][1], cpus[i + 1] - cpus[i], i) for i in range(len(turns) - 1)),
+        reverse=True,
+    )[:5]
+    print(
+        "longest gaps between turns (ms; process CPU used meanwhile, ms): "
+        + ", ".join(f"{g * 1e3:.1f} ({c * 1e3:.1f})" for g, c, _ in gaps)
+    )
+    slow = sorted(((b - a, loop_cpu[i], n) for i, (a, b, n, _) in enumerate(turns)), reverse=True)[
+        :5
+    ]
+    print(
+        "longest turns (ms; loop thread CPU in it, ms; runs): "
+        + ", ".join(f"{w * 1e3:.1f} ({c * 1e3:.1f}; {n})" for w, c, n in slow)
     )
     first = [
         (round((a - window) * 1e3, 2), round((b - a) * 1e3, 2), n, round(t * 1e3, 2))
