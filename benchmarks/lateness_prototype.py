@@ -1,8 +1,8 @@
 """Lateness of spread runs: the in-process backend beside a minimal prototype of its design.
 
-``python benchmarks/lateness_prototype.py [N] [ROUNDS]`` runs, in alternating subprocesses,
-``benchmarks/inprocess.py``'s lateness measurement (N ``Exact`` tasks spread evenly over
-2 s, p99 of start of the run − its due time, async and sync ``run``) for:
+``python benchmarks/lateness_prototype.py [N] [ROUNDS] [GIT_REF]`` runs, in alternating
+subprocesses, ``benchmarks/inprocess.py``'s lateness measurement (N ``Exact`` tasks spread
+evenly over 2 s, p99 of start of the run − its due time, async and sync ``run``) for:
 
 - ``backend``: Lamplighter with the in-process backend, as ``benchmarks/inprocess.py`` does;
 - ``prototype``: a few dozen lines doing the same contract work per run with nothing else
@@ -11,6 +11,7 @@
   changed in place, single flight, a history record, and the journal's two lines per run
   queued as tuples and made and written by a thread in short slices; sync runs on one
   long-lived worker thread.
+- ``backend at GIT_REF`` (when a ref is given): the backend as it is at that commit;
 - ``prototype-coarse``: the prototype with the timer armed at the due time itself (the
   loop's poll rounds its timeout up to whole milliseconds).
 
@@ -25,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -184,9 +186,27 @@ def _backend_script() -> str:
     return str(namespace["LAMPLIGHTER"])
 
 
-def _run(args: list[str]) -> float | None:
+def _export(ref: str, into: str) -> dict[str, str]:
+    """The environment that runs the backend as it is at git ``ref``: its core and
+    in-process plugin exported into ``into``, first on the path."""
+    root = HERE.parent
+    paths = ["core/lamplighter", "plugins/inprocess/lamplighter_inprocess"]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, *paths], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    path = os.pathsep.join([f"{into}/core", f"{into}/plugins/inprocess"])
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> float | None:
     result = subprocess.run(
-        [sys.executable, "-c", *args], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, "-c", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
     )
     if result.returncode != 0:
         print(f"  (failed: {result.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
@@ -198,32 +218,42 @@ def _run(args: list[str]) -> float | None:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    base = sys.argv[3] if len(sys.argv) > 3 else None  # a git ref to compare with
     backend = _backend_script()
     proto = textwrap.dedent(PROTOTYPE)
     load_before = os.getloadavg()
     results: dict[tuple[str, str], list[float]] = {}
-    for _ in range(rounds):
-        for kind in ("async", "sync"):
-            for name, args in (
-                ("backend", [backend, str(n), f"lateness {kind}"]),
-                ("prototype", [proto, str(n), kind, "precise"]),
-                ("prototype-coarse", [proto, str(n), kind, "coarse"]),
-            ):
-                value = _run(args)
-                if value is not None:
-                    results.setdefault((name, kind), []).append(value)
+    names = ["backend", "prototype", "prototype-coarse"]
+    with tempfile.TemporaryDirectory() as exported:
+        base_env = None if base is None else _export(base, exported)
+        if base is not None:
+            names.insert(1, f"backend at {base}")
+        for _ in range(rounds):
+            for kind in ("async", "sync"):
+                runs: list[tuple[str, list[str], dict[str, str] | None]] = [
+                    ("backend", [backend, str(n), f"lateness {kind}"], None),
+                    ("prototype", [proto, str(n), kind, "precise"], None),
+                    ("prototype-coarse", [proto, str(n), kind, "coarse"], None),
+                ]
+                if base is not None:
+                    runs.insert(1, (names[1], [backend, str(n), f"lateness {kind}"], base_env))
+                for name, args, env in runs:
+                    value = _run(args, env)
+                    if value is not None:
+                        results.setdefault((name, kind), []).append(value)
     load_after = os.getloadavg()
     print(
         f"N = {n:,}; lateness p99 (ms), median of {rounds} alternating rounds; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} CPUs)"
     )
-    print(f"{'':<18} {'async':>8} {'sync':>8}")
-    for name in ("backend", "prototype", "prototype-coarse"):
-        cells = []
+    print(f"{'':<24} {'async':>8} {'sync':>8}   (each round's, ms)")
+    for name in names:
+        cells, each = [], []
         for kind in ("async", "sync"):
             values = results.get((name, kind))
             cells.append("-" if not values else f"{statistics.median(values) * 1e3:.2f}")
-        print(f"{name:<18} {cells[0]:>8} {cells[1]:>8}")
+            each.append("/".join(f"{v * 1e3:.1f}" for v in values or []))
+        print(f"{name:<24} {cells[0]:>8} {cells[1]:>8}   async {each[0]}; sync {each[1]}")
     print("targets: async ≤ 2 ms, sync ≤ 5 ms")
 
 
