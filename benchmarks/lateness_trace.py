@@ -6,6 +6,11 @@ buckets of the run window: how many runs started, their p99 and worst lateness, 
 collections (generation, pause), the journal flush thread's busy time, and the loop
 timer's turns (how many due entries each took, how late the timer itself fired). Then a
 summary: which of those the late runs (over 2 ms) overlap.
+
+Further words after the kind: ``oldest`` lists what reaches the collector's oldest
+generation during the window (its snapshot costs time before the window), ``freeze`` calls
+``gc.freeze()`` after scheduling (as an application may), ``noflush`` keeps the journal
+from writing (an experiment: what the flush thread costs).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 KIND = sys.argv[2] if len(sys.argv) > 2 else "async"
 OLDEST = "oldest" in sys.argv[3:]
 NO_FLUSH = "noflush" in sys.argv[3:]  # an experiment: the journal never flushes
+FREEZE = "freeze" in sys.argv[3:]  # the application freezes what it scheduled
 
 from lamplighter import Lamplighter, Success, TaskRequest  # noqa: E402
 from lamplighter import journal as journal_module  # noqa: E402
@@ -110,6 +116,8 @@ async def main() -> None:
                 for i, tid in enumerate(ids)
             ]
         )
+        if FREEZE:
+            gc.freeze()
         counts = gc.get_count()
         print(
             f"after schedule_many: gc counts {counts}, thresholds {gc.get_threshold()}, "
