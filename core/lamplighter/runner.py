@@ -406,6 +406,8 @@ class Runner:
         if entry is None:
             return False
         request = entry[_REQUEST]
+        if request is None:  # a record a recorded run made: its request is kept apart
+            request = store.moved_requests[key]
         by_key = self._factories_by_key
         if by_key is None:  # the registry is sealed once the application started
             by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
@@ -490,7 +492,8 @@ class Runner:
             if run.cancelled:
                 self._release(entry)
                 return
-            outcome = task.run(self._context_of(entry[_REQUEST], attempt, due))
+            assert self._memory is not None
+            outcome = task.run(self._context_of(self._memory.request_of(entry), attempt, due))
         except Exception as exc:
             outcome = exc
         except BaseException:
@@ -541,7 +544,7 @@ class Runner:
         """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
         assert store is not None
-        request = entry[_REQUEST]
+        request = store.request_of(entry)
         task_id = request.task_id
         key = entry[_KEY]
         one_shot = request.trigger.kind in ONE_SHOT_KINDS
@@ -586,13 +589,14 @@ class Runner:
         """Record an outcome other than a plain success the way :meth:`fire` does."""
         store = self._memory
         assert store is not None
-        task_id = entry[_REQUEST].task_id
+        request = store.request_of(entry)
+        task_id = request.task_id
         lock = store.held_lock(task_id)
         try:
             document = TaskDocument.from_dict(store.document_of(entry))
             firing = _Firing(
                 task_id,
-                entry[_REQUEST],
+                request,
                 document,
                 datetime.fromtimestamp(due, UTC),
                 datetime.fromtimestamp(started, UTC),

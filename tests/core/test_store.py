@@ -463,3 +463,32 @@ def test_a_memory_store_claim_takes_the_run_lock_and_the_record_in_one_step(
     # A success of a schedule that is no longer the task's still gives the lock back.
     assert not store.succeeded("t", record[SEQ] + 1, 16.0, True, ("t", "success"))
     assert not store.is_running(tid)
+
+
+def test_a_recorded_run_leaves_a_record_the_collector_stops_tracking(tmp_path: Path) -> None:
+    import gc
+    from datetime import timedelta
+
+    from lamplighter.model import TaskRequest
+    from lamplighter.store import REQUEST, SEQ, MemoryTaskStore, new_record
+
+    store = MemoryTaskStore(tmp_path)
+    request = TaskRequest.one_time("t", timedelta(hours=1))
+    with store.lock:
+        store.put(new_record("t", request, 10.0, next(store.sequence), due=20.0))
+    record = store.entry("t")
+    assert record is not None and store.request_of(record) is request
+    assert store.succeeded("t", record[SEQ], 15.0, False, ("t", "success", None, 1))
+    after = store.entry("t")
+    assert after is not None and after[REQUEST] is None
+    gc.collect()
+    assert not gc.is_tracked(after)  # plain values only: a young collection untracks it
+    # The request is still the task's, wherever it is read.
+    assert store.request_of(after) is request
+    assert store.load(TaskId("t"))["request"].request is request  # type: ignore[index]
+    assert store.task_ids() == [TaskId("t")]
+    # A second run keeps it; deleting the task forgets it.
+    assert store.succeeded("t", after[SEQ], 16.0, False, ("t", "success", None, 1))
+    assert store.request_of(store.entry("t")) is request  # type: ignore[arg-type]
+    assert store.delete(TaskId("t"))
+    assert "t" not in store.moved_requests

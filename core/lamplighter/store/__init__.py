@@ -934,7 +934,10 @@ SEQ = 1
 KEY = 2
 #: Always False (a retry entry of a backend's heap has True there).
 RETRY = 3
-#: The :class:`~lamplighter.model.TaskRequest`, or the stored mapping it was saved as.
+#: The :class:`~lamplighter.model.TaskRequest`, or the stored mapping it was saved as; None
+#: in a record made by a recorded run, whose request is in the store's ``moved_requests``
+#: (see :meth:`MemoryTaskStore.request_of`): a record of plain values only, which the
+#: garbage collector stops tracking.
 REQUEST = 4
 #: Whether the schedule is active (``status`` ``"scheduled"``).
 SCHEDULED = 5
@@ -991,7 +994,9 @@ def expand_result(kind: str, detail: Any) -> dict[str, Any]:
 
 def _task_id(record: Record) -> TaskId:
     request = record[REQUEST]
-    return request.task_id if not isinstance(request, Mapping) else TaskId(record[KEY])
+    if request is None or isinstance(request, Mapping):
+        return TaskId(record[KEY])
+    return request.task_id  # type: ignore[no-any-return]
 
 
 _STATE_KEYS = frozenset(
@@ -1028,6 +1033,9 @@ class MemoryTaskStore(TaskStore):
         self.sequence = itertools.count(1)
         #: Held while a record changes (the lock :meth:`exclusive` holds).
         self.lock = self._thread_lock
+        #: The request of each task whose record a recorded run replaced (that record
+        #: holds None at :data:`REQUEST`), by the id's string.
+        self.moved_requests: dict[str, Any] = {}
         self._histories: dict[str, tuple[Any, ...]] = {}
         # The run locks held: the task id's string → the holder's token. Taken and given
         # back in one dictionary step each (atomic under the interpreter lock): no lock.
@@ -1054,6 +1062,11 @@ class MemoryTaskStore(TaskStore):
             del running[key]
         return record
 
+    def request_of(self, record: Record) -> Any:
+        """The request of ``record``'s task (see :data:`REQUEST`)."""
+        request = record[REQUEST]
+        return self.moved_requests[record[KEY]] if request is None else request
+
     def schedule_new(self, key: str, request: Any, scheduled_at: float | None) -> Record:
         """Keep a new record for the task ``key`` (replacing any earlier one), scheduled at
         ``scheduled_at``, and return it; called holding :attr:`lock`."""
@@ -1078,12 +1091,18 @@ class MemoryTaskStore(TaskStore):
             live = current is not None and current[SEQ] == seq
             if live:
                 assert current is not None
+                request = current[REQUEST]
+                if request is not None:
+                    # Kept apart: a record that held it would stay tracked by the garbage
+                    # collector, and a burst's records would be promoted until a full
+                    # collection walks them all.
+                    self.moved_requests[key] = request
                 records[key] = (
                     current[DUE],
                     seq,
                     key,
                     False,
-                    current[REQUEST],
+                    None,
                     current[SCHEDULED] and not finished,
                     1,
                     current[EXTRA],
@@ -1128,7 +1147,7 @@ class MemoryTaskStore(TaskStore):
 
     def _document(self, record: Record) -> dict[str, Any]:
         record = full_record(record)
-        request = record[REQUEST]
+        request = self.request_of(record)
         if not isinstance(request, Mapping):
             encode = self._encode
             if encode is None:
@@ -1233,6 +1252,7 @@ class MemoryTaskStore(TaskStore):
         key = TaskId.of(task_id).value
         with self._thread_lock:
             self._histories.pop(key, None)
+            self.moved_requests.pop(key, None)
             return self.records.pop(key, None) is not None
 
     def task_ids(self) -> list[TaskId]:

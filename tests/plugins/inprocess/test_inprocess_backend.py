@@ -1032,3 +1032,23 @@ def test_the_backend_readies_the_eager_path_when_it_starts(
     app.schedule(TaskRequest.exact("a", datetime.now(UTC)))
     wait_until(lambda: len(task.starts) == 1, "the run")
     assert prepared == [0]
+
+
+def test_runs_after_the_first_read_the_request_their_record_leaves_out(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    task = Quick()
+    app = make_app()
+    app.register("p", lambda: task)
+    app.start()
+    app.schedule(
+        TaskRequest(
+            task_id="p",  # type: ignore[arg-type]
+            trigger=Periodic(FAST, allow_short_interval=True),
+            input={"n": 7},
+        )
+    )
+    wait_until(lambda: len(task.contexts) >= 3, "three runs")
+    assert [ctx.input() for ctx in task.contexts[:3]] == [{"n": 7}] * 3
+    info = app.task_info("p")
+    assert info is not None and info.run_count >= 3 and info.state is TaskState.SCHEDULED
