@@ -20,8 +20,13 @@ working. Two plugins claiming one backend name, checker name, constrained field 
 kind is a :class:`PluginConflictError` naming both distributions, because picking one
 silently would schedule work through a backend nobody chose.
 
-Loading happens once, lazily, on first use; ``import lamplighter.plugins`` reads no entry
-points.
+Loading happens once, lazily, on first use, in two steps: the plugins are imported and
+registered with pluggy when anything is first asked of the manager (the monitors, say), and
+the registration hooks are called, their records validated and collected, when a backend, a
+checker, a trigger type, the converter, the failures or the report is first asked for. A
+process the OS starts for one run asks for the monitors alone unless the run needs more (a
+backend to renew a schedule, a checker for a constraint), so it calls no registration hook
+it does not need. ``import lamplighter.plugins`` reads no entry points.
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ import pluggy
 
 from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
-from lamplighter.hookspecs import BackendInfo, CheckerInfo, TriggerTypeInfo
 from lamplighter.model import BUILTIN_TRIGGER_KINDS, CONSTRAINT_NAMES, Trigger
 
 if TYPE_CHECKING:
     import cattrs
+
+    # Created on first use, like the hook records (public home: this module).
+    from lamplighter._plugin_records import LoadedPlugin as LoadedPlugin
+    from lamplighter._plugin_records import PluginFailure as PluginFailure
+    from lamplighter.hookspecs import BackendInfo, CheckerInfo
 
 __all__ = [
     "DISABLE_ENV",
@@ -62,28 +71,6 @@ _KIND = re.compile(r"[a-z][a-z0-9_]*")
 
 class PluginConflictError(ValueError):
     """Two plugins claim the same backend, checker, constraint or trigger kind."""
-
-
-@attrs.frozen
-class PluginFailure:
-    """A plugin that was left out, and why."""
-
-    name: str
-    distribution: str | None
-    error: str
-
-    def __str__(self) -> str:
-        where = f" (distribution {self.distribution})" if self.distribution else ""
-        return f"plugin {self.name!r}{where}: {self.error}"
-
-
-@attrs.frozen
-class LoadedPlugin:
-    """A plugin that is registered."""
-
-    name: str
-    distribution: str | None
-    module: str
 
 
 class _Claim:
@@ -138,10 +125,12 @@ class PluginManager:
         self._disabled = set(disable) | _disabled_from_env()
         self._builtins = builtins
         self._lock = threading.Lock()
-        self._loaded = False
+        self._registered = False  # every plugin imported and registered
+        self._loaded = False  # ... and its registration hooks' records collected
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs)
-        self._plugins: dict[str, LoadedPlugin] = {}
+        self._pm.add_hookspecs(_Specs)
+        # name -> (distribution, module): LoadedPlugin records are made when asked for.
+        self._plugins: dict[str, tuple[str | None, str]] = {}
         self._failures: list[PluginFailure] = []
         self._backends: dict[str, BackendInfo] = {}
         self._checkers: dict[str, CheckerInfo] = {}
@@ -153,19 +142,35 @@ class PluginManager:
     # ---------------------------------------------------------------------------- loading
 
     def load(self) -> None:
-        """Load every plugin once; later calls do nothing. Thread-safe."""
+        """Load every plugin once (import, register, collect the records of the
+        registration hooks); later calls do nothing. Thread-safe.
+
+        Raises:
+            PluginConflictError: two plugins claim one backend, checker, constraint or
+                trigger kind (again on every later call).
+        """
         if not self._loaded:
             with self._lock:
                 if not self._loaded:
+                    self._register_all()
                     try:
-                        self._load()
+                        self._collect()
                     except PluginConflictError as exc:
                         self._error = exc
                     self._loaded = True
         if self._error is not None:
             raise self._error
 
-    def _load(self) -> None:
+    def register(self) -> None:
+        """Import and register every plugin once, without calling the registration hooks
+        (:meth:`load` calls them). Enough for :meth:`monitors`. Thread-safe."""
+        if not self._registered:
+            with self._lock:
+                self._register_all()
+
+    def _register_all(self) -> None:
+        if self._registered:
+            return
         if self._builtins:
             from lamplighter import _device_plugin
 
@@ -176,7 +181,7 @@ class PluginManager:
         else:
             self._load_entry_points()
         self._pm.check_pending()
-        self._collect()
+        self._registered = True
 
     def _load_entry_points(self) -> None:
         seen: set[tuple[str, str]] = set()
@@ -188,7 +193,7 @@ class PluginManager:
                 logger.debug("plugin %r disabled", name)
                 continue
             if name in self._plugins:
-                other = self._plugins[name].distribution
+                other = self._plugins[name][0]
                 self._fail(name, dist, f"the plugin name is already used by {other}")
                 continue
             try:
@@ -220,27 +225,30 @@ class PluginManager:
             )
             return
         module = getattr(plugin, "__name__", type(plugin).__module__)
-        self._plugins[name] = LoadedPlugin(name=name, distribution=distribution, module=module)
+        self._plugins[name] = (distribution, module)
 
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
+        from lamplighter._plugin_records import PluginFailure
+
         failure = PluginFailure(name=name, distribution=distribution, error=error)
         logger.warning("lamplighter %s", failure)
         self._failures.append(failure)
 
+    def _distribution(self, plugin_name: str) -> str | None:
+        registered = self._plugins.get(plugin_name)
+        return registered[0] if registered else None
+
     # ---------------------------------------------------------------------------- records
 
-    def _results(
-        self, hook_name: str, record_type: type, **kwargs: Any
-    ) -> list[tuple[_Claim, Any]]:
+    def _results(self, hook_name: str, record_type: type) -> list[tuple[_Claim, Any]]:
         """Call ``hook_name`` plugin by plugin, so each record is attributed to its plugin
         and one plugin's error leaves the others' records intact."""
         caller = getattr(self._pm.hook, hook_name)
         out: list[tuple[_Claim, Any]] = []
         for impl in caller.get_hookimpls():
-            plugin = self._plugins.get(impl.plugin_name)
-            claim = _Claim(impl.plugin_name, plugin.distribution if plugin else None)
+            claim = _Claim(impl.plugin_name, self._distribution(impl.plugin_name))
             try:
-                records = impl.function(**kwargs)
+                records = impl.function()
                 records = [] if records is None else list(records)
                 for record in records:
                     if not isinstance(record, record_type):
@@ -269,50 +277,57 @@ class PluginManager:
         for kind in BUILTIN_TRIGGER_KINDS:
             claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
 
-        for owner, backend in self._results("lamplighter_backends", BackendInfo):
-            if not _NAME.fullmatch(backend.name):
-                self._fail(
-                    owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
-                )
-                continue
-            claim("backend", backend.name, owner)
-            self._backends[backend.name] = backend
+        hook = self._pm.hook
+        # The record classes are made on first use: a hook nobody implements needs none.
+        if hook.lamplighter_backends.get_hookimpls():
+            for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
+                if not _NAME.fullmatch(backend.name):
+                    self._fail(
+                        owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
+                    )
+                    continue
+                claim("backend", backend.name, owner)
+                self._backends[backend.name] = backend
 
-        for owner, checker in self._results("lamplighter_constraint_checkers", CheckerInfo):
-            unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
-            if unknown or not _NAME.fullmatch(checker.name):
-                self._fail(
-                    owner.plugin,
-                    owner.distribution,
-                    f"checker {checker.name!r} is invalid: unknown constraints {unknown}; "
-                    f"known: {', '.join(CONSTRAINT_NAMES)}",
-                )
-                continue
-            claim("constraint checker", checker.name, owner)
-            for constraint in checker.constraints:
-                claim("constraint", constraint, owner)
-                self._checker_by_constraint[constraint] = checker
-            self._checkers[checker.name] = checker
+        if hook.lamplighter_constraint_checkers.get_hookimpls():
+            checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
+            for owner, checker in checkers:
+                unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
+                if unknown or not _NAME.fullmatch(checker.name):
+                    self._fail(
+                        owner.plugin,
+                        owner.distribution,
+                        f"checker {checker.name!r} is invalid: unknown constraints {unknown}; "
+                        f"known: {', '.join(CONSTRAINT_NAMES)}",
+                    )
+                    continue
+                claim("constraint checker", checker.name, owner)
+                for constraint in checker.constraints:
+                    claim("constraint", constraint, owner)
+                    self._checker_by_constraint[constraint] = checker
+                self._checkers[checker.name] = checker
 
-        for owner, info in self._results("lamplighter_trigger_types", TriggerTypeInfo):
-            cls = info.cls
-            trigger_kind = getattr(cls, "kind", None)
-            if not (
-                isinstance(cls, type)
-                and issubclass(cls, Trigger)
-                and attrs.has(cls)
-                and isinstance(trigger_kind, str)
-                and _KIND.fullmatch(trigger_kind)
-            ):
-                self._fail(
-                    owner.plugin,
-                    owner.distribution,
-                    f"trigger type {cls!r} must be an attrs subclass of lamplighter.Trigger "
-                    "with a lowercase 'kind' class attribute",
-                )
-                continue
-            claim("trigger kind", trigger_kind, owner)
-            self._trigger_types[trigger_kind] = info.cls
+        if hook.lamplighter_trigger_types.get_hookimpls():
+            types = self._results("lamplighter_trigger_types", hookspecs.TriggerTypeInfo)
+            for owner, info in types:
+                cls = info.cls
+                trigger_kind = getattr(cls, "kind", None)
+                if not (
+                    isinstance(cls, type)
+                    and issubclass(cls, Trigger)
+                    and attrs.has(cls)
+                    and isinstance(trigger_kind, str)
+                    and _KIND.fullmatch(trigger_kind)
+                ):
+                    self._fail(
+                        owner.plugin,
+                        owner.distribution,
+                        f"trigger type {cls!r} must be an attrs subclass of lamplighter.Trigger "
+                        "with a lowercase 'kind' class attribute",
+                    )
+                    continue
+                claim("trigger kind", trigger_kind, owner)
+                self._trigger_types[trigger_kind] = info.cls
 
     # ---------------------------------------------------------------------------- queries
 
@@ -320,12 +335,26 @@ class PluginManager:
     def plugins(self) -> Mapping[str, LoadedPlugin]:
         """The registered plugins by name."""
         self.load()
-        return dict(self._plugins)
+        from lamplighter._plugin_records import LoadedPlugin
+
+        return {
+            name: LoadedPlugin(name=name, distribution=distribution, module=module)
+            for name, (distribution, module) in self._plugins.items()
+        }
 
     @property
     def failures(self) -> Sequence[PluginFailure]:
         """The plugins that were left out, and why."""
         self.load()
+        return tuple(self._failures)
+
+    @property
+    def failures_so_far(self) -> Sequence[PluginFailure]:
+        """The plugins left out so far, without calling any registration hook that was not
+        called yet: those that failed to import or to register (after :meth:`register`),
+        whose monitor hook raised, and, once :meth:`load` ran, whose registration hooks
+        failed. A process the OS starts for one run reports these."""
+        self.register()
         return tuple(self._failures)
 
     @property
@@ -361,16 +390,16 @@ class PluginManager:
         return self._converter
 
     def monitors(self, app: object) -> list[Any]:
-        """Ask every plugin for its monitors for ``app``."""
-        self.load()
+        """Ask every plugin for its monitors for ``app``. Registers the plugins first (see
+        :meth:`register`); calls no registration hook."""
+        self.register()
         monitors: list[Any] = []
         for impl in self._pm.hook.lamplighter_monitors.get_hookimpls():
-            plugin = self._plugins.get(impl.plugin_name)
             try:
                 contributed: Iterable[Any] = cast("Iterable[Any]", impl.function(app=app) or ())
                 monitors.extend(contributed)
             except Exception as exc:
-                dist = plugin.distribution if plugin else None
+                dist = self._distribution(impl.plugin_name)
                 self._fail(impl.plugin_name, dist, f"lamplighter_monitors: {_describe(exc)}")
         return monitors
 
@@ -378,7 +407,10 @@ class PluginManager:
         """A JSON-able summary for ``diagnostics()`` and ``lamplighter plugins``."""
         self.load()
         return {
-            "plugins": [attrs.asdict(p) for p in self._plugins.values()],
+            "plugins": [
+                {"name": name, "distribution": distribution, "module": module}
+                for name, (distribution, module) in self._plugins.items()
+            ],
             "failures": [attrs.asdict(f) for f in self._failures],
             "backends": sorted(self._backends),
             "checkers": {name: sorted(c.constraints) for name, c in self._checkers.items()},
@@ -414,3 +446,25 @@ def _plugin_name(plugin: object) -> str:
 
 def _hook_names() -> list[str]:
     return [n for n in dir(hookspecs) if n.startswith("lamplighter_")]
+
+
+# The hook specifications alone, for pluggy, which looks at every name of what it is given
+# (the module's records would be created by that look).
+_Specs = type("_Specs", (), {name: getattr(hookspecs, name) for name in _hook_names()})
+
+
+_RECORDS = frozenset({"LoadedPlugin", "PluginFailure"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RECORDS:
+        raise AttributeError(f"module 'lamplighter.plugins' has no attribute {name!r}")
+    from lamplighter import _plugin_records
+
+    value = getattr(_plugin_records, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _RECORDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -227,3 +228,130 @@ def test_constructing_a_manager_reads_no_entry_points() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------------- two steps
+
+
+class Counting:
+    """A plugin that counts the calls of each of its hooks."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def lamplighter_backends(self) -> list[BackendInfo]:
+        self.calls.append("backends")
+        return [_backend("counted")]
+
+    @hookimpl
+    def lamplighter_constraint_checkers(self) -> list[CheckerInfo]:
+        self.calls.append("checkers")
+        return []
+
+    @hookimpl
+    def lamplighter_monitors(self, app: object) -> list[object]:
+        self.calls.append("monitors")
+        return ["monitor"]
+
+
+def test_monitors_register_the_plugins_without_calling_the_registration_hooks() -> None:
+    plugin = Counting()
+    manager = PluginManager([plugin], builtins=False)
+    assert manager.monitors(object()) == ["monitor"]
+    assert manager.failures_so_far == ()
+    assert plugin.calls == ["monitors"]
+    # Anything the registration hooks answer calls them, once.
+    assert set(manager.backends) == {"counted"}
+    assert set(manager.plugins) == {"counting"}
+    _ = manager.checkers, manager.report(), manager.failures
+    assert plugin.calls == ["monitors", "backends", "checkers"]
+
+
+def test_failures_so_far_are_those_registering_found() -> None:
+    class Misspelled:
+        name = "misspelled"
+
+        @hookimpl
+        def lamplighter_backend(self) -> list[BackendInfo]:  # missing "s"
+            return []
+
+    class Raises:
+        name = "raises"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[BackendInfo]:
+            raise RuntimeError("no D-Bus here")
+
+    manager = PluginManager([Misspelled(), Raises()], builtins=False)
+    assert [f.name for f in manager.failures_so_far] == ["misspelled"]
+    # The registration hook's failure shows once something calls it ...
+    assert [f.name for f in manager.failures] == ["misspelled", "raises"]
+    # ... and from then on in failures_so_far as well.
+    assert [f.name for f in manager.failures_so_far] == ["misspelled", "raises"]
+
+
+def test_a_conflict_surfaces_when_the_records_are_collected() -> None:
+    manager = PluginManager([BackendPlugin("one", "alpha"), BackendPlugin("two", "alpha")])
+    assert manager.monitors(object()) == []  # registering alone finds no conflict
+    with pytest.raises(PluginConflictError, match="backend 'alpha'"):
+        _ = manager.backends
+
+
+def test_the_records_are_made_on_first_use_and_keep_their_public_home() -> None:
+    code = textwrap.dedent(
+        """
+        import json, pickle
+        import attrs
+        from lamplighter import hookspecs, plugins
+
+        def made():
+            return sorted(set(vars(hookspecs)) & set(names)) + sorted(
+                {"LoadedPlugin", "PluginFailure"} & set(vars(plugins))
+            )
+
+        names = ["BackendInfo", "Capabilities", "CheckerInfo", "TriggerTypeInfo", "Verdict"]
+        before = made()
+
+        class App:
+            app_id = "com.example.records"
+
+        manager = plugins.PluginManager()
+        manager.monitors(App())
+        registered = made()
+        listed = all(n in dir(hookspecs) for n in names) and "LoadedPlugin" in dir(plugins)
+        homes = [getattr(hookspecs, n).__module__ for n in names]
+        homes += [plugins.LoadedPlugin.__module__, plugins.PluginFailure.__module__]
+        protocols = ["ConstraintChecker", "WaitingConstraintChecker"]
+        homes += [getattr(hookspecs, n).__module__ for n in protocols]
+        verdict = hookspecs.Verdict(constraint="network", satisfied=True)
+        same = pickle.loads(pickle.dumps(verdict)) == verdict
+        frozen = all(attrs.has(getattr(hookspecs, n)) for n in names)
+        print(json.dumps([before, registered, listed, homes, same, frozen, repr(verdict)]))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    before, registered, listed, homes, same, frozen, text = json.loads(out)
+    assert before == registered == []
+    assert listed
+    assert (
+        homes
+        == ["lamplighter.hookspecs"] * 5
+        + ["lamplighter.plugins"] * 2
+        + ["lamplighter.hookspecs"] * 2
+    )
+    assert same and frozen
+    assert text == "Verdict(constraint='network', satisfied=True, reason='', known=True)"
+
+
+def test_unknown_names_of_the_modules_are_attribute_errors() -> None:
+    from lamplighter import hookspecs, plugins
+
+    with pytest.raises(AttributeError, match="BackendInf"):
+        _ = hookspecs.BackendInf  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="Loaded"):
+        _ = plugins.Loaded  # type: ignore[attr-defined]

@@ -38,7 +38,10 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
-from lamplighter_inprocess.plugin import CAPABILITIES
+from lamplighter_inprocess.plugin import capabilities
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = ["CAPABILITIES", "InProcessBackend"]
 
