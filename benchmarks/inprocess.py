@@ -62,7 +62,7 @@ class SyncLate:
         return Success()
 
 async def main(mode):
-    kind = "sync" if mode.endswith("sync") else "async"
+    kind = mode.split()[-1]  # "async" or "sync"
     logging = mode.startswith("logging")
     if logging:
         import lamplighter_logging
@@ -126,7 +126,7 @@ async def main(mode):
     scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={"misfire_grace_time": 3600})
     scheduler.start()
     ids = [f"t{i}" for i in range(N)]
-    job = sync_task if mode.endswith("sync") else task
+    job = sync_task if mode.split()[-1] == "sync" else task
     if mode == "schedule":
         later = datetime.now(timezone.utc) + timedelta(hours=1)
         before = rss()
