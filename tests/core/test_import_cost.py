@@ -65,6 +65,7 @@ NOT_ON_THE_RUN_PATH = (
     "socket",
     "ssl",
     "subprocess",
+    "queue",  # the monitors' workers take queue.SimpleQueue from _queue
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
     "email",
@@ -175,6 +176,6 @@ def test_an_os_launched_sync_run_reaches_run_without_heavy_modules(tmp_path: Pat
 
 def test_an_os_launched_async_run_adds_asyncio_alone(tmp_path: Path) -> None:
     modules = _modules_in_run(tmp_path, "async")
-    allowed = ("asyncio", "concurrent", "socket", "ssl", "subprocess", "logging")
+    allowed = ("asyncio", "concurrent", "socket", "ssl", "subprocess", "queue", "logging")
     assert "asyncio" in modules
     assert _loaded(modules, tuple(n for n in NOT_ON_THE_RUN_PATH if n not in allowed)) == []
