@@ -138,6 +138,9 @@ class PluginManager:
         self._trigger_types: dict[str, type[Trigger]] = {}
         self._converter: cattrs.Converter | None = None
         self._error: PluginConflictError | None = None
+        # [listener, how many failures it was given] (see report_failures)
+        self._listeners: list[list[Any]] = []
+        self._telling = threading.RLock()
 
     # ---------------------------------------------------------------------------- loading
 
@@ -158,6 +161,7 @@ class PluginManager:
                     except PluginConflictError as exc:
                         self._error = exc
                     self._loaded = True
+            self._tell()
         if self._error is not None:
             raise self._error
 
@@ -167,6 +171,7 @@ class PluginManager:
         if not self._registered:
             with self._lock:
                 self._register_all()
+            self._tell()
 
     def _register_all(self) -> None:
         if self._registered:
@@ -348,14 +353,33 @@ class PluginManager:
         self.load()
         return tuple(self._failures)
 
-    @property
-    def failures_so_far(self) -> Sequence[PluginFailure]:
-        """The plugins left out so far, without calling any registration hook that was not
-        called yet: those that failed to import or to register (after :meth:`register`),
-        whose monitor hook raised, and, once :meth:`load` ran, whose registration hooks
-        failed. A process the OS starts for one run reports these."""
+    def report_failures(self, listener: Callable[[PluginFailure], object]) -> None:
+        """Call ``listener`` with each failure: at once with those registering the plugins
+        (which this does, if it was not done) and the hooks called so far found, later with
+        each one a hook called later finds, when the step that called it is over.
+
+        Unlike :attr:`failures`, this calls no registration hook. A process the OS starts
+        for one run reports the failures this way: it calls the registration hooks only
+        if the run needs their records (a backend, a checker), and their failures are
+        reported then. An exception from ``listener`` is logged and not raised.
+        """
+        with self._telling:
+            self._listeners.append([listener, 0])
         self.register()
-        return tuple(self._failures)
+        self._tell()
+
+    def _tell(self) -> None:
+        """Give every listener the failures it was not given yet (outside the loading
+        lock, so a listener may use the manager)."""
+        with self._telling:  # re-entrant: a listener may load what makes a failure
+            for entry in self._listeners:
+                while entry[1] < len(self._failures):
+                    failure = self._failures[entry[1]]
+                    entry[1] += 1
+                    try:
+                        entry[0](failure)
+                    except Exception:
+                        logger.exception("lamplighter: reporting %s failed", failure)
 
     @property
     def backends(self) -> Mapping[str, BackendInfo]:
@@ -401,6 +425,7 @@ class PluginManager:
             except Exception as exc:
                 dist = self._distribution(impl.plugin_name)
                 self._fail(impl.plugin_name, dist, f"lamplighter_monitors: {_describe(exc)}")
+        self._tell()
         return monitors
 
     def report(self) -> dict[str, Any]:

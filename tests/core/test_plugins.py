@@ -261,7 +261,9 @@ def test_monitors_register_the_plugins_without_calling_the_registration_hooks() 
     plugin = Counting()
     manager = PluginManager([plugin], builtins=False)
     assert manager.monitors(object()) == ["monitor"]
-    assert manager.failures_so_far == ()
+    reported: list[str] = []
+    manager.report_failures(lambda failure: reported.append(failure.name))
+    assert reported == []
     assert plugin.calls == ["monitors"]
     # Anything the registration hooks answer calls them, once.
     assert set(manager.backends) == {"counted"}
@@ -270,7 +272,7 @@ def test_monitors_register_the_plugins_without_calling_the_registration_hooks() 
     assert plugin.calls == ["monitors", "backends", "checkers"]
 
 
-def test_failures_so_far_are_those_registering_found() -> None:
+def test_failures_are_reported_as_the_steps_that_find_them_end() -> None:
     class Misspelled:
         name = "misspelled"
 
@@ -285,12 +287,45 @@ def test_failures_so_far_are_those_registering_found() -> None:
         def lamplighter_backends(self) -> list[BackendInfo]:
             raise RuntimeError("no D-Bus here")
 
-    manager = PluginManager([Misspelled(), Raises()], builtins=False)
-    assert [f.name for f in manager.failures_so_far] == ["misspelled"]
-    # The registration hook's failure shows once something calls it ...
-    assert [f.name for f in manager.failures] == ["misspelled", "raises"]
-    # ... and from then on in failures_so_far as well.
-    assert [f.name for f in manager.failures_so_far] == ["misspelled", "raises"]
+    class BrokenMonitor:
+        name = "broken-monitor"
+
+        @hookimpl
+        def lamplighter_monitors(self, app: object) -> list[object]:
+            raise RuntimeError("cannot build it")
+
+    manager = PluginManager([Misspelled(), Raises(), BrokenMonitor()], builtins=False)
+    first: list[str] = []
+    manager.report_failures(lambda failure: first.append(failure.name))
+    assert first == ["misspelled"]  # registering found it; no registration hook was called
+    manager.monitors(object())
+    assert first == ["misspelled", "broken-monitor"]
+    # A listener added later gets what was found so far at once.
+    later: list[str] = []
+    manager.report_failures(lambda failure: later.append(failure.name))
+    assert later == ["misspelled", "broken-monitor"]
+    # The registration hook's failure shows once something calls it, to every listener.
+    assert [f.name for f in manager.failures] == ["misspelled", "broken-monitor", "raises"]
+    assert first == later == ["misspelled", "broken-monitor", "raises"]
+    manager.load()
+    assert len(first) == 3  # each failure once
+
+
+def test_a_listener_that_raises_harms_nobody(caplog: pytest.LogCaptureFixture) -> None:
+    class Raises:
+        name = "raises"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[BackendInfo]:
+            raise RuntimeError("no D-Bus here")
+
+    def listener(_failure: object) -> None:
+        raise OSError("the journal is gone")
+
+    manager = PluginManager([Raises(), BackendPlugin("one", "alpha")], builtins=False)
+    manager.report_failures(listener)
+    assert set(manager.backends) == {"alpha"}
+    assert "reporting plugin 'raises'" in caplog.text
 
 
 def test_a_conflict_surfaces_when_the_records_are_collected() -> None:
