@@ -62,7 +62,7 @@ class SyncLate:
         return Success()
 
 async def main(mode):
-    kind = mode.split()[-1]  # "async" or "sync"
+    kind = "sync" if mode.split()[-1] == "sync" else "async"  # "schedule" registers async
     logging = mode.startswith("logging")
     if logging:
         import lamplighter_logging
