@@ -106,17 +106,7 @@ def lamplighter_monitors(app: Any) -> Sequence[Any]:  # type: ignore[empty-body]
 # the records and the checker protocols, created on first use
 # --------------------------------------------------------------------------------------------
 
-_RECORDS = frozenset(
-    {
-        "BackendInfo",
-        "Capabilities",
-        "CheckerInfo",
-        "ConstraintChecker",
-        "TriggerTypeInfo",
-        "Verdict",
-        "WaitingConstraintChecker",
-    }
-)
+_RECORDS = frozenset(__all__) - {"hookimpl"}
 
 
 def __getattr__(name: str) -> Any:

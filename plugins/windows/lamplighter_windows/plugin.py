@@ -20,9 +20,8 @@ if TYPE_CHECKING:
 
 @functools.cache
 def capabilities() -> Capabilities:
-    """What the backend can do. Defined here, not in the backend module, so that listing
-    plugins does not import it; made when first asked for, so that a process registering
-    the plugin without calling its hooks makes no record."""
+    """What the backend can do: here, so that listing plugins does not import the backend;
+    made when first asked for (``CAPABILITIES`` too)."""
     return hookspecs.Capabilities(
         survives_process_death=True,
         survives_reboot=True,
@@ -69,7 +68,6 @@ def lamplighter_backends() -> list[BackendInfo]:
 
 
 def __getattr__(name: str) -> Capabilities:
-    # ``CAPABILITIES``, the record capabilities() returns, made when first asked for.
     if name == "CAPABILITIES":
         return capabilities()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
