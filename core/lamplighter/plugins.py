@@ -20,13 +20,16 @@ working. Two plugins claiming one backend name, checker name, constrained field 
 kind is a :class:`PluginConflictError` naming both distributions, because picking one
 silently would schedule work through a backend nobody chose.
 
-Loading happens once, lazily, on first use, in two steps: the plugins are imported and
+Loading happens once, lazily, on first use, in steps: the plugins are imported and
 registered with pluggy when anything is first asked of the manager (the monitors, say), and
-the registration hooks are called, their records validated and collected, when a backend, a
-checker, a trigger type, the converter, the failures or the report is first asked for. A
-process the OS starts for one run asks for the monitors alone unless the run needs more (a
-backend to renew a schedule, a checker for a constraint), so it calls no registration hook
-it does not need. ``import lamplighter.plugins`` reads no entry points.
+each registration hook is called, its records validated and collected, when its records are
+first asked for: ``lamplighter_backends`` for a backend, ``lamplighter_constraint_checkers``
+for a checker, ``lamplighter_trigger_types`` for a trigger type or the converter, all three
+for the plugins, the failures, the report or :meth:`PluginManager.load`. Each hook's records
+claim names of their own kind, so each is checked for conflicts on its own. A process the
+OS starts for one run asks for the monitors alone unless the run needs more (the backend to
+renew a schedule, a checker for a constraint), so it calls no registration hook it does not
+need. ``import lamplighter.plugins`` reads no entry points.
 """
 
 from __future__ import annotations
@@ -126,7 +129,8 @@ class PluginManager:
         self._builtins = builtins
         self._lock = threading.Lock()
         self._registered = False  # every plugin imported and registered
-        self._loaded = False  # ... and its registration hooks' records collected
+        self._collected: set[str] = set()  # the registration hooks whose records are in
+        self._errors: dict[str, PluginConflictError] = {}  # by registration hook
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(_Specs)
         # name -> (distribution, module): LoadedPlugin records are made when asked for.
@@ -137,7 +141,6 @@ class PluginManager:
         self._checker_by_constraint: dict[str, CheckerInfo] = {}
         self._trigger_types: dict[str, type[Trigger]] = {}
         self._converter: cattrs.Converter | None = None
-        self._error: PluginConflictError | None = None
         # [listener, how many failures it was given] (see report_failures)
         self._listeners: list[list[Any]] = []
         self._telling = threading.RLock()
@@ -145,25 +148,36 @@ class PluginManager:
     # ---------------------------------------------------------------------------- loading
 
     def load(self) -> None:
-        """Load every plugin once (import, register, collect the records of the
-        registration hooks); later calls do nothing. Thread-safe.
+        """Load every plugin once (import, register, collect the records of every
+        registration hook); later calls do nothing. Thread-safe.
 
         Raises:
             PluginConflictError: two plugins claim one backend, checker, constraint or
                 trigger kind (again on every later call).
         """
-        if not self._loaded:
+        for hook_name in _REGISTRATION_HOOKS:
+            self._collect(hook_name, raising=False)
+        for hook_name in _REGISTRATION_HOOKS:
+            error = self._errors.get(hook_name)
+            if error is not None:
+                raise error
+
+    def _collect(self, hook_name: str, *, raising: bool = True) -> None:
+        """Register the plugins and collect the records of one registration hook, once:
+        each hook's records claim names of their own kind, so each is validated alone."""
+        if hook_name not in self._collected:
             with self._lock:
-                if not self._loaded:
-                    self._register_all()
+                self._register_all()
+                if hook_name not in self._collected:
                     try:
-                        self._collect()
+                        _COLLECTORS[hook_name](self)
                     except PluginConflictError as exc:
-                        self._error = exc
-                    self._loaded = True
+                        self._errors[hook_name] = exc
+                    self._collected.add(hook_name)
             self._tell()
-        if self._error is not None:
-            raise self._error
+        error = self._errors.get(hook_name)
+        if raising and error is not None:
+            raise error
 
     def register(self) -> None:
         """Import and register every plugin once, without calling the registration hooks
@@ -267,8 +281,12 @@ class PluginManager:
             out.extend((claim, record) for record in records)
         return out
 
-    def _collect(self) -> None:
+    def _claims(self) -> Callable[[str, str, _Claim], None]:
+        """A claim check for one registration hook's records: two plugins claiming one
+        name is a :class:`PluginConflictError` naming both."""
         claims: dict[tuple[str, str], _Claim] = {}
+        for kind in BUILTIN_TRIGGER_KINDS:
+            claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
 
         def claim(what: str, key: str, owner: _Claim) -> None:
             previous = claims.get((what, key))
@@ -279,60 +297,68 @@ class PluginManager:
                 )
             claims[(what, key)] = owner
 
-        for kind in BUILTIN_TRIGGER_KINDS:
-            claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
+        return claim
 
-        hook = self._pm.hook
-        # The record classes are made on first use: a hook nobody implements needs none.
-        if hook.lamplighter_backends.get_hookimpls():
-            for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
-                if not _NAME.fullmatch(backend.name):
-                    self._fail(
-                        owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
-                    )
-                    continue
-                claim("backend", backend.name, owner)
-                self._backends[backend.name] = backend
+    # The record classes are made on first use: a hook nobody implements needs none.
 
-        if hook.lamplighter_constraint_checkers.get_hookimpls():
-            checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
-            for owner, checker in checkers:
-                unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
-                if unknown or not _NAME.fullmatch(checker.name):
-                    self._fail(
-                        owner.plugin,
-                        owner.distribution,
-                        f"checker {checker.name!r} is invalid: unknown constraints {unknown}; "
-                        f"known: {', '.join(CONSTRAINT_NAMES)}",
-                    )
-                    continue
-                claim("constraint checker", checker.name, owner)
-                for constraint in checker.constraints:
-                    claim("constraint", constraint, owner)
-                    self._checker_by_constraint[constraint] = checker
-                self._checkers[checker.name] = checker
+    def _collect_backends(self) -> None:
+        if not self._pm.hook.lamplighter_backends.get_hookimpls():
+            return
+        claim = self._claims()
+        for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
+            if not _NAME.fullmatch(backend.name):
+                self._fail(
+                    owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
+                )
+                continue
+            claim("backend", backend.name, owner)
+            self._backends[backend.name] = backend
 
-        if hook.lamplighter_trigger_types.get_hookimpls():
-            types = self._results("lamplighter_trigger_types", hookspecs.TriggerTypeInfo)
-            for owner, info in types:
-                cls = info.cls
-                trigger_kind = getattr(cls, "kind", None)
-                if not (
-                    isinstance(cls, type)
-                    and issubclass(cls, Trigger)
-                    and attrs.has(cls)
-                    and isinstance(trigger_kind, str)
-                    and _KIND.fullmatch(trigger_kind)
-                ):
-                    self._fail(
-                        owner.plugin,
-                        owner.distribution,
-                        f"trigger type {cls!r} must be an attrs subclass of lamplighter.Trigger "
-                        "with a lowercase 'kind' class attribute",
-                    )
-                    continue
-                claim("trigger kind", trigger_kind, owner)
-                self._trigger_types[trigger_kind] = info.cls
+    def _collect_checkers(self) -> None:
+        if not self._pm.hook.lamplighter_constraint_checkers.get_hookimpls():
+            return
+        claim = self._claims()
+        checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
+        for owner, checker in checkers:
+            unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
+            if unknown or not _NAME.fullmatch(checker.name):
+                self._fail(
+                    owner.plugin,
+                    owner.distribution,
+                    f"checker {checker.name!r} is invalid: unknown constraints {unknown}; "
+                    f"known: {', '.join(CONSTRAINT_NAMES)}",
+                )
+                continue
+            claim("constraint checker", checker.name, owner)
+            for constraint in checker.constraints:
+                claim("constraint", constraint, owner)
+                self._checker_by_constraint[constraint] = checker
+            self._checkers[checker.name] = checker
+
+    def _collect_trigger_types(self) -> None:
+        if not self._pm.hook.lamplighter_trigger_types.get_hookimpls():
+            return
+        claim = self._claims()
+        types = self._results("lamplighter_trigger_types", hookspecs.TriggerTypeInfo)
+        for owner, info in types:
+            cls = info.cls
+            trigger_kind = getattr(cls, "kind", None)
+            if not (
+                isinstance(cls, type)
+                and issubclass(cls, Trigger)
+                and attrs.has(cls)
+                and isinstance(trigger_kind, str)
+                and _KIND.fullmatch(trigger_kind)
+            ):
+                self._fail(
+                    owner.plugin,
+                    owner.distribution,
+                    f"trigger type {cls!r} must be an attrs subclass of lamplighter.Trigger "
+                    "with a lowercase 'kind' class attribute",
+                )
+                continue
+            claim("trigger kind", trigger_kind, owner)
+            self._trigger_types[trigger_kind] = info.cls
 
     # ---------------------------------------------------------------------------- queries
 
@@ -383,30 +409,31 @@ class PluginManager:
 
     @property
     def backends(self) -> Mapping[str, BackendInfo]:
-        """Every backend the loaded plugins provide, by name."""
-        self.load()
+        """Every backend the loaded plugins provide, by name (calls no other registration
+        hook than ``lamplighter_backends``)."""
+        self._collect("lamplighter_backends")
         return dict(self._backends)
 
     @property
     def checkers(self) -> Mapping[str, CheckerInfo]:
         """Every constraint checker, by name."""
-        self.load()
+        self._collect("lamplighter_constraint_checkers")
         return dict(self._checkers)
 
     def checker_for(self, constraint: str) -> CheckerInfo | None:
         """The checker that evaluates ``constraint`` (a ``Constraints`` field name)."""
-        self.load()
+        self._collect("lamplighter_constraint_checkers")
         return self._checker_by_constraint.get(constraint)
 
     @property
     def trigger_types(self) -> Mapping[str, type[Trigger]]:
         """The trigger types plugins add, by kind (the built-in ones are not listed)."""
-        self.load()
+        self._collect("lamplighter_trigger_types")
         return dict(self._trigger_types)
 
     def converter(self) -> cattrs.Converter:
         """The converter for stored documents, knowing every plugin's trigger types."""
-        self.load()
+        self._collect("lamplighter_trigger_types")
         if self._converter is None:
             from lamplighter.serialization import build_converter
 
@@ -462,6 +489,18 @@ def _discover() -> list[tuple[str, str, str | None, Callable[[], object]]]:
         (ep.name, ep.value, ep.dist.name if ep.dist is not None else None, ep.load)
         for ep in entry_points(group=ENTRY_POINT_GROUP)
     ]
+
+
+_REGISTRATION_HOOKS = (
+    "lamplighter_backends",
+    "lamplighter_constraint_checkers",
+    "lamplighter_trigger_types",
+)
+_COLLECTORS: dict[str, Callable[[PluginManager], None]] = {
+    "lamplighter_backends": PluginManager._collect_backends,
+    "lamplighter_constraint_checkers": PluginManager._collect_checkers,
+    "lamplighter_trigger_types": PluginManager._collect_trigger_types,
+}
 
 
 def _plugin_name(plugin: object) -> str:

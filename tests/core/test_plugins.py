@@ -390,3 +390,31 @@ def test_unknown_names_of_the_modules_are_attribute_errors() -> None:
         _ = hookspecs.BackendInf  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match="Loaded"):
         _ = plugins.Loaded  # type: ignore[attr-defined]
+
+
+def test_each_registration_hook_is_called_when_its_records_are_needed() -> None:
+    plugin = Counting()
+    manager = PluginManager([plugin], builtins=False)
+    assert set(manager.backends) == {"counted"}
+    assert plugin.calls == ["backends"]
+    assert manager.checker_for("network") is None
+    assert plugin.calls == ["backends", "checkers"]
+    manager.load()
+    assert plugin.calls == ["backends", "checkers"]  # each once
+
+
+def test_a_conflict_between_checkers_leaves_the_backends_usable() -> None:
+    class Other:
+        name = "other"
+
+        @hookimpl
+        def lamplighter_constraint_checkers(self) -> Sequence[CheckerInfo]:
+            return [CheckerInfo(name="other", constraints={"network"}, load=NetworkChecker)]
+
+    manager = PluginManager([CheckerPlugin(), Other(), BackendPlugin("one", "alpha")])
+    assert set(manager.backends) == {"alpha"}
+    with pytest.raises(PluginConflictError, match="constraint 'network'"):
+        manager.checker_for("network")
+    with pytest.raises(PluginConflictError, match="constraint 'network'"):
+        manager.load()
+    assert set(manager.backends) == {"alpha"}

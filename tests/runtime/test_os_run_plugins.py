@@ -1,5 +1,6 @@
 """What a run the OS starts asks of the plugins: their monitors, and nothing it does not
-need; a plugin that fails to import is still reported to the others' monitors."""
+need; a plugin that fails to import, or whose registration hook raises when the run needs
+it, is still reported to the others' monitors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from lamplighter import TaskRequest
@@ -22,8 +24,9 @@ class Task:
     def run(self, ctx):
         return Success()
 
-app = Lamplighter(app_id={app_id!r}, data_dir=sys.argv[1])
+app = Lamplighter(app_id={app_id!r}, data_dir=sys.argv[1], backend="inprocess")
 app.register("login", Task)
+app.register("hourly", Task)
 sys.exit(app.handle_invocation(sys.argv))
 """
 
@@ -44,14 +47,19 @@ def lamplighter_monitors(app):
     return [Recorder()]
 """
 
-# A backend plugin whose registration hook leaves a mark when it is called.
+# A plugin whose registration hooks leave a mark when they are called.
 COUNTED = """
 from lamplighter import hookimpl
 
 @hookimpl
 def lamplighter_backends():
-    open({out!r}, "a").write("called\\n")
+    open({out!r}, "a").write("backends\\n")
     raise RuntimeError("not wanted here")
+
+@hookimpl
+def lamplighter_constraint_checkers():
+    open({out!r}, "a").write("checkers\\n")
+    return []
 """
 
 
@@ -63,9 +71,10 @@ def _distribution(site: Path, name: str, source: str) -> None:
     (info / "entry_points.txt").write_text(f"[lamplighter]\n{name} = osrun_{name}\n")
 
 
-def test_an_os_launched_run_reports_a_broken_plugin_and_calls_no_registration_hook(
-    tmp_path: Path,
-) -> None:
+def _run(tmp_path: Path, task: str) -> tuple[list[list[str]], list[str]]:
+    """Run ``task`` as the OS would, with three plugins installed besides this repository's:
+    a monitor recording the events, one whose backends hook raises, one that cannot be
+    imported. The events the monitor saw, and the registration hooks that were called."""
     site = tmp_path / "site"
     site.mkdir()
     events, called = tmp_path / "events.jsonl", tmp_path / "called"
@@ -74,9 +83,12 @@ def test_an_os_launched_run_reports_a_broken_plugin_and_calls_no_registration_ho
     _distribution(site, "broken", "raise ImportError('libfoo is missing')\n")
     data = tmp_path / "data"
     scheduler = VirtualScheduler(app_id=APP_ID, data_dir=data)
-    scheduler.register("login", object)
+    scheduler.register(task, object)
     scheduler.start()
-    scheduler.schedule(TaskRequest.on_login("login"))
+    if task == "login":
+        scheduler.schedule(TaskRequest.on_login(task))
+    else:
+        scheduler.schedule(TaskRequest.periodic(task, timedelta(hours=1)))
     scheduler.shutdown()
     script = tmp_path / "app.py"
     script.write_text(APP.format(app_id=APP_ID))
@@ -84,7 +96,7 @@ def test_an_os_launched_run_reports_a_broken_plugin_and_calls_no_registration_ho
     environ["PYTHONPATH"] = os.pathsep.join([str(site), environ.get("PYTHONPATH", "")])
 
     result = subprocess.run(
-        [sys.executable, str(script), str(data), "--lamplighter-run", "login"],
+        [sys.executable, str(script), str(data), "--lamplighter-run", task],
         capture_output=True,
         text=True,
         timeout=60,
@@ -93,8 +105,25 @@ def test_an_os_launched_run_reports_a_broken_plugin_and_calls_no_registration_ho
 
     assert result.returncode == 0, result.stderr
     seen = [json.loads(line) for line in events.read_text().splitlines()]
-    kinds = [kind for kind, _ in seen]
-    assert kinds == ["LibraryError", "WorkStarted", "WorkCompleted"]
+    return seen, called.read_text().split() if called.exists() else []
+
+
+def test_a_run_that_needs_no_backend_calls_no_registration_hook(tmp_path: Path) -> None:
+    seen, called = _run(tmp_path, "login")
+    assert [kind for kind, _ in seen] == ["LibraryError", "WorkStarted", "WorkCompleted"]
     assert "osrun-broken" in seen[0][1] and "libfoo is missing" in seen[0][1]
-    # The run needed no backend, so no plugin was asked for one.
-    assert not called.exists()
+    assert called == []
+
+
+def test_a_timed_run_asks_for_the_backends_alone_and_reports_their_failures(
+    tmp_path: Path,
+) -> None:
+    seen, called = _run(tmp_path, "hourly")
+    # The schedule is renewed through the backend: only the backends hook was called,
+    # and its failure reached the monitors like the import failure before it.
+    assert called == ["backends"]
+    errors = [message for kind, message in seen if kind == "LibraryError"]
+    assert len(errors) == 2
+    assert "libfoo is missing" in errors[0]
+    assert "osrun-counted" in errors[1] and "not wanted here" in errors[1]
+    assert [kind for kind, _ in seen if kind != "LibraryError"] == ["WorkStarted", "WorkCompleted"]
