@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -98,6 +99,29 @@ class _Claim:
         return f"{self.distribution or 'no distribution'} (plugin {self.plugin!r})"
 
 
+class _Registry(pluggy.PluginManager):
+    """pluggy's plugin manager, looking at a plugin module's names faster.
+
+    pluggy looks at every name of a plugin with ``inspect.getattr_static``, which for a
+    module is a dictionary lookup behind several checks of the module's type; a plugin
+    module holds a score of names (its imports, its helpers) and is registered in every
+    process the OS starts. A name of a module whose value is no function or method cannot
+    be a hook for pluggy either: that is decided here from the module's ``__dict__``, and
+    everything else is left to pluggy.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if isinstance(plugin, types.ModuleType) and not isinstance(
+            plugin.__dict__.get(name), _HOOKABLE
+        ):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
+# What pluggy accepts as a hook implementation found on a module.
+_HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
+
+
 def _disabled_from_env() -> set[str]:
     raw = os.environ.get(DISABLE_ENV, "")
     return {name.strip() for name in raw.split(",") if name.strip()}
@@ -131,7 +155,7 @@ class PluginManager:
         self._registered = False  # every plugin imported and registered
         self._collected: set[str] = set()  # the registration hooks whose records are in
         self._errors: dict[str, PluginConflictError] = {}  # by registration hook
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm = _Registry(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(_Specs)
         # name -> (distribution, module): LoadedPlugin records are made when asked for.
         self._plugins: dict[str, tuple[str | None, str]] = {}

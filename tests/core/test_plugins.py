@@ -418,3 +418,63 @@ def test_a_conflict_between_checkers_leaves_the_backends_usable() -> None:
     with pytest.raises(PluginConflictError, match="constraint 'network'"):
         manager.load()
     assert set(manager.backends) == {"alpha"}
+
+
+def test_plugin_modules_register_as_pluggy_itself_would_register_them() -> None:
+    import types
+
+    import pluggy
+
+    from lamplighter import _device_plugin
+    from lamplighter.plugins import _Registry, _Specs
+
+    odd = types.ModuleType("odd_plugin")
+    exec(  # a plugin module written out here
+        textwrap.dedent(
+            """
+            from lamplighter import hookimpl
+
+            @hookimpl(specname="lamplighter_backends")
+            def my_backends():
+                return []
+
+            @hookimpl
+            def lamplighter_monitors(app):
+                return []
+
+            class Holder:
+                @staticmethod
+                @hookimpl
+                def lamplighter_trigger_types():
+                    return []
+
+            lamplighter_trigger_types = Holder.__dict__["lamplighter_trigger_types"]
+            lamplighter_constraint_checkers = ["not a function"]
+            """
+        ),
+        odd.__dict__,
+    )
+    modules = [_device_plugin, odd]
+    for name in ("inprocess", "launchd", "logging", "reachability", "systemd", "windows"):
+        module = pytest.importorskip(f"lamplighter_{name}.plugin")
+        modules.append(module)
+
+    def hooks(manager: pluggy.PluginManager, module: object) -> list[tuple[str, str]]:
+        manager.register(module)
+        return sorted(
+            (caller.name, impl.function.__name__)
+            for caller in manager.get_hookcallers(module) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is module
+        )
+
+    for module in modules:
+        ours, pluggys = _Registry("lamplighter"), pluggy.PluginManager("lamplighter")
+        ours.add_hookspecs(_Specs)
+        pluggys.add_hookspecs(_Specs)
+        assert hooks(ours, module) == hooks(pluggys, module), module
+    assert hooks(_Registry("lamplighter"), odd) == [
+        ("lamplighter_backends", "my_backends"),
+        ("lamplighter_monitors", "lamplighter_monitors"),
+        ("lamplighter_trigger_types", "lamplighter_trigger_types"),
+    ]
