@@ -11,6 +11,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from lamplighter import TaskRequest
 from lamplighter.testing import VirtualScheduler
 
@@ -118,6 +120,7 @@ def test_a_run_that_needs_no_backend_calls_no_registration_hook(tmp_path: Path) 
 def test_a_timed_run_asks_for_the_backends_alone_and_reports_their_failures(
     tmp_path: Path,
 ) -> None:
+    pytest.importorskip("lamplighter_inprocess")  # the backend the application names
     seen, called = _run(tmp_path, "hourly")
     # The schedule is renewed through the backend: only the backends hook was called,
     # and its failure reached the monitors like the import failure before it.
