@@ -40,9 +40,16 @@ from lamplighter.events import (
 )
 from lamplighter.ids import TaskId, validate_app_id
 from lamplighter.invocation import LaunchCommand, default_launch_command
-from lamplighter.model import Constraints, Task, TaskRequest
+from lamplighter.model import (
+    NO_CONSTRAINTS,
+    Constraints,
+    ExistingTaskPolicy,
+    Periodic,
+    Task,
+    TaskRequest,
+)
 from lamplighter.runner import Runner, _utcnow
-from lamplighter.store import MemoryEntry, MemoryTaskStore, TaskStore
+from lamplighter.store import SCHEDULED, MemoryTaskStore, Record, TaskStore, new_record
 from lamplighter.store.records import ExecutionRecord, StoredRequest
 
 if TYPE_CHECKING:
@@ -72,6 +79,7 @@ Ts = TypeVarTuple("Ts")
 
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
+_APPEND = ExistingTaskPolicy.APPEND
 TaskFactory = Callable[[], Task]
 
 
@@ -159,6 +167,12 @@ class Lamplighter:
         self._instant: InstantRuns | None = None
         self._scheduled_ids: set[TaskId] = set()
         self._honoured_constraints: set[Constraints] = set()
+        # Trigger types whose requests need only the backend's check (see _admit), and the
+        # registered ids' strings (the registry is sealed at start()).
+        self._admitted: set[type] = set()
+        self._registered: frozenset[str] = frozenset()
+        self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
+        self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
         #: True in a process the OS scheduler started to run one task (handle_invocation).
@@ -210,6 +224,7 @@ class Lamplighter:
                 raise RuntimeError("this Lamplighter was shut down; create a new one")
             self._loops.adopt_running()
             self._started = True
+            self._registered = frozenset(tid.value for tid in self._factories)
             manager = self.plugins
             manager.load()
             # A running application batches its journal writes (other processes read them
@@ -230,6 +245,14 @@ class Lamplighter:
                 self._runner = None
             self._sweep()
             backend.start()
+            # A backend that keeps the in-memory store's records makes a new one-shot's
+            # record itself (see schedule()).
+            self._install_new = (
+                getattr(backend, "install_new", None)
+                if isinstance(self.store, MemoryTaskStore)
+                else None
+            )
+            self._real_clock = type(self).now is Lamplighter.now
 
     def _open_for_operator(self) -> Backend:
         """Start the way the ``lamplighter`` command needs: plugins loaded, the journal
@@ -393,8 +416,8 @@ class Lamplighter:
         """Whether this process scheduled ``task_id`` and the schedule is still active."""
         store = self.store
         if isinstance(store, MemoryTaskStore):
-            entry = store.entry(task_id.value)
-            return entry is not None and entry.scheduled
+            record = store.entry(task_id.value)
+            return record is not None and bool(record[SCHEDULED])
         return task_id in self._scheduled_ids
 
     def _retire(self, task_id: TaskId) -> None:
@@ -535,31 +558,75 @@ class Lamplighter:
         Raises :class:`~lamplighter.backend.UnsupportedRequest` (a ``ValueError``) when the
         backend or the installed checkers cannot honour the request, naming what would.
         """
-        self._require_started("schedule()")
-        if not isinstance(request, TaskRequest):
+        if not self._started or self._closed:
+            self._require_started("schedule()")
+        if type(request) is not TaskRequest and not isinstance(request, TaskRequest):
             raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
         store = self.store
-        if isinstance(store, MemoryTaskStore):
-            with self._lock:
-                backend = self._ensure_backend()
-                self._check_request(request, backend)
-                tid = request.task_id
-                existing = store.entry(tid.value)
-                if existing is None or not existing.scheduled:
-                    # A task not scheduled now: one new entry, as _apply_in_memory makes.
-                    now = self._timestamp()
-                    store.put(MemoryEntry(tid, request, now))
-                    try:
-                        backend.install((request,))
-                    except BaseException:
-                        if existing is None:
-                            store.delete(tid)
+        if type(store) is MemoryTaskStore:
+            # A task without an active record gets one new record. The store's lock is
+            # enough: every change of a record is made under it, and a task whose record
+            # is active takes the general way, under the facade's lock.
+            tid = request.task_id
+            key = tid.value
+            records = store.records
+            backend = self._backend
+            plain = (
+                type(request.trigger) in self._admitted
+                and request.constraints is NO_CONSTRAINTS
+                and request.existing is not _APPEND
+            )
+            made = False
+            with store.lock:
+                existing = records.get(key)
+                if (
+                    (existing is None or not existing[SCHEDULED])
+                    and key in self._registered
+                    and backend is not None
+                ):
+                    now = time.time() if self._real_clock else self._timestamp()
+                    install_new = self._install_new
+                    # install_new makes the record and the schedule at once, and refuses
+                    # (changing nothing) what needs the backend's check or install.
+                    if not (plain and install_new is not None and install_new(key, request, now)):
+                        if plain:
+                            backend.check(request)
                         else:
-                            store.put(existing)
-                        raise
+                            self._admit(request, backend)
+                        records[key] = new_record(key, request, now, next(store.sequence))
+                        try:
+                            backend.install((request,))
+                        except BaseException:
+                            if existing is None:
+                                del records[key]
+                            else:
+                                records[key] = existing
+                            raise
+                    made = True
+            if made:
+                if self._bus.listening or self._inline_monitors:
                     self._emit_at(Scheduled, tid, now, ())
-                    return True
+                else:
+                    self._bus.unheard()
+                    journal = self._journal
+                    if journal is not None:
+                        journal.append_fields(Scheduled, key, now, ())
+                return True
         return self._schedule([request])[0]
+
+    def _admit(self, request: TaskRequest, backend: Backend) -> None:
+        """:meth:`_check_request`, remembering what it showed: for a later request of the
+        same trigger type, without constraints or ``APPEND``, only the backend's own check
+        depends on more than the trigger's type (except a periodic interval), so
+        :meth:`schedule` then asks only the backend."""
+        kind = type(request.trigger)
+        self._check_request(request, backend)
+        if (
+            request.constraints is NO_CONSTRAINTS
+            and request.existing is not ExistingTaskPolicy.APPEND
+            and kind is not Periodic
+        ):
+            self._admitted.add(kind)
 
     def schedule_many(self, requests: Sequence[TaskRequest]) -> list[bool]:
         """Schedule several requests in one backend transaction (one manager reload on
@@ -621,27 +688,27 @@ class Lamplighter:
         ``existing`` policy takes the general way (``apply_requests``)."""
         store = self.store
         assert isinstance(store, MemoryTaskStore)
-        entry_of = store.entry
-        for request in requests:
-            existing = entry_of(request.task_id.value)
-            if existing is not None and existing.scheduled:
-                return None
+        records = store.records
         now = self._timestamp()
-        previous: list[tuple[str, MemoryEntry | None]] = []
-        with store.lock:
+        previous: list[tuple[str, Record | None]] = []
+        with store.lock:  # as schedule() checks and makes a record
             for request in requests:
-                tid = request.task_id
-                previous.append((tid.value, entry_of(tid.value)))
-                store.put(MemoryEntry(tid, request, now))
+                existing = records.get(request.task_id.value)
+                if existing is not None and existing[SCHEDULED]:
+                    return None
+            for request in requests:
+                key = request.task_id.value
+                previous.append((key, records.get(key)))
+                store.schedule_new(key, request, now)
         try:
             backend.install(requests)
         except BaseException:
             with store.lock:
-                for key, entry in previous:
-                    if entry is None:
-                        store.delete(TaskId(key))
+                for key, record in previous:
+                    if record is None:
+                        records.pop(key, None)
                     else:
-                        store.put(entry)
+                        store.put(record)
             raise
         emit_at = self._emit_at
         for request in requests:

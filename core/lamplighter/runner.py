@@ -39,11 +39,16 @@ from lamplighter.model import (
 )
 
 # The store's records, re-exported here where they were first defined.
+from lamplighter.store import ATTEMPT as _ATTEMPT  # an in-memory store's record fields
+from lamplighter.store import EXTRA as _EXTRA
+from lamplighter.store import KEY as _KEY
+from lamplighter.store import REQUEST as _REQUEST
+from lamplighter.store import SEQ as _SEQ
 from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocument
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
-    from lamplighter.store import MemoryEntry, MemoryTaskStore, RunLock, TaskStore
+    from lamplighter.store import MemoryTaskStore, Record, RunLock, TaskStore
 
 __all__ = [
     "CONSTRAINT_RETRY_DELAY",
@@ -158,7 +163,6 @@ def _is_async_run(task: Task) -> bool:
     return known
 
 
-_SUCCESS = ("success", None)  # an in-memory entry's last result after a success
 # The context's slots, set directly (the class is frozen).
 _new_context = object.__new__
 _set_task_id = vars(TaskContext)["task_id"].__set__
@@ -387,13 +391,13 @@ class Runner:
         entry = store.entry(key)
         if entry is None:
             return False
-        request = entry.request
+        request = entry[_REQUEST]
         if not isinstance(request, TaskRequest) or request.timeout is not None:
             return False
         constraints = request.constraints
         if constraints is not NO_CONSTRAINTS and constraints.required():
             return False
-        task_id = entry.task_id
+        task_id = request.task_id
         by_key = self._factories_by_key
         if by_key is None:  # the registry is sealed once the application started
             by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
@@ -401,7 +405,7 @@ class Runner:
         if factory is None or not store.acquire(key):
             return False
         started = time.time()
-        attempt = entry.attempt
+        attempt = entry[_ATTEMPT]
         try:
             task = factory()
         except Exception as exc:
@@ -452,7 +456,7 @@ class Runner:
         run: Any,
         task: Task,
         ctx: TaskContext,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
@@ -464,21 +468,21 @@ class Runner:
         outcome: Any
         try:
             if run.cancelled:
-                store.release(entry.task_id.value)
+                store.release(entry[_KEY])
                 return
             outcome = task.run(ctx)
         except Exception as exc:
             outcome = exc
         except BaseException:
-            store.release(entry.task_id.value)
+            store.release(entry[_KEY])
             raise
         if run.cancelled:
-            store.release(entry.task_id.value)
+            store.release(entry[_KEY])
             return
         self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
 
     async def _eager_resume(
-        self, rest: _Resume, entry: MemoryEntry, started: float, due: float, attempt: int
+        self, rest: _Resume, entry: Record, started: float, due: float, attempt: int
     ) -> None:
         outcome: Any
         try:
@@ -487,13 +491,13 @@ class Runner:
             outcome = exc
         except BaseException:  # cancelled: recorded as nothing, as fire() does
             assert self._memory is not None
-            self._memory.release(entry.task_id.value)
+            self._memory.release(entry[_KEY])
             raise
         self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
 
     def _eager_done(
         self,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
@@ -506,25 +510,23 @@ class Runner:
         """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
         assert store is not None
-        task_id = entry.task_id
-        key = task_id.value
-        one_shot = entry.request.trigger.kind in ONE_SHOT_KINDS
-        if type(outcome) is not Success or (one_shot and entry.extra):
+        request = entry[_REQUEST]
+        task_id = request.task_id
+        key = entry[_KEY]
+        one_shot = request.trigger.kind in ONE_SHOT_KINDS
+        if type(outcome) is not Success or (one_shot and entry[_EXTRA]):
             if whole:
                 self._emit_at(WorkStarted, task_id, started, (attempt, due))
             self._eager_general(entry, started, due, attempt, outcome, runtime, factory_error)
             return
-        with store.lock:
-            live = store.entry(key) is entry  # else cancelled meanwhile: nothing to update
-            if live:
-                entry.attempt = 1
-                entry.run_count += 1
-                entry.last_run = started
-                entry.last_result = _SUCCESS
-                entry.retry_at = None
-                if one_shot:
-                    entry.scheduled = False
-            store.keep_history(key, (key, "success", None, attempt, started, due, runtime))
+        # Not live: cancelled or scheduled anew meanwhile, the state is not this run's.
+        live = store.succeeded(
+            key,
+            entry[_SEQ],
+            started,
+            one_shot,
+            (key, "success", None, attempt, started, due, runtime),
+        )
         store.release(key)
         if one_shot and live and self._retire is not None:
             try:
@@ -540,7 +542,7 @@ class Runner:
 
     def _eager_general(
         self,
-        entry: MemoryEntry,
+        entry: Record,
         started: float,
         due: float,
         attempt: int,
@@ -551,13 +553,13 @@ class Runner:
         """Record an outcome other than a plain success the way :meth:`fire` does."""
         store = self._memory
         assert store is not None
-        task_id = entry.task_id
+        task_id = entry[_REQUEST].task_id
         lock = store.held_lock(task_id)
         try:
             document = TaskDocument.from_dict(store.document_of(entry))
             firing = _Firing(
                 task_id,
-                entry.request,
+                entry[_REQUEST],
                 document,
                 datetime.fromtimestamp(due, UTC),
                 datetime.fromtimestamp(started, UTC),

@@ -357,7 +357,7 @@ def test_a_memory_store_keeps_the_last_records_of_each_task(tmp_path: Path) -> N
 def test_a_memory_store_keeps_state_as_plain_values_and_reads_back_the_document(
     tmp_path: Path,
 ) -> None:
-    from lamplighter.store import MemoryTaskStore
+    from lamplighter.store import ATTEMPT, LAST_RESULT, SCHEDULED_AT, MemoryTaskStore
 
     store = MemoryTaskStore(tmp_path)
     tid = TaskId("t")
@@ -385,6 +385,42 @@ def test_a_memory_store_keeps_state_as_plain_values_and_reads_back_the_document(
             "x": 1,
         },
     }
-    entry = store.entry("t")
-    assert entry is not None and entry.attempt == 2 and entry.scheduled_at == 1767323045.25
-    assert entry.last_result == ("constraints_not_met", ("charging: on battery",))
+    record = store.entry("t")
+    assert record is not None
+    assert (record[ATTEMPT], record[SCHEDULED_AT]) == (2, 1767323045.25)
+    assert record[LAST_RESULT] == ("constraints_not_met", ("charging: on battery",))
+
+
+def test_a_memory_store_record_changes_as_a_whole_and_keeps_its_schedule(
+    tmp_path: Path,
+) -> None:
+    from lamplighter.store import ATTEMPT, DUE, RUN_COUNT, SEQ, MemoryTaskStore, new_record
+
+    store = MemoryTaskStore(tmp_path)
+    with store.lock:
+        store.put(new_record("t", {"task_id": "t"}, 10.0, next(store.sequence), due=20.0))
+    record = store.entry("t")
+    assert record is not None and record[DUE] == 20.0
+    # A run of this schedule is recorded; the schedule (due time, number) stays.
+    assert store.succeeded("t", record[SEQ], 15.0, False, ("t", "success"))
+    after = store.entry("t")
+    assert after is not None and after is not record and record[RUN_COUNT] == 0
+    assert (after[DUE], after[SEQ], after[RUN_COUNT], after[ATTEMPT]) == (20.0, record[SEQ], 1, 1)
+    assert store.load(TaskId("t")) == {
+        "request": {"task_id": "t"},
+        "state": {
+            "status": "scheduled",
+            "scheduled_at": "1970-01-01T00:00:10+00:00",
+            "run_count": 1,
+            "last_run": "1970-01-01T00:00:15+00:00",
+            "last_result": {"type": "success"},
+        },
+    }
+    # A document saved back changes the state, not the schedule.
+    store.update(TaskId("t"), lambda raw: {**(raw or {}), "state": {"status": "inactive"}})
+    saved = store.entry("t")
+    assert saved is not None and (saved[DUE], saved[SEQ]) == (20.0, record[SEQ])
+    # A run of an earlier schedule (cancelled, scheduled anew) changes nothing but history.
+    assert not store.succeeded("t", record[SEQ] + 1, 16.0, True, ("t", "success"))
+    assert store.entry("t") is saved
+    assert store.history(TaskId("t")) == [("t", "success")] * 2

@@ -24,6 +24,7 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -56,8 +57,8 @@ __all__ = [
     "BrokenTask",
     "CorruptTaskFile",
     "ExecutionRecord",
-    "MemoryEntry",
     "MemoryTaskStore",
+    "Record",
     "RunLock",
     "StoreScan",
     "StoredDataError",
@@ -65,6 +66,7 @@ __all__ = [
     "TaskDocument",
     "TaskStore",
     "default_data_dir",
+    "new_record",
     "read_regular",
     "sync_directories",
 ]
@@ -916,42 +918,50 @@ def _iso(value: float) -> str:
     return datetime.fromtimestamp(value, UTC).isoformat()
 
 
-class MemoryEntry:
-    """The state of one task in a :class:`MemoryTaskStore`, as plain values.
+# The record of one task in a MemoryTaskStore: one tuple of plain values, read by index.
+# Its first four fields are the backend's (an in-process backend keeps the record itself in
+# its heap of due times: ``(due, seq, key, False)`` orders it there, and ``seq`` is unique,
+# so a comparison never reaches the fields after it); the rest are the task's state.
+# A change makes a new record in the store's table (see MemoryTaskStore).
+#: The next due time the backend keeps for the task (POSIX seconds), or None.
+DUE = 0
+#: This schedule's number, unique and growing: a new one each time the task is installed.
+SEQ = 1
+#: The task id's string.
+KEY = 2
+#: Always False (a retry entry of a backend's heap has True there).
+RETRY = 3
+#: The :class:`~lamplighter.model.TaskRequest`, or the stored mapping it was saved as.
+REQUEST = 4
+#: Whether the schedule is active (``status`` ``"scheduled"``).
+SCHEDULED = 5
+#: When it was scheduled (POSIX seconds), or None.
+SCHEDULED_AT = 6
+#: The attempt the next run will be.
+ATTEMPT = 7
+#: How many runs were recorded.
+RUN_COUNT = 8
+#: When the last run started (POSIX seconds), or None.
+LAST_RUN = 9
+#: The last result as ``(kind, detail)`` (see :func:`compact_result`), or None.
+LAST_RESULT = 10
+#: When the pending retry is due (POSIX seconds), or None.
+RETRY_AT = 11
+#: State keys the record has no field for and the ``backend`` mapping (the ``APPEND``
+#: queue among them), or None while there are none.
+EXTRA = 12
 
-    One per scheduled task, changed in place by each run: a run allocates nothing that
-    stays, and nothing here but this object is tracked by the garbage collector (times are
-    floats, results compact tuples of strings). ``request`` is the
-    :class:`~lamplighter.model.TaskRequest` itself, or the stored mapping when it was saved
-    in that form; ``extra`` holds state keys and a ``backend`` mapping this class has no
-    field for, the ``APPEND`` queue among them (None while there are none).
-    """
+#: A task's record in a :class:`MemoryTaskStore` (see :data:`DUE` … :data:`EXTRA`).
+Record = tuple[Any, ...]
 
-    __slots__ = (
-        "attempt",
-        "extra",
-        "last_result",
-        "last_run",
-        "request",
-        "retry_at",
-        "run_count",
-        "scheduled",
-        "scheduled_at",
-        "task_id",
-    )
+_SUCCESS = ("success", None)
 
-    def __init__(self, task_id: TaskId, request: Any, scheduled_at: float | None) -> None:
-        self.task_id = task_id
-        self.request = request
-        self.scheduled = True
-        self.scheduled_at = scheduled_at
-        self.attempt = 1
-        self.run_count = 0
-        self.last_run: float | None = None
-        #: ``(kind, detail)``: detail is the message, the unmet constraints' tuple, or None.
-        self.last_result: tuple[str, Any] | None = None
-        self.retry_at: float | None = None
-        self.extra: dict[str, Any] | None = None
+
+def new_record(
+    key: str, request: Any, scheduled_at: float | None, seq: int, due: float | None = None
+) -> Record:
+    """The record of a task just scheduled: active, attempt 1, never run."""
+    return (due, seq, key, False, request, True, scheduled_at, 1, 0, None, None, None, None)
 
 
 def compact_result(data: dict[str, Any]) -> tuple[str, Any]:
@@ -969,6 +979,11 @@ def expand_result(kind: str, detail: Any) -> dict[str, Any]:
     return {"type": kind, "message": detail}
 
 
+def _task_id(record: Record) -> TaskId:
+    request = record[REQUEST]
+    return request.task_id if not isinstance(request, Mapping) else TaskId(record[KEY])
+
+
 _STATE_KEYS = frozenset(
     {"status", "scheduled_at", "attempt", "run_count", "last_run", "last_result", "retry_at"}
 )
@@ -979,10 +994,12 @@ class MemoryTaskStore(TaskStore):
 
     Used with a backend whose schedule dies with the process (the in-process backend):
     writing task files nobody will read after the process ends would only cost time. The
-    interface is :class:`TaskStore`'s; nothing is written to disk. Each task's state is one
-    :class:`MemoryEntry` of plain values; :meth:`load` builds the document form from it
-    when asked, and :meth:`entry` gives a backend's run path the entry itself. History
-    records are kept as the tuples the runner gives.
+    interface is :class:`TaskStore`'s; nothing is written to disk. Each task is one
+    :data:`Record`, a tuple of plain values in :attr:`records`, replaced as a whole when
+    it changes (under :attr:`lock`); :meth:`load` builds the document form from it when
+    asked, and :meth:`entry` gives a backend's run path the record itself. The backend
+    may keep the same tuple as its entry of the task in a heap of due times (its first
+    fields are the backend's). History records are kept as the tuples the runner gives.
 
     Args:
         root: the application's data directory (only named in messages).
@@ -995,26 +1012,65 @@ class MemoryTaskStore(TaskStore):
     def __init__(self, root: Path, encode: Callable[[Any], dict[str, Any]] | None = None) -> None:
         super().__init__(root)
         self._encode = encode
-        self._entries: dict[str, MemoryEntry] = {}
+        #: Every task's record by its id's string (see :data:`Record`).
+        self.records: dict[str, Record] = {}
+        #: Schedule numbers (:data:`SEQ`), shared with a backend that keeps the records.
+        self.sequence = itertools.count(1)
+        #: Held while a record changes (the lock :meth:`exclusive` holds).
+        self.lock = self._thread_lock
         self._histories: dict[str, tuple[Any, ...]] = {}
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plain values
 
-    def entry(self, key: str) -> MemoryEntry | None:
-        """The entry of the task whose id is ``key``, to read and change in place under
-        :attr:`lock`."""
-        return self._entries.get(key)
+    def entry(self, key: str) -> Record | None:
+        """The record of the task whose id is ``key``."""
+        return self.records.get(key)
 
-    @property
-    def lock(self) -> threading.RLock:
-        """Held while an entry changes."""
-        return self._thread_lock
+    def schedule_new(self, key: str, request: Any, scheduled_at: float | None) -> Record:
+        """Keep a new record for the task ``key`` (replacing any earlier one), scheduled at
+        ``scheduled_at``, and return it; called holding :attr:`lock`."""
+        record = self.records[key] = new_record(key, request, scheduled_at, next(self.sequence))
+        return record
 
-    def put(self, entry: MemoryEntry) -> None:
-        """Keep ``entry`` as the task's state, replacing any earlier one."""
-        self._entries[entry.task_id.value] = entry
+    def put(self, record: Record) -> None:
+        """Keep ``record`` as its task's record, replacing any earlier one."""
+        self.records[record[KEY]] = record
+
+    def succeeded(
+        self, key: str, seq: int, started: float, finished: bool, history: tuple[Any, ...]
+    ) -> bool:
+        """Record a successful run of the schedule ``seq`` of the task ``key``, started at
+        ``started``: attempt 1 next, one more run, no retry pending; ``finished``: the
+        schedule is over (a one-shot). Keeps ``history`` either way. Returns False, having
+        changed no state, when that schedule is no longer the task's (cancelled or
+        scheduled anew meanwhile)."""
+        with self._thread_lock:
+            records = self.records
+            current = records.get(key)
+            live = current is not None and current[SEQ] == seq
+            if live:
+                assert current is not None
+                records[key] = (
+                    current[DUE],
+                    seq,
+                    key,
+                    False,
+                    current[REQUEST],
+                    current[SCHEDULED] and not finished,
+                    current[SCHEDULED_AT],
+                    1,
+                    current[RUN_COUNT] + 1,
+                    started,
+                    _SUCCESS,
+                    None,
+                    current[EXTRA],
+                )
+            history_of = self._histories
+            kept = history_of.get(key, ())
+            history_of[key] = (*kept[1 - HISTORY_LIMIT :], history)
+        return live
 
     def acquire(self, key: str) -> bool:
         """Take the run lock of the task ``key``; False if a run holds it."""
@@ -1041,14 +1097,14 @@ class MemoryTaskStore(TaskStore):
         lock._mine = True
         return lock
 
-    def document_of(self, entry: MemoryEntry) -> dict[str, Any]:
-        """The document form of ``entry`` (what :meth:`load` gives)."""
-        return self._document(entry)
+    def document_of(self, record: Record) -> dict[str, Any]:
+        """The document form of ``record`` (what :meth:`load` gives)."""
+        return self._document(record)
 
     # ------------------------------------------------------------------ the document form
 
-    def _document(self, entry: MemoryEntry) -> dict[str, Any]:
-        request = entry.request
+    def _document(self, record: Record) -> dict[str, Any]:
+        request = record[REQUEST]
         if not isinstance(request, Mapping):
             encode = self._encode
             if encode is None:
@@ -1058,51 +1114,62 @@ class MemoryTaskStore(TaskStore):
                     return plain(value) or {}
 
             request = StoredRequest(request, encode)
-        extra = dict(entry.extra or {})
+        extra = dict(record[EXTRA] or {})
         backend = extra.pop("backend", None)
-        state: dict[str, Any] = {"status": "scheduled" if entry.scheduled else "inactive"}
-        if entry.scheduled_at is not None:
-            state["scheduled_at"] = _iso(entry.scheduled_at)
-        if entry.attempt != 1:
-            state["attempt"] = entry.attempt
-        if entry.run_count:
-            state["run_count"] = entry.run_count
-        if entry.last_run is not None:
-            state["last_run"] = _iso(entry.last_run)
-        if entry.last_result is not None:
-            state["last_result"] = expand_result(*entry.last_result)
-        if entry.retry_at is not None:
-            state["retry_at"] = _iso(entry.retry_at)
+        state: dict[str, Any] = {"status": "scheduled" if record[SCHEDULED] else "inactive"}
+        if record[SCHEDULED_AT] is not None:
+            state["scheduled_at"] = _iso(record[SCHEDULED_AT])
+        if record[ATTEMPT] != 1:
+            state["attempt"] = record[ATTEMPT]
+        if record[RUN_COUNT]:
+            state["run_count"] = record[RUN_COUNT]
+        if record[LAST_RUN] is not None:
+            state["last_run"] = _iso(record[LAST_RUN])
+        if record[LAST_RESULT] is not None:
+            state["last_result"] = expand_result(*record[LAST_RESULT])
+        if record[RETRY_AT] is not None:
+            state["retry_at"] = _iso(record[RETRY_AT])
         state.update(extra)
         document: dict[str, Any] = {"request": request, "state": state}
         if backend:
             document["backend"] = backend
         return document
 
-    def _absorb(self, task_id: TaskId, document: Mapping[str, Any]) -> MemoryEntry:
+    def _absorb(self, key: str, document: Mapping[str, Any]) -> Record:
+        """The record of ``document``; the backend's fields are the current record's (a
+        document changes the task's state, not its schedule)."""
         request = document["request"]
         if isinstance(request, StoredRequest):
             request = request.request
         state = dict(document.get("state") or {})
-        scheduled_at = _timestamp(state.pop("scheduled_at", None))
-        entry = MemoryEntry(task_id, request, scheduled_at)
-        entry.scheduled = state.pop("status", "scheduled") == "scheduled"
-        entry.attempt = int(state.pop("attempt", 1))
-        entry.run_count = int(state.pop("run_count", 0))
-        entry.last_run = _timestamp(state.pop("last_run", None))
+        current = self.records.get(key)
         last_result = state.pop("last_result", None)
-        entry.last_result = None if last_result is None else compact_result(last_result)
-        entry.retry_at = _timestamp(state.pop("retry_at", None))
+        record: Record = (
+            None if current is None else current[DUE],
+            next(self.sequence) if current is None else current[SEQ],
+            key,
+            False,
+            request,
+            state.pop("status", "scheduled") == "scheduled",
+            _timestamp(state.pop("scheduled_at", None)),
+            int(state.pop("attempt", 1)),
+            int(state.pop("run_count", 0)),
+            _timestamp(state.pop("last_run", None)),
+            None if last_result is None else compact_result(last_result),
+            _timestamp(state.pop("retry_at", None)),
+            None,
+        )
         if document.get("backend"):
             state["backend"] = dict(document["backend"])
-        entry.extra = state or None
-        return entry
+        if state:
+            record = (*record[:EXTRA], state)
+        return record
 
     # ------------------------------------------------------------------ TaskStore
 
     def load(self, task_id: TaskId) -> dict[str, Any] | None:
-        entry = self._entries.get(TaskId.of(task_id).value)
-        return None if entry is None else self._document(entry)
+        record = self.records.get(TaskId.of(task_id).value)
+        return None if record is None else self._document(record)
 
     def moved_aside(self, task_id: TaskId) -> BrokenTask | None:
         return None
@@ -1113,10 +1180,9 @@ class MemoryTaskStore(TaskStore):
             yield
 
     def save(self, task_id: TaskId, document: dict[str, Any]) -> None:
-        task_id = TaskId.of(task_id)
-        entry = self._absorb(task_id, document)
+        key = TaskId.of(task_id).value
         with self._thread_lock:
-            self._entries[task_id.value] = entry
+            self.records[key] = self._absorb(key, document)
 
     def save_many(self, items: Sequence[tuple[TaskId, dict[str, Any]]]) -> None:
         for task_id, document in items:
@@ -1127,28 +1193,28 @@ class MemoryTaskStore(TaskStore):
         task_id: TaskId,
         change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
     ) -> dict[str, Any] | None:
-        task_id = TaskId.of(task_id)
+        key = TaskId.of(task_id).value
         with self._thread_lock:
-            current = self._entries.get(task_id.value)
+            current = self.records.get(key)
             new = change(None if current is None else self._document(current))
             if new is None:
                 return None
-            self._entries[task_id.value] = self._absorb(task_id, new)
+            self.records[key] = self._absorb(key, new)
             return new
 
     def delete(self, task_id: TaskId) -> bool:
         key = TaskId.of(task_id).value
         with self._thread_lock:
             self._histories.pop(key, None)
-            return self._entries.pop(key, None) is not None
+            return self.records.pop(key, None) is not None
 
     def task_ids(self) -> list[TaskId]:
-        return sorted((entry.task_id for entry in list(self._entries.values())), key=str)
+        return sorted((_task_id(record) for record in list(self.records.values())), key=str)
 
     def load_all(self) -> StoreScan:
         return StoreScan(
             documents={
-                entry.task_id: self._document(entry) for entry in list(self._entries.values())
+                _task_id(record): self._document(record) for record in list(self.records.values())
             },
             broken=[],
         )

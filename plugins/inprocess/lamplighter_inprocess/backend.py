@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import heapq
 import itertools
@@ -38,6 +39,7 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
+from lamplighter.store import MemoryTaskStore
 from lamplighter_inprocess.plugin import capabilities
 
 #: What the backend can do (its plugin module makes the record).
@@ -72,11 +74,14 @@ class _Job:
 
 
 # The schedule of a one-shot task without a network constraint, as long as it has no
-# pending retry: its heap entry itself, (due, generation, task id, False), or once it
-# fired (None, generation, task id, False). A tuple of numbers and strings is untracked
-# by the garbage collector once a collection has seen it, so scheduled tasks do not weigh
-# on collections, and the entry is shared with the heap.
-_Compact = tuple[float | None, int, str, bool]
+# pending retry, is a *record*: a tuple that begins (due, generation, task id, False) and
+# is its heap entry itself. With an in-memory store (lamplighter.store.MemoryTaskStore)
+# the record is the store's record of the task, one tuple for the task's state and its
+# schedule, which only the store's lock holder replaces; otherwise it is just those four
+# values. A record whose due time has fired has its key in ``_fired``.
+_Record = tuple[Any, ...]
+_SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
+_NO_NETWORK = NetworkType.NOT_REQUIRED
 
 
 class _ThreadRun:
@@ -300,8 +305,18 @@ class InProcessBackend(Backend):
         self._lock = threading.Lock()
         # Internal tables are keyed by the id's string: its hash is computed in C and
         # cached, and a heap entry of plain values is not tracked by the garbage collector.
-        self._heap: list[tuple[float, int, str, bool]] = []
-        self._jobs: dict[str, _Job | _Compact] = {}
+        self._heap: list[tuple[Any, ...]] = []
+        # Schedules that need more than a record (periodic, calendar, login, watched,
+        # network-gated, a one-shot with a retry pending); a key here wins over a record.
+        self._jobs: dict[str, _Job] = {}
+        # One-shot records by key: the in-memory store's own table once started with one.
+        self._records: dict[str, _Record] = {}
+        self._fired: set[str] = set()
+        self._shared = False
+        # Held to replace a shared record (the store's lock); taken before self._lock,
+        # never inside it. The loop timer only reads records, so it never waits for a run
+        # being recorded. The backend's own records need only self._lock.
+        self._record_lock: Any = contextlib.nullcontext()
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
         self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
@@ -321,6 +336,14 @@ class InProcessBackend(Backend):
 
     def start(self) -> None:
         self._loop = self.host.loop()
+        store = getattr(self.host, "store", None)
+        if isinstance(store, MemoryTaskStore):
+            # Share the store's records: a one-shot's state and schedule are one tuple,
+            # changed under one lock, and its schedule numbers are the store's.
+            self._records = store.records
+            self._shared = True
+            self._record_lock = store.lock
+            self._generation = store.sequence
         # The runner's eager path, where the host's runner has one (Lamplighter's does).
         self._fire_eagerly = getattr(self.host.runner, "fire_eagerly", None)
 
@@ -395,36 +418,42 @@ class InProcessBackend(Backend):
         now = time.time()  # the loop timer's clock
         if len(requests) == 1:
             request = requests[0]
-            kind = type(request.trigger)
+            trigger: Any = request.trigger
+            kind = type(trigger)
             if kind is OneTime or kind is Exact:  # the common case, without the general loop
-                trigger: Any = request.trigger
                 due = (
                     now + trigger.delay.total_seconds()
                     if kind is OneTime
                     else max(trigger.at.timestamp(), now)
                 )
                 key = request.task_id.value
-                with self._lock:
-                    entry = (due, next(self._generation), key, False)
-                    if request.constraints.network is NetworkType.NOT_REQUIRED:
-                        self._jobs[key] = entry
-                    else:
-                        job = _Job(key, request, entry[1])
-                        job.next_due = due
-                        self._jobs[key] = job
+                with self._record_lock, self._lock:
+                    entry = self._install_one(key, request, due)
                     heapq.heappush(self._heap, entry)
-                if self._timer_due is None or due < self._timer_due:
+                timer_due = self._timer_due
+                if timer_due is None or due < timer_due:
                     self._call(self._rearm)
                 return
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = False
-        with self._lock:
+        with self._record_lock, self._lock:
             for request in requests:
                 tid = request.task_id
+                trigger = request.trigger
+                kind = type(trigger)
+                if kind is OneTime or kind is Exact:
+                    first = self._first_due(request, now)
+                    assert first is not None
+                    heapq.heappush(self._heap, self._install_one(tid.value, request, first))
+                    if earliest is None or first < earliest:
+                        earliest = first
+                    continue
                 job = _Job(tid.value, request, next(self._generation))
                 self._jobs[tid.value] = job
-                trigger = request.trigger
+                self._fired.discard(tid.value)
+                if not self._shared:
+                    self._records.pop(tid.value, None)
                 if isinstance(trigger, Periodic) and trigger.run_immediately:
                     immediate = True
                     self._push(now, job, retry=False, regular=False)
@@ -450,6 +479,78 @@ class InProcessBackend(Backend):
             # The in-process "login" is the application's start: run once now.
             self._call(self._dispatch, tid.value, self._generation_of(tid.value), now, False)
 
+    def install_new(self, key: str, request: TaskRequest, now: float) -> bool:
+        """Schedule a one-shot (``OneTime`` or ``Exact``, no network constraint) of a task
+        the in-memory store shared since :meth:`start` has no active record of, as
+        :meth:`install` would, and make the task's new record there (scheduled at
+        ``now``, POSIX seconds, read by the caller): one tuple for its state and its
+        schedule, made once. :meth:`check` refuses none of these requests. Returns False,
+        having done nothing, for anything else, which then takes :meth:`check`, the
+        store's ``put`` and :meth:`install`. Called holding the store's lock."""
+        trigger: Any = request.trigger
+        kind = type(trigger)
+        if kind is OneTime:
+            due = now + trigger.delay.total_seconds()
+        elif kind is Exact:
+            due = trigger.at.timestamp()
+            if due < now:
+                due = now
+        else:
+            return False
+        if not self._shared or request.constraints.network is not _NO_NETWORK:
+            return False
+        with self._lock:
+            if self._jobs and key in self._jobs:
+                return False
+            # lamplighter.store.new_record(key, request, now, generation, due), written out:
+            # this is the one tuple schedule() makes.
+            record = self._records[key] = (
+                due,
+                next(self._generation),
+                key,
+                False,
+                request,
+                True,
+                now,
+                1,
+                0,
+                None,
+                None,
+                None,
+                None,
+            )
+            heapq.heappush(self._heap, record)
+            if self._fired:
+                self._fired.discard(key)
+        timer_due = self._timer_due
+        if timer_due is None or due < timer_due:
+            self._call(self._rearm)
+        return True
+
+    def _install_one(self, key: str, request: TaskRequest, due: float) -> tuple[Any, ...]:
+        """Install a one-shot due at ``due`` and return its heap entry (called holding
+        ``_record_lock`` and the lock): its record when it needs nothing more, else a
+        :class:`_Job`'s entry."""
+        generation = next(self._generation)
+        entry: tuple[Any, ...] = (due, generation, key, False)
+        records = self._records
+        self._fired.discard(key)
+        if request.constraints.network is NetworkType.NOT_REQUIRED:
+            if self._jobs:
+                self._jobs.pop(key, None)
+            if not self._shared:
+                records[key] = entry
+                return entry
+            current = records.get(key)
+            if current is not None:
+                entry = records[key] = entry + current[4:]
+                return entry
+        job = self._jobs[key] = _Job(key, request, generation)
+        job.next_due = due
+        if not self._shared:
+            records.pop(key, None)
+        return entry
+
     def _push(self, due: float, job: _Job, *, retry: bool, regular: bool = True) -> None:
         # Entry: (due, generation, task id, retry). Generations are unique and grow, so
         # equal due times fire in the order they were scheduled and the comparison never
@@ -457,22 +558,42 @@ class InProcessBackend(Backend):
         generation = job.generation if regular or retry else -job.generation
         heapq.heappush(self._heap, (due, generation, job.key, retry))
 
+    def _record(self, key: str) -> _Record | None:
+        """The record of the one-shot ``key`` while this backend holds its schedule."""
+        record = self._records.get(key)
+        if record is None or (self._shared and not record[_SCHEDULED]):
+            return None  # a store's record of a task whose schedule is over
+        return record
+
     def _job(self, key: str) -> _Job | None:
-        """The schedule of ``key`` as a :class:`_Job`, made from its compact form if it has
-        one (called holding the lock, or on the loop for a read)."""
+        """The schedule of ``key`` as a :class:`_Job`, made from its record if it has one
+        (called holding the lock, or on the loop for a read)."""
         job = self._jobs.get(key)
-        if type(job) is tuple:
-            full = _Job(key, None, job[1])
-            full.next_due = job[0]
-            self._jobs[key] = full
-            return full
-        return job  # type: ignore[return-value]
+        if job is not None:
+            return job
+        record = self._record(key)
+        if record is None:
+            return None
+        full = self._jobs[key] = _Job(key, None, record[1])
+        if key in self._fired:  # its due time is spent
+            self._fired.discard(key)
+        else:
+            full.next_due = record[0]
+        return full
 
     def _generation_of(self, key: str) -> int | None:
         job = self._jobs.get(key)
-        if job is None:
-            return None
-        return job[1] if type(job) is tuple else job.generation  # type: ignore[union-attr]
+        if job is not None:
+            return job.generation
+        record = self._record(key)
+        return None if record is None else record[1]
+
+    def _scheduled(self) -> int:
+        """How many tasks have a schedule here."""
+        jobs = self._jobs
+        return len(jobs) + sum(
+            1 for key in list(self._records) if key not in jobs and self._record(key) is not None
+        )
 
     @staticmethod
     def _first_due(request: TaskRequest, now: float) -> float | None:
@@ -497,9 +618,20 @@ class InProcessBackend(Backend):
         return None
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
-        with self._lock:
+        records = self._records
+        with self._record_lock, self._lock:
             for tid in task_ids:
-                self._jobs.pop(tid.value, None)
+                key = tid.value
+                self._jobs.pop(key, None)
+                self._fired.discard(key)
+                if not self._shared:
+                    records.pop(key, None)
+                    continue
+                # A store's record stays (it is the task's state), without its due time;
+                # one whose schedule is over (not scheduled) has nothing left to take down.
+                record = records.get(key)
+                if record is not None and record[_SCHEDULED] and record[0] is not None:
+                    records[key] = (None, *record[1:])
 
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
@@ -514,10 +646,10 @@ class InProcessBackend(Backend):
     def next_run(self, task_id: TaskId) -> datetime | None:
         job = self._jobs.get(task_id.value)
         if job is None:
-            return None
-        if type(job) is tuple:
-            return None if job[0] is None else _dt(job[0])
-        assert isinstance(job, _Job)
+            record = self._record(task_id.value)
+            if record is None or record[0] is None or task_id.value in self._fired:
+                return None
+            return _dt(record[0])
         dues = [d for d in (job.next_due, job.retry_due) if d is not None]
         return _dt(min(dues)) if dues else None
 
@@ -540,14 +672,13 @@ class InProcessBackend(Backend):
 
     def diagnostics(self) -> dict[str, Any]:
         return {
-            "scheduled": len(self._jobs),
+            "scheduled": self._scheduled(),
             "running": len(self._running),
             "waiting": len(self._waiting),
             "watching": sum(
                 1
                 for job in list(self._jobs.values())
-                if type(job) is _Job
-                and job.request is not None
+                if job.request is not None
                 and job.request.trigger.kind in _WATCHED
                 and job.watch_state is not None
             ),
@@ -575,7 +706,13 @@ class InProcessBackend(Backend):
         self._timer = None
         self._timer_due = None
         now = time.time()
-        heap, jobs, lock = self._heap, self._jobs, self._lock
+        heap, jobs, records, fired, lock = (
+            self._heap,
+            self._jobs,
+            self._records,
+            self._fired,
+            self._lock,
+        )
         # Each due entry is started before the next is taken (a run may change the heap:
         # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
         # gets a turn in a long burst.
@@ -584,16 +721,19 @@ class InProcessBackend(Backend):
                 if not heap or heap[0][0] > now:
                     break
                 entry = heapq.heappop(heap)
-                due, generation, key, retry = entry
+                due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
                 job = jobs.get(key)
-                if job is None:
-                    continue  # cancelled since it was queued
-                if type(job) is tuple:  # a one-shot (a pending retry makes it a _Job)
-                    if job is not entry:
-                        continue  # replaced since it was queued
-                    jobs[key] = (None, generation, key, False)
+                if job is None:  # a one-shot's record (a pending retry makes it a _Job)
+                    record = records.get(key)
+                    if (
+                        record is None
+                        or record[1] != generation
+                        or record[0] != due
+                        or key in fired
+                    ):
+                        continue  # cancelled, replaced or fired since it was queued
+                    fired.add(key)
                 else:
-                    assert isinstance(job, _Job)
                     if abs(generation) != job.generation:
                         continue  # replaced since it was queued
                     if retry:
@@ -715,7 +855,7 @@ class InProcessBackend(Backend):
                 return
         if work is None or work is False:  # the general path
             job = self._jobs.get(key)
-            work = self._run(TaskId(key) if type(job) is not _Job else job.task_id, due, retry)
+            work = self._run(TaskId(key) if job is None else job.task_id, due, retry)
         task = self.loop.create_task(work, name=f"lamplighter:{key}")
         running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, key))
@@ -766,11 +906,11 @@ class InProcessBackend(Backend):
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)
         gated = (
-            type(job) is _Job
+            job is not None
             and job.request is not None
             and job.request.constraints.network is not NetworkType.NOT_REQUIRED
         )
-        if gated and isinstance(job, _Job) and not await self._network_gate(job):
+        if gated and job is not None and not await self._network_gate(job):
             return
         try:
             await self.host.runner.fire(tid, scheduled_for=_dt(due), retry=retry)
@@ -815,9 +955,7 @@ class InProcessBackend(Backend):
                 jobs = [
                     j
                     for j in self._jobs.values()
-                    if type(j) is _Job
-                    and j.request is not None
-                    and j.request.trigger.kind in _WATCHED
+                    if j.request is not None and j.request.trigger.kind in _WATCHED
                 ]
             if not jobs:
                 self._watcher = None

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from lamplighter import (
 )
 from lamplighter.events import Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
+from lamplighter.store import new_record
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
 plugin = pytest.importorskip("lamplighter_inprocess.plugin")
@@ -617,6 +619,30 @@ def test_a_second_firing_while_a_sync_run_is_in_progress_is_skipped(
     assert app.history("gate")[0].result == Success()
 
 
+def test_a_one_shot_in_its_run_has_no_next_run_and_rescheduling_it_keeps_the_new_schedule(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    gate = Gate()
+    app = make_app()
+    app.register("once", lambda: gate)
+    app.start()
+    app.schedule(TaskRequest.exact("once", datetime.now(UTC)))
+    assert gate.entered.wait(BOUND)
+    info = app.task_info("once")
+    assert info is not None and (info.state, info.next_run) == (TaskState.RUNNING, None)
+    assert app.backend.next_run(TaskId("once")) is None
+    # Replaced while the first schedule's run is in progress: that run is cancelled (a
+    # sync run that ends before it hears so still gets its history record) and leaves
+    # nothing in the new schedule's state.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert app.schedule(TaskRequest.exact("once", later, existing="replace"))
+    gate.release.set()
+    wait_until(lambda: not app.backend.is_running(TaskId("once")), "the run's end")
+    info = app.task_info("once")
+    assert info is not None
+    assert (info.state, info.next_run, info.run_count) == (TaskState.SCHEDULED, later, 0)
+
+
 class Holds:
     """Blocks its worker until released, noting that it entered."""
 
@@ -647,7 +673,7 @@ def test_sync_runs_that_block_get_more_workers(make_app: Callable[..., Lamplight
     wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
 
 
-def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
+def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     make_app: Callable[..., Lamplighter],
 ) -> None:
     import gc
@@ -660,13 +686,28 @@ def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
 
     app = make_app()
     app.register("once", Flaky)
+    for i in range(200):
+        app.register(f"t{i}", Flaky)
     app.start()
     later = datetime.now(UTC) + timedelta(hours=1)
     app.schedule(TaskRequest.exact("once", later))
-    backend: object = app.backend
+    backend: Any = app.backend
+    store: Any = app.store
+    # The task's state and its schedule are one tuple: the store's record is the
+    # backend's heap entry, and the backend keeps nothing else of the task.
+    record = store.records["once"]
+    assert any(entry is record for entry in backend._heap)
+    seq, scheduled_at = record[1], record[6]
+    assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
+    assert "once" not in backend._jobs
+    # One object per scheduled task for the collector to walk, beside the caller's request.
+    requests = [TaskRequest.exact(f"t{i}", later) for i in range(200)]
     gc.collect()
-    # Nothing the backend keeps for it is tracked by the garbage collector.
-    assert not gc.is_tracked(backend._jobs["once"])  # type: ignore[attr-defined]
+    before = len(gc.get_objects())
+    for request in requests:
+        app.schedule(request)
+    gc.collect()
+    assert len(gc.get_objects()) - before <= 200 + 20
     info = app.task_info("once")
     assert info is not None and info.next_run == later
     # Rescheduled sooner: the earlier due time is forgotten, the new one fires once.
@@ -679,11 +720,27 @@ def test_a_scheduled_one_shot_is_plain_values_until_a_retry_needs_more(
             existing="replace",
         )
     )
+    assert app.store.records["once"] is not record  # type: ignore[attr-defined]
     wait_until(lambda: len(app.history("once")) == 2, "the run and its retry")
     first, second = app.history("once")
     assert (first.result, first.attempt) == (Retry("not yet"), 1)
     assert (second.result, second.attempt) == (Success(), 2)
     assert app.backend.next_run(TaskId("once")) is None
+
+
+def test_scheduling_an_unregistered_id_is_refused_and_changes_nothing(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    app.register("known", Quick)
+    app.start()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with pytest.raises(ValueError, match=r"\['typo'\] are not registered.*Registered: known"):
+        app.schedule(TaskRequest.exact("typo", later))
+    assert app.task_info("typo") is None
+    assert app.backend.next_run(TaskId("typo")) is None
+    assert app.schedule(TaskRequest.exact("known", later))
+    assert not app.schedule(TaskRequest.exact("known", later, existing="keep"))
 
 
 def test_a_run_cancelled_before_its_task_first_steps_is_interrupted(
