@@ -66,6 +66,7 @@ __all__ = [
     "TaskDocument",
     "TaskStore",
     "default_data_dir",
+    "full_record",
     "new_record",
     "read_regular",
     "sync_directories",
@@ -922,7 +923,9 @@ def _iso(value: float) -> str:
 # Its first four fields are the backend's (an in-process backend keeps the record itself in
 # its heap of due times: ``(due, seq, key, False)`` orders it there, and ``seq`` is unique,
 # so a comparison never reaches the fields after it); the rest are the task's state.
-# A change makes a new record in the store's table (see MemoryTaskStore).
+# A change makes a new record in the store's table (see MemoryTaskStore). A task that has
+# neither run nor been changed since it was scheduled has the short form, the fields up to
+# SCHEDULED_AT (run count 0, no last run, result or retry): most scheduled tasks.
 #: The next due time the backend keeps for the task (POSIX seconds), or None.
 DUE = 0
 #: This schedule's number, unique and growing: a new one each time the task is installed.
@@ -935,33 +938,40 @@ RETRY = 3
 REQUEST = 4
 #: Whether the schedule is active (``status`` ``"scheduled"``).
 SCHEDULED = 5
-#: When it was scheduled (POSIX seconds), or None.
-SCHEDULED_AT = 6
 #: The attempt the next run will be.
-ATTEMPT = 7
-#: How many runs were recorded.
-RUN_COUNT = 8
-#: When the last run started (POSIX seconds), or None.
-LAST_RUN = 9
-#: The last result as ``(kind, detail)`` (see :func:`compact_result`), or None.
-LAST_RESULT = 10
-#: When the pending retry is due (POSIX seconds), or None.
-RETRY_AT = 11
+ATTEMPT = 6
 #: State keys the record has no field for and the ``backend`` mapping (the ``APPEND``
 #: queue among them), or None while there are none.
-EXTRA = 12
+EXTRA = 7
+#: When it was scheduled (POSIX seconds), or None; the last field of the short form.
+SCHEDULED_AT = 8
+#: How many runs were recorded.
+RUN_COUNT = 9
+#: When the last run started (POSIX seconds), or None.
+LAST_RUN = 10
+#: The last result as ``(kind, detail)`` (see :func:`compact_result`), or None.
+LAST_RESULT = 11
+#: When the pending retry is due (POSIX seconds), or None.
+RETRY_AT = 12
 
-#: A task's record in a :class:`MemoryTaskStore` (see :data:`DUE` … :data:`EXTRA`).
+#: A task's record in a :class:`MemoryTaskStore` (see :data:`DUE` … :data:`RETRY_AT`).
 Record = tuple[Any, ...]
 
 _SUCCESS = ("success", None)
+_NEVER_RUN = (0, None, None, None)  # RUN_COUNT … RETRY_AT of a record in its short form
 
 
 def new_record(
     key: str, request: Any, scheduled_at: float | None, seq: int, due: float | None = None
 ) -> Record:
-    """The record of a task just scheduled: active, attempt 1, never run."""
-    return (due, seq, key, False, request, True, scheduled_at, 1, 0, None, None, None, None)
+    """The record of a task just scheduled (active, attempt 1, never run), in its short
+    form."""
+    return (due, seq, key, False, request, True, 1, None, scheduled_at)
+
+
+def full_record(record: Record) -> Record:
+    """``record`` with every field (a record in its short form is given the rest)."""
+    return record if len(record) > RUN_COUNT else record + _NEVER_RUN
 
 
 def compact_result(data: dict[str, Any]) -> tuple[str, Any]:
@@ -1059,13 +1069,13 @@ class MemoryTaskStore(TaskStore):
                     False,
                     current[REQUEST],
                     current[SCHEDULED] and not finished,
-                    current[SCHEDULED_AT],
                     1,
-                    current[RUN_COUNT] + 1,
+                    current[EXTRA],
+                    current[SCHEDULED_AT],
+                    current[RUN_COUNT] + 1 if len(current) > RUN_COUNT else 1,
                     started,
                     _SUCCESS,
                     None,
-                    current[EXTRA],
                 )
             history_of = self._histories
             kept = history_of.get(key, ())
@@ -1104,6 +1114,7 @@ class MemoryTaskStore(TaskStore):
     # ------------------------------------------------------------------ the document form
 
     def _document(self, record: Record) -> dict[str, Any]:
+        record = full_record(record)
         request = record[REQUEST]
         if not isinstance(request, Mapping):
             encode = self._encode
@@ -1144,26 +1155,29 @@ class MemoryTaskStore(TaskStore):
         state = dict(document.get("state") or {})
         current = self.records.get(key)
         last_result = state.pop("last_result", None)
+        scheduled = state.pop("status", "scheduled") == "scheduled"
+        attempt = int(state.pop("attempt", 1))
+        scheduled_at = _timestamp(state.pop("scheduled_at", None))
+        rest = (
+            int(state.pop("run_count", 0)),
+            _timestamp(state.pop("last_run", None)),
+            None if last_result is None else compact_result(last_result),
+            _timestamp(state.pop("retry_at", None)),
+        )
+        if document.get("backend"):
+            state["backend"] = dict(document["backend"])
         record: Record = (
             None if current is None else current[DUE],
             next(self.sequence) if current is None else current[SEQ],
             key,
             False,
             request,
-            state.pop("status", "scheduled") == "scheduled",
-            _timestamp(state.pop("scheduled_at", None)),
-            int(state.pop("attempt", 1)),
-            int(state.pop("run_count", 0)),
-            _timestamp(state.pop("last_run", None)),
-            None if last_result is None else compact_result(last_result),
-            _timestamp(state.pop("retry_at", None)),
-            None,
+            scheduled,
+            attempt,
+            state or None,
+            scheduled_at,
         )
-        if document.get("backend"):
-            state["backend"] = dict(document["backend"])
-        if state:
-            record = (*record[:EXTRA], state)
-        return record
+        return record if rest == _NEVER_RUN else record + rest
 
     # ------------------------------------------------------------------ TaskStore
 

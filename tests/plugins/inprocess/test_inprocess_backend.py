@@ -29,9 +29,10 @@ from lamplighter import (
     TaskResult,
     TaskState,
 )
+from lamplighter.app import JOURNAL_FLUSH_INTERVAL
 from lamplighter.events import Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
-from lamplighter.store import new_record
+from lamplighter.store import SCHEDULED_AT, SEQ, new_record
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
 
 plugin = pytest.importorskip("lamplighter_inprocess.plugin")
@@ -393,6 +394,63 @@ def test_a_constraint_without_a_checker_is_refused_every_time(tmp_path: Path) ->
         app.shutdown()
 
 
+def test_due_times_follow_the_backends_clock_when_the_application_overrides_now(
+    tmp_path: Path,
+) -> None:
+    class Past(Lamplighter):
+        def now(self) -> datetime:
+            return datetime(2000, 1, 1, tzinfo=UTC)
+
+    app = Past(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    app.register("first", Recorder)
+    app.register("later", Recorder)
+    app.start()
+    try:
+        before = datetime.now(UTC)
+        for tid in ("first", "later"):  # the second as most requests are scheduled
+            assert app.schedule(TaskRequest.one_time(tid, timedelta(hours=1)))
+            due = app.backend.next_run(TaskId(tid))
+            assert due is not None and before + timedelta(hours=1) <= due
+            assert due <= datetime.now(UTC) + timedelta(hours=1)
+            state = app.store.load(TaskId(tid))
+            assert state is not None and state["state"]["scheduled_at"].startswith("2000-01-01")
+    finally:
+        app.shutdown()
+
+
+def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path) -> None:
+    from lamplighter.backend import UnsupportedRequest
+
+    app = Lamplighter(
+        app_id="com.example.inproc",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path,
+    )
+    for tid in ("a", "b", "c", "d"):
+        app.register(tid, Recorder)
+    app.start()
+    try:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert app.schedule(TaskRequest.exact("a", later))
+        assert app.schedule(TaskRequest.periodic("b", timedelta(hours=1)))
+        # The same trigger types, asking for more than the ones admitted before.
+        with pytest.raises(UnsupportedRequest, match="charging"):
+            app.schedule(TaskRequest.exact("c", later, constraints=Constraints(charging=True)))
+        with pytest.raises(UnsupportedRequest, match="existing=APPEND"):
+            app.schedule(TaskRequest.periodic("d", timedelta(hours=1), existing="append"))
+        assert [t.task_id.value for t in app.tasks()] == ["a", "b"]
+    finally:
+        app.shutdown()
+
+
 # ------------------------------------------------------------------------ eager runs
 # Runs the backend starts eagerly (no asyncio task unless the run suspends) and sync runs on
 # its worker threads: the same records, events and journal lines as any run.
@@ -453,6 +511,22 @@ def test_a_run_that_never_suspends_is_recorded_and_journalled(
         ("work_completed", "quick"),
     ]
     assert app.diagnostics()["events"]["published"] == 3
+
+
+def test_a_late_take_down_of_a_finished_one_shot_spares_its_new_schedule(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    app.register("quick", Quick)
+    app.start()
+    app.schedule(soon("quick"))
+    wait_until(lambda: len(app.history("quick")) == 1, "the run's record")
+    app.schedule(TaskRequest.one_time("quick", timedelta(hours=1)))
+    backend = app.backend
+    # What the finished run asks of the backend, had it come after the new schedule.
+    backend._retire_fired(TaskId("quick"))  # type: ignore[attr-defined]
+    assert backend.next_run(TaskId("quick")) is not None
+    assert app.task_info("quick").state is TaskState.SCHEDULED  # type: ignore[union-attr]
 
 
 def test_subscribers_get_the_events_of_an_eager_run(make_app: Callable[..., Lamplighter]) -> None:
@@ -537,13 +611,32 @@ def test_sync_runs_share_long_lived_workers_under_the_concurrency_cap(
     wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slots to be freed")
 
 
+class _HeldLoop:
+    """A loop whose wake-ups from worker threads wait until ``release`` is set: a worker
+    that has handed back its run and tells the loop so is held there, as a loaded machine
+    holds a thread that has lost the processor."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waking = threading.Event()
+        self.release = threading.Event()
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> object:
+        return self.loop.call_later(delay, callback, *args)
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> object:
+        self.waking.set()
+        assert self.release.wait(BOUND)
+        return self.loop.call_soon_threadsafe(callback, *args)
+
+
 def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thread() -> None:
     from lamplighter_inprocess.backend import _ThreadRun, _Workers
 
     loop = asyncio.new_event_loop()
-    workers = _Workers(6, loop, lambda runs: None, patience=0.002)
+    held = _HeldLoop(loop)
+    workers = _Workers(6, held, lambda runs: None, patience=0.002)  # type: ignore[arg-type]
     ran: list[str] = []
-    first_done = threading.Event()
     checked = asyncio.Event()
     check = workers._check
 
@@ -555,20 +648,42 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
 
     def work(run: _ThreadRun, name: str) -> None:
         ran.append(threading.current_thread().name)
-        if name == "first":
-            first_done.set()
 
     try:
-        # The worker finishes its run but is held before it waits for the next one, as a
-        # loaded machine holds a thread that has lost the processor.
-        with workers._finished_lock:
-            workers.submit(_ThreadRun("first", work, ("first",)))
-            assert first_done.wait(BOUND)
-            workers.submit(_ThreadRun("second", work, ("second",)))
-            loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
-            assert len(workers._threads) == 1  # it was not taken for a blocked one
+        workers.submit([_ThreadRun("first", work, ("first",))])
+        # The worker finished its run and is held before it waits for the next one.
+        assert held.waking.wait(BOUND)
+        workers.submit([_ThreadRun("second", work, ("second",))])
+        loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
+        assert len(workers._threads) == 1  # it was not taken for a blocked one
+        held.release.set()
         wait_until(lambda: len(ran) == 2, "the second run")
         assert ran == ["lamplighter-worker-0"] * 2
+    finally:
+        held.release.set()
+        workers.close(BOUND)
+        loop.close()
+
+
+def test_runs_that_finish_before_the_loop_looks_are_reported_in_one_batch() -> None:
+    from lamplighter_inprocess.backend import _ThreadRun, _Workers
+
+    loop = asyncio.new_event_loop()  # not running until the runs are over
+    batches: list[list[str]] = []
+    workers = _Workers(6, loop, lambda runs: batches.append([r.key for r in runs]))
+
+    def work(run: _ThreadRun, name: str) -> None:
+        pass
+
+    try:
+        workers.submit([_ThreadRun(k, work, (k,)) for k in ("a", "b", "c")])
+        wait_until(lambda: workers._taken == 3 and workers._busy == 0, "the three runs")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert batches == [["a", "b", "c"]]  # one wake-up of the loop for all three
+        workers.submit([_ThreadRun("d", work, ("d",))])
+        wait_until(lambda: workers._taken == 4 and workers._busy == 0, "the fourth run")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert batches == [["a", "b", "c"], ["d"]]  # and a new one for a later run
     finally:
         workers.close(BOUND)
         loop.close()
@@ -697,17 +812,23 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
     assert any(entry is record for entry in backend._heap)
-    seq, scheduled_at = record[1], record[6]
+    seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
     assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
     assert "once" not in backend._jobs
     # One object per scheduled task for the collector to walk, beside the caller's request.
     requests = [TaskRequest.exact(f"t{i}", later) for i in range(200)]
+    # The journal's lines written at once meanwhile: a flush timer armed (or a flush
+    # running) in between would count its thread's objects, which the tasks do not hold.
+    journal: Any = app._journal
+    journal.flush()
+    journal.flush_interval = None
     gc.collect()
     before = len(gc.get_objects())
     for request in requests:
         app.schedule(request)
     gc.collect()
     assert len(gc.get_objects()) - before <= 200 + 20
+    journal.flush_interval = JOURNAL_FLUSH_INTERVAL
     info = app.task_info("once")
     assert info is not None and info.next_run == later
     # Rescheduled sooner: the earlier due time is forgotten, the new one fires once.
