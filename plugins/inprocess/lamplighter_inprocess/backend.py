@@ -706,6 +706,7 @@ class InProcessBackend(Backend):
             self._fired,
             self._lock,
         )
+        shared = self._shared
         # Each due entry is started before the next is taken (a run may change the heap:
         # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
         # gets a turn in a long burst.
@@ -723,8 +724,11 @@ class InProcessBackend(Backend):
                         or record[1] != generation
                         or record[0] != due
                         or key in fired
+                        or (shared and not record[_SCHEDULED])
                     ):
-                        continue  # cancelled, replaced or fired since it was queued
+                        # Cancelled, replaced or fired since it was queued, or over (run
+                        # early through fire_now, say).
+                        continue
                     fired.add(key)
                 else:
                     if abs(generation) != job.generation:
