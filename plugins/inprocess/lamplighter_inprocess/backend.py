@@ -706,7 +706,6 @@ class InProcessBackend(Backend):
             self._fired,
             self._lock,
         )
-        shared = self._shared
         # Each due entry is started before the next is taken (a run may change the heap:
         # a retry, a finished one-shot). At most _BATCH per call: the loop's other work
         # gets a turn in a long burst.
@@ -724,7 +723,7 @@ class InProcessBackend(Backend):
                         or record[1] != generation
                         or record[0] != due
                         or key in fired
-                        or (shared and not record[_SCHEDULED])
+                        or (self._shared and not record[_SCHEDULED])
                     ):
                         # Cancelled, replaced or fired since it was queued, or over (run
                         # early through fire_now, say).
