@@ -396,7 +396,6 @@ class Lamplighter:
                 retire=self._retire,
                 clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
                 emit_at=self._emit_at,
-                quiet=self._quiet,
                 journal_run=self._journal_run,
             )
         return self._runner
@@ -419,7 +418,8 @@ class Lamplighter:
         if isinstance(store, MemoryTaskStore):
             record = store.entry(task_id.value)
             return record is not None and bool(record[SCHEDULED])
-        return task_id in self._scheduled_ids
+        ids = self._scheduled_ids
+        return bool(ids) and task_id in ids  # an id's hash is a Python call: asked only if any
 
     def _retire(self, task_id: TaskId) -> None:
         self._ensure_backend().remove([task_id])
@@ -462,40 +462,42 @@ class Lamplighter:
     def _emit_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]
     ) -> None:
-        """Publish the event ``from_plain(cls, task_id, at, values)`` of this process:
-        made only when someone listens, else journalled from the plain values alone."""
+        """Publish the event ``from_plain(cls, task_id, at, values)`` of this process: a
+        subscription keeps the plain values and makes the event when it is read (see
+        :meth:`EventBus.publish_plain`), the journal makes its line when it writes."""
         bus = self._bus
-        journal = self._journal
-        if not (bus.listening or self._inline_monitors):
+        if bus.subscriptions:
+            bus.publish_plain((cls, task_id, at, values))
+        else:
             bus.unheard()
-            if journal is not None:
-                journal.append_fields(cls, task_id.value, at, values)
-            return
-        # As _emit does, with the journal line made from the plain values when written.
-        event = from_plain(cls, task_id, at, values)
-        bus.publish(event)
+        journal = self._journal
         if journal is not None:
             journal.append_fields(cls, task_id.value, at, values)
         if self._inline_monitors:
-            self._inline_monitors.deliver(event)
-
-    def _quiet(self) -> bool:
-        """Whether an event published now would reach nobody but the journal."""
-        return not (self._bus.listening or self._inline_monitors)
+            self._inline_monitors.deliver(from_plain(cls, task_id, at, values))
 
     def _journal_run(
         self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float
     ) -> None:
-        """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once."""
-        journal = self._journal
-        if not self._quiet() or journal is None:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
-            self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
-            return
+        """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once: a run
+        that was over before anyone could have heard that it started."""
+        started_values = (attempt, due)
+        completed_values = (runtime, "success")
         bus = self._bus
-        bus.unheard()
-        bus.unheard()
-        journal.append_run(task_id.value, started, attempt, due, runtime)
+        if bus.subscriptions:
+            bus.publish_plain(
+                (WorkStarted, task_id, started, started_values),
+                (WorkCompleted, task_id, started + runtime, completed_values),
+            )
+        else:
+            bus.unheard(2)
+        journal = self._journal
+        if journal is not None:
+            journal.append_run(task_id.value, started, attempt, due, runtime)
+        inline = self._inline_monitors
+        if inline:
+            inline.deliver(from_plain(WorkStarted, task_id, started, started_values))
+            inline.deliver(from_plain(WorkCompleted, task_id, started + runtime, completed_values))
 
     def emit(self, event: MonitorEvent) -> None:
         """Publish ``event`` to subscribers, monitors and the journal (for backends)."""

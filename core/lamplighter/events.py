@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -297,6 +297,8 @@ def written_fields(event: MonitorEvent) -> tuple[tuple[str, str], ...]:
 
 
 _E = TypeVar("_E", bound=MonitorEvent)
+#: An event as :func:`from_plain` takes it: ``(cls, task_id, at, values)``.
+_Plain = tuple[type[MonitorEvent], TaskId, float, tuple[Any, ...]]
 _pid = os.getpid()
 
 
@@ -335,18 +337,26 @@ def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...
     if cls is WorkStarted:
         attempt, expected = values
         event = _new(cls)
-        _set_base(event, task_id, at)
-        _SLOT_SETTERS["attempt"](event, attempt)
-        _SLOT_SETTERS["expected_at"](
-            event, None if expected is None else datetime.fromtimestamp(expected, UTC)
-        )
+        _set_task_id(event, task_id)
+        _set_at(event, datetime.fromtimestamp(at, UTC))
+        _set_pid(event, _pid)
+        _set_attempt(event, attempt)
+        if expected is not None:
+            last = _last_expected  # the runs of a burst share their due time
+            if last[0] == expected:
+                expected = last[1]
+            else:
+                expected = _remember_expected(expected)
+        _set_expected_at(event, expected)
         return event
     if cls is WorkCompleted:
         runtime, result = values
         event = _new(cls)
-        _set_base(event, task_id, at)
-        _SLOT_SETTERS["runtime"](event, timedelta(seconds=runtime))
-        _SLOT_SETTERS["result"](event, _SUCCESS if result == "success" else result)
+        _set_task_id(event, task_id)
+        _set_at(event, datetime.fromtimestamp(at, UTC))
+        _set_pid(event, _pid)
+        _set_runtime(event, timedelta(seconds=runtime))
+        _set_result(event, _SUCCESS if result == "success" else result)
         return event
     return made_at(cls, task_id, datetime.fromtimestamp(at, UTC), *values)
 
@@ -354,22 +364,21 @@ def from_plain(cls: type[_E], task_id: TaskId, at: float, values: tuple[Any, ...
 # The slots of the events the eager path makes most, set directly (the classes are frozen).
 _new = object.__new__
 _SUCCESS = Success()  # frozen and without fields: one serves every run
-_SLOT_SETTERS = {
-    name: vars(owner)[name].__set__
-    for owner, names in (
-        (MonitorEvent, ("task_id", "at", "pid")),
-        (WorkStarted, ("attempt", "expected_at")),
-        (WorkCompleted, ("runtime", "result")),
-    )
-    for name in names
-}
+_set_task_id = vars(MonitorEvent)["task_id"].__set__
+_set_at = vars(MonitorEvent)["at"].__set__
+_set_pid = vars(MonitorEvent)["pid"].__set__
+_set_attempt = vars(WorkStarted)["attempt"].__set__
+_set_expected_at = vars(WorkStarted)["expected_at"].__set__
+_set_runtime = vars(WorkCompleted)["runtime"].__set__
+_set_result = vars(WorkCompleted)["result"].__set__
+_last_expected: tuple[float | None, datetime | None] = (None, None)
 
 
-def _set_base(event: MonitorEvent, task_id: TaskId, at: float) -> None:
-    setters = _SLOT_SETTERS
-    setters["task_id"](event, task_id)
-    setters["at"](event, datetime.fromtimestamp(at, UTC))
-    setters["pid"](event, _pid)
+def _remember_expected(expected: float) -> datetime:
+    global _last_expected
+    when = datetime.fromtimestamp(expected, UTC)
+    _last_expected = (expected, when)  # one tuple, swapped whole: safe across threads
+    return when
 
 
 def made_at(cls: type[_E], task_id: TaskId, at: datetime, *values: Any) -> _E:
@@ -480,6 +489,11 @@ def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None
         loop.call_soon_threadsafe(_resolve, future)
 
 
+def _made(item: MonitorEvent | _Plain) -> MonitorEvent:
+    """The event ``item`` is: itself, or made from its plain values."""
+    return from_plain(*item) if isinstance(item, tuple) else item
+
+
 class Subscription:
     """One reader's view of the bus: an async iterator of :class:`MonitorEvent`.
 
@@ -494,7 +508,9 @@ class Subscription:
 
     def __init__(self, bus: EventBus, capacity: int) -> None:
         self._bus = bus
-        self._buffer: collections.deque[MonitorEvent] = collections.deque()
+        # Events, or the plain values of events published by publish_plain (made into
+        # events when read: most of a burst's events are dropped unread).
+        self._buffer: collections.deque[MonitorEvent | _Plain] = collections.deque()
         self._capacity = capacity
         self._lock = threading.Lock()
         self._dropped = 0
@@ -523,7 +539,7 @@ class Subscription:
 
     # ---------------------------------------------------------------- producer side
 
-    def _offer(self, event: MonitorEvent) -> None:
+    def _offer(self, event: MonitorEvent | _Plain) -> None:
         with self._lock:
             if self._closed:
                 return
@@ -531,6 +547,8 @@ class Subscription:
                 self._buffer.popleft()
                 self._dropped += 1
             self._buffer.append(event)
+            if not self._waiters:  # the reader is busy: nobody to wake
+                return
             waiters, self._waiters = self._waiters, []
         for loop, future in waiters:
             _wake(loop, future)
@@ -549,14 +567,15 @@ class Subscription:
     def get_nowait(self) -> MonitorEvent | None:
         """The oldest unread event, or None if there is none."""
         with self._lock:
-            return self._buffer.popleft() if self._buffer else None
+            item = self._buffer.popleft() if self._buffer else None
+        return None if item is None else _made(item)
 
     def drain(self) -> list[MonitorEvent]:
         """Every unread event, oldest first; the buffer is empty afterwards."""
         with self._lock:
-            events = list(self._buffer)
+            items = list(self._buffer)
             self._buffer.clear()
-            return events
+        return [_made(item) for item in items]
 
     def __aiter__(self) -> Subscription:
         return self
@@ -567,8 +586,12 @@ class Subscription:
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
+                item = self._buffer.popleft() if self._buffer else None
+            if item is not None:  # made outside the lock publishers take
+                return _made(item)
+            with self._lock:
                 if self._buffer:
-                    return self._buffer.popleft()
+                    continue  # published meanwhile
                 if self._closed:
                     raise StopAsyncIteration
                 future: asyncio.Future[None] = loop.create_future()
@@ -611,6 +634,9 @@ class EventBus:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
+        #: The open subscriptions, to read only: a hot path asks ``if bus.subscriptions``
+        #: (the same list, changed in place) rather than :attr:`listening`.
+        self.subscriptions: Sequence[Subscription] = self._subscriptions
         self._published = 0
         self._dropped_by_closed = 0
         self._monitors = 0
@@ -639,16 +665,32 @@ class EventBus:
                 except Exception:
                     logger.warning("lamplighter: publishing %r failed", event, exc_info=True)
 
+    def publish_plain(self, *events: _Plain) -> None:
+        """:meth:`publish` each event given as ``(cls, task_id, at, values)``, the values
+        :func:`from_plain` takes, in order: a subscription keeps the values and makes the
+        event when it is read, so an event dropped unread (a reader fallen 64 behind) is
+        never made. Several events given at once reach every subscription together."""
+        with self._lock:
+            if self._closed:
+                return
+            self._published += len(events)
+            for subscription in self._subscriptions:
+                try:
+                    for event in events:
+                        subscription._offer(event)
+                except Exception:
+                    logger.warning("lamplighter: publishing %r failed", events, exc_info=True)
+
     @property
     def listening(self) -> bool:
         """Whether anyone would receive a published event: an open subscription (every
         attached monitor holds one). Lamplighter makes no event object for nobody."""
         return bool(self._subscriptions)
 
-    def unheard(self) -> None:
-        """Count an event that was not made because nobody was listening (see
+    def unheard(self, count: int = 1) -> None:
+        """Count ``count`` events that were not made because nobody was listening (see
         :attr:`listening`), so ``stats()["published"]`` still counts every event."""
-        self._published += 1  # a lost update under a race only miscounts a statistic
+        self._published += count  # a lost update under a race only miscounts a statistic
 
     def subscribe(self) -> Subscription:
         """A new subscription that receives every event published from now on.

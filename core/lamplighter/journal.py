@@ -115,24 +115,25 @@ def fields_line(
     return _line(cls.kind, task_id, (at_text, pid), [(k, by_name[n]) for k, n in written])
 
 
-_second: list[Any] = [None, ""]  # the last whole second written, and its text
+_seconds: dict[int, str] = {}  # the text of recently written whole seconds
 
 
 def _utc_text(at: float | datetime) -> str:
     """``at`` (POSIX seconds or an aware datetime) in ISO 8601, UTC, to the microsecond;
-    the text of its whole second is reused while the seconds stay the same."""
+    the text of a whole second is reused while lines keep naming it (a run's line names
+    its start and its due time, seconds apart in a burst)."""
     if isinstance(at, datetime):
         at = at.timestamp()
     whole = math.floor(at)
     micros = round((at - whole) * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    cached = _second
-    if cached[0] != whole:
-        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
-        cached[0], cached[1] = whole, text  # a pair of plain values: races are harmless
-        return f"{text}.{micros:06d}+00:00"
-    return f"{cached[1]}.{micros:06d}+00:00"
+    text = _seconds.get(whole)
+    if text is None:
+        if len(_seconds) >= 16:
+            _seconds.clear()  # races only cost a text made again
+        text = _seconds[whole] = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+    return f"{text}.{micros:06d}+00:00"
 
 
 def _line(
@@ -321,14 +322,22 @@ class EventJournal:
         written."""
         # Plain values only (the class by its kind): such a tuple is soon untracked by
         # the garbage collector, so a queue of them adds nothing to its collections.
-        self._add((cls.kind, task_id, at, _PID[0], values))
+        item = (cls.kind, task_id, at, _PID[0], values)
+        if self.flush_interval is not None:
+            self._queue(item)
+        else:
+            self._add(item)
 
     def append_run(
         self, task_id: str, started: float, attempt: int, due: float, runtime: float
     ) -> None:
         """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
         process (as :meth:`append_fields` would, one after the other) as one item."""
-        self._add((_RUN, task_id, started, _PID[0], (attempt, due, runtime)))
+        item = (_RUN, task_id, started, _PID[0], (attempt, due, runtime))
+        if self.flush_interval is not None:
+            self._queue(item)
+        else:
+            self._add(item)
 
     def _add(self, item: tuple[Any, ...]) -> None:
         """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now

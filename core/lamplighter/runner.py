@@ -249,10 +249,10 @@ class Runner:
         retire: asks the backend to take down a one-shot schedule that is over.
         emit_at: publishes an event given as ``events.from_plain`` takes it (default:
             made and handed to ``emit``); the eager path's events go this way.
-        quiet: whether nobody listens to events now (default: never asked).
         journal_run: publishes ``WorkStarted`` and a successful ``WorkCompleted`` of one
             run at once, from ``(task id, started, attempt, due, runtime)``; the eager path
-            uses it for a run that was over before anyone could hear it had started.
+            uses it for an async run that was over before anyone could hear it had
+            started (it never suspended).
     """
 
     def __init__(
@@ -268,15 +268,14 @@ class Runner:
         clock: Callable[[], datetime] = _utcnow,
         retire: Callable[[TaskId], None] | None = None,
         emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
-        quiet: Callable[[], bool] | None = None,
         journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
-        self._quiet = quiet
         self._journal_run = journal_run
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
+        self._last_due: tuple[float | None, datetime | None] = (None, None)
         # The fast path serves an in-memory store on the real clock only.
         memory = getattr(store, "entry", None)
         self._memory: MemoryTaskStore | None = (
@@ -371,13 +370,16 @@ class Runner:
         due: float,
         retry: bool,
         submit: Callable[[str, Callable[..., None], tuple[Any, ...]], None],
+        retire: Callable[[TaskId], None] | None = None,
     ) -> Any:
         """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), on the way
         most firings of an in-memory store can take: the task's state is changed in place,
         events nobody listens to are not made, an async ``run`` is started right here and
         a sync one is handed over as ``submit(key, work, args)``: a worker thread then calls
         ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
-        cancelled meanwhile.
+        cancelled meanwhile. ``retire``, when given, is how the backend takes down the
+        one-shot schedule of the task once its run is over (called with its id, in any
+        thread, instead of the application's general way).
 
         Returns None when the firing is over, True when ``submit`` took it, a coroutine to
         run as a task when the async ``run`` suspended, or False when nothing was done and
@@ -397,7 +399,6 @@ class Runner:
         constraints = request.constraints
         if constraints is not NO_CONSTRAINTS and constraints.required():
             return False
-        task_id = request.task_id
         by_key = self._factories_by_key
         if by_key is None:  # the registry is sealed once the application started
             by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
@@ -408,81 +409,95 @@ class Runner:
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
-        except Exception as exc:
-            self._eager_done(entry, started, due, attempt, exc, 0.0, factory_error=True)
+        except Exception as exc:  # no WorkStarted: the run never started, as in fire()
+            self._eager_done(entry, started, due, attempt, exc, 0.0, False, retire, True)
             return None
         except BaseException:
             store.release(key)
             raise
-        # Made from values of the right types: the constructor's checks are skipped.
-        ctx = _new_context(TaskContext)
-        _set_task_id(ctx, task_id)
-        _set_attempt(ctx, attempt)
-        _set_scheduled_for(ctx, datetime.fromtimestamp(due, UTC))
-        _set_input(ctx, None if request.input is None else request.stored_input())
-        # Nobody listening: a run over before anyone could hear of it is journalled whole
-        # at its end, its start is published only if it goes on (see journal_run).
-        quiet = self._quiet is not None and self._quiet()
-        if not quiet:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
         is_async = _ASYNC_RUN.get(type(task))
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
-            if quiet:
-                self._emit_at(WorkStarted, task_id, started, (attempt, due))
-            submit(key, self._in_thread, (task, ctx, entry, started, due, attempt))
+            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
+            # Its context is made by the worker: a run waiting for one holds less.
+            submit(key, self._in_thread, (task, entry, started, due, attempt, retire))
             return True
+        outcome: Any
         try:
-            coro: Any = task.run(ctx)
+            coro: Any = task.run(self._context_of(request, attempt, due))
             yielded = coro.send(None)
         except StopIteration as stop:
-            runtime = time.time() - started
-            self._eager_done(entry, started, due, attempt, stop.value, runtime, whole=quiet)
-            return None
+            outcome = stop.value
         except Exception as exc:
-            runtime = time.time() - started
-            self._eager_done(entry, started, due, attempt, exc, runtime, whole=quiet)
-            return None
+            outcome = exc
         except BaseException:
             store.release(key)
             raise
-        if quiet:
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
-        return _Rest(self._eager_resume(_Resume(coro, yielded), entry, started, due, attempt))
+        else:
+            # It goes on: its start is published now. A run over before it suspended was
+            # over before anyone could hear it had started: both its events are published
+            # at its end (see journal_run), each with its own time.
+            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
+            rest = _Resume(coro, yielded)
+            return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
+        return None
+
+    def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
+        """The context of a run of ``request``'s task, made from values of the right types
+        (the constructor's checks are skipped)."""
+        ctx = _new_context(TaskContext)
+        _set_task_id(ctx, request.task_id)
+        _set_attempt(ctx, attempt)
+        last = self._last_due  # runs of a burst share their due time
+        if last[0] == due:
+            scheduled_for = last[1]
+        else:
+            scheduled_for = datetime.fromtimestamp(due, UTC)
+            self._last_due = (due, scheduled_for)
+        _set_scheduled_for(ctx, scheduled_for)
+        _set_input(ctx, None if request.input is None else request.stored_input())
+        return ctx
 
     def _eager_thread(
         self,
         run: Any,
         task: Task,
-        ctx: TaskContext,
         entry: Record,
         started: float,
         due: float,
         attempt: int,
+        retire: Callable[[TaskId], None] | None,
     ) -> None:
         """The part of a firing a worker thread does: ``run.cancelled`` true (before or
         after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
-        store = self._memory
-        assert store is not None
         outcome: Any
         try:
             if run.cancelled:
-                store.release(entry[_KEY])
+                self._release(entry)
                 return
-            outcome = task.run(ctx)
+            outcome = task.run(self._context_of(entry[_REQUEST], attempt, due))
         except Exception as exc:
             outcome = exc
         except BaseException:
-            store.release(entry[_KEY])
+            self._release(entry)
             raise
         if run.cancelled:
-            store.release(entry[_KEY])
+            self._release(entry)
             return
-        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
 
     async def _eager_resume(
-        self, rest: _Resume, entry: Record, started: float, due: float, attempt: int
+        self,
+        rest: _Resume,
+        entry: Record,
+        started: float,
+        due: float,
+        attempt: int,
+        retire: Callable[[TaskId], None] | None,
     ) -> None:
         outcome: Any
         try:
@@ -490,10 +505,14 @@ class Runner:
         except Exception as exc:
             outcome = exc
         except BaseException:  # cancelled: recorded as nothing, as fire() does
-            assert self._memory is not None
-            self._memory.release(entry[_KEY])
+            self._release(entry)
             raise
-        self._eager_done(entry, started, due, attempt, outcome, time.time() - started)
+        runtime = time.time() - started
+        self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
+
+    def _release(self, entry: Record) -> None:
+        assert self._memory is not None
+        self._memory.release(entry[_KEY])
 
     def _eager_done(
         self,
@@ -503,9 +522,9 @@ class Runner:
         attempt: int,
         outcome: Any,
         runtime: float,
-        *,
-        factory_error: bool = False,
-        whole: bool = False,
+        whole: bool,
+        retire: Callable[[TaskId], None] | None,
+        factory_error: bool,
     ) -> None:
         """Record a run's outcome; ``whole``: its ``WorkStarted`` is not published yet."""
         store = self._memory
@@ -528,9 +547,12 @@ class Runner:
             (key, "success", None, attempt, started, due, runtime),
         )
         store.release(key)
-        if one_shot and live and self._retire is not None:
+        if one_shot and live:
             try:
-                self._retire(task_id)
+                if retire is not None:
+                    retire(task_id)
+                elif self._retire is not None:
+                    self._retire(task_id)
             except Exception as exc:
                 self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
         if whole and self._journal_run is not None:

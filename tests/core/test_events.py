@@ -289,6 +289,55 @@ def test_full_subscription_keeps_the_newest_and_counts_drops() -> None:
     assert bus.stats() == {"subscribers": 0, "published": 100, "dropped": 36, "monitors": 0}
 
 
+def test_events_published_as_plain_values_are_made_when_read_and_dropped_unmade() -> None:
+    from lamplighter import events as events_module
+    from lamplighter.events import from_plain
+
+    bus = EventBus()
+    sub = bus.subscribe()
+    other = bus.subscribe()
+    at = AT.timestamp()
+    made: list[object] = []
+    real = events_module.from_plain
+
+    def counting(*args: Any) -> Any:
+        made.append(args[1])
+        return real(*args)
+
+    events_module.from_plain = counting  # type: ignore[assignment]
+    try:
+        for i in range(100):
+            bus.publish_plain(
+                (WorkStarted, TaskId(f"t{i}"), at + i, (1, at)),
+                (WorkCompleted, TaskId(f"t{i}"), at + i + 0.5, (0.5, "success")),
+            )
+        assert made == []  # nothing read, nothing made
+        assert (sub.pending, sub.dropped) == (64, 136)  # the newest 64 kept, as for events
+        first = sub.get_nowait()
+        rest = sub.drain()
+        assert len(made) == 64
+    finally:
+        events_module.from_plain = real  # type: ignore[assignment]
+    got = [first, *rest]
+    assert [type(e) for e in got[:2]] == [WorkStarted, WorkCompleted]
+    assert got[0] == from_plain(WorkStarted, TaskId("t68"), at + 68, (1, at))
+    assert got[-1] == WorkCompleted(
+        task_id="t99",
+        at=datetime.fromtimestamp(at + 99.5, UTC),
+        runtime=timedelta(seconds=0.5),
+        result=Success(),
+    )
+    assert bus.stats()["published"] == 200
+    assert _ids(other.drain()) == _ids(got)  # every subscription gets them, in order
+
+    async def iterate() -> MonitorEvent:
+        bus.publish_plain((WorkStarted, TaskId("late"), at, (2, None)))
+        return await asyncio.wait_for(anext(other), BOUND)
+
+    late = asyncio.run(iterate())
+    assert isinstance(late, WorkStarted) and (late.attempt, late.expected_at) == (2, None)
+
+
 def test_capacity_is_configurable_and_validated() -> None:
     bus = EventBus(capacity=3)
     sub = bus.subscribe()

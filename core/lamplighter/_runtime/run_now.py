@@ -8,15 +8,17 @@ flight.
 
 from __future__ import annotations
 
+import asyncio  # this module is imported only for instant runs, which all need it
 import inspect
 from collections.abc import Awaitable, Callable
+from inspect import CO_COROUTINE
+from types import CoroutineType, FunctionType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 from lamplighter._scalars import wait_seconds
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
-    import asyncio
     import concurrent.futures
 
     from lamplighter._runtime.loop import LoopOwner
@@ -31,16 +33,11 @@ Ts = TypeVarTuple("Ts")
 _TASK_ID_CACHE_MAX = 4096
 
 
-def _asyncio() -> Any:
-    """The asyncio module, imported on first use (it is not needed on the OS launch path)."""
-    import asyncio
-
-    return asyncio
-
-
 def _is_async(fn: object) -> bool:
     """Whether calling ``fn`` starts a coroutine (an ``async def`` function, a partial of
     one, or an object whose ``__call__`` is one)."""
+    if type(fn) is FunctionType and fn.__code__.co_flags & CO_COROUTINE:
+        return True  # the common case, asked without inspect's unwrapping
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - the method itself is inspected
     )
@@ -49,7 +46,7 @@ def _is_async(fn: object) -> bool:
 async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run a plain callable in a worker thread, so it never blocks the loop; an awaitable
     it returns is awaited on the loop."""
-    result = await _asyncio().to_thread(fn, *args, **kwargs)
+    result = await asyncio.to_thread(fn, *args, **kwargs)
     if inspect.isawaitable(result):
         return await result
     return result
@@ -75,7 +72,7 @@ class InstantRuns:
         self._ready = ready
         self._supersede = supersede
         self._loops = loops
-        self._in_flight: dict[TaskId, asyncio.Future[Any]] = {}
+        self._in_flight: dict[str, asyncio.Future[Any]] = {}  # by the id's string
         self._task_ids: dict[str, TaskId] = {}
 
     def task_id(self, value: TaskId | str) -> TaskId:
@@ -101,23 +98,27 @@ class InstantRuns:
             raise RuntimeError("run_now() needs start() first")
         if not callable(fn):
             raise TypeError(f"run_now() takes a callable, got {type(fn).__name__} {fn!r}")
-        tid = self.task_id(task_id)
-        previous = self._in_flight.get(tid)
+        tid = self._task_ids.get(task_id) if type(task_id) is str else None
+        if tid is None:
+            tid = self.task_id(task_id)
+        key = tid.value
+        in_flight = self._in_flight
+        previous = in_flight.get(key)
         if previous is not None and not previous.done():
             previous.cancel()
         self._supersede(tid)
         awaitable = fn(*args, **kwargs) if _is_async(fn) else _in_thread(fn, args, kwargs)
         work: asyncio.Future[R]
-        if inspect.iscoroutine(awaitable):
-            work = _asyncio().get_running_loop().create_task(awaitable)
+        if type(awaitable) is CoroutineType or inspect.iscoroutine(awaitable):
+            work = asyncio.get_running_loop().create_task(awaitable)
         else:
-            work = _asyncio().ensure_future(awaitable)
-        self._in_flight[tid] = work
+            work = asyncio.ensure_future(awaitable)
+        in_flight[key] = work
         try:
             return await work
         finally:
-            if self._in_flight.get(tid) is work:
-                del self._in_flight[tid]
+            if in_flight.get(key) is work:
+                del in_flight[key]
 
     def submit(
         self,
@@ -127,8 +128,6 @@ class InstantRuns:
         **kwargs: P.kwargs,
     ) -> concurrent.futures.Future[R]:
         """``Lamplighter.submit_now``."""
-        import asyncio
-
         if not self._ready():
             raise RuntimeError("submit_now() needs start() first")
         return asyncio.run_coroutine_threadsafe(

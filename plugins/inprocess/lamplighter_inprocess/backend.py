@@ -102,9 +102,10 @@ class _Workers:
     """Long-lived threads for sync runs. The first run starts one; another starts only when
     runs are queued and no worker has taken one for ``patience`` seconds (every existing
     worker is busy with a run that blocks), up to ``limit``: short runs then share few
-    threads and the interpreter lock passes between few of them. A finished run is
-    reported to ``done`` on the loop, one loop wake-up for all runs that finish before the
-    loop gets to them.
+    threads and the interpreter lock passes between few of them. The loop hands runs over
+    in batches, and a finished run is reported to ``done`` on the loop, one loop wake-up
+    for all runs that finish before the loop gets to them: a worker takes the condition's
+    lock once per run, to hand back the run it finished and take the next.
     """
 
     def __init__(
@@ -122,25 +123,42 @@ class _Workers:
         self._watching = False  # a check for starved runs is pending
         self._threads: list[threading.Thread] = []
         self._closed = False
-        self._finished: list[_ThreadRun] = []
-        self._finished_lock = threading.Lock()
+        self._finished: list[_ThreadRun] = []  # under the condition's lock
+        self._reaping = False  # a wake-up of the loop for the finished runs is due
 
-    def submit(self, run: _ThreadRun) -> None:
-        """Queue ``run`` (called on the loop)."""
+    @property
+    def waiting(self) -> int:
+        """How many runs are queued for a worker (a glance, without the lock)."""
+        return len(self._queue)
+
+    def submit(self, runs: Sequence[_ThreadRun]) -> None:
+        """Queue ``runs`` in order (called on the loop)."""
         with self._cond:
-            queue = self._queue
-            queue.append(run)
-            if self._idle:  # wake one waiting worker, counted out of the idle ones now
-                self._idle -= 1
-                self._cond.notify()
-                return
-            if not self._threads:
-                self._start()
-                return
-            if self._watching or len(self._threads) >= self._limit:
-                return
-            self._watching = True
-            taken = self._taken
+            if self._closed:  # each is still called, to give back its lock
+                for run in runs:
+                    run.cancelled = True
+                closed = True
+            else:
+                closed = False
+                queue = self._queue
+                queue.extend(runs)
+                if self._idle:  # wake waiting workers, counted out of the idle ones now
+                    woken = min(self._idle, len(runs))
+                    self._idle -= woken
+                    self._cond.notify(woken)
+                    if woken == len(runs):
+                        return
+                if not self._threads:
+                    self._start()
+                    return
+                if self._watching or len(self._threads) >= self._limit:
+                    return
+                self._watching = True
+                taken = self._taken
+        if closed:
+            for run in runs:
+                run.work(run, *run.args)
+            return
         self._loop.call_later(self._patience, self._check, taken)
 
     def _check(self, taken: int) -> None:
@@ -173,34 +191,42 @@ class _Workers:
 
     def _work(self) -> None:
         cond, queue = self._cond, self._queue
+        run: _ThreadRun | None = None
         while True:
             with cond:
-                while not queue:
-                    if self._closed:
-                        return
-                    self._idle += 1  # the submit that wakes this worker counts it out
-                    cond.wait()
-                run = queue.popleft()
-                self._taken += 1
-                self._busy += 1
-            try:
-                run.work(run, *run.args)
-            except BaseException:  # the runner records a task's errors; this is ours
-                logger.exception("lamplighter: a sync run of %s failed", run.key)
-            with cond:
-                self._busy -= 1
-            with self._finished_lock:
-                self._finished.append(run)
-                first = len(self._finished) == 1
-            if first:
+                wake = False
+                if run is not None:  # the run just done: handed back, counted out
+                    self._busy -= 1
+                    self._finished.append(run)
+                    wake = not self._reaping
+                    self._reaping = True
+                    run = None
+                if not wake:  # a wake-up owed to the loop is sent before waiting
+                    while not queue and not self._closed:
+                        self._idle += 1  # the submit that wakes this worker counts it out
+                        cond.wait()
+                if queue:
+                    run = queue.popleft()
+                    self._taken += 1
+                    self._busy += 1
+                elif not wake:
+                    return  # closed, and nothing queued
+            if wake:
                 try:
                     self._loop.call_soon_threadsafe(self._reap)
                 except RuntimeError:  # the loop is closed: nobody waits for the slot
                     pass
+            if run is None:
+                continue
+            try:
+                run.work(run, *run.args)
+            except BaseException:  # the runner records a task's errors; this is ours
+                logger.exception("lamplighter: a sync run of %s failed", run.key)
 
     def _reap(self) -> None:
-        with self._finished_lock:
+        with self._cond:
             runs, self._finished = self._finished, []
+            self._reaping = False
         self._done(runs)
 
     def close(self, timeout: float | None) -> None:
@@ -326,8 +352,10 @@ class InProcessBackend(Backend):
         self._closing = False
         self._fire_eagerly: Any = None
         self._workers: _Workers | None = None
-        self._submit = self._submit_run
+        self._submit = self._submit_run  # bound once: the eager path passes them per run
+        self._retire_key = self._retire_fired
         self._submitted: _ThreadRun | None = None
+        self._handing: list[_ThreadRun] = []  # runs submitted, for the workers' next batch
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -378,6 +406,8 @@ class InProcessBackend(Backend):
             tasks = [t for t in self._running.values() if isinstance(t, asyncio.Future)]
             for run in list(self._running.values()):
                 run.cancel()
+            if self._handing:  # to the workers, which give back their locks
+                self._hand_over()
             if not tasks:
                 done.set()
                 return
@@ -626,6 +656,22 @@ class InProcessBackend(Backend):
                 if record is not None and record[_SCHEDULED] and record[0] is not None:
                     records[key] = (None, *record[1:])
 
+    def _retire_fired(self, task_id: TaskId) -> None:
+        """:meth:`remove` of a one-shot whose run the runner's eager path finished (any
+        thread), unless the task was scheduled again meanwhile."""
+        if not self._shared:
+            self.remove((task_id,))
+            return
+        key = task_id.value
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None:
+                # The store's record already says it is over (or holds a new schedule,
+                # which is not marked as fired): only the spent due time is forgotten.
+                self._fired.discard(key)
+            elif job.next_due is None and job.retry_due is None:
+                del self._jobs[key]
+
     def arrange_retry(self, task_id: TaskId, at: datetime) -> None:
         due = _ts(at)
         with self._lock:
@@ -801,7 +847,7 @@ class InProcessBackend(Backend):
             before = self._running.get(key)  # a run in progress, whose firing this skips
             self._running[key] = _STARTING
             try:
-                work = self._fire_eagerly(key, due, False, self._submit)
+                work = self._fire_eagerly(key, due, False, self._submit, self._retire_key)
             except BaseException:
                 self._restore(key, before)
                 raise
@@ -838,7 +884,7 @@ class InProcessBackend(Backend):
             # with no asyncio task made for it. It counts as running from its first step.
             running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
             try:
-                work = fire_eagerly(key, due, retry, self._submit)
+                work = fire_eagerly(key, due, retry, self._submit, self._retire_key)
             except BaseException:
                 del running[key]
                 raise
@@ -863,14 +909,29 @@ class InProcessBackend(Backend):
             self._running[key] = before
 
     def _submit_run(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
-        # Called by the runner from _dispatch, which files the run under its key next.
+        # Called by the runner on the loop (from _dispatch, which files the run under its
+        # key next). A run goes to the workers at once when none is queued for them (they
+        # would wait for it); behind others it is handed over with every run submitted
+        # before the loop's next turn, under one taking of the workers' lock.
         workers = self._workers
         if workers is None:
             workers = self._workers = _Workers(
                 min(32, (os.cpu_count() or 1) + 4), self.loop, self._threads_done
             )
         run = self._submitted = _ThreadRun(key, work, args)
-        workers.submit(run)
+        handing = self._handing
+        if handing:
+            handing.append(run)
+        elif not workers.waiting:
+            workers.submit((run,))
+        else:
+            handing.append(run)
+            self.loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        runs, self._handing = self._handing, []
+        if self._workers is not None:
+            self._workers.submit(runs)
 
     def _threads_done(self, runs: list[_ThreadRun]) -> None:
         running = self._running
@@ -887,17 +948,19 @@ class InProcessBackend(Backend):
 
     def _start_waiting(self) -> None:
         # Start waiting runs whose task is not running now, in the order they came due.
-        for _ in range(len(self._waiting)):
-            if len(self._running) >= self.max_concurrency:
+        waiting, running, limit = self._waiting, self._running, self.max_concurrency
+        generation_of, dispatch = self._generation_of, self._dispatch
+        for _ in range(len(waiting)):
+            if len(running) >= limit:
                 break
-            entry = self._waiting.popleft()
-            key = entry[0]
-            if self._generation_of(key) != entry[1]:
+            entry = waiting.popleft()
+            key, generation, due, retry = entry
+            if generation_of(key) != generation:
                 continue
-            if key in self._running:
-                self._waiting.append(entry)
+            if key in running:
+                waiting.append(entry)
                 continue
-            self._dispatch(*entry)
+            dispatch(key, generation, due, retry)
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)

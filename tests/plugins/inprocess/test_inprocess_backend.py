@@ -532,6 +532,22 @@ def test_a_run_that_never_suspends_is_recorded_and_journalled(
     assert app.diagnostics()["events"]["published"] == 3
 
 
+def test_a_late_take_down_of_a_finished_one_shot_spares_its_new_schedule(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    app.register("quick", Quick)
+    app.start()
+    app.schedule(soon("quick"))
+    wait_until(lambda: len(app.history("quick")) == 1, "the run's record")
+    app.schedule(TaskRequest.one_time("quick", timedelta(hours=1)))
+    backend = app.backend
+    # What the finished run asks of the backend, had it come after the new schedule.
+    backend._retire_fired(TaskId("quick"))  # type: ignore[attr-defined]
+    assert backend.next_run(TaskId("quick")) is not None
+    assert app.task_info("quick").state is TaskState.SCHEDULED  # type: ignore[union-attr]
+
+
 def test_subscribers_get_the_events_of_an_eager_run(make_app: Callable[..., Lamplighter]) -> None:
     app = make_app()
     app.register("quick", Quick)
@@ -614,13 +630,32 @@ def test_sync_runs_share_long_lived_workers_under_the_concurrency_cap(
     wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slots to be freed")
 
 
+class _HeldLoop:
+    """A loop whose wake-ups from worker threads wait until ``release`` is set: a worker
+    that has handed back its run and tells the loop so is held there, as a loaded machine
+    holds a thread that has lost the processor."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waking = threading.Event()
+        self.release = threading.Event()
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> object:
+        return self.loop.call_later(delay, callback, *args)
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> object:
+        self.waking.set()
+        assert self.release.wait(BOUND)
+        return self.loop.call_soon_threadsafe(callback, *args)
+
+
 def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thread() -> None:
     from lamplighter_inprocess.backend import _ThreadRun, _Workers
 
     loop = asyncio.new_event_loop()
-    workers = _Workers(6, loop, lambda runs: None, patience=0.002)
+    held = _HeldLoop(loop)
+    workers = _Workers(6, held, lambda runs: None, patience=0.002)  # type: ignore[arg-type]
     ran: list[str] = []
-    first_done = threading.Event()
     checked = asyncio.Event()
     check = workers._check
 
@@ -632,20 +667,42 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
 
     def work(run: _ThreadRun, name: str) -> None:
         ran.append(threading.current_thread().name)
-        if name == "first":
-            first_done.set()
 
     try:
-        # The worker finishes its run but is held before it waits for the next one, as a
-        # loaded machine holds a thread that has lost the processor.
-        with workers._finished_lock:
-            workers.submit(_ThreadRun("first", work, ("first",)))
-            assert first_done.wait(BOUND)
-            workers.submit(_ThreadRun("second", work, ("second",)))
-            loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
-            assert len(workers._threads) == 1  # it was not taken for a blocked one
+        workers.submit([_ThreadRun("first", work, ("first",))])
+        # The worker finished its run and is held before it waits for the next one.
+        assert held.waking.wait(BOUND)
+        workers.submit([_ThreadRun("second", work, ("second",))])
+        loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
+        assert len(workers._threads) == 1  # it was not taken for a blocked one
+        held.release.set()
         wait_until(lambda: len(ran) == 2, "the second run")
         assert ran == ["lamplighter-worker-0"] * 2
+    finally:
+        held.release.set()
+        workers.close(BOUND)
+        loop.close()
+
+
+def test_runs_that_finish_before_the_loop_looks_are_reported_in_one_batch() -> None:
+    from lamplighter_inprocess.backend import _ThreadRun, _Workers
+
+    loop = asyncio.new_event_loop()  # not running until the runs are over
+    batches: list[list[str]] = []
+    workers = _Workers(6, loop, lambda runs: batches.append([r.key for r in runs]))
+
+    def work(run: _ThreadRun, name: str) -> None:
+        pass
+
+    try:
+        workers.submit([_ThreadRun(k, work, (k,)) for k in ("a", "b", "c")])
+        wait_until(lambda: workers._taken == 3 and workers._busy == 0, "the three runs")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert batches == [["a", "b", "c"]]  # one wake-up of the loop for all three
+        workers.submit([_ThreadRun("d", work, ("d",))])
+        wait_until(lambda: workers._taken == 4 and workers._busy == 0, "the fourth run")
+        loop.run_until_complete(asyncio.sleep(0))
+        assert batches == [["a", "b", "c"], ["d"]]  # and a new one for a later run
     finally:
         workers.close(BOUND)
         loop.close()
