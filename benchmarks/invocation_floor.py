@@ -49,7 +49,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The sibling benchmark's application, anchors and helpers.
-from invocation import APP, _compile_installed, _schedule, _until_run, anchor_rows, measure
+from invocation import (
+    APP,
+    _compile_installed,
+    _first_runs,
+    _schedule,
+    _until_run,
+    anchor_rows,
+    measure,
+)
 
 ROUNDS = 25
 APP_ID = "com.example.bench"
@@ -204,6 +212,7 @@ def main() -> None:
             scripts[name] = script
         _schedule(root)
         py = sys.executable
+        _first_runs(py, today)  # as in invocation.py: the kept bytecode of attrs' methods
         rows = anchor_rows(py)
         for kind in ("sync", "async"):
             for label, script in (

@@ -1,4 +1,5 @@
-"""The model's records a run seldom uses: the event triggers and :class:`TaskInfo`.
+"""The model's records a run seldom uses: the event triggers, :class:`TaskInfo` and
+:class:`TaskState`.
 
 Their public home is :mod:`lamplighter.model`, which creates them on first use (each attrs
 class costs the import that makes it), because the OS starts the application again for every
@@ -7,18 +8,27 @@ run.
 
 from __future__ import annotations
 
+import enum
 import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from lamplighter._model_base import TaskResult, TaskState, Trigger
+from lamplighter._model_base import TaskResult, Trigger
 
 if TYPE_CHECKING:
     from lamplighter.ids import TaskId
 
-__all__ = ["BatteryLow", "BatteryOkay", "DeviceIdle", "PathChanged", "StorageLow", "TaskInfo"]
+__all__ = [
+    "BatteryLow",
+    "BatteryOkay",
+    "DeviceIdle",
+    "PathChanged",
+    "StorageLow",
+    "TaskInfo",
+    "TaskState",
+]
 
 
 @attrs.frozen
@@ -76,6 +86,14 @@ class PathChanged(Trigger):
     path: str = attrs.field(converter=_to_path, validator=_check_path)
 
 
+class TaskState(enum.Enum):
+    """Where a task stands."""
+
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    INACTIVE = "inactive"
+
+
 @attrs.frozen(kw_only=True)
 class TaskInfo:
     """A snapshot of one task, as ``task_info()`` and ``tasks()`` return it.
@@ -95,5 +113,5 @@ class TaskInfo:
     problem: str | None = None
 
 
-for _cls in (BatteryLow, BatteryOkay, StorageLow, DeviceIdle, PathChanged, TaskInfo):
+for _cls in (BatteryLow, BatteryOkay, StorageLow, DeviceIdle, PathChanged, TaskInfo, TaskState):
     _cls.__module__ = "lamplighter.model"

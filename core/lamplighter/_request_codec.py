@@ -13,20 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from lamplighter._scalars import seconds_in, seconds_out
-from lamplighter.calendar import CalendarExpr
 from lamplighter.model import (
-    RETRY_POLICIES,
     Constraints,
     ExistingTaskPolicy,
     NetworkType,
     TaskRequest,
     builtin_trigger,
+    retry_policy,
 )
+
+if TYPE_CHECKING:
+    from lamplighter.calendar import CalendarExpr
 
 __all__ = ["decode_request", "encode_request"]
 
@@ -65,6 +67,9 @@ def _optional_int(value: object) -> object:
 def _calendar(value: object) -> CalendarExpr:
     if not isinstance(value, str):
         raise _Unsupported
+    # Loaded with the Calendar trigger, the only record that names it.
+    from lamplighter.calendar import CalendarExpr
+
     return CalendarExpr.parse(value)
 
 
@@ -165,7 +170,7 @@ def decode_request(data: Mapping[str, Any]) -> TaskRequest | None:
     """The request stored as ``data``, or None when it needs the full converter."""
     global _tables
     if _tables is None:
-        _tables = (_Table(builtin_trigger), _Table({c.kind: c for c in RETRY_POLICIES}.get))
+        _tables = (_Table(builtin_trigger), _Table(retry_policy))
     triggers, policies = _tables
     if not isinstance(data, Mapping) or set(data) != _REQUEST_KEYS:
         return None
@@ -201,16 +206,23 @@ _WRITERS: dict[str, Callable[[Any], object]] = {
     "CalendarExpr": str,
 }
 
-_Out = dict[type, tuple[str, tuple[tuple[str, Callable[[Any], object]], ...]]]
-_out_tables: _Out | None = None
+_OutEntry = tuple[str, tuple[tuple[str, Callable[[Any], object]], ...]]
+# The writers of each built-in class met so far (None: not one this encoder writes), found
+# when a request first holds one, so that encoding creates no class the request does not use.
+_out_entries: dict[type, _OutEntry | None] = {}
 
 
-def _build_out_tables() -> _Out:
-    table: _Out = {}
-    from lamplighter.model import BUILTIN_TRIGGERS
-
-    classes: tuple[type[Any], ...] = (*BUILTIN_TRIGGERS, *RETRY_POLICIES)
-    for cls in classes:
+def _out_entry(cls: type[Any]) -> _OutEntry | None:
+    try:
+        return _out_entries[cls]
+    except KeyError:
+        pass
+    kind = getattr(cls, "kind", "")
+    entry: _OutEntry | None = None
+    built_in: tuple[type[Any] | None, ...] = ()
+    if isinstance(kind, str) and kind:
+        built_in = (builtin_trigger(kind), retry_policy(kind))
+    if cls in built_in:
         fields = []
         for field in attrs.fields(cls):
             writer = _WRITERS.get(_annotation(field.type))
@@ -218,18 +230,16 @@ def _build_out_tables() -> _Out:
                 break
             fields.append((field.name, writer))
         else:
-            table[cls] = (cls.kind, tuple(fields))
-    return table
+            entry = (str(kind), tuple(fields))
+    _out_entries[cls] = entry
+    return entry
 
 
 def encode_request(request: TaskRequest) -> dict[str, Any] | None:
     """The stored form of ``request`` (as the converter writes it), or None when it holds
     a type this encoder does not know (a plugin trigger)."""
-    global _out_tables
-    if _out_tables is None:
-        _out_tables = _build_out_tables()
-    trigger = _out_tables.get(type(request.trigger))
-    retry = _out_tables.get(type(request.retry))
+    trigger = _out_entry(type(request.trigger))
+    retry = _out_entry(type(request.retry))
     if trigger is None or retry is None:
         return None
     c = request.constraints

@@ -39,12 +39,10 @@ from lamplighter.events import (
     made_here,
 )
 from lamplighter.ids import TaskId, validate_app_id
-from lamplighter.invocation import LaunchCommand, default_launch_command
 from lamplighter.model import (
     NO_CONSTRAINTS,
     Constraints,
     ExistingTaskPolicy,
-    Periodic,
     Task,
     TaskRequest,
 )
@@ -65,6 +63,7 @@ if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
     from lamplighter.events import AttachedMonitor, Subscription
     from lamplighter.hookspecs import BackendInfo
+    from lamplighter.invocation import LaunchCommand
     from lamplighter.journal import EventJournal
     from lamplighter.model import TaskInfo
     from lamplighter.plugins import PluginManager
@@ -147,7 +146,11 @@ class Lamplighter:
             )
         self.store = TaskStore.for_app(self.app_id, data_dir)
         self.data_dir: Path = self.store.root
-        self._launch = None if launch_command is None else LaunchCommand.of(launch_command)
+        self._launch: LaunchCommand | None = None
+        if launch_command is not None:
+            from lamplighter.invocation import LaunchCommand
+
+            self._launch = LaunchCommand.of(launch_command)
         self._factories: dict[TaskId, TaskFactory] = {}
         self._lock = threading.RLock()
         self._started = False
@@ -434,6 +437,8 @@ class Lamplighter:
     def launch_command(self) -> LaunchCommand:
         """How the OS starts this application again for a run."""
         if self._launch is None:
+            from lamplighter.invocation import default_launch_command
+
             self._launch = default_launch_command()
             if self._launch is None:
                 raise RuntimeError(
@@ -623,6 +628,8 @@ class Lamplighter:
         same trigger type, without constraints or ``APPEND``, only the backend's own check
         depends on more than the trigger's type (except a periodic interval), so
         :meth:`schedule` then asks only the backend."""
+        from lamplighter.model import Periodic  # made on first use (see lamplighter.model)
+
         kind = type(request.trigger)
         self._check_request(request, backend)
         if (

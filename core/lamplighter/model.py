@@ -17,26 +17,51 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
-from lamplighter._model_base import TaskResult, TaskState, Trigger
+from lamplighter._model_base import RetryPolicy, TaskResult, Trigger
+
+# The limits and field checks are shared with the records made on first use (see the end).
+from lamplighter._model_checks import DEFAULT_MAX_DELAY as DEFAULT_MAX_DELAY
+from lamplighter._model_checks import (
+    EARLIEST_INSTANT,
+    LATEST_INSTANT,
+    MAX_DURATION,
+    PERIODIC_FLOOR,
+    boolean,
+    check_max_delay,
+    default_max_delay,
+    positive_delay,
+    positive_int,
+    require_instant,
+    saturating,
+)
 from lamplighter._scalars import require_aware
-from lamplighter.calendar import CalendarExpr
 from lamplighter.ids import TaskId
 
 if TYPE_CHECKING:
+    from lamplighter._model_calendar import Calendar as Calendar
+    from lamplighter._model_calendar import CalendarExpr as CalendarExpr
     from lamplighter._model_more import BatteryLow as BatteryLow
     from lamplighter._model_more import BatteryOkay as BatteryOkay
     from lamplighter._model_more import DeviceIdle as DeviceIdle
     from lamplighter._model_more import PathChanged as PathChanged
     from lamplighter._model_more import StorageLow as StorageLow
     from lamplighter._model_more import TaskInfo as TaskInfo
+    from lamplighter._model_more import TaskState as TaskState
+    from lamplighter._model_retry import FixedDelay as FixedDelay
+    from lamplighter._model_retry import LinearBackoff as LinearBackoff
+    from lamplighter._model_timed import Exact as Exact
+    from lamplighter._model_timed import OneTime as OneTime
+    from lamplighter._model_timed import Periodic as Periodic
+    from lamplighter._model_timed import Windowed as Windowed
 
     BUILTIN_TRIGGERS: tuple[type[Trigger], ...]
+    RETRY_POLICIES: tuple[type[RetryPolicy], ...]
     from collections.abc import Callable
 
 __all__ = [
@@ -81,79 +106,16 @@ __all__ = [
     "to_stored_input",
 ]
 
-#: The shortest periodic interval, as on the platforms this model descends from.
-PERIODIC_FLOOR = timedelta(minutes=15)
-#: The longest duration any field accepts (delays, intervals, flex, timeouts): ten years.
-#: Longer waits are not scheduling, and bounding them keeps every sum of a duration and
-#: an instant inside what a datetime can hold.
-MAX_DURATION = timedelta(days=3650)
-#: The earliest instant ``Exact`` and ``Windowed`` accept.
-EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
-#: The latest instant ``Exact`` and ``Windowed`` accept.
-LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
-
 T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
-# validators shared by the records below
+# converters shared by the records below
 # --------------------------------------------------------------------------------------------
-
-
-def require_instant(value: datetime, field: str) -> datetime:
-    """Return ``value`` if it is an aware datetime between :data:`EARLIEST_INSTANT` and
-    :data:`LATEST_INSTANT`, else raise naming ``field``."""
-    require_aware(value, field)
-    try:
-        inside = EARLIEST_INSTANT <= value <= LATEST_INSTANT
-    except OverflowError:  # an offset that pushes it past datetime's own range
-        inside = False
-    if not inside:
-        raise ValueError(
-            f"{field} {value.isoformat()} is out of range; it must lie between "
-            f"{EARLIEST_INSTANT.isoformat()} and {LATEST_INSTANT.isoformat()}"
-        )
-    return value
-
-
-def _aware(instance: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
-    require_instant(value, attribute.name)
-
-
-def _timedelta(
-    *, minimum: timedelta | None = None, strictly_positive: bool = False
-) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, timedelta):
-            raise TypeError(
-                f"{attribute.name} must be a datetime.timedelta, got {type(value).__name__} "
-                f"{value!r}"
-            )
-        if strictly_positive and value <= timedelta(0):
-            raise ValueError(f"{attribute.name} must be positive, got {value}")
-        if minimum is not None and value < minimum:
-            raise ValueError(f"{attribute.name} must be at least {minimum}, got {value}")
-        if value > MAX_DURATION:
-            raise ValueError(
-                f"{attribute.name} must be at most {MAX_DURATION.days} days (MAX_DURATION), "
-                f"got {value}"
-            )
-
-    return check
-
-
-def _bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{attribute.name} must be True or False, got {value!r}")
 
 
 def _to_task_id(value: TaskId | str) -> TaskId:
     return TaskId.of(value)
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer of at least 1, got {value!r}")
 
 
 def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]:
@@ -172,100 +134,6 @@ def _enum_converter(cls: type[enum.Enum], field: str) -> Callable[[object], Any]
 # --------------------------------------------------------------------------------------------
 # triggers
 # --------------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class OneTime(Trigger):
-    """Run once, ``delay`` after scheduling (at once by default)."""
-
-    kind: ClassVar[str] = "one_time"
-    delay: timedelta = attrs.field(default=timedelta(0), validator=_timedelta(minimum=timedelta(0)))
-
-
-def _check_interval(instance: Periodic, attribute: attrs.Attribute[Any], value: object) -> None:
-    _timedelta(strictly_positive=True)(instance, attribute, value)
-    assert isinstance(value, timedelta)
-    if value < PERIODIC_FLOOR and not instance.allow_short_interval:
-        raise ValueError(
-            f"interval {value} is below the 15-minute floor ({PERIODIC_FLOOR}); only the "
-            "in-process backend runs shorter intervals, and only with allow_short_interval=True"
-        )
-
-
-def _check_flex(instance: Periodic, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    _timedelta(strictly_positive=True)(instance, attribute, value)
-    assert isinstance(value, timedelta)
-    if value > instance.interval:
-        raise ValueError(f"flex {value} must not exceed the interval {instance.interval}")
-
-
-@attrs.frozen
-class Periodic(Trigger):
-    """Run every ``interval``; the first run comes one interval after scheduling.
-
-    Args:
-        interval: time between runs; at least 15 minutes unless ``allow_short_interval``.
-        flex: the window at the end of each interval in which the run may happen, so the
-            OS can batch work (``AccuracySec`` on systemd). At most ``interval``.
-        run_immediately: also run once right after scheduling.
-        allow_short_interval: accept an interval under the 15-minute floor. Only the
-            in-process backend honours it; OS backends refuse such requests at ``schedule()``.
-    """
-
-    kind: ClassVar[str] = "periodic"
-    # attrs runs validators after every field is set, so the interval check can read
-    # allow_short_interval although it is declared last.
-    interval: timedelta = attrs.field(validator=_check_interval)
-    flex: timedelta | None = attrs.field(default=None, validator=_check_flex)
-    run_immediately: bool = attrs.field(default=False, validator=_bool)
-    allow_short_interval: bool = attrs.field(default=False, validator=_bool, kw_only=True)
-
-
-def _to_calendar_expr(value: object) -> CalendarExpr:
-    if isinstance(value, CalendarExpr):
-        return value
-    if isinstance(value, str):
-        return CalendarExpr.parse(value)
-    raise TypeError(f"expr must be a CalendarExpr or a str, got {type(value).__name__} {value!r}")
-
-
-@attrs.frozen
-class Calendar(Trigger):
-    """Run at the wall-clock times of a :class:`~lamplighter.calendar.CalendarExpr`.
-
-    A string is parsed with :meth:`CalendarExpr.parse`. Runs missed while the machine was off
-    or asleep run once, as soon as possible.
-    """
-
-    kind: ClassVar[str] = "calendar"
-    expr: CalendarExpr = attrs.field(converter=_to_calendar_expr)
-
-
-@attrs.frozen
-class Exact(Trigger):
-    """Run once at a precise, timezone-aware instant."""
-
-    kind: ClassVar[str] = "exact"
-    at: datetime = attrs.field(validator=_aware)
-
-
-def _check_window_end(instance: Windowed, attribute: attrs.Attribute[Any], value: datetime) -> None:
-    require_instant(value, "end")
-    if not instance.start < value:
-        raise ValueError(
-            f"window start {instance.start.isoformat()} must be before end {value.isoformat()}"
-        )
-
-
-@attrs.frozen
-class Windowed(Trigger):
-    """Run once, at some moment between ``start`` and ``end`` (both aware)."""
-
-    kind: ClassVar[str] = "windowed"
-    start: datetime = attrs.field(validator=_aware)
-    end: datetime = attrs.field(validator=_check_window_end)
 
 
 @attrs.frozen
@@ -332,9 +200,9 @@ class Constraints:
     """
 
     network: NetworkType = attrs.field(default=NetworkType.NOT_REQUIRED, converter=_to_network_type)
-    battery_not_low: bool = attrs.field(default=False, validator=_bool)
-    charging: bool = attrs.field(default=False, validator=_bool)
-    device_idle: bool = attrs.field(default=False, validator=_bool)
+    battery_not_low: bool = attrs.field(default=False, validator=boolean)
+    charging: bool = attrs.field(default=False, validator=boolean)
+    device_idle: bool = attrs.field(default=False, validator=boolean)
     min_storage_bytes: int | None = attrs.field(default=None, validator=_check_storage)
 
     def required(self) -> tuple[str, ...]:
@@ -365,75 +233,16 @@ DEVICE_CONSTRAINTS = frozenset({"battery_not_low", "charging", "device_idle", "m
 # --------------------------------------------------------------------------------------------
 
 
-class RetryPolicy:
-    """How a task that returned ``Retry`` is run again.
-
-    ``delay_for(attempt)`` is the wait after attempt number ``attempt`` (1-based) returned
-    ``Retry``; after ``max_attempts`` attempts the outcome becomes a ``Failure``.
-    """
-
-    __slots__ = ()
-    kind: ClassVar[str]
-    max_attempts: int
-
-    def delay_for(self, attempt: int) -> timedelta:
-        """The wait after attempt ``attempt`` returned ``Retry``."""
-        raise NotImplementedError
-
-    def _check_attempt(self, attempt: int) -> None:
-        if not isinstance(attempt, int) or isinstance(attempt, bool):
-            raise TypeError(f"attempt must be an int, got {type(attempt).__name__} {attempt!r}")
-        if attempt < 1:
-            raise ValueError(f"attempt must be an integer of at least 1, got {attempt!r}")
-
-
-#: ``max_delay`` when a policy gives none: five hours, or the base delay if that is longer.
-DEFAULT_MAX_DELAY = timedelta(hours=5)
-
-
-_positive_delay = _timedelta(strictly_positive=True)
-
-
-def _check_max_delay(instance: RetryPolicy, attribute: attrs.Attribute[Any], value: object) -> None:
-    _positive_delay(instance, attribute, value)
-    assert isinstance(value, timedelta)
-    base_name = "initial_delay" if isinstance(instance, ExponentialBackoff) else "delay"
-    base = getattr(instance, base_name)
-    if isinstance(base, timedelta) and value < base:
-        raise ValueError(f"max_delay {value} must be at least {base_name} {base}")
-
-
-def _saturating(base: timedelta, factor: int, cap: timedelta) -> timedelta:
-    """``min(base * factor, cap)`` without ever building a timedelta past ``cap``."""
-    # 2**64 microseconds exceed MAX_DURATION; below that the float product cannot overflow.
-    if factor >= 2**64 or base.total_seconds() * factor >= cap.total_seconds():
-        return cap
-    result: timedelta = min(base * factor, cap)
-    return result
-
-
-def _default_max_delay(base_field: str) -> Any:
-    def default(instance: RetryPolicy) -> timedelta:
-        base = getattr(instance, base_field)
-        return (
-            base
-            if isinstance(base, timedelta) and base > DEFAULT_MAX_DELAY
-            else (DEFAULT_MAX_DELAY)
-        )
-
-    return attrs.Factory(default, takes_self=True)
-
-
 @attrs.frozen
 class ExponentialBackoff(RetryPolicy):
     """The delay doubles per retry: ``initial_delay * 2**(attempt-1)``, capped at ``max_delay``
     (by default five hours, or ``initial_delay`` if that is longer)."""
 
     kind: ClassVar[str] = "exponential"
-    initial_delay: timedelta = attrs.field(default=timedelta(minutes=30), validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
+    initial_delay: timedelta = attrs.field(default=timedelta(minutes=30), validator=positive_delay)
+    max_attempts: int = attrs.field(default=3, validator=positive_int)
     max_delay: timedelta = attrs.field(
-        default=_default_max_delay("initial_delay"), validator=_check_max_delay
+        default=default_max_delay("initial_delay"), validator=check_max_delay
     )
 
     def delay_for(self, attempt: int) -> timedelta:
@@ -441,40 +250,15 @@ class ExponentialBackoff(RetryPolicy):
         # Past 64 doublings every delay of at least a microsecond exceeds MAX_DURATION.
         if attempt > 64:
             return self.max_delay
-        return _saturating(self.initial_delay, 2 ** (attempt - 1), self.max_delay)
+        return saturating(self.initial_delay, 2 ** (attempt - 1), self.max_delay)
 
 
-@attrs.frozen
-class LinearBackoff(RetryPolicy):
-    """The delay grows by ``delay`` per retry: ``delay * attempt``, capped at ``max_delay``
-    (by default five hours, or ``delay`` if that is longer)."""
-
-    kind: ClassVar[str] = "linear"
-    delay: timedelta = attrs.field(default=timedelta(minutes=15), validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-    max_delay: timedelta = attrs.field(
-        default=_default_max_delay("delay"), validator=_check_max_delay
-    )
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return _saturating(self.delay, attempt, self.max_delay)
-
-
-@attrs.frozen
-class FixedDelay(RetryPolicy):
-    """The same ``delay`` before every retry."""
-
-    kind: ClassVar[str] = "fixed"
-    delay: timedelta = attrs.field(validator=_positive_delay)
-    max_attempts: int = attrs.field(default=3, validator=_positive_int)
-
-    def delay_for(self, attempt: int) -> timedelta:
-        self._check_attempt(attempt)
-        return self.delay
-
-
-RETRY_POLICIES: tuple[type[RetryPolicy], ...] = (ExponentialBackoff, LinearBackoff, FixedDelay)
+# The class name of every built-in retry policy, by kind, in the order of ``RETRY_POLICIES``.
+_POLICY_NAMES = {
+    "exponential": "ExponentialBackoff",
+    "linear": "LinearBackoff",
+    "fixed": "FixedDelay",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,7 +340,7 @@ def _check_input(_instance: object, _attribute: attrs.Attribute[Any], value: obj
 
 def _check_timeout(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None:
-        _positive_delay(_instance, attribute, value)
+        positive_delay(_instance, attribute, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -600,7 +384,8 @@ class TaskRequest:
         **options: Any,
     ) -> TaskRequest:
         """A request with a :class:`Periodic` trigger; ``options`` are the other fields."""
-        trigger = Periodic(
+        periodic: type[Periodic] = _made("Periodic")
+        trigger = periodic(
             interval,
             flex=flex,
             run_immediately=run_immediately,
@@ -613,7 +398,8 @@ class TaskRequest:
         cls, task_id: TaskId | str, expr: CalendarExpr | str, **options: Any
     ) -> TaskRequest:
         """A request with a :class:`Calendar` trigger."""
-        return cls(task_id=task_id, trigger=Calendar(expr), **options)
+        calendar: type[Calendar] = _made("Calendar")
+        return cls(task_id=task_id, trigger=calendar(expr), **options)
 
     @classmethod
     def on_login(cls, task_id: TaskId | str, **options: Any) -> TaskRequest:
@@ -625,19 +411,22 @@ class TaskRequest:
         cls, task_id: TaskId | str, delay: timedelta = timedelta(0), **options: Any
     ) -> TaskRequest:
         """A request with a :class:`OneTime` trigger."""
-        return cls(task_id=task_id, trigger=OneTime(delay), **options)
+        onetime: type[OneTime] = _made("OneTime")
+        return cls(task_id=task_id, trigger=onetime(delay), **options)
 
     @classmethod
     def exact(cls, task_id: TaskId | str, at: datetime, **options: Any) -> TaskRequest:
         """A request with an :class:`Exact` trigger."""
-        return cls(task_id=task_id, trigger=Exact(at), **options)
+        exact: type[Exact] = _made("Exact")
+        return cls(task_id=task_id, trigger=exact(at), **options)
 
     @classmethod
     def windowed(
         cls, task_id: TaskId | str, start: datetime, end: datetime, **options: Any
     ) -> TaskRequest:
         """A request with a :class:`Windowed` trigger."""
-        return cls(task_id=task_id, trigger=Windowed(start, end), **options)
+        windowed: type[Windowed] = _made("Windowed")
+        return cls(task_id=task_id, trigger=windowed(start, end), **options)
 
     def stored_input(self) -> Any:
         """The input as the JSON-able value it is stored as."""
@@ -753,7 +542,7 @@ class TaskContext:
     """
 
     task_id: TaskId = attrs.field(converter=_to_task_id)
-    attempt: int = attrs.field(default=1, validator=_positive_int)
+    attempt: int = attrs.field(default=1, validator=positive_int)
     scheduled_for: datetime | None = None
     stored_input: Any = attrs.field(default=None, repr=False)
 
@@ -794,32 +583,76 @@ class Task(Protocol):
 # --------------------------------------------------------------------------------------------
 
 # The OS starts the application again for every run, and a run uses a handful of these
-# records; the event triggers and ``TaskInfo`` are created on first use, in
-# ``lamplighter._model_more`` (their ``__module__`` is this module, so reprs and pickles name
-# them here).
+# records: the timed triggers (lamplighter._model_timed, _model_calendar), the retry policies
+# but the default one (_model_retry), the event triggers, ``TaskInfo`` and ``TaskState``
+# (_model_more) are
+# created on first use. Their ``__module__`` is this module, so reprs and pickles name them
+# here.
+_TIMED = frozenset({"OneTime", "Periodic", "Exact", "Windowed"})
+_RETRY = frozenset({"LinearBackoff", "FixedDelay"})
 _MORE = frozenset(
-    {"BatteryLow", "BatteryOkay", "StorageLow", "DeviceIdle", "PathChanged", "TaskInfo"}
+    {
+        "BatteryLow",
+        "BatteryOkay",
+        "StorageLow",
+        "DeviceIdle",
+        "PathChanged",
+        "TaskInfo",
+        "TaskState",
+    }
 )
+
+
+def _made(name: str) -> Any:
+    """The record ``name`` of this module, created if it was not yet."""
+    return globals().get(name) or __getattr__(name)
+
+
+def _made_by_kind(names: Mapping[str, str], kind: str) -> Any:
+    name = names.get(kind)
+    return None if name is None else _made(name)
 
 
 def builtin_trigger(kind: str) -> type[Trigger] | None:
     """The built-in trigger class of ``kind``, created if it was not yet; None when no
     built-in trigger has that kind."""
-    name = _TRIGGER_NAMES.get(kind)
-    if name is None:
-        return None
-    cls: type[Trigger] = globals().get(name) or __getattr__(name)
+    cls: type[Trigger] | None = _made_by_kind(_TRIGGER_NAMES, kind)
+    return cls
+
+
+def retry_policy(kind: str) -> type[RetryPolicy] | None:
+    """The built-in retry policy class of ``kind``, created if it was not yet; None when no
+    built-in policy has that kind."""
+    cls: type[RetryPolicy] | None = _made_by_kind(_POLICY_NAMES, kind)
     return cls
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MORE:
+    value: Any
+    if name in _TIMED:
+        from lamplighter import _model_timed
+
+        value = getattr(_model_timed, name)
+    elif name in ("Calendar", "CalendarExpr"):
+        from lamplighter import _model_calendar
+
+        value = getattr(_model_calendar, name)
+        # Calendar's field is annotated with this name, resolved in this module.
+        globals()["CalendarExpr"] = _model_calendar.CalendarExpr
+    elif name in _RETRY:
+        from lamplighter import _model_retry
+
+        value = getattr(_model_retry, name)
+    elif name in _MORE:
         from lamplighter import _model_more
 
-        value: Any = getattr(_model_more, name)
+        value = getattr(_model_more, name)
     elif name == "BUILTIN_TRIGGERS":
         #: The trigger types the core defines; plugins add more (``lamplighter_trigger_types``).
         value = tuple(builtin_trigger(kind) for kind in _TRIGGER_NAMES)
+    elif name == "RETRY_POLICIES":
+        #: The retry policies the core defines.
+        value = tuple(retry_policy(kind) for kind in _POLICY_NAMES)
     else:
         raise AttributeError(f"module 'lamplighter.model' has no attribute {name!r}")
     globals()[name] = value
@@ -827,4 +660,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | {"BUILTIN_TRIGGERS"})
+    return sorted(set(globals()) | set(__all__) | {"BUILTIN_TRIGGERS", "RETRY_POLICIES"})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -1025,7 +1026,15 @@ def run_coroutine_sync(factory: Callable[[], Awaitable[Any]]) -> Any:
 def _run_coroutine_blocking(
     run: Callable[[TaskContext], Any], ctx: TaskContext, timeout: timedelta | None
 ) -> TaskResult | _TimedOut:
-    import asyncio
+    # Imported for the first async run of a process (one the OS launched, typically), with
+    # collections held as during Lamplighter's own import (see lamplighter._startup).
+    from lamplighter import _startup
+
+    held = "asyncio" not in sys.modules and _startup.hold_collections()
+    try:
+        import asyncio
+    finally:
+        _startup.resume_collections(held)
 
     async def main() -> object:
         if timeout is None:

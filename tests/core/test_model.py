@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -329,6 +331,13 @@ _MADE_ON_FIRST_USE = {
     "DeviceIdle": lambda cls: cls(),
     "PathChanged": lambda cls: cls("/srv/inbox"),
     "TaskInfo": lambda cls: cls(task_id=TaskId("sync"), state=TaskState.SCHEDULED),
+    "OneTime": lambda cls: cls(timedelta(minutes=5)),
+    "Periodic": lambda cls: cls(timedelta(hours=1), flex=timedelta(minutes=5)),
+    "Calendar": lambda cls: cls("daily"),
+    "Exact": lambda cls: cls(NOW),
+    "Windowed": lambda cls: cls(NOW, NOW + timedelta(hours=1)),
+    "LinearBackoff": lambda cls: cls(timedelta(minutes=1)),
+    "FixedDelay": lambda cls: cls(timedelta(minutes=1), max_attempts=5),
 }
 
 
@@ -369,6 +378,10 @@ def test_the_built_in_trigger_table_lists_every_class_in_order() -> None:
     assert {cls.kind for cls in model.BUILTIN_TRIGGERS} == model.BUILTIN_TRIGGER_KINDS
     assert model.builtin_trigger("path_changed") is model.PathChanged
     assert model.builtin_trigger("fixed") is None
+    assert [cls.kind for cls in model.RETRY_POLICIES] == ["exponential", "linear", "fixed"]
+    assert model.retry_policy("fixed") is model.FixedDelay
+    assert model.retry_policy("periodic") is None
+    assert "RETRY_POLICIES" in dir(model)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         model.Nope  # noqa: B018
 
@@ -376,8 +389,76 @@ def test_the_built_in_trigger_table_lists_every_class_in_order() -> None:
 def test_the_base_classes_and_task_state_are_named_in_the_model() -> None:
     import pickle
 
-    from lamplighter import TaskResult, Trigger
+    import lamplighter.model
+    from lamplighter import RetryPolicy, TaskResult, Trigger
 
-    for cls in (Trigger, TaskResult, TaskState):
+    for cls in (Trigger, RetryPolicy, TaskResult, TaskState):
         assert cls.__module__ == "lamplighter.model"
     assert pickle.loads(pickle.dumps(TaskState.RUNNING)) is TaskState.RUNNING
+    assert TaskState.__qualname__ == "TaskState" and "TaskState" in dir(lamplighter.model)
+
+
+def _fresh(code: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_records_made_on_first_use_type_check_and_convert_in_a_fresh_process() -> None:
+    # cattrs resolves each field's annotation in lamplighter.model, where the class lives;
+    # Calendar's (CalendarExpr) must be there although the model does not import it.
+    out = _fresh(
+        "from lamplighter.model import Calendar, TaskRequest, FixedDelay\n"
+        "from datetime import timedelta\n"
+        "from lamplighter.serialization import default_converter\n"
+        "conv = default_converter()\n"
+        "r = TaskRequest(task_id='t', trigger=Calendar('daily'),"
+        " retry=FixedDelay(timedelta(minutes=2)))\n"
+        "assert conv.structure(conv.unstructure(r), TaskRequest) == r\n"
+        "import typing, attrs\n"
+        "print(typing.get_type_hints(Calendar)['expr'].__name__)\n"
+    )
+    assert out.strip() == "CalendarExpr"
+
+
+def test_a_request_decodes_with_only_its_own_records(tmp_path: Path) -> None:
+    # The stored request of a periodic task with a fixed-delay retry: decoding it creates
+    # those two records, and neither the calendar engine nor the other triggers.
+    from lamplighter._request_codec import encode_request
+
+    stored = encode_request(
+        TaskRequest.periodic("t", timedelta(hours=1), retry=FixedDelay(timedelta(minutes=2)))
+    )
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(stored))
+    out = _fresh(
+        "import json, sys\n"
+        "from lamplighter._request_codec import decode_request\n"
+        f"request = decode_request(json.loads(open({str(path)!r}).read()))\n"
+        "import lamplighter.model as m\n"
+        "print(json.dumps([type(request.trigger).__name__, type(request.retry).__name__,"
+        " sorted(n for n in ('Calendar', 'Exact', 'LinearBackoff', 'OneTime', 'Periodic',"
+        " 'Windowed', 'FixedDelay') if n in vars(m)),"
+        " 'lamplighter.calendar' in sys.modules, 'lamplighter._model_calendar' in sys.modules]))"
+    )
+    trigger, retry, made, calendar, calendar_trigger = json.loads(out)
+    assert (trigger, retry) == ("Periodic", "FixedDelay")
+    assert made == ["FixedDelay", "Periodic"]
+    assert not calendar and not calendar_trigger
+
+
+def test_a_request_built_by_its_class_method_names_its_trigger_in_the_model() -> None:
+    # TaskRequest.calendar() creates Calendar as lamplighter.model.Calendar would, so its
+    # annotation resolves and the model lists the record as made.
+    out = _fresh(
+        "import typing\n"
+        "from lamplighter import TaskRequest\n"
+        "import lamplighter.model as m\n"
+        "r = TaskRequest.calendar('t', 'daily')\n"
+        "print(typing.get_type_hints(type(r.trigger))['expr'].__name__,"
+        " 'Calendar' in vars(m), 'Periodic' in vars(m))\n"
+    )
+    assert out.split() == ["CalendarExpr", "True", "False"]

@@ -256,3 +256,18 @@ def test_the_if_due_marker_is_parsed() -> None:
     parsed = parse_invocation(argv)
     assert parsed.if_due and not parsed.retry
     assert not parse_invocation(command.for_task(TaskId("sync"))).if_due
+
+
+def test_the_launch_command_made_on_first_use_keeps_its_public_home() -> None:
+    import pickle
+
+    import lamplighter.invocation as invocation
+
+    assert invocation.LaunchCommand.__module__ == "lamplighter.invocation"
+    assert invocation.default_launch_command.__module__ == "lamplighter.invocation"
+    assert {"LaunchCommand", "default_launch_command", "RUN_FLAG"} <= set(dir(invocation))
+    command = invocation.LaunchCommand.of(["/usr/bin/python3", "-m", "notes"])
+    assert repr(command).startswith("LaunchCommand(argv=('/usr/bin/python3', '-m', 'notes')")
+    assert pickle.loads(pickle.dumps(command)) == command
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        invocation.Nope  # noqa: B018

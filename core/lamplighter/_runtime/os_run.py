@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from lamplighter import events as _events  # rarer kinds (LibraryError …) load on first use
 from lamplighter._log import lazy_logger
 from lamplighter.invocation import InvocationError, parse_invocation
-from lamplighter.model import Calendar, Exact, OneTime, Periodic, TaskRequest, Windowed
+from lamplighter.model import TaskRequest, Trigger
 from lamplighter.runner import ExitStatus, FireOutcome
 
 if TYPE_CHECKING:
@@ -26,8 +26,17 @@ __all__ = ["handle_invocation"]
 
 logger = lazy_logger("lamplighter.app")
 
-# Triggers whose OS-launched runs have a due time (and may have a schedule to renew).
-_TIMED = (Periodic, Calendar, OneTime, Exact, Windowed)
+# Triggers whose OS-launched runs have a due time (and may have a schedule to renew), by
+# kind: a run creates only its own trigger's class (see lamplighter.model).
+_TIMED_KINDS = frozenset({"periodic", "calendar", "one_time", "exact", "windowed"})
+
+
+def _timed(trigger: Trigger) -> bool:
+    """Whether ``trigger`` is one of the timed built-in triggers (or a subclass of one)."""
+    return any(
+        cls.__module__ == "lamplighter.model" and cls.__dict__.get("kind") in _TIMED_KINDS
+        for cls in type(trigger).__mro__
+    )
 
 
 def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
@@ -56,7 +65,7 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     def due(request: TaskRequest) -> datetime | None:
         # Only timed triggers have a due time (or a schedule to renew): a login or path
         # run does not load the backend at all.
-        if not retry and not isinstance(request.trigger, _TIMED):
+        if not retry and not _timed(request.trigger):
             return None
         return app._ensure_backend().launched(task_id, request, retry=retry)
 
