@@ -199,8 +199,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
 _RUN = "run"  # a queued item holding a whole run (append_run)
-_CHUNK = 256  # queued events made into lines and written at once by a flush
-_PAUSE = 0.0005  # seconds the flush timer's thread sleeps between two chunks
+_CHUNK = 256  # at most this many queued events made into lines and written at once
+# The flush timer's thread makes lines for at most _SLICE seconds (its clock read every
+# _STRIDE events), writes them, and sleeps _PAUSE seconds before the next slice, so an
+# event loop waiting for the interpreter lock gets it within a slice rather than a switch
+# interval, however many events are queued, and the thread still writes faster than
+# runs queue lines while it takes about half the interpreter's time.
+_SLICE = 0.0002
+_PAUSE = 0.0002
+_STRIDE = 8
+_clock = time.perf_counter
+_sleep = time.sleep
 _LOCK_NAME = "events.lock"
 _CAN_FCHMOD = hasattr(os, "fchmod") and sys.platform != "win32"
 _HEAD_BYTES = 4096
@@ -360,20 +369,25 @@ class EventJournal:
         if timer is not None:
             timer.cancel()
         queued = self._pending
-        pending = [queued.popleft() for _ in range(len(queued))]
-        for start in range(0, len(pending), _CHUNK):
-            if start and pause:
-                # The flush timer's thread makes the lines: between two chunks it sleeps,
-                # so the event loop's thread gets the interpreter within a chunk's time
-                # rather than a switch interval, however many events are queued.
-                time.sleep(pause)
+        # What is queued now; an event queued meanwhile started a timer of its own.
+        left = len(queued)
+        while left:
+            # One slice: lines made and written a chunk at a time (rotation keeps its
+            # bound); the timer's thread stops making lines when its slice is up.
+            deadline = _clock() + _SLICE if pause else None
             lines = []
-            for item in pending[start : start + _CHUNK]:
+            for made in range(1, min(left, _CHUNK) + 1):
+                item = queued.popleft()
                 line = item if isinstance(item, str) else self._fields_line(item)
                 if line is not None:
                     lines.append(line)
+                if deadline is not None and not made % _STRIDE and _clock() >= deadline:
+                    break
+            left -= made
             if lines:
-                self._write_lines(lines)  # a chunk at a time: rotation keeps its bound
+                self._write_lines(lines)
+            if left and pause:
+                _sleep(pause)
 
     def _timed_flush(self) -> None:
         with self._flushing:

@@ -294,6 +294,14 @@ class Runner:
         self._arrange_retry = arrange_retry
         self._clock = clock
 
+    def prepare(self) -> None:
+        """Make now, once the registry is sealed, the table of task factories the eager
+        path looks up by id: a backend that fires many tasks calls it when it starts, so
+        that its first firing costs what every other one does (building the table for a
+        hundred thousand tasks is milliseconds the runs due meanwhile would wait)."""
+        if self._factories_by_key is None:
+            self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+
     # ------------------------------------------------------------------------ entry points
 
     def fire_blocking(

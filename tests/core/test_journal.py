@@ -352,3 +352,43 @@ def test_a_timed_flush_writes_a_long_queue_in_order_a_chunk_at_a_time(tmp_path: 
     assert [json.loads(line)["task_id"] for line in lines] == [f"t{i}" for i in range(count)]
     journal.flush()  # nothing left: nothing more written
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == count
+
+
+def test_a_timed_flush_makes_lines_a_short_slice_at_a_time_and_pauses_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush timer's thread holds the interpreter only for short slices, however many
+    # events wait: the clock here says a slice is up after a few events.
+    from lamplighter import journal as journal_module
+
+    ticks = iter(range(1_000_000))
+    monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * journal_module._SLICE / 4)
+    actions: list[str] = []
+    monkeypatch.setattr(
+        journal_module, "_sleep", lambda seconds: actions.append(f"pause {seconds}")
+    )
+    journal = EventJournal(tmp_path, flush_interval=0.05)
+    write_lines = journal._write_lines
+
+    def recording(lines: list[str]) -> None:
+        actions.append(f"write {len(lines)}")
+        write_lines(lines)
+
+    monkeypatch.setattr(journal, "_write_lines", recording)
+    count = 100
+    for i in range(count):
+        journal.append_fields(Scheduled, f"t{i}", 1767323045.0 + i, ())
+    journal._timed_flush()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["task_id"] for line in lines] == [f"t{i}" for i in range(count)]
+    writes = [int(a.split()[1]) for a in actions if a.startswith("write")]
+    assert len(writes) > 1 and max(writes) < count  # more than one slice, none holding all
+    # every slice but the last is followed by a pause, before the next slice
+    assert (
+        actions
+        == [a for w in writes for a in (f"write {w}", f"pause {journal_module._PAUSE}")][:-1]
+    )
+    actions.clear()
+    journal.append_fields(Scheduled, "late", 1767323045.0, ())
+    journal.flush()  # a flush someone waits for writes at once, without pauses
+    assert actions == ["write 1"]

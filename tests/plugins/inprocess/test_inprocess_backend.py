@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -922,3 +923,85 @@ def test_a_run_cancelled_before_its_task_first_steps_is_interrupted(
         app.shutdown()
 
     asyncio.run(main())
+
+
+class Punctual:
+    """Records, at the start of each run, the wall time and the time the run was due."""
+
+    def __init__(self) -> None:
+        self.starts: list[tuple[float, float]] = []
+
+    async def run(self, ctx: TaskContext) -> TaskResult:
+        self.starts.append((time.time(), ctx.scheduled_for.timestamp()))
+        return Success()
+
+
+def test_the_timer_armed_early_never_starts_a_run_before_its_time(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    # The loop timer is armed a poll's resolution early and waits the rest itself: due
+    # times closer together than that resolution each start at or after their time.
+    from lamplighter_inprocess.backend import _EARLY
+
+    task = Punctual()
+    app = make_app()
+    ids = [f"p{i}" for i in range(40)]
+    for tid in ids:
+        app.register(tid, lambda: task)
+    app.start()
+    first = datetime.now(UTC) + timedelta(milliseconds=50)
+    step = timedelta(seconds=_EARLY / 4)
+    app.schedule_many([TaskRequest.exact(tid, first + i * step) for i, tid in enumerate(ids)])
+    wait_until(lambda: len(task.starts) == len(ids), "every run")
+    assert all(started >= due for started, due in task.starts)
+    assert [due for _, due in task.starts] == sorted(due for _, due in task.starts)
+
+
+def test_a_timer_woken_long_before_the_due_time_waits_in_the_poll_again(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a short max_sleep the timer wakes many times before the run is due: each time
+    # it goes back to the loop's poll; only the last moment is waited in the timer itself.
+    from lamplighter_inprocess import backend as backend_module
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    clock = types.SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=sleep)
+    monkeypatch.setattr(backend_module, "time", clock)
+    task = Punctual()
+    app = make_app(max_sleep=0.01)
+    app.register("later", lambda: task)
+    app.start()
+    app.schedule(TaskRequest.exact("later", datetime.now(UTC) + timedelta(milliseconds=200)))
+    wait_until(lambda: len(task.starts) == 1, "the run")
+    started, due = task.starts[0]
+    assert started >= due
+    assert all(0 < wait <= 2 * backend_module._EARLY for wait in waits)
+
+
+def test_the_backend_readies_the_eager_path_when_it_starts(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first firing finds the factories' table made: it costs what every other does.
+    from lamplighter.runner import Runner
+
+    prepared: list[int] = []
+    prepare = Runner.prepare
+
+    def spy(self: Runner) -> None:
+        prepared.append(len(app.history("a")))
+        prepare(self)
+
+    monkeypatch.setattr(Runner, "prepare", spy)
+    task = Punctual()
+    app = make_app()
+    app.register("a", lambda: task)
+    app.start()
+    assert prepared == [0]  # at start, before any run
+    app.schedule(TaskRequest.exact("a", datetime.now(UTC)))
+    wait_until(lambda: len(task.starts) == 1, "the run")
+    assert prepared == [0]
