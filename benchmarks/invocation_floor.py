@@ -20,6 +20,11 @@ this order, with nothing else:
 Rows:
 
 - ``today``: the application through ``Lamplighter.handle_invocation``.
+- ``today, monitors from a recorded plugin set``: the same application with only its
+  plugin step replaced: no entry-point scan; the run reads which plugins contribute
+  monitors from a record the application would write when it starts (see ``RECORDED``
+  below) and imports those entry modules alone, then either registers them with pluggy
+  and asks for the monitors, or (``no pluggy``) calls their hook directly.
 - ``prototype: today's model + today's plugin and event modules``: steps 1–6 with ``import
   lamplighter`` as it is (the model's records created at import, but for those a run seldom
   uses), the installed plugins discovered from their entry points, registered with pluggy
@@ -62,6 +67,50 @@ from invocation import (
 ROUNDS = 25
 APP_ID = "com.example.bench"
 
+# Today's application with its plugin step replaced by the design measured in the rows
+# "today, monitors from a recorded plugin set": the application records, when it starts,
+# which installed plugins contribute monitors (their entry points in pluggy's order) with a
+# key of the installed distributions; a run checks the key (a stat of each sys.path
+# directory), reads the record and imports only those entry modules. With pluggy, it
+# registers them with a plugin manager and asks it for the monitors (no entry-point scan,
+# no other plugin imported); without, it calls their lamplighter_monitors directly, and the
+# plugin modules' hookimpl marker is stood in for by one that needs no pluggy.
+RECORDED = """
+import json, os, sys, types
+
+PLUGGY = {pluggy!r}
+if not PLUGGY:
+    _marker = types.ModuleType("lamplighter.hookspecs")
+    _marker.hookimpl = lambda function: function
+    sys.modules["lamplighter.hookspecs"] = _marker
+
+
+class RecordedPlugins:
+    def report_failures(self, listener):
+        pass  # the record would carry the failures found when it was written
+
+    def monitors(self, app):
+        import importlib
+
+        key = []
+        for entry in sys.path:
+            try:
+                key.append((entry, os.stat(entry or ".").st_mtime_ns))
+            except OSError:
+                pass
+        with open({record!r}, encoding="utf-8") as f:
+            record = json.load(f)
+        modules = [importlib.import_module(value) for value in record["monitors"]]
+        if PLUGGY:
+            from lamplighter.plugins import PluginManager
+
+            return PluginManager(modules, builtins=False).monitors(app)
+        monitors = []
+        for module in modules:
+            monitors.extend(module.lamplighter_monitors(app=app))
+        return monitors
+"""
+
 # Steps 1–6 of the module docstring. PLUGINS selects the plugin machinery (True) or the
 # lines written from plain values (False).
 PROTOTYPE = """
@@ -101,17 +150,9 @@ class App:  # what monitors read of the application
 
 
 def monitors_from_plugins():
-    import pluggy
+    from lamplighter.plugins import PluginManager
 
-    from lamplighter import conditions, hookspecs
-    from lamplighter._entry_points import scan
-
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
-    manager.register(conditions, name="device")
-    for entry in scan("lamplighter"):
-        manager.register(entry.load(), name=entry.name)
-    return [m for ms in manager.hook.lamplighter_monitors(app=App()) for m in ms]
+    return PluginManager().monitors(App())
 
 
 def publish_started(task_id, attempt):
@@ -203,6 +244,21 @@ def main() -> None:
         mark = root / "entered"
         today = root / "app.py"
         today.write_text(textwrap.dedent(APP).format(mark=str(mark), data=str(root)))
+        record = root / "plugins.json"
+        record.write_text('{"key": [], "monitors": ["lamplighter_logging.plugin"]}')
+        recorded = {}
+        for pluggy in (True, False):
+            recorded[pluggy] = root / f"app_recorded_{pluggy}.py"
+            recorded[pluggy].write_text(
+                RECORDED.format(record=str(record), pluggy=pluggy)
+                + textwrap.dedent(APP)
+                .format(mark=str(mark), data=str(root))
+                .replace(
+                    '    app.register("sync", SyncTask)\n',
+                    "    app._plugin_manager = RecordedPlugins()\n"
+                    '    app.register("sync", SyncTask)\n',
+                )
+            )
         scripts = {}
         for name, plugins in (("plugins", True), ("bare", False)):
             script = root / f"prototype_{name}.py"
@@ -217,6 +273,8 @@ def main() -> None:
         for kind in ("sync", "async"):
             for label, script in (
                 ("today", today),
+                ("today, monitors from a recorded plugin set, with pluggy", recorded[True]),
+                ("today, monitors from a recorded plugin set, no pluggy", recorded[False]),
                 ("prototype: today's model + today's plugin and event modules", scripts["plugins"]),
                 ("prototype: today's model, lines from plain values", scripts["bare"]),
             ):

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lamplighter.hookspecs import CheckerInfo, hookimpl
+from lamplighter import hookspecs
+from lamplighter.hookspecs import hookimpl
 from lamplighter.model import DEVICE_CONSTRAINTS
 
 if TYPE_CHECKING:
     from lamplighter.conditions import DeviceChecker
+    from lamplighter.hookspecs import CheckerInfo
 
 __all__ = ["lamplighter_constraint_checkers"]
 
@@ -29,7 +31,7 @@ def _device_checker() -> DeviceChecker:
 def lamplighter_constraint_checkers() -> list[CheckerInfo]:
     """Register the device checker (core's built-in ``"device"`` plugin)."""
     return [
-        CheckerInfo(
+        hookspecs.CheckerInfo(
             name="device",
             constraints=DEVICE_CONSTRAINTS,
             load=_device_checker,

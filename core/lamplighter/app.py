@@ -612,10 +612,11 @@ class Lamplighter:
                             raise
                     made = True
             if made:
-                if self._bus.listening or self._inline_monitors:
+                bus = self._bus
+                if bus.subscriptions or self._inline_monitors:
                     self._emit_at(Scheduled, tid, now, ())
-                else:
-                    self._bus.unheard()
+                else:  # as _emit_at does for nobody listening
+                    bus.unheard()
                     journal = self._journal
                     if journal is not None:
                         journal.append_fields(Scheduled, key, now, ())

@@ -17,14 +17,14 @@ import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
-from lamplighter.hookspecs import Verdict
 from lamplighter.model import BUILTIN_TRIGGER_KINDS
 
 if TYPE_CHECKING:
     import asyncio
 
-    from lamplighter.hookspecs import CheckerInfo, ConstraintChecker
+    from lamplighter.hookspecs import CheckerInfo, ConstraintChecker, Verdict
     from lamplighter.model import Constraints
 
 __all__ = [
@@ -157,12 +157,14 @@ class ConstraintEvaluator:
             except Exception as exc:
                 logger.exception("lamplighter: the checker for %r failed to load", name)
                 verdicts.append(
-                    Verdict(constraint=name, satisfied=False, reason=f"checker failed: {exc}")
+                    hookspecs.Verdict(
+                        constraint=name, satisfied=False, reason=f"checker failed: {exc}"
+                    )
                 )
                 continue
             if checker is None:
                 verdicts.append(
-                    Verdict(
+                    hookspecs.Verdict(
                         constraint=name,
                         satisfied=False,
                         known=False,
@@ -178,13 +180,13 @@ class ConstraintEvaluator:
                 logger.exception("lamplighter: a constraint checker raised")
                 answers = {}
                 for name in names:
-                    answers[name] = Verdict(
+                    answers[name] = hookspecs.Verdict(
                         constraint=name, satisfied=False, reason=f"checker raised: {exc!r}"
                     )
             for name in names:
                 verdicts.append(
                     answers.get(name)
-                    or Verdict(
+                    or hookspecs.Verdict(
                         constraint=name,
                         satisfied=False,
                         known=False,

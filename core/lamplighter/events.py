@@ -757,12 +757,12 @@ class MonitorWorker:
     ``concurrent.futures``, so a process the OS launched for one run imports neither."""
 
     def __init__(self, name: str) -> None:
-        import queue
+        # queue.SimpleQueue itself, without the rest of queue (heapq …): a process the OS
+        # starts for one run makes its monitors' workers before the task runs.
+        from _queue import SimpleQueue
 
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, CallDone] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: SimpleQueue[tuple[Callable[[Any], Any], Any, CallDone] | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 

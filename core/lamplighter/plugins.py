@@ -20,8 +20,16 @@ working. Two plugins claiming one backend name, checker name, constrained field 
 kind is a :class:`PluginConflictError` naming both distributions, because picking one
 silently would schedule work through a backend nobody chose.
 
-Loading happens once, lazily, on first use; ``import lamplighter.plugins`` reads no entry
-points.
+Loading happens once, lazily, on first use, in steps: the plugins are imported and
+registered with pluggy when anything is first asked of the manager (the monitors, say), and
+each registration hook is called, its records validated and collected, when its records are
+first asked for: ``lamplighter_backends`` for a backend, ``lamplighter_constraint_checkers``
+for a checker, ``lamplighter_trigger_types`` for a trigger type or the converter, all three
+for the plugins, the failures, the report or :meth:`PluginManager.load`. Each hook's records
+claim names of their own kind, so each is checked for conflicts on its own. A process the
+OS starts for one run asks for the monitors alone unless the run needs more (the backend to
+renew a schedule, a checker for a constraint), so it calls no registration hook it does not
+need. ``import lamplighter.plugins`` reads no entry points.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -37,11 +46,15 @@ import pluggy
 
 from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
-from lamplighter.hookspecs import BackendInfo, CheckerInfo, TriggerTypeInfo
 from lamplighter.model import BUILTIN_TRIGGER_KINDS, CONSTRAINT_NAMES, Trigger
 
 if TYPE_CHECKING:
     import cattrs
+
+    # Created on first use, like the hook records (public home: this module).
+    from lamplighter._plugin_records import LoadedPlugin as LoadedPlugin
+    from lamplighter._plugin_records import PluginFailure as PluginFailure
+    from lamplighter.hookspecs import BackendInfo, CheckerInfo
 
 __all__ = [
     "DISABLE_ENV",
@@ -64,28 +77,6 @@ class PluginConflictError(ValueError):
     """Two plugins claim the same backend, checker, constraint or trigger kind."""
 
 
-@attrs.frozen
-class PluginFailure:
-    """A plugin that was left out, and why."""
-
-    name: str
-    distribution: str | None
-    error: str
-
-    def __str__(self) -> str:
-        where = f" (distribution {self.distribution})" if self.distribution else ""
-        return f"plugin {self.name!r}{where}: {self.error}"
-
-
-@attrs.frozen
-class LoadedPlugin:
-    """A plugin that is registered."""
-
-    name: str
-    distribution: str | None
-    module: str
-
-
 class _Claim:
     """Which plugin (of which distribution) claims a name. A plain class: the plugin
     manager is built in every process the OS starts, and an attrs class costs its creation."""
@@ -106,6 +97,29 @@ class _Claim:
 
     def __str__(self) -> str:
         return f"{self.distribution or 'no distribution'} (plugin {self.plugin!r})"
+
+
+class _Registry(pluggy.PluginManager):
+    """pluggy's plugin manager, looking at a plugin module's names faster.
+
+    pluggy looks at every name of a plugin with ``inspect.getattr_static``, which for a
+    module is a dictionary lookup behind several checks of the module's type; a plugin
+    module holds a score of names (its imports, its helpers) and is registered in every
+    process the OS starts. A name of a module whose value is no function or method cannot
+    be a hook for pluggy either: that is decided here from the module's ``__dict__``, and
+    everything else is left to pluggy.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if isinstance(plugin, types.ModuleType) and not isinstance(
+            plugin.__dict__.get(name), _HOOKABLE
+        ):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
+# What pluggy accepts as a hook implementation found on a module.
+_HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
 
 
 def _disabled_from_env() -> set[str]:
@@ -138,34 +152,68 @@ class PluginManager:
         self._disabled = set(disable) | _disabled_from_env()
         self._builtins = builtins
         self._lock = threading.Lock()
-        self._loaded = False
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs)
-        self._plugins: dict[str, LoadedPlugin] = {}
+        self._registered = False  # every plugin imported and registered
+        self._collected: set[str] = set()  # the registration hooks whose records are in
+        self._errors: dict[str, PluginConflictError] = {}  # by registration hook
+        self._pm = _Registry(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(_Specs)
+        # name -> (distribution, module): LoadedPlugin records are made when asked for.
+        self._plugins: dict[str, tuple[str | None, str]] = {}
         self._failures: list[PluginFailure] = []
         self._backends: dict[str, BackendInfo] = {}
         self._checkers: dict[str, CheckerInfo] = {}
         self._checker_by_constraint: dict[str, CheckerInfo] = {}
         self._trigger_types: dict[str, type[Trigger]] = {}
         self._converter: cattrs.Converter | None = None
-        self._error: PluginConflictError | None = None
+        # [listener, how many failures it was given] (see report_failures)
+        self._listeners: list[list[Any]] = []
+        self._telling = threading.RLock()
 
     # ---------------------------------------------------------------------------- loading
 
     def load(self) -> None:
-        """Load every plugin once; later calls do nothing. Thread-safe."""
-        if not self._loaded:
-            with self._lock:
-                if not self._loaded:
-                    try:
-                        self._load()
-                    except PluginConflictError as exc:
-                        self._error = exc
-                    self._loaded = True
-        if self._error is not None:
-            raise self._error
+        """Load every plugin once (import, register, collect the records of every
+        registration hook); later calls do nothing. Thread-safe.
 
-    def _load(self) -> None:
+        Raises:
+            PluginConflictError: two plugins claim one backend, checker, constraint or
+                trigger kind (again on every later call).
+        """
+        for hook_name in _REGISTRATION_HOOKS:
+            self._collect(hook_name, raising=False)
+        for hook_name in _REGISTRATION_HOOKS:
+            error = self._errors.get(hook_name)
+            if error is not None:
+                raise error
+
+    def _collect(self, hook_name: str, *, raising: bool = True) -> None:
+        """Register the plugins and collect the records of one registration hook, once:
+        each hook's records claim names of their own kind, so each is validated alone."""
+        if hook_name not in self._collected:
+            with self._lock:
+                self._register_all()
+                if hook_name not in self._collected:
+                    try:
+                        _COLLECTORS[hook_name](self)
+                    except PluginConflictError as exc:
+                        self._errors[hook_name] = exc
+                    self._collected.add(hook_name)
+            self._tell()
+        error = self._errors.get(hook_name)
+        if raising and error is not None:
+            raise error
+
+    def register(self) -> None:
+        """Import and register every plugin once, without calling the registration hooks
+        (:meth:`load` calls them). Enough for :meth:`monitors`. Thread-safe."""
+        if not self._registered:
+            with self._lock:
+                self._register_all()
+            self._tell()
+
+    def _register_all(self) -> None:
+        if self._registered:
+            return
         if self._builtins:
             from lamplighter import _device_plugin
 
@@ -176,7 +224,7 @@ class PluginManager:
         else:
             self._load_entry_points()
         self._pm.check_pending()
-        self._collect()
+        self._registered = True
 
     def _load_entry_points(self) -> None:
         seen: set[tuple[str, str]] = set()
@@ -188,7 +236,7 @@ class PluginManager:
                 logger.debug("plugin %r disabled", name)
                 continue
             if name in self._plugins:
-                other = self._plugins[name].distribution
+                other = self._plugins[name][0]
                 self._fail(name, dist, f"the plugin name is already used by {other}")
                 continue
             try:
@@ -220,27 +268,30 @@ class PluginManager:
             )
             return
         module = getattr(plugin, "__name__", type(plugin).__module__)
-        self._plugins[name] = LoadedPlugin(name=name, distribution=distribution, module=module)
+        self._plugins[name] = (distribution, module)
 
     def _fail(self, name: str, distribution: str | None, error: str) -> None:
+        from lamplighter._plugin_records import PluginFailure
+
         failure = PluginFailure(name=name, distribution=distribution, error=error)
         logger.warning("lamplighter %s", failure)
         self._failures.append(failure)
 
+    def _distribution(self, plugin_name: str) -> str | None:
+        registered = self._plugins.get(plugin_name)
+        return registered[0] if registered else None
+
     # ---------------------------------------------------------------------------- records
 
-    def _results(
-        self, hook_name: str, record_type: type, **kwargs: Any
-    ) -> list[tuple[_Claim, Any]]:
+    def _results(self, hook_name: str, record_type: type) -> list[tuple[_Claim, Any]]:
         """Call ``hook_name`` plugin by plugin, so each record is attributed to its plugin
         and one plugin's error leaves the others' records intact."""
         caller = getattr(self._pm.hook, hook_name)
         out: list[tuple[_Claim, Any]] = []
         for impl in caller.get_hookimpls():
-            plugin = self._plugins.get(impl.plugin_name)
-            claim = _Claim(impl.plugin_name, plugin.distribution if plugin else None)
+            claim = _Claim(impl.plugin_name, self._distribution(impl.plugin_name))
             try:
-                records = impl.function(**kwargs)
+                records = impl.function()
                 records = [] if records is None else list(records)
                 for record in records:
                     if not isinstance(record, record_type):
@@ -254,8 +305,12 @@ class PluginManager:
             out.extend((claim, record) for record in records)
         return out
 
-    def _collect(self) -> None:
+    def _claims(self) -> Callable[[str, str, _Claim], None]:
+        """A claim check for one registration hook's records: two plugins claiming one
+        name is a :class:`PluginConflictError` naming both."""
         claims: dict[tuple[str, str], _Claim] = {}
+        for kind in BUILTIN_TRIGGER_KINDS:
+            claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
 
         def claim(what: str, key: str, owner: _Claim) -> None:
             previous = claims.get((what, key))
@@ -266,10 +321,15 @@ class PluginManager:
                 )
             claims[(what, key)] = owner
 
-        for kind in BUILTIN_TRIGGER_KINDS:
-            claims[("trigger kind", kind)] = _Claim("lamplighter", "lamplighter")
+        return claim
 
-        for owner, backend in self._results("lamplighter_backends", BackendInfo):
+    # The record classes are made on first use: a hook nobody implements needs none.
+
+    def _collect_backends(self) -> None:
+        if not self._pm.hook.lamplighter_backends.get_hookimpls():
+            return
+        claim = self._claims()
+        for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
             if not _NAME.fullmatch(backend.name):
                 self._fail(
                     owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
@@ -278,7 +338,12 @@ class PluginManager:
             claim("backend", backend.name, owner)
             self._backends[backend.name] = backend
 
-        for owner, checker in self._results("lamplighter_constraint_checkers", CheckerInfo):
+    def _collect_checkers(self) -> None:
+        if not self._pm.hook.lamplighter_constraint_checkers.get_hookimpls():
+            return
+        claim = self._claims()
+        checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
+        for owner, checker in checkers:
             unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
             if unknown or not _NAME.fullmatch(checker.name):
                 self._fail(
@@ -294,7 +359,12 @@ class PluginManager:
                 self._checker_by_constraint[constraint] = checker
             self._checkers[checker.name] = checker
 
-        for owner, info in self._results("lamplighter_trigger_types", TriggerTypeInfo):
+    def _collect_trigger_types(self) -> None:
+        if not self._pm.hook.lamplighter_trigger_types.get_hookimpls():
+            return
+        claim = self._claims()
+        types = self._results("lamplighter_trigger_types", hookspecs.TriggerTypeInfo)
+        for owner, info in types:
             cls = info.cls
             trigger_kind = getattr(cls, "kind", None)
             if not (
@@ -320,7 +390,12 @@ class PluginManager:
     def plugins(self) -> Mapping[str, LoadedPlugin]:
         """The registered plugins by name."""
         self.load()
-        return dict(self._plugins)
+        from lamplighter._plugin_records import LoadedPlugin
+
+        return {
+            name: LoadedPlugin(name=name, distribution=distribution, module=module)
+            for name, (distribution, module) in self._plugins.items()
+        }
 
     @property
     def failures(self) -> Sequence[PluginFailure]:
@@ -328,32 +403,61 @@ class PluginManager:
         self.load()
         return tuple(self._failures)
 
+    def report_failures(self, listener: Callable[[PluginFailure], object]) -> None:
+        """Call ``listener`` with each failure: at once with those registering the plugins
+        (which this does, if it was not done) and the hooks called so far found, later with
+        each one a hook called later finds, when the step that called it is over.
+
+        Unlike :attr:`failures`, this calls no registration hook. A process the OS starts
+        for one run reports the failures this way: it calls the registration hooks only
+        if the run needs their records (a backend, a checker), and their failures are
+        reported then. An exception from ``listener`` is logged and not raised.
+        """
+        with self._telling:
+            self._listeners.append([listener, 0])
+        self.register()
+        self._tell()
+
+    def _tell(self) -> None:
+        """Give every listener the failures it was not given yet (outside the loading
+        lock, so a listener may use the manager)."""
+        with self._telling:  # re-entrant: a listener may load what makes a failure
+            for entry in self._listeners:
+                while entry[1] < len(self._failures):
+                    failure = self._failures[entry[1]]
+                    entry[1] += 1
+                    try:
+                        entry[0](failure)
+                    except Exception:
+                        logger.exception("lamplighter: reporting %s failed", failure)
+
     @property
     def backends(self) -> Mapping[str, BackendInfo]:
-        """Every backend the loaded plugins provide, by name."""
-        self.load()
+        """Every backend the loaded plugins provide, by name (calls no other registration
+        hook than ``lamplighter_backends``)."""
+        self._collect("lamplighter_backends")
         return dict(self._backends)
 
     @property
     def checkers(self) -> Mapping[str, CheckerInfo]:
         """Every constraint checker, by name."""
-        self.load()
+        self._collect("lamplighter_constraint_checkers")
         return dict(self._checkers)
 
     def checker_for(self, constraint: str) -> CheckerInfo | None:
         """The checker that evaluates ``constraint`` (a ``Constraints`` field name)."""
-        self.load()
+        self._collect("lamplighter_constraint_checkers")
         return self._checker_by_constraint.get(constraint)
 
     @property
     def trigger_types(self) -> Mapping[str, type[Trigger]]:
         """The trigger types plugins add, by kind (the built-in ones are not listed)."""
-        self.load()
+        self._collect("lamplighter_trigger_types")
         return dict(self._trigger_types)
 
     def converter(self) -> cattrs.Converter:
         """The converter for stored documents, knowing every plugin's trigger types."""
-        self.load()
+        self._collect("lamplighter_trigger_types")
         if self._converter is None:
             from lamplighter.serialization import build_converter
 
@@ -361,24 +465,28 @@ class PluginManager:
         return self._converter
 
     def monitors(self, app: object) -> list[Any]:
-        """Ask every plugin for its monitors for ``app``."""
-        self.load()
+        """Ask every plugin for its monitors for ``app``. Registers the plugins first (see
+        :meth:`register`); calls no registration hook."""
+        self.register()
         monitors: list[Any] = []
         for impl in self._pm.hook.lamplighter_monitors.get_hookimpls():
-            plugin = self._plugins.get(impl.plugin_name)
             try:
                 contributed: Iterable[Any] = cast("Iterable[Any]", impl.function(app=app) or ())
                 monitors.extend(contributed)
             except Exception as exc:
-                dist = plugin.distribution if plugin else None
+                dist = self._distribution(impl.plugin_name)
                 self._fail(impl.plugin_name, dist, f"lamplighter_monitors: {_describe(exc)}")
+        self._tell()
         return monitors
 
     def report(self) -> dict[str, Any]:
         """A JSON-able summary for ``diagnostics()`` and ``lamplighter plugins``."""
         self.load()
         return {
-            "plugins": [attrs.asdict(p) for p in self._plugins.values()],
+            "plugins": [
+                {"name": name, "distribution": distribution, "module": module}
+                for name, (distribution, module) in self._plugins.items()
+            ],
             "failures": [attrs.asdict(f) for f in self._failures],
             "backends": sorted(self._backends),
             "checkers": {name: sorted(c.constraints) for name, c in self._checkers.items()},
@@ -407,6 +515,18 @@ def _discover() -> list[tuple[str, str, str | None, Callable[[], object]]]:
     ]
 
 
+_REGISTRATION_HOOKS = (
+    "lamplighter_backends",
+    "lamplighter_constraint_checkers",
+    "lamplighter_trigger_types",
+)
+_COLLECTORS: dict[str, Callable[[PluginManager], None]] = {
+    "lamplighter_backends": PluginManager._collect_backends,
+    "lamplighter_constraint_checkers": PluginManager._collect_checkers,
+    "lamplighter_trigger_types": PluginManager._collect_trigger_types,
+}
+
+
 def _plugin_name(plugin: object) -> str:
     name = getattr(plugin, "__name__", None) or getattr(plugin, "name", None)
     return str(name) if name else type(plugin).__name__
@@ -414,3 +534,25 @@ def _plugin_name(plugin: object) -> str:
 
 def _hook_names() -> list[str]:
     return [n for n in dir(hookspecs) if n.startswith("lamplighter_")]
+
+
+# The hook specifications alone, for pluggy, which looks at every name of what it is given
+# (the module's records would be created by that look).
+_Specs = type("_Specs", (), {name: getattr(hookspecs, name) for name in _hook_names()})
+
+
+_RECORDS = frozenset({"LoadedPlugin", "PluginFailure"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RECORDS:
+        raise AttributeError(f"module 'lamplighter.plugins' has no attribute {name!r}")
+    from lamplighter import _plugin_records
+
+    value = getattr(_plugin_records, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _RECORDS)

@@ -73,6 +73,7 @@ NOT_ON_THE_RUN_PATH = (
     "socket",
     "ssl",
     "subprocess",
+    "queue",  # the monitors' workers take queue.SimpleQueue from _queue
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
     "email",
@@ -101,6 +102,18 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.model:LinearBackoff",
     "lamplighter.model:FixedDelay",
     "lamplighter.conditions",  # the device checker is built only to check a constraint
+    # The registration hooks' records: a run that needs no backend or checker calls no
+    # registration hook, so it makes none of them (nor the plugin manager's records).
+    "lamplighter._hook_records",
+    "lamplighter.hookspecs:BackendInfo",
+    "lamplighter.hookspecs:Capabilities",
+    "lamplighter.hookspecs:CheckerInfo",
+    "lamplighter.hookspecs:TriggerTypeInfo",
+    "lamplighter.hookspecs:Verdict",
+    "lamplighter._plugin_records",
+    "lamplighter.plugins:LoadedPlugin",
+    "lamplighter.plugins:PluginFailure",
+    "lamplighter_logging._log_options",  # the monitor checks its options without the record
     "lamplighter.backend",  # only to arrange a retry or retire a one-shot schedule
     "lamplighter.serialization",
     "lamplighter._events_other",  # event kinds a run makes only when it does not go well
@@ -114,15 +127,20 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter_reachability.checker",
 )
 
-# The task reports the modules imported so far, and the records lamplighter.model holds
-# (as "lamplighter.model:Name"), so a record made at import instead of on first use shows.
+# The task reports the modules imported so far, and the names lamplighter.model, hookspecs
+# and plugins hold (as "lamplighter.model:Name"), so a record made at import instead of on
+# first use shows.
 _RUN_APP = """
 import json, sys
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
 
 def loaded():
-    model = ["lamplighter.model:" + name for name in vars(sys.modules["lamplighter.model"])]
-    return json.dumps(sorted(sys.modules) + model)
+    names = [
+        module + ":" + name
+        for module in ("lamplighter.model", "lamplighter.hookspecs", "lamplighter.plugins")
+        for name in vars(sys.modules[module])
+    ]
+    return json.dumps(sorted(sys.modules) + names)
 
 class SyncTask:
     def run(self, ctx):
@@ -179,6 +197,6 @@ def test_an_os_launched_sync_run_reaches_run_without_heavy_modules(tmp_path: Pat
 
 def test_an_os_launched_async_run_adds_asyncio_alone(tmp_path: Path) -> None:
     modules = _modules_in_run(tmp_path, "async")
-    allowed = ("asyncio", "concurrent", "socket", "ssl", "subprocess", "logging")
+    allowed = ("asyncio", "concurrent", "socket", "ssl", "subprocess", "queue", "logging")
     assert "asyncio" in modules
     assert _loaded(modules, tuple(n for n in NOT_ON_THE_RUN_PATH if n not in allowed)) == []

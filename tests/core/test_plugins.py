@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -227,3 +228,253 @@ def test_constructing_a_manager_reads_no_entry_points() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------------- two steps
+
+
+class Counting:
+    """A plugin that counts the calls of each of its hooks."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @hookimpl
+    def lamplighter_backends(self) -> list[BackendInfo]:
+        self.calls.append("backends")
+        return [_backend("counted")]
+
+    @hookimpl
+    def lamplighter_constraint_checkers(self) -> list[CheckerInfo]:
+        self.calls.append("checkers")
+        return []
+
+    @hookimpl
+    def lamplighter_monitors(self, app: object) -> list[object]:
+        self.calls.append("monitors")
+        return ["monitor"]
+
+
+def test_monitors_register_the_plugins_without_calling_the_registration_hooks() -> None:
+    plugin = Counting()
+    manager = PluginManager([plugin], builtins=False)
+    assert manager.monitors(object()) == ["monitor"]
+    reported: list[str] = []
+    manager.report_failures(lambda failure: reported.append(failure.name))
+    assert reported == []
+    assert plugin.calls == ["monitors"]
+    # Anything the registration hooks answer calls them, once.
+    assert set(manager.backends) == {"counted"}
+    assert set(manager.plugins) == {"counting"}
+    _ = manager.checkers, manager.report(), manager.failures
+    assert plugin.calls == ["monitors", "backends", "checkers"]
+
+
+def test_failures_are_reported_as_the_steps_that_find_them_end() -> None:
+    class Misspelled:
+        name = "misspelled"
+
+        @hookimpl
+        def lamplighter_backend(self) -> list[BackendInfo]:  # missing "s"
+            return []
+
+    class Raises:
+        name = "raises"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[BackendInfo]:
+            raise RuntimeError("no D-Bus here")
+
+    class BrokenMonitor:
+        name = "broken-monitor"
+
+        @hookimpl
+        def lamplighter_monitors(self, app: object) -> list[object]:
+            raise RuntimeError("cannot build it")
+
+    manager = PluginManager([Misspelled(), Raises(), BrokenMonitor()], builtins=False)
+    first: list[str] = []
+    manager.report_failures(lambda failure: first.append(failure.name))
+    assert first == ["misspelled"]  # registering found it; no registration hook was called
+    manager.monitors(object())
+    assert first == ["misspelled", "broken-monitor"]
+    # A listener added later gets what was found so far at once.
+    later: list[str] = []
+    manager.report_failures(lambda failure: later.append(failure.name))
+    assert later == ["misspelled", "broken-monitor"]
+    # The registration hook's failure shows once something calls it, to every listener.
+    assert [f.name for f in manager.failures] == ["misspelled", "broken-monitor", "raises"]
+    assert first == later == ["misspelled", "broken-monitor", "raises"]
+    manager.load()
+    assert len(first) == 3  # each failure once
+
+
+def test_a_listener_that_raises_harms_nobody(caplog: pytest.LogCaptureFixture) -> None:
+    class Raises:
+        name = "raises"
+
+        @hookimpl
+        def lamplighter_backends(self) -> list[BackendInfo]:
+            raise RuntimeError("no D-Bus here")
+
+    def listener(_failure: object) -> None:
+        raise OSError("the journal is gone")
+
+    manager = PluginManager([Raises(), BackendPlugin("one", "alpha")], builtins=False)
+    manager.report_failures(listener)
+    assert set(manager.backends) == {"alpha"}
+    assert "reporting plugin 'raises'" in caplog.text
+
+
+def test_a_conflict_surfaces_when_the_records_are_collected() -> None:
+    manager = PluginManager([BackendPlugin("one", "alpha"), BackendPlugin("two", "alpha")])
+    assert manager.monitors(object()) == []  # registering alone finds no conflict
+    with pytest.raises(PluginConflictError, match="backend 'alpha'"):
+        _ = manager.backends
+
+
+def test_the_records_are_made_on_first_use_and_keep_their_public_home() -> None:
+    code = textwrap.dedent(
+        """
+        import json, pickle
+        import attrs
+        from lamplighter import hookspecs, plugins
+
+        def made():
+            return sorted(set(vars(hookspecs)) & set(names)) + sorted(
+                {"LoadedPlugin", "PluginFailure"} & set(vars(plugins))
+            )
+
+        names = ["BackendInfo", "Capabilities", "CheckerInfo", "TriggerTypeInfo", "Verdict"]
+        before = made()
+
+        class App:
+            app_id = "com.example.records"
+
+        manager = plugins.PluginManager()
+        manager.monitors(App())
+        registered = made()
+        listed = all(n in dir(hookspecs) for n in names) and "LoadedPlugin" in dir(plugins)
+        homes = [getattr(hookspecs, n).__module__ for n in names]
+        homes += [plugins.LoadedPlugin.__module__, plugins.PluginFailure.__module__]
+        protocols = ["ConstraintChecker", "WaitingConstraintChecker"]
+        homes += [getattr(hookspecs, n).__module__ for n in protocols]
+        verdict = hookspecs.Verdict(constraint="network", satisfied=True)
+        same = pickle.loads(pickle.dumps(verdict)) == verdict
+        frozen = all(attrs.has(getattr(hookspecs, n)) for n in names)
+        print(json.dumps([before, registered, listed, homes, same, frozen, repr(verdict)]))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    before, registered, listed, homes, same, frozen, text = json.loads(out)
+    assert before == registered == []
+    assert listed
+    assert (
+        homes
+        == ["lamplighter.hookspecs"] * 5
+        + ["lamplighter.plugins"] * 2
+        + ["lamplighter.hookspecs"] * 2
+    )
+    assert same and frozen
+    assert text == "Verdict(constraint='network', satisfied=True, reason='', known=True)"
+
+
+def test_unknown_names_of_the_modules_are_attribute_errors() -> None:
+    from lamplighter import hookspecs, plugins
+
+    with pytest.raises(AttributeError, match="BackendInf"):
+        _ = hookspecs.BackendInf  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="Loaded"):
+        _ = plugins.Loaded  # type: ignore[attr-defined]
+
+
+def test_each_registration_hook_is_called_when_its_records_are_needed() -> None:
+    plugin = Counting()
+    manager = PluginManager([plugin], builtins=False)
+    assert set(manager.backends) == {"counted"}
+    assert plugin.calls == ["backends"]
+    assert manager.checker_for("network") is None
+    assert plugin.calls == ["backends", "checkers"]
+    manager.load()
+    assert plugin.calls == ["backends", "checkers"]  # each once
+
+
+def test_a_conflict_between_checkers_leaves_the_backends_usable() -> None:
+    class Other:
+        name = "other"
+
+        @hookimpl
+        def lamplighter_constraint_checkers(self) -> Sequence[CheckerInfo]:
+            return [CheckerInfo(name="other", constraints={"network"}, load=NetworkChecker)]
+
+    manager = PluginManager([CheckerPlugin(), Other(), BackendPlugin("one", "alpha")])
+    assert set(manager.backends) == {"alpha"}
+    with pytest.raises(PluginConflictError, match="constraint 'network'"):
+        manager.checker_for("network")
+    with pytest.raises(PluginConflictError, match="constraint 'network'"):
+        manager.load()
+    assert set(manager.backends) == {"alpha"}
+
+
+def test_plugin_modules_register_as_pluggy_itself_would_register_them() -> None:
+    import types
+
+    import pluggy
+
+    from lamplighter import _device_plugin
+    from lamplighter.plugins import _Registry, _Specs
+
+    odd = types.ModuleType("odd_plugin")
+    exec(  # a plugin module written out here
+        textwrap.dedent(
+            """
+            from lamplighter import hookimpl
+
+            @hookimpl(specname="lamplighter_backends")
+            def my_backends():
+                return []
+
+            @hookimpl
+            def lamplighter_monitors(app):
+                return []
+
+            class Holder:
+                @staticmethod
+                @hookimpl
+                def lamplighter_trigger_types():
+                    return []
+
+            lamplighter_trigger_types = Holder.__dict__["lamplighter_trigger_types"]
+            lamplighter_constraint_checkers = ["not a function"]
+            """
+        ),
+        odd.__dict__,
+    )
+    modules = [_device_plugin, odd]
+    for name in ("inprocess", "launchd", "logging", "reachability", "systemd", "windows"):
+        module = pytest.importorskip(f"lamplighter_{name}.plugin")
+        modules.append(module)
+
+    def hooks(manager: pluggy.PluginManager, module: object) -> list[tuple[str, str]]:
+        manager.register(module)
+        return sorted(
+            (caller.name, impl.function.__name__)
+            for caller in manager.get_hookcallers(module) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is module
+        )
+
+    for module in modules:
+        ours, pluggys = _Registry("lamplighter"), pluggy.PluginManager("lamplighter")
+        ours.add_hookspecs(_Specs)
+        pluggys.add_hookspecs(_Specs)
+        assert hooks(ours, module) == hooks(pluggys, module), module
+    assert hooks(_Registry("lamplighter"), odd) == [
+        ("lamplighter_backends", "my_backends"),
+        ("lamplighter_monitors", "lamplighter_monitors"),
+        ("lamplighter_trigger_types", "lamplighter_trigger_types"),
+    ]

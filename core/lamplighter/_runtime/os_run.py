@@ -58,8 +58,13 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     except Exception as exc:
         logger.error("lamplighter: cannot load plugins: %s", exc)
         return int(ExitStatus.INTERNAL_ERROR)
-    for failure in app.plugins.failures:
-        app._emit(_events.LibraryError(task_id=None, message=str(failure), cause=None))
+    # What registering found now, a registration hook's failure when the run needs the
+    # hook (a backend, a checker): a run calls no registration hook it does not need.
+    app.plugins.report_failures(
+        lambda failure: app._emit(
+            _events.LibraryError(task_id=None, message=str(failure), cause=None)
+        )
+    )
     task_id, retry = invocation.task_id, invocation.retry
 
     def due(request: TaskRequest) -> datetime | None:

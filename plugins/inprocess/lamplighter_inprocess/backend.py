@@ -40,7 +40,10 @@ from lamplighter.model import (
     Windowed,
 )
 from lamplighter.store import MemoryTaskStore
-from lamplighter_inprocess.plugin import CAPABILITIES
+from lamplighter_inprocess.plugin import capabilities
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = ["CAPABILITIES", "InProcessBackend"]
 
@@ -811,8 +814,11 @@ class InProcessBackend(Backend):
                         or record[1] != generation
                         or record[0] != due
                         or key in fired
+                        or (self._shared and not record[_SCHEDULED])
                     ):
-                        continue  # cancelled, replaced or fired since it was queued
+                        # Cancelled, replaced or fired since it was queued, or over (run
+                        # early through fire_now, say).
+                        continue
                     fired.add(key)
                 else:
                     if abs(generation) != job.generation:

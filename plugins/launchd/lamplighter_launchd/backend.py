@@ -53,7 +53,10 @@ from lamplighter_launchd.agents import (
     render_retry_agent,
 )
 from lamplighter_launchd.launchctl import ALREADY_LOADED, Launchctl, LaunchctlError
-from lamplighter_launchd.plugin import CAPABILITIES
+from lamplighter_launchd.plugin import capabilities
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = ["CAPABILITIES", "LaunchdBackend", "Orphan"]
 

@@ -6,27 +6,36 @@ an application selects this backend.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from lamplighter import hookimpl
-from lamplighter.hookspecs import BackendInfo, Capabilities
+from lamplighter import hookspecs
+from lamplighter.hookspecs import hookimpl
 from lamplighter.model import PERIODIC_FLOOR
+
+if TYPE_CHECKING:
+    from lamplighter.hookspecs import BackendInfo, Capabilities
 
 #: Where macOS keeps ``launchctl``; the backend runs no other program.
 LAUNCHCTL = "/bin/launchctl"
 
-# Defined here, not in the backend module, so that listing plugins does not import it.
-CAPABILITIES = Capabilities(
-    survives_process_death=True,
-    survives_reboot=True,
-    triggers=frozenset(
-        {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "path_changed"}
-    ),
-    # next_run is computed from the agent's schedule: launchd has no query for it.
-    exact_next_run=False,
-    min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
-)
+
+@functools.cache
+def capabilities() -> Capabilities:
+    """What the backend can do: here, so that listing plugins does not import the backend;
+    made when first asked for (``CAPABILITIES`` too)."""
+    return hookspecs.Capabilities(
+        survives_process_death=True,
+        survives_reboot=True,
+        triggers=frozenset(
+            {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "path_changed"}
+        ),
+        # next_run is computed from the agent's schedule: launchd has no query for it.
+        exact_next_run=False,
+        min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
+    )
 
 
 def _load() -> type:
@@ -50,13 +59,19 @@ def lamplighter_backends() -> list[BackendInfo]:
     """The launchd backend: LaunchAgents that run tasks even while the application is
     closed."""
     return [
-        BackendInfo(
+        hookspecs.BackendInfo(
             name="launchd",
             load=_load,
-            capabilities=CAPABILITIES,
+            capabilities=capabilities(),
             platforms=frozenset({"darwin"}),
             priority=100,
             is_available=is_available,
             description="launchd LaunchAgents (runs while the application is closed)",
         )
     ]
+
+
+def __getattr__(name: str) -> Capabilities:
+    if name == "CAPABILITIES":
+        return capabilities()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,11 +23,13 @@ from lamplighter import (
     events,  # its rarer kinds (events.AttemptFailed …) load on first use
 )
 from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted
-from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, LogOptions, resolve_options
+from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, resolve_values
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Callable, MutableMapping
+
+    from lamplighter_logging.options import LogOptions
 
 __all__ = ["LoggingMonitor", "event_fields", "event_level"]
 
@@ -152,13 +154,27 @@ class LoggingMonitor:
         logger_name: str | None = None,
         level: str | None = None,
     ) -> None:
-        self.options: LogOptions = resolve_options(
+        # Checked as LogOptions checks them; the record itself is made when first asked for.
+        self._values = resolve_values(
             format=format, output=output, logger_name=logger_name, level=level
         )
+        self._options: LogOptions | None = None
         self._app = app
         self.app_id = str(app.app_id)
-        self._min_level = LEVELS[self.options.level]
-        self._logger, self._enabled_for = _build_logger(self.options)
+        values = self._values
+        self._min_level = LEVELS[values["level"]]
+        self._logger, self._enabled_for = _build_logger(
+            values["format"], values["output"], values["logger_name"]
+        )
+
+    @property
+    def options(self) -> LogOptions:
+        """The options the monitor writes with (keyword arguments, environment, defaults)."""
+        if self._options is None:
+            from lamplighter_logging.options import LogOptions
+
+            self._options = LogOptions(**self._values)
+        return self._options
 
     @property
     def launched_by_os(self) -> bool:
@@ -184,11 +200,11 @@ class LoggingMonitor:
         )
 
     def __repr__(self) -> str:
-        options = self.options
-        output = options.output if isinstance(options.output, str) else "stream"
+        values = self._values
+        output = values["output"] if isinstance(values["output"], str) else "stream"
         return (
-            f"<LoggingMonitor app_id={self.app_id!r} format={options.format!r} "
-            f"output={output!r} level={options.level!r}>"
+            f"<LoggingMonitor app_id={self.app_id!r} format={values['format']!r} "
+            f"output={output!r} level={values['level']!r}>"
         )
 
 
@@ -196,20 +212,21 @@ def _always(_level: int) -> bool:
     return True
 
 
-def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
+def _build_logger(
+    format: str, output: str | TextIO, logger_name: str
+) -> tuple[Any, Callable[[int], bool]]:
     """The bound logger the lines go through (None when there is nowhere to write) and the
     check of whether a level would be written at all."""
-    output = options.output
     if output == "structlog":
         import structlog
 
         # Asked for: the application's structlog configuration renders and routes.
-        return structlog.get_logger(options.logger_name), _always
+        return structlog.get_logger(logger_name), _always
     if output == "stdlib":
         import logging
 
-        stdlib_logger = logging.getLogger(options.logger_name)
-        if options.format == "console":
+        stdlib_logger = logging.getLogger(logger_name)
+        if format == "console":
             import structlog
 
             logger = structlog.wrap_logger(
@@ -225,7 +242,7 @@ def _build_logger(options: LogOptions) -> tuple[Any, Callable[[int], bool]]:
     if stream is None:
         return None, _always
     terminal = _is_terminal(stream)
-    console = options.format == "console" or (options.format == "auto" and terminal)
+    console = format == "console" or (format == "auto" and terminal)
     if not console:
         return _JsonLines(_to_stream(stream), add_level=True), _always
     import structlog

@@ -1,17 +1,21 @@
 """The monitor's options: keyword arguments first, then environment variables, then defaults.
 
-Nothing here imports structlog, so the plugin module can import this at no cost.
+Nothing here imports structlog, so the plugin module can import this at no cost. The
+:class:`LogOptions` record is made on first use: a process the OS starts for one run checks
+its options (:func:`resolve_values`) without it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import attrs
+if TYPE_CHECKING:
+    from lamplighter_logging._log_options import LogOptions as LogOptions
 
 __all__ = [
+    "DEFAULTS",
     "DEFAULT_LOGGER",
     "ENV_FORMAT",
     "ENV_LEVEL",
@@ -21,9 +25,11 @@ __all__ = [
     "LEVELS",
     "OUTPUTS",
     "LogOptions",
+    "check_option",
     "configure",
     "configured",
     "resolve_options",
+    "resolve_values",
 ]
 
 #: How a line is rendered: ``auto`` is ``console`` on a terminal and ``json`` elsewhere.
@@ -44,60 +50,50 @@ ENV_LOGGER = "LAMPLIGHTER_LOG_LOGGER"
 ENV_LEVEL = "LAMPLIGHTER_LOG_LEVEL"
 
 
-def _one_of(
-    allowed: tuple[str, ...] | Mapping[str, int],
-) -> Any:
-    names = tuple(allowed)
-
-    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in names:
-            raise ValueError(
-                f"{attribute.name} must be one of {', '.join(map(repr, names))}, got {value!r}"
-            )
-
-    return check
+def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
-def _output(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_output(field: str, value: object) -> None:
     if isinstance(value, str):
         if value not in OUTPUTS:
             raise ValueError(
-                f"{attribute.name} must be one of {', '.join(map(repr, OUTPUTS))} or a text "
+                f"{field} must be one of {', '.join(map(repr, OUTPUTS))} or a text "
                 f"stream, got {value!r}"
             )
     elif not callable(getattr(value, "write", None)):
         raise TypeError(
-            f"{attribute.name} must be one of {', '.join(map(repr, OUTPUTS))} or an object "
+            f"{field} must be one of {', '.join(map(repr, OUTPUTS))} or an object "
             f"with a write() method, got {type(value).__name__} {value!r}"
         )
 
 
-def _logger_name(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_logger_name(field: str, value: object) -> None:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{attribute.name} must be a non-empty logger name, got {value!r}")
+        raise ValueError(f"{field} must be a non-empty logger name, got {value!r}")
 
 
-@attrs.frozen(kw_only=True)
-class LogOptions:
-    """How the monitor writes its lines.
+def check_option(field: str, value: object) -> None:
+    """Raise ``ValueError`` (``TypeError`` for an ``output`` that is no stream) naming
+    ``field`` and what is allowed, unless ``value`` is allowed for it."""
+    if field == "format":
+        _check_choice(field, value, FORMATS)
+    elif field == "output":
+        _check_output(field, value)
+    elif field == "logger_name":
+        _check_logger_name(field, value)
+    else:
+        _check_choice(field, value, tuple(LEVELS))
 
-    Attributes:
-        format: ``"auto"`` (console rendering when the output is a terminal, JSON
-            otherwise), ``"json"`` or ``"console"``. Ignored by the ``structlog`` output,
-            where the application's own processors render.
-        output: ``"stderr"``, ``"stdout"``, a text stream, ``"stdlib"`` (the standard
-            library logger ``logger_name``, so the application's logging configuration
-            decides where lines go) or ``"structlog"`` (``structlog.get_logger(logger_name)``,
-            through the application's structlog configuration).
-        logger_name: the logger the ``stdlib`` and ``structlog`` outputs write to.
-        level: ``"info"`` (every event), ``"warning"`` (failures and library errors) or
-            ``"error"`` (library errors only).
-    """
 
-    format: str = attrs.field(default="auto", validator=_one_of(FORMATS))
-    output: str | TextIO = attrs.field(default="stderr", validator=_output)
-    logger_name: str = attrs.field(default=DEFAULT_LOGGER, validator=_logger_name)
-    level: str = attrs.field(default="info", validator=_one_of(LEVELS))
+#: The options' defaults, in the order of :class:`LogOptions`' fields.
+DEFAULTS: Mapping[str, Any] = {
+    "format": "auto",
+    "output": "stderr",
+    "logger_name": DEFAULT_LOGGER,
+    "level": "info",
+}
 
 
 _ENV: Mapping[str, str] = {
@@ -123,6 +119,30 @@ def resolve_options(
             allowed (the message names it and lists what is).
         TypeError: ``output`` is neither a known name nor a stream.
     """
+    from lamplighter_logging._log_options import LogOptions
+
+    values = resolve_values(
+        format=format, output=output, logger_name=logger_name, level=level, environ=environ
+    )
+    return LogOptions(**values)
+
+
+def resolve_values(
+    *,
+    format: str | None = None,
+    output: str | TextIO | None = None,
+    logger_name: str | None = None,
+    level: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What :func:`resolve_options` resolves, checked the same way, as a dict of the
+    :class:`LogOptions` fields (in their order) rather than the record.
+
+    Raises:
+        ValueError: a keyword argument or an environment variable has a value that is not
+            allowed (the message names it and lists what is).
+        TypeError: ``output`` is neither a known name nor a stream.
+    """
     given: dict[str, Any] = {
         "format": format,
         "output": output,
@@ -131,23 +151,22 @@ def resolve_options(
     }
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    from_env: dict[str, str] = {}
     for field, value in given.items():
-        if value is not None:
-            values[field] = value
-            continue
-        raw = env.get(_ENV[field], "").strip()
-        if raw:
-            values[field] = raw if field == "logger_name" else raw.lower()
-            from_env[field] = raw
-    try:
-        return LogOptions(**values)
-    except (TypeError, ValueError) as exc:
-        # Name the variable when the bad value came from the environment.
-        for field, raw in from_env.items():
-            if str(exc).startswith(f"{field} "):
+        raw = None
+        if value is None:
+            raw = env.get(_ENV[field], "").strip()
+            if raw:
+                value = raw if field == "logger_name" else raw.lower()
+        if value is None:
+            value = DEFAULTS[field]
+        try:
+            check_option(field, value)
+        except ValueError as exc:
+            if raw:  # name the variable when the bad value came from the environment
                 raise ValueError(f"{_ENV[field]}={raw!r}: {exc}") from None
-        raise
+            raise
+        values[field] = value
+    return values
 
 
 _configured: dict[str, Any] = {}
@@ -179,7 +198,7 @@ def configure(
         TypeError: ``output`` is neither a known name nor a stream.
     """
     # Refuse a bad value now rather than at start() or in a run the OS started.
-    resolve_options(format=format, output=output, logger_name=logger_name, level=level, environ={})
+    resolve_values(format=format, output=output, logger_name=logger_name, level=level, environ={})
     given: dict[str, Any] = {
         "format": format,
         "output": output,
@@ -193,3 +212,16 @@ def configure(
 def configured() -> dict[str, Any]:
     """The keyword arguments last given to :func:`configure` (a copy)."""
     return dict(_configured)
+
+
+def __getattr__(name: str) -> Any:
+    if name != "LogOptions":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from lamplighter_logging._log_options import LogOptions
+
+    globals()[name] = LogOptions
+    return LogOptions
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"LogOptions"})

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lamplighter.hookspecs import CheckerInfo, hookimpl
+from lamplighter import hookspecs
+from lamplighter.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from lamplighter.hookspecs import WaitingConstraintChecker
+    from lamplighter.hookspecs import CheckerInfo, WaitingConstraintChecker
 
 __all__ = ["lamplighter_constraint_checkers"]
 
@@ -27,7 +28,7 @@ def _load() -> WaitingConstraintChecker:
 def lamplighter_constraint_checkers() -> list[CheckerInfo]:
     """Register the ``reachability`` checker, which evaluates ``network``."""
     return [
-        CheckerInfo(
+        hookspecs.CheckerInfo(
             name="reachability",
             constraints=frozenset({"network"}),
             load=_load,

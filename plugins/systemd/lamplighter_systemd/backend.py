@@ -31,7 +31,7 @@ from lamplighter.ids import TaskId
 from lamplighter.invocation import LaunchCommand
 from lamplighter.model import Calendar, Periodic, TaskRequest
 from lamplighter.store import DATA_DIR_ENV, read_regular, sync_directories
-from lamplighter_systemd.plugin import CAPABILITIES
+from lamplighter_systemd.plugin import capabilities
 from lamplighter_systemd.units import (
     TaskUnits,
     render_retry_timer,
@@ -45,6 +45,9 @@ from lamplighter_systemd.wrapper import (
     render_wrapper,
     write_wrapper,
 )
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = ["CAPABILITIES", "SystemdBackend", "unit_directory"]
 

@@ -81,11 +81,14 @@ from lamplighter.model import (
     TaskRequest,
     Windowed,
 )
-from lamplighter_systemd.plugin import CAPABILITIES
+from lamplighter_systemd.plugin import capabilities
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from os import PathLike
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = [
     "MIN_INTERVAL_SECONDS",

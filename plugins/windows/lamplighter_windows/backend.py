@@ -40,7 +40,7 @@ from lamplighter_windows.com import (
     TaskService,
     is_not_found,
 )
-from lamplighter_windows.plugin import CAPABILITIES
+from lamplighter_windows.plugin import capabilities
 from lamplighter_windows.taskxml import (
     RETRY_SUFFIX,
     ROOT_FOLDER,
@@ -61,6 +61,9 @@ from lamplighter_windows.wrapper import (
     render_wrapper,
     write_wrapper,
 )
+
+#: What the backend can do (its plugin module makes the record).
+CAPABILITIES = capabilities()
 
 __all__ = ["CAPABILITIES", "WindowsBackend"]
 

@@ -6,22 +6,31 @@ application selects this backend.
 
 from __future__ import annotations
 
+import functools
 import sys
+from typing import TYPE_CHECKING
 
-from lamplighter import hookimpl
-from lamplighter.hookspecs import BackendInfo, Capabilities
+from lamplighter import hookspecs
+from lamplighter.hookspecs import hookimpl
 from lamplighter.model import PERIODIC_FLOOR
 
-# Defined here, not in the backend module, so that listing plugins does not import it.
-CAPABILITIES = Capabilities(
-    survives_process_death=True,
-    survives_reboot=True,
-    triggers=frozenset(
-        {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "device_idle"}
-    ),
-    exact_next_run=True,
-    min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
-)
+if TYPE_CHECKING:
+    from lamplighter.hookspecs import BackendInfo, Capabilities
+
+
+@functools.cache
+def capabilities() -> Capabilities:
+    """What the backend can do: here, so that listing plugins does not import the backend;
+    made when first asked for (``CAPABILITIES`` too)."""
+    return hookspecs.Capabilities(
+        survives_process_death=True,
+        survives_reboot=True,
+        triggers=frozenset(
+            {"one_time", "periodic", "calendar", "exact", "windowed", "on_login", "device_idle"}
+        ),
+        exact_next_run=True,
+        min_interval_seconds=PERIODIC_FLOOR.total_seconds(),
+    )
 
 
 def _load() -> type:
@@ -46,13 +55,19 @@ def lamplighter_backends() -> list[BackendInfo]:
     """The Windows backend: Task Scheduler tasks that run tasks even while the application
     is closed."""
     return [
-        BackendInfo(
+        hookspecs.BackendInfo(
             name="windows",
             load=_load,
-            capabilities=CAPABILITIES,
+            capabilities=capabilities(),
             platforms=frozenset({"win32"}),
             priority=100,
             is_available=is_available,
             description="Windows Task Scheduler 2.0 tasks (runs while the application is closed)",
         )
     ]
+
+
+def __getattr__(name: str) -> Capabilities:
+    if name == "CAPABILITIES":
+        return capabilities()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -425,6 +425,25 @@ def test_due_times_follow_the_backends_clock_when_the_application_overrides_now(
         app.shutdown()
 
 
+def test_a_one_shot_fired_early_does_not_fire_again_at_its_time(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    app.register("once", Quick)
+    app.register("after", Quick)
+    app.start()
+    due = datetime.now(UTC) + timedelta(milliseconds=300)
+    app.schedule(TaskRequest.exact("once", due))
+    app.backend.fire_now(TaskId("once")).result(BOUND)  # type: ignore[attr-defined]
+    assert len(app.history("once")) == 1
+    # A task due just after: once it has run, the loop timer has passed "once"'s time.
+    app.schedule(TaskRequest.exact("after", due + timedelta(milliseconds=50)))
+    wait_until(lambda: len(app.history("after")) == 1, "the later task's run")
+    assert len(app.history("once")) == 1
+    info = app.task_info("once")
+    assert info is not None and (info.state, info.run_count) == (TaskState.INACTIVE, 1)
+
+
 def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path) -> None:
     from lamplighter.backend import UnsupportedRequest
 

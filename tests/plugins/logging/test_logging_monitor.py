@@ -436,3 +436,38 @@ def test_configure_replaces_the_previous_call() -> None:
     assert configured() == {"output": "stdout"}
     configure()
     assert configured() == {}
+
+
+def test_the_options_record_checks_what_the_monitor_checks() -> None:
+    from lamplighter_logging.options import LogOptions, resolve_options, resolve_values
+
+    environ = {"LAMPLIGHTER_LOG_LEVEL": " Warning ", "LAMPLIGHTER_LOG_LOGGER": "Notes.Bg"}
+    values = resolve_values(format="json", environ=environ)
+    assert values == {
+        "format": "json",
+        "output": "stderr",
+        "logger_name": "Notes.Bg",
+        "level": "warning",
+    }
+    assert resolve_options(format="json", environ=environ) == LogOptions(**values)
+    for bad in ({"format": "xml"}, {"logger_name": ""}, {"level": "debug"}):
+        with pytest.raises(ValueError) as from_values:
+            resolve_values(environ={}, **bad)
+        with pytest.raises(ValueError) as from_record:
+            LogOptions(**bad)
+        assert str(from_values.value) == str(from_record.value)
+    with pytest.raises(TypeError, match=r"object with a write\(\) method, got int"):
+        LogOptions(output=3)  # type: ignore[arg-type]
+
+
+def test_the_options_record_keeps_its_public_home() -> None:
+    import pickle
+
+    from lamplighter_logging import LogOptions, options
+
+    assert LogOptions is options.LogOptions
+    assert LogOptions.__module__ == "lamplighter_logging.options"
+    assert "LogOptions" in dir(options)
+    record = LogOptions(level="error")
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert repr(record).startswith("LogOptions(format='auto', output='stderr'")
