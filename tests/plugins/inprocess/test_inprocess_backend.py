@@ -1067,7 +1067,9 @@ def test_runs_after_the_first_read_the_request_their_record_leaves_out(
             input={"n": 7},
         )
     )
-    wait_until(lambda: len(task.contexts) >= 3, "three runs")
+    wait_until(lambda: len(app.history("p")) >= 3, "three recorded runs")
     assert [ctx.input() for ctx in task.contexts[:3]] == [{"n": 7}] * 3
     info = app.task_info("p")
-    assert info is not None and info.run_count >= 3 and info.state is TaskState.SCHEDULED
+    # Still scheduled; the next run may be in progress when the test thread looks.
+    assert info is not None and info.run_count >= 3
+    assert info.state in (TaskState.SCHEDULED, TaskState.RUNNING)
