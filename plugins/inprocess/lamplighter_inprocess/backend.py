@@ -88,6 +88,9 @@ class _Job:
 # schedule, which only the store's lock holder replaces; otherwise it is just those four
 # values. A record whose due time has fired has its key in ``_fired``.
 _Record = tuple[Any, ...]
+# Ends the entry a turn of the loop timer takes for a _Job's firing: (due, generation, task
+# id, retry, _JOB), where a one-shot's is its record (see InProcessBackend._take).
+_JOB = object()
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
 
@@ -790,12 +793,12 @@ class InProcessBackend(Backend):
             self._start_taken(taken)
         self._rearm()
 
-    def _take(self, now: float) -> list[tuple[str, int, float, bool, _Record | None]]:
+    def _take(self, now: float) -> list[tuple[Any, ...]]:
         """This turn's due entries, at most _BATCH, in due order, each checked (cancelled?
-        scheduled anew? fired already?) and marked as fired, as ``(key, generation, due,
-        retry, record)``: ``record`` is the one-shot's record, None for a :class:`_Job`'s
-        entry. Called holding the lock: one taking of it per turn. A burst is taken off
-        the heap at once (see _take_due)."""
+        scheduled anew? fired already?): a one-shot's record itself, marked as fired, or
+        for a :class:`_Job` its firing, ``(due, generation, key, retry, _JOB)``. Called
+        holding the lock: one taking of it per turn. A burst is taken off the heap at once
+        (see _take_due)."""
         heap, ready, jobs, records, fired = (
             self._heap,
             self._ready,
@@ -804,7 +807,7 @@ class InProcessBackend(Backend):
             self._fired,
         )
         shared = self._shared
-        taken: list[tuple[str, int, float, bool, _Record | None]] = []
+        taken: list[tuple[Any, ...]] = []
         append = taken.append
         looked = False
         for _ in range(_BATCH):
@@ -832,7 +835,7 @@ class InProcessBackend(Backend):
                     # early through fire_now, say).
                     continue
                 fired.add(key)
-                append((key, generation, due, retry, record))
+                append(record)  # the heap entry itself: nothing made per run
                 continue
             if abs(generation) != job.generation:
                 continue  # replaced since it was queued
@@ -847,10 +850,10 @@ class InProcessBackend(Backend):
                 job.next_due = following
                 if following is not None:
                     self._push(following, job, retry=False)
-            append((key, job.generation, due, retry, None))
+            append((due, job.generation, key, retry, _JOB))
         return taken
 
-    def _start_taken(self, taken: list[tuple[str, int, float, bool, _Record | None]]) -> None:
+    def _start_taken(self, taken: list[tuple[Any, ...]]) -> None:
         """Start the entries :meth:`_take` took, in order, each as :meth:`_dispatch` would.
         A one-shot's record is looked at once more just before its run starts (a run
         started before it may have cancelled or rescheduled its task): unchanged, it is
@@ -860,11 +863,12 @@ class InProcessBackend(Backend):
         fire_eagerly, submit, retire = self._fire_eagerly, self._submit, self._retire_key
         index = 0
         try:
-            for key, generation, due, retry, record in taken:
+            for entry in taken:
                 index += 1
+                due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
                 if (
-                    record is not None
-                    and records.get(key) is not record
+                    records.get(key) is not entry
+                    and entry[-1] is not _JOB
                     and not self._still_due(key, generation, due)
                 ):
                     continue
@@ -898,8 +902,7 @@ class InProcessBackend(Backend):
             # What was taken and not started yet waits for a free slot, as if it had found
             # none (the fired marks stay: each was taken).
             waiting.extendleft(
-                (key, generation, due, retry)
-                for key, generation, due, retry, _record in reversed(taken[index:])
+                (entry[2], entry[1], entry[0], entry[3]) for entry in reversed(taken[index:])
             )
             self.loop.call_soon(self._start_waiting)
             raise
