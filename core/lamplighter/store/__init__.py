@@ -1087,30 +1087,33 @@ class MemoryTaskStore(TaskStore):
         schedule is over (a one-shot). Keeps ``history`` and gives back the task's run lock
         either way (the run is over). Returns False, having changed no state, when that
         schedule is no longer the task's (cancelled or scheduled anew meanwhile)."""
-        self._take_lock()  # not ``with``: a run pays for it, and a call is cheaper
+        # Written for speed, as every run that goes well comes here: the fields by their
+        # index (DUE 0, SEQ 1, REQUEST 4, SCHEDULED 5, EXTRA 7, SCHEDULED_AT 8, RUN_COUNT
+        # 9), and the lock taken by a call rather than a ``with``, which costs twice as much.
+        records = self.records
+        self._take_lock()
         try:
-            records = self.records
             current = records.get(key)
-            live = current is not None and current[SEQ] == seq
+            live = current is not None and current[1] == seq
             if live:
                 assert current is not None
-                request = current[REQUEST]
+                request = current[4]
                 if request is not None:
                     # Kept apart: a record that held it would stay tracked by the garbage
                     # collector, and a burst's records would be promoted until a full
                     # collection walks them all.
                     self.moved_requests[key] = request
                 records[key] = (
-                    current[DUE],
+                    current[0],
                     seq,
                     key,
                     False,
                     None,
-                    current[SCHEDULED] and not finished,
+                    current[5] and not finished,
                     1,
-                    current[EXTRA],
-                    current[SCHEDULED_AT],
-                    current[RUN_COUNT] + 1 if len(current) > RUN_COUNT else 1,
+                    current[7],
+                    current[8],
+                    current[9] + 1 if len(current) > 9 else 1,
                     started,
                     _SUCCESS,
                     None,
