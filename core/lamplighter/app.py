@@ -79,6 +79,7 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 _APPEND = ExistingTaskPolicy.APPEND
+_SCHEDULED = Scheduled.kind
 TaskFactory = Callable[[], Task]
 
 
@@ -175,6 +176,9 @@ class Lamplighter:
         self._admitted: set[type] = set()
         self._registered: frozenset[str] = frozenset()
         self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
+        # This process's id as the journal keeps it (right after a fork), from when the
+        # journal is opened: schedule() queues its entries itself.
+        self._journal_pid: list[int] = [os.getpid()]
         self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
@@ -452,8 +456,9 @@ class Lamplighter:
 
     def _journal_open(self, flush_interval: float | None = None) -> EventJournal:
         if self._journal is None:
-            from lamplighter.journal import EventJournal
+            from lamplighter.journal import _PID, EventJournal
 
+            self._journal_pid = _PID
             self._journal = EventJournal(self.store.root, flush_interval=flush_interval)
         return self._journal
 
@@ -586,10 +591,16 @@ class Lamplighter:
                 bus = self._bus
                 if bus.subscriptions or self._inline_monitors:
                     self._emit_at(Scheduled, request.task_id, now, ())
-                else:  # as _emit_at does for nobody listening
-                    bus.unheard()
-                    journal = self._journal
-                    if journal is not None:
+                    return True
+                # As _emit_at does for nobody listening, written out: the event counted
+                # as bus.unheard() counts it, and its journal entry queued as
+                # journal.append_fields(Scheduled, key, now, ()) queues it.
+                bus._published += 1
+                journal = self._journal
+                if journal is not None:
+                    if journal.flush_interval is not None:
+                        journal._queue((_SCHEDULED, key, now, self._journal_pid[0], ()))
+                    else:
                         journal.append_fields(Scheduled, key, now, ())
                 return True
         return self._schedule_one(request)
@@ -730,10 +741,9 @@ class Lamplighter:
         store = self.store
         assert isinstance(store, MemoryTaskStore)
         records = store.records
-        kept = store.moved_requests
         install_new = self._install_new
         now = self._timestamp()
-        previous: list[tuple[str, Record | None, TaskRequest | None]] = []
+        previous: list[tuple[str, Record | None]] = []
         rest: list[TaskRequest] = []
         with store.lock:  # as schedule() checks and makes a record
             for request in requests:
@@ -742,7 +752,7 @@ class Lamplighter:
                     return None
             for request in requests:
                 key = request.task_id.value
-                previous.append((key, records.get(key), kept.get(key)))
+                previous.append((key, records.get(key)))
                 if install_new is None or not install_new(key, request, now):
                     store.schedule_new(key, request, now)
                     rest.append(request)
@@ -751,15 +761,11 @@ class Lamplighter:
                 backend.install(rest)
         except BaseException:
             with store.lock:  # every record as it was (a backend's entry left is stale)
-                for key, record, kept_request in previous:
+                for key, record in previous:
                     if record is None:
                         records.pop(key, None)
                     else:
                         store.put(record)
-                    if kept_request is None:
-                        kept.pop(key, None)
-                    else:
-                        kept[key] = kept_request
             raise
         emit_at = self._emit_at
         for request in requests:

@@ -348,8 +348,6 @@ class InProcessBackend(Backend):
         self._jobs: dict[str, _Job] = {}
         # One-shot records by key: the in-memory store's own table once started with one.
         self._records: dict[str, _Record] = {}
-        # The store's requests kept apart from their records (see install_new).
-        self._requests: dict[str, TaskRequest] = {}
         self._fired: set[str] = set()
         self._shared = False
         # Held to replace a shared record (the store's lock); taken before self._lock,
@@ -382,7 +380,6 @@ class InProcessBackend(Backend):
             # Share the store's records: a one-shot's state and schedule are one tuple,
             # changed under one lock, and its schedule numbers are the store's.
             self._records = store.records
-            self._requests = store.moved_requests
             self._shared = True
             self._record_lock = store.lock
             self._generation = store.sequence
@@ -533,9 +530,7 @@ class InProcessBackend(Backend):
         that has no active record in the in-memory store shared since :meth:`start`, as
         :meth:`install` would, and make the task's new record there (scheduled at ``now``,
         POSIX seconds, read by the caller): one tuple for its state and its schedule, made
-        once, holding plain values only (the request is kept apart, in the store's
-        ``moved_requests``), so the garbage collector stops tracking it at its first look.
-        :meth:`check` refuses none of these requests. Returns False, having done nothing,
+        once. :meth:`check` refuses none of these requests. Returns False, having done nothing,
         for anything else (another trigger, a task with an active record), which then takes
         the general way. Takes the store's lock, then the backend's, once each (the
         caller may hold the store's)."""
@@ -565,16 +560,14 @@ class InProcessBackend(Backend):
             try:
                 if self._jobs and key in self._jobs:
                     return False
-                # Before the record: whoever reads the record finds its request.
-                self._requests[key] = request
-                # lamplighter.store.new_record(key, None, now, seq, due), written out: this
-                # is the one tuple schedule() makes.
+                # lamplighter.store.new_record(key, request, now, seq, due), written out:
+                # this is the one tuple schedule() makes.
                 record = records[key] = (
                     due,
                     next(self._generation),
                     key,
                     False,
-                    None,
+                    request,
                     True,
                     1,
                     None,
