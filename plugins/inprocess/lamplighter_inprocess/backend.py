@@ -827,7 +827,9 @@ class InProcessBackend(Backend):
         append = taken.append
         looked = False
         for _ in range(_BATCH):
-            if ready and (not heap or ready[0] < heap[0]):
+            # (Due times compared first: the tuples, which a burst's equal due times make
+            # compare further, only when those are equal.)
+            if ready and (not heap or ready[0][0] < heap[0][0] or ready[0] < heap[0]):
                 entry = ready.popleft()
             elif not heap or heap[0][0] > now:
                 break
