@@ -492,6 +492,19 @@ class Lamplighter:
     ) -> None:
         """Publish a successful run's ``WorkStarted`` and ``WorkCompleted`` at once: a run
         that was over before anyone could have heard that it started."""
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors:
+            self._publish_run(task_id, started, attempt, due, runtime)
+        else:
+            bus.unheard(2)
+        journal = self._journal
+        if journal is not None:
+            journal.append_run(task_id.value, started, attempt, due, runtime)
+
+    def _publish_run(
+        self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float
+    ) -> None:
+        """Hand a run's two events (see :meth:`_journal_run`) to whoever listens."""
         started_values = (attempt, due)
         completed_values = (runtime, "success")
         bus = self._bus
@@ -502,9 +515,6 @@ class Lamplighter:
             )
         else:
             bus.unheard(2)
-        journal = self._journal
-        if journal is not None:
-            journal.append_run(task_id.value, started, attempt, due, runtime)
         inline = self._inline_monitors
         if inline:
             inline.deliver(from_plain(WorkStarted, task_id, started, started_values))

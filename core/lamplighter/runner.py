@@ -107,6 +107,9 @@ class FireOutcome:
 # --------------------------------------------------------------------------------------------
 
 
+_time = time.time
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -399,7 +402,7 @@ class Runner:
         store = self._memory
         if store is None or retry:
             return False
-        started = time.time()
+        started = _time()
         # The run lock and the record in one step (the start time, a new float, is the
         # lock's token); given back when the run's outcome is recorded.
         entry = store.claim(key, started)
@@ -437,9 +440,22 @@ class Runner:
             # Its context is made by the worker: a run waiting for one holds less.
             submit(key, self._in_thread, (task, entry, started, due, attempt, retire))
             return True
+        # The context, as _context_of makes it (written out: every async run makes one).
+        task_id = request.task_id
+        ctx = _new_context(TaskContext)
+        _set_task_id(ctx, task_id)
+        _set_attempt(ctx, attempt)
+        last = self._last_due  # runs of a burst share their due time
+        if last[0] == due:
+            _set_scheduled_for(ctx, last[1])
+        else:
+            scheduled_for = datetime.fromtimestamp(due, UTC)
+            self._last_due = (due, scheduled_for)
+            _set_scheduled_for(ctx, scheduled_for)
+        _set_input(ctx, None if request.input is None else request.stored_input())
         outcome: Any
         try:
-            coro: Any = task.run(self._context_of(request, attempt, due))
+            coro: Any = task.run(ctx)
             yielded = coro.send(None)
         except StopIteration as stop:
             outcome = stop.value
@@ -452,11 +468,26 @@ class Runner:
             # It goes on: its start is published now. A run over before it suspended was
             # over before anyone could hear it had started: both its events are published
             # at its end (see journal_run), each with its own time.
-            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
             rest = _Resume(coro, yielded)
             return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
-        runtime = time.time() - started
-        self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
+        runtime = _time() - started
+        journal_run = self._journal_run
+        if type(outcome) is not Success or entry[_EXTRA] is not None or journal_run is None:
+            self._eager_done(entry, started, due, attempt, outcome, runtime, True, retire, False)
+            return None
+        # A plain success, which is most runs: recorded here, as _eager_done records it.
+        one_shot = request.trigger.kind in ONE_SHOT_KINDS
+        history = (key, "success", None, attempt, started, due, runtime)
+        if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
+            if retire is None:
+                self._retire_run(task_id, None)
+            else:
+                try:
+                    retire(task_id)
+                except Exception as exc:
+                    self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+        journal_run(task_id, started, attempt, due, runtime)
         return None
 
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
@@ -562,19 +593,23 @@ class Runner:
             (key, "success", None, attempt, started, due, runtime),
         )
         if one_shot and live:
-            try:
-                if retire is not None:
-                    retire(task_id)
-                elif self._retire is not None:
-                    self._retire(task_id)
-            except Exception as exc:
-                self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+            self._retire_run(task_id, retire)
         if whole and self._journal_run is not None:
             self._journal_run(task_id, started, attempt, due, runtime)
             return
         if whole:
             self._emit_at(WorkStarted, task_id, started, (attempt, due))
         self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+
+    def _retire_run(self, task_id: TaskId, retire: Callable[[TaskId], None] | None) -> None:
+        """Take down the one-shot schedule of ``task_id``, whose run is over."""
+        try:
+            if retire is not None:
+                retire(task_id)
+            elif self._retire is not None:
+                self._retire(task_id)
+        except Exception as exc:
+            self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
 
     def _eager_general(
         self,

@@ -1033,6 +1033,8 @@ class MemoryTaskStore(TaskStore):
         self.sequence = itertools.count(1)
         #: Held while a record changes (the lock :meth:`exclusive` holds).
         self.lock = self._thread_lock
+        self._take_lock = self._thread_lock.acquire
+        self._give_lock = self._thread_lock.release
         #: The request of each task whose record a recorded run replaced (that record
         #: holds None at :data:`REQUEST`), by the id's string.
         self.moved_requests: dict[str, Any] = {}
@@ -1085,37 +1087,43 @@ class MemoryTaskStore(TaskStore):
         schedule is over (a one-shot). Keeps ``history`` and gives back the task's run lock
         either way (the run is over). Returns False, having changed no state, when that
         schedule is no longer the task's (cancelled or scheduled anew meanwhile)."""
-        with self._thread_lock:
-            records = self.records
+        # Written for speed, as every run that goes well comes here: the fields by their
+        # index (DUE 0, SEQ 1, REQUEST 4, SCHEDULED 5, EXTRA 7, SCHEDULED_AT 8, RUN_COUNT
+        # 9), and the lock taken by a call rather than a ``with``, which costs twice as much.
+        records = self.records
+        self._take_lock()
+        try:
             current = records.get(key)
-            live = current is not None and current[SEQ] == seq
+            live = current is not None and current[1] == seq
             if live:
                 assert current is not None
-                request = current[REQUEST]
+                request = current[4]
                 if request is not None:
                     # Kept apart: a record that held it would stay tracked by the garbage
                     # collector, and a burst's records would be promoted until a full
                     # collection walks them all.
                     self.moved_requests[key] = request
                 records[key] = (
-                    current[DUE],
+                    current[0],
                     seq,
                     key,
                     False,
                     None,
-                    current[SCHEDULED] and not finished,
+                    current[5] and not finished,
                     1,
-                    current[EXTRA],
-                    current[SCHEDULED_AT],
-                    current[RUN_COUNT] + 1 if len(current) > RUN_COUNT else 1,
+                    current[7],
+                    current[8],
+                    current[9] + 1 if len(current) > 9 else 1,
                     started,
                     _SUCCESS,
                     None,
                 )
-            history_of = self._histories
-            kept = history_of.get(key, ())
-            history_of[key] = (*kept[1 - HISTORY_LIMIT :], history)
+            histories = self._histories
+            kept = histories.get(key)
+            histories[key] = (history,) if kept is None else (*kept[1 - HISTORY_LIMIT :], history)
             self._running.pop(key, None)  # after the outcome: the next run sees it
+        finally:
+            self._give_lock()
         return live
 
     def acquire(self, key: str) -> bool:

@@ -88,6 +88,9 @@ class _Job:
 # schedule, which only the store's lock holder replaces; otherwise it is just those four
 # values. A record whose due time has fired has its key in ``_fired``.
 _Record = tuple[Any, ...]
+# Ends the entry a turn of the loop timer takes for a _Job's firing: (due, generation, task
+# id, retry, _JOB), where a one-shot's is its record (see InProcessBackend._take).
+_JOB = object()
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
 
@@ -785,19 +788,13 @@ class InProcessBackend(Backend):
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_due = None
-        heap, jobs, records, fired, lock = (
-            self._heap,
-            self._jobs,
-            self._records,
-            self._fired,
-            self._lock,
-        )
-        ready = self._ready
+        heap, ready, lock = self._heap, self._ready, self._lock
         now = time.time()
         with lock:
             # Entries of a burst already taken off the heap are due.
             wait = heap[0][0] - now if heap and not ready else 0.0
-        if wait > 0:
+            taken = self._take(now) if wait <= 0 else None
+        if taken is None:
             if wait > 2 * _EARLY:  # woken by max_sleep, or the clock was set back
                 self._rearm()
                 return
@@ -806,53 +803,139 @@ class InProcessBackend(Backend):
             # waited for a poll of that resolution anyway.
             time.sleep(wait)
             now = time.time()
-        # Each due entry is checked and started before the next is taken (a run may change
-        # the heap: a retry, a finished one-shot). At most _BATCH per call: the loop's
-        # other work gets a turn in a long burst. A burst is taken off the heap at once.
+            with lock:
+                taken = self._take(now)
+        if taken:
+            self._start_taken(taken)
+        self._rearm()
+
+    def _take(self, now: float) -> list[tuple[Any, ...]]:
+        """This turn's due entries, at most _BATCH, in due order, each checked (cancelled?
+        scheduled anew? fired already?): a one-shot's record itself, marked as fired, or
+        for a :class:`_Job` its firing, ``(due, generation, key, retry, _JOB)``. Called
+        holding the lock: one taking of it per turn. A burst is taken off the heap at once
+        (see _take_due)."""
+        heap, ready, jobs, records, fired = (
+            self._heap,
+            self._ready,
+            self._jobs,
+            self._records,
+            self._fired,
+        )
+        shared = self._shared
+        taken: list[tuple[Any, ...]] = []
+        append = taken.append
         looked = False
         for _ in range(_BATCH):
-            with lock:
-                if ready and (not heap or ready[0] < heap[0]):
-                    entry = ready.popleft()
-                elif not heap or heap[0][0] > now:
-                    break
-                elif not looked and len(heap) >= _BURST and self._take_due(now):
-                    entry = ready.popleft()
-                else:
-                    entry = heapq.heappop(heap)
-                looked = True
+            # (Due times compared first: the tuples, which a burst's equal due times make
+            # compare further, only when those are equal.)
+            if ready and (not heap or ready[0][0] < heap[0][0] or ready[0] < heap[0]):
+                entry = ready.popleft()
+            elif not heap or heap[0][0] > now:
+                break
+            elif not looked and len(heap) >= _BURST and self._take_due(now):
+                entry = ready.popleft()
+            else:
+                entry = heapq.heappop(heap)
+            looked = True
+            due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
+            job = jobs.get(key) if jobs else None
+            if job is None:  # a one-shot's record (a pending retry makes it a _Job)
+                record = records.get(key)
+                if (
+                    record is None
+                    or record[1] != generation
+                    or record[0] != due
+                    or key in fired
+                    or (shared and not record[_SCHEDULED])
+                ):
+                    # Cancelled, replaced or fired since it was queued, or over (run
+                    # early through fire_now, say).
+                    continue
+                fired.add(key)
+                append(record)  # the heap entry itself: nothing made per run
+                continue
+            if abs(generation) != job.generation:
+                continue  # replaced since it was queued
+            if retry:
+                if job.retry_due != due:
+                    continue  # superseded by a newer retry, or fired early
+                job.retry_due = None
+            elif generation > 0:
+                if job.next_due != due:
+                    continue  # fired early through fire_now()
+                following = self._following(job.request, due, now)
+                job.next_due = following
+                if following is not None:
+                    self._push(following, job, retry=False)
+            append((due, job.generation, key, retry, _JOB))
+        return taken
+
+    def _start_taken(self, taken: list[tuple[Any, ...]]) -> None:
+        """Start the entries :meth:`_take` took, in order, each as :meth:`_dispatch` would.
+        A one-shot's record is looked at once more just before its run starts (a run
+        started before it may have cancelled or rescheduled its task): unchanged, it is
+        the same tuple, and anything else is checked again under the lock."""
+        running, waiting, records = self._running, self._waiting, self._records
+        limit = self.max_concurrency
+        fire_eagerly, submit, retire = self._fire_eagerly, self._submit, self._retire_key
+        index = 0
+        try:
+            for entry in taken:
+                index += 1
                 due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
-                job = jobs.get(key)
-                if job is None:  # a one-shot's record (a pending retry makes it a _Job)
-                    record = records.get(key)
-                    if (
-                        record is None
-                        or record[1] != generation
-                        or record[0] != due
-                        or key in fired
-                        or (self._shared and not record[_SCHEDULED])
-                    ):
-                        # Cancelled, replaced or fired since it was queued, or over (run
-                        # early through fire_now, say).
-                        continue
-                    fired.add(key)
-                else:
-                    if abs(generation) != job.generation:
-                        continue  # replaced since it was queued
-                    if retry:
-                        if job.retry_due != due:
-                            continue  # superseded by a newer retry, or fired early
-                        job.retry_due = None
-                    elif generation > 0:
-                        if job.next_due != due:
-                            continue  # fired early through fire_now()
-                        following = self._following(job.request, due, now)
-                        job.next_due = following
-                        if following is not None:
-                            self._push(following, job, retry=False)
-                    generation = job.generation
-            self._dispatch(key, generation, due, retry)
-        self._rearm()
+                if (
+                    records.get(key) is not entry
+                    and entry[-1] is not _JOB
+                    and not self._still_due(key, generation, due)
+                ):
+                    continue
+                if self._closing:
+                    return
+                if key in running or len(running) >= limit:
+                    waiting.append((key, generation, due, retry))
+                    continue
+                if fire_eagerly is None:
+                    self._start_task(key, due, retry)
+                    continue
+                # Started right here: a run that does not suspend is over when this
+                # returns, with no asyncio task made for it. It counts as running from its
+                # first step.
+                running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
+                try:
+                    work = fire_eagerly(key, due, retry, submit, retire)
+                except BaseException:
+                    del running[key]
+                    raise
+                if work is None:  # over
+                    del running[key]
+                elif work is True:  # a worker thread does the sync run
+                    assert self._submitted is not None
+                    running[key] = self._submitted
+                elif work is False:  # the general path
+                    self._start_task(key, due, retry)
+                else:  # a coroutine: the rest of a run that suspended
+                    self._start_task(key, due, retry, work)
+        except BaseException:
+            # What was taken and not started yet waits for a free slot, as if it had found
+            # none (the fired marks stay: each was taken).
+            waiting.extendleft(
+                (entry[2], entry[1], entry[0], entry[3]) for entry in reversed(taken[index:])
+            )
+            self.loop.call_soon(self._start_waiting)
+            raise
+
+    def _still_due(self, key: str, generation: int, due: float) -> bool:
+        """Whether the one-shot ``key``'s record, changed since :meth:`_take` took it, is
+        still that schedule's (its state changed, not its schedule)."""
+        with self._lock:
+            record = self._records.get(key)
+            return (
+                record is not None
+                and record[1] == generation
+                and record[0] == due
+                and (not self._shared or bool(record[_SCHEDULED]))
+            )
 
     def _take_due(self, now: float) -> bool:
         """When a burst is due (see _BURST), move every entry due by ``now`` from the heap
@@ -982,11 +1065,16 @@ class InProcessBackend(Backend):
                 assert self._submitted is not None
                 running[key] = self._submitted
                 return
-        if work is None or work is False:  # the general path
+        self._start_task(key, due, retry, None if work is None or work is False else work)
+
+    def _start_task(self, key: str, due: float, retry: bool, work: Any = None) -> None:
+        """Run ``work`` (the rest of an eager run that suspended), or else the general
+        path's firing of ``key``, as an asyncio task filed under ``key``."""
+        if work is None:
             job = self._jobs.get(key)
             work = self._run(TaskId(key) if job is None else job.task_id, due, retry)
         task = self.loop.create_task(work, name=f"lamplighter:{key}")
-        running[key] = task
+        self._running[key] = task
         task.add_done_callback(functools.partial(self._finished_callback, key))
 
     def _restore(self, key: str, before: Any) -> None:
