@@ -660,7 +660,7 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
     checked = asyncio.Event()
     check = workers._check
 
-    def counted(taken: int) -> None:
+    def counted(taken: list[int]) -> None:
         check(taken)
         checked.set()
 
@@ -675,7 +675,7 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
         assert held.waking.wait(BOUND)
         workers.submit([_ThreadRun("second", work, ("second",))])
         loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
-        assert len(workers._threads) == 1  # it was not taken for a blocked one
+        assert len(workers._workers) == 1  # it was not taken for a blocked one
         held.release.set()
         wait_until(lambda: len(ran) == 2, "the second run")
         assert ran == ["lamplighter-worker-0"] * 2
@@ -697,11 +697,11 @@ def test_runs_that_finish_before_the_loop_looks_are_reported_in_one_batch() -> N
 
     try:
         workers.submit([_ThreadRun(k, work, (k,)) for k in ("a", "b", "c")])
-        wait_until(lambda: workers._taken == 3 and workers._busy == 0, "the three runs")
+        wait_until(lambda: len(workers._finished) == 3, "the three runs")
         loop.run_until_complete(asyncio.sleep(0))
         assert batches == [["a", "b", "c"]]  # one wake-up of the loop for all three
         workers.submit([_ThreadRun("d", work, ("d",))])
-        wait_until(lambda: workers._taken == 4 and workers._busy == 0, "the fourth run")
+        wait_until(lambda: len(workers._finished) == 1, "the fourth run")
         loop.run_until_complete(asyncio.sleep(0))
         assert batches == [["a", "b", "c"], ["d"]]  # and a new one for a later run
     finally:
