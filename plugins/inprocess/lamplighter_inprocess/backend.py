@@ -405,6 +405,8 @@ class InProcessBackend(Backend):
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
+        # The timer stopped because max_concurrency runs are in progress.
+        self._full = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
@@ -795,7 +797,7 @@ class InProcessBackend(Backend):
     # ------------------------------------------------------------------ the loop timer
 
     def _rearm(self) -> None:
-        if self._closing:
+        if self._closing or self._full:
             return
         with self._lock:
             due = self._heap[0][0] if self._heap else None
@@ -839,7 +841,13 @@ class InProcessBackend(Backend):
         # the heap: a retry, a finished one-shot). At most _BATCH per call: the loop's
         # other work gets a turn in a long burst. A burst is taken off the heap at once.
         looked = False
+        running, limit = self._running, self.max_concurrency
         for _ in range(_BATCH):
+            if len(running) >= limit:
+                # No slot: due entries wait where they are, in order, until a run ends
+                # (_start_waiting arms the timer again).
+                self._full = True
+                return
             with lock:
                 if ready and (not heap or ready[0] < heap[0]):
                     entry = ready.popleft()
@@ -1081,6 +1089,9 @@ class InProcessBackend(Backend):
                 waiting.append(entry)
                 continue
             dispatch(key, generation, due, retry)
+        if self._full and len(running) < limit:
+            self._full = False
+            self._rearm()
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)
