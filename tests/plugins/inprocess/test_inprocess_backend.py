@@ -1131,4 +1131,6 @@ def test_runs_after_the_first_read_the_request_their_record_leaves_out(
     wait_until(lambda: len(task.contexts) >= 3, "three runs")
     assert [ctx.input() for ctx in task.contexts[:3]] == [{"n": 7}] * 3
     info = app.task_info("p")
-    assert info is not None and info.run_count >= 3 and info.state is TaskState.SCHEDULED
+    # Still scheduled (its next run may be in progress as the test looks).
+    assert info is not None and info.run_count >= 3
+    assert info.state in (TaskState.SCHEDULED, TaskState.RUNNING)
