@@ -436,9 +436,9 @@ class Runner:
         if is_async is None:
             is_async = _is_async_run(task)
         if not is_async:
-            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
-            # Its context is made by the worker: a run waiting for one holds less.
-            submit(key, self._in_thread, (task, entry, started, due, attempt, retire))
+            # The worker publishes its start and makes its context when it runs it: a run
+            # waiting for a worker holds less, and the loop does less per run.
+            submit(key, self._in_thread, (task, entry, request, started, due, attempt, retire))
             return True
         # The context, as _context_of makes it (written out: every async run makes one).
         task_id = request.task_id
@@ -511,20 +511,22 @@ class Runner:
         run: Any,
         task: Task,
         entry: Record,
+        request: TaskRequest,
         started: float,
         due: float,
         attempt: int,
         retire: Callable[[TaskId], None] | None,
     ) -> None:
-        """The part of a firing a worker thread does: ``run.cancelled`` true (before or
-        after ``run``) leaves it recorded as nothing, as a cancelled :meth:`fire` is."""
+        """The part of a firing a worker thread does: ``WorkStarted``, then ``run``. A run
+        whose firing was cancelled before it started (``run.cancelled``) is not started;
+        one cancelled while it ran is recorded as nothing, as a cancelled :meth:`fire` is."""
         outcome: Any
         try:
             if run.cancelled:
                 self._release(entry)
                 return
-            assert self._memory is not None
-            outcome = task.run(self._context_of(self._memory.request_of(entry), attempt, due))
+            self._emit_at(WorkStarted, request.task_id, started, (attempt, due))
+            outcome = task.run(self._context_of(request, attempt, due))
         except Exception as exc:
             outcome = exc
         except BaseException:

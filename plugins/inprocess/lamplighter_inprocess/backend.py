@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -112,14 +113,36 @@ class _ThreadRun:
         return True
 
 
+class _Worker:
+    """What the loop sees of one worker thread: how many runs it has taken, and whether it
+    is in one now (each written by the worker alone)."""
+
+    __slots__ = ("busy", "taken", "thread")
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.taken = 0
+        self.busy = False
+
+
+# A worker tells the loop about the runs it finished when it has none left to do, and
+# meanwhile at least this often (seconds): a run that took longer is reported at once.
+_REPORT = 0.001
+
+
 class _Workers:
     """Long-lived threads for sync runs. The first run starts one; another starts only when
-    runs are queued and no worker has taken one for ``patience`` seconds (every existing
-    worker is busy with a run that blocks), up to ``limit``: short runs then share few
-    threads and the interpreter lock passes between few of them. The loop hands runs over
-    in batches, and a finished run is reported to ``done`` on the loop, one loop wake-up
-    for all runs that finish before the loop gets to them: a worker takes the condition's
-    lock once per run, to hand back the run it finished and take the next.
+    runs are queued and every worker has been in the same run for ``patience`` seconds (it
+    blocks), up to ``limit``: short runs then share one thread and the interpreter lock
+    passes between few threads. ``patience`` is at least twice the interpreter's switch
+    interval, so that a worker kept from the interpreter by a busy loop is not taken for a
+    blocked one.
+
+    The loop hands runs over in batches, under one taking of the workers' lock; a worker
+    takes queued runs one by one without it and takes it only to wait when there are none.
+    Finished runs are reported to ``done`` on the loop in batches: a worker wakes the loop
+    when it runs out of runs, or after a run that took long (see ``_REPORT``), and the loop
+    takes every run finished by then.
     """
 
     def __init__(
@@ -128,22 +151,25 @@ class _Workers:
         self._limit = limit
         self._loop = loop
         self._done = done
-        self._patience = patience
+        self._patience = max(patience, 2 * sys.getswitchinterval())
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_ThreadRun] = deque()
-        self._idle = 0  # workers waiting for a run
-        self._taken = 0  # runs taken by any worker so far
-        self._busy = 0  # workers in a run (a worker on its way back to wait is not)
-        self._watching = False  # a check for starved runs is pending
-        self._threads: list[threading.Thread] = []
+        self._queue: deque[_ThreadRun] = deque()  # appended under the lock, taken without
+        self._idle = 0  # workers waiting for a run (under the lock)
+        self._watching = False  # a check for blocked workers is pending
+        self._workers: list[_Worker] = []
         self._closed = False
-        self._finished: list[_ThreadRun] = []  # under the condition's lock
+        self._finished: deque[_ThreadRun] = deque()  # appended by workers, taken by the loop
         self._reaping = False  # a wake-up of the loop for the finished runs is due
 
     @property
     def waiting(self) -> int:
         """How many runs are queued for a worker (a glance, without the lock)."""
         return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Whether a worker waits for a run (a glance, without the lock)."""
+        return self._idle > 0
 
     def submit(self, runs: Sequence[_ThreadRun]) -> None:
         """Queue ``runs`` in order (called on the loop)."""
@@ -154,109 +180,127 @@ class _Workers:
                 closed = True
             else:
                 closed = False
-                queue = self._queue
-                queue.extend(runs)
+                self._queue.extend(runs)
                 if self._idle:  # wake waiting workers, counted out of the idle ones now
                     woken = min(self._idle, len(runs))
                     self._idle -= woken
                     self._cond.notify(woken)
                     if woken == len(runs):
                         return
-                if not self._threads:
+                if not self._workers:
                     self._start()
-                    return
-                if self._watching or len(self._threads) >= self._limit:
-                    return
-                self._watching = True
-                taken = self._taken
+                    if len(runs) == 1:
+                        return
         if closed:
             for run in runs:
                 run.work(run, *run.args)
             return
-        self._loop.call_later(self._patience, self._check, taken)
+        if self._watching or len(self._workers) >= self._limit:
+            return
+        self._watching = True
+        self._loop.call_later(self._patience, self._check, [w.taken for w in self._workers])
 
-    def _check(self, taken: int) -> None:
-        with self._cond:
-            self._watching = False
-            if not self._queue or self._closed:
-                return
-            if (
-                self._taken == taken
-                and self._busy >= len(self._threads)
-                and len(self._threads) < self._limit
-            ):
-                # Nothing was taken meanwhile and every worker is in a run: all are blocked.
-                # (A worker that has finished its run takes the queued one when it gets
-                # the processor back, however late a loaded machine gives it.)
+    def _check(self, taken: list[int]) -> None:
+        # On the loop: ``taken`` is how many runs each worker had taken when the check was
+        # set, ``patience`` ago.
+        self._watching = False
+        workers = self._workers
+        if not self._queue or self._closed:
+            return
+        if len(taken) == len(workers) and all(
+            w.busy and w.taken == t for w, t in zip(workers, taken, strict=True)
+        ):
+            # Each worker is in the run it was in a check ago: all are blocked. (A worker
+            # that has finished its run takes the queued one when it gets the processor
+            # back, however late a loaded machine gives it.)
+            with self._cond:
                 self._start()
-            if len(self._threads) >= self._limit:
-                return
-            self._watching = True
-            taken = self._taken
-        self._loop.call_later(self._patience, self._check, taken)
+        if len(workers) >= self._limit:
+            return
+        self._watching = True
+        self._loop.call_later(self._patience, self._check, [w.taken for w in workers])
 
     def _start(self) -> None:
-        # Called holding the condition's lock.
-        thread = threading.Thread(
-            target=self._work, name=f"lamplighter-worker-{len(self._threads)}", daemon=True
+        # Called holding the condition's lock, on the loop.
+        worker = _Worker()
+        worker.thread = threading.Thread(
+            target=self._work,
+            args=(worker,),
+            name=f"lamplighter-worker-{len(self._workers)}",
+            daemon=True,
         )
-        self._threads.append(thread)
-        thread.start()
+        self._workers.append(worker)
+        worker.thread.start()
 
-    def _work(self) -> None:
-        cond, queue = self._cond, self._queue
-        run: _ThreadRun | None = None
+    def _work(self, me: _Worker) -> None:
+        cond, queue, finished, clock = self._cond, self._queue, self._finished, time.monotonic
+        owed = False  # finished runs the loop has not been told of
+        since = clock()
         while True:
-            with cond:
-                wake = False
-                if run is not None:  # the run just done: handed back, counted out
-                    self._busy -= 1
-                    self._finished.append(run)
-                    wake = not self._reaping
-                    self._reaping = True
-                    run = None
-                if not wake:  # a wake-up owed to the loop is sent before waiting
+            try:
+                run = queue.popleft()
+            except IndexError:
+                if owed:
+                    owed = False
+                    self._report()
+                with cond:
                     while not queue and not self._closed:
                         self._idle += 1  # the submit that wakes this worker counts it out
                         cond.wait()
-                if queue:
-                    run = queue.popleft()
-                    self._taken += 1
-                    self._busy += 1
-                elif not wake:
-                    return  # closed, and nothing queued
-            if wake:
-                try:
-                    self._loop.call_soon_threadsafe(self._reap)
-                except RuntimeError:  # the loop is closed: nobody waits for the slot
-                    pass
-            if run is None:
+                    if not queue:
+                        return  # closed, and nothing queued
+                since = clock()
                 continue
+            me.taken += 1
+            me.busy = True
             try:
                 run.work(run, *run.args)
             except BaseException:  # the runner records a task's errors; this is ours
                 logger.exception("lamplighter: a sync run of %s failed", run.key)
+            me.busy = False
+            finished.append(run)
+            owed = True
+            now = clock()
+            if now - since >= _REPORT:
+                owed = False
+                since = now
+                self._report()
+
+    def _report(self) -> None:
+        # A worker's: wake the loop for the finished runs, unless a wake-up is due anyway.
+        if self._reaping:
+            return
+        self._reaping = True
+        try:
+            self._loop.call_soon_threadsafe(self._reap)
+        except RuntimeError:  # the loop is closed: nobody waits for the slots
+            pass
 
     def _reap(self) -> None:
-        with self._cond:
-            runs, self._finished = self._finished, []
-            self._reaping = False
-        self._done(runs)
+        self._reaping = False  # first: a run finished from now on wakes the loop again
+        finished = self._finished
+        runs = [finished.popleft() for _ in range(len(finished))]
+        if runs:
+            self._done(runs)
 
     def close(self, timeout: float | None) -> None:
         """Cancel queued runs (each is still called, to give back its lock) and wait up to
         ``timeout`` seconds for the workers to end."""
         with self._cond:
             self._closed = True
-            for run in self._queue:
+            for run in list(self._queue):
                 run.cancelled = True
             self._idle = 0
             self._cond.notify_all()
-            threads = list(self._threads)
+            threads = [w.thread for w in self._workers if w.thread is not None]
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
 
+
+# Runs submitted while a worker waits for runs are handed over at most this often
+# (seconds): a worker woken for runs spread thin does several at a time.
+_HAND_EVERY = 0.0005
 
 # The longest wait any option may ask for: a day is already far past any sensible value.
 _MAX_SECONDS = 86_400.0 * 365
@@ -364,6 +408,8 @@ class InProcessBackend(Backend):
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
+        # The timer stopped because max_concurrency runs are in progress.
+        self._full = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closing = False
@@ -373,6 +419,7 @@ class InProcessBackend(Backend):
         self._retire_key = self._retire_fired
         self._submitted: _ThreadRun | None = None
         self._handing: list[_ThreadRun] = []  # runs submitted, for the workers' next batch
+        self._handed = 0.0  # when runs were last handed to the workers (time.monotonic)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -769,7 +816,7 @@ class InProcessBackend(Backend):
     # ------------------------------------------------------------------ the loop timer
 
     def _rearm(self) -> None:
-        if self._closing:
+        if self._closing or self._full:
             return
         with self._lock:
             due = self._heap[0][0] if self._heap else None
@@ -789,11 +836,19 @@ class InProcessBackend(Backend):
         self._timer = None
         self._timer_due = None
         heap, ready, lock = self._heap, self._ready, self._lock
+        # At most _BATCH per turn, so the loop's other work gets a turn in a long burst,
+        # and no more than the free slots: with max_concurrency runs in progress, due
+        # entries wait where they are, in order, until a run ends (_start_waiting arms the
+        # timer again), rather than each being taken now and started again later.
+        most = min(_BATCH, self.max_concurrency - len(self._running))
+        if most <= 0:
+            self._full = True
+            return
         now = time.time()
         with lock:
             # Entries of a burst already taken off the heap are due.
             wait = heap[0][0] - now if heap and not ready else 0.0
-            taken = self._take(now) if wait <= 0 else None
+            taken = self._take(now, most) if wait <= 0 else None
         if taken is None:
             if wait > 2 * _EARLY:  # woken by max_sleep, or the clock was set back
                 self._rearm()
@@ -804,13 +859,13 @@ class InProcessBackend(Backend):
             time.sleep(wait)
             now = time.time()
             with lock:
-                taken = self._take(now)
+                taken = self._take(now, most)
         if taken:
             self._start_taken(taken)
         self._rearm()
 
-    def _take(self, now: float) -> list[tuple[Any, ...]]:
-        """This turn's due entries, at most _BATCH, in due order, each checked (cancelled?
+    def _take(self, now: float, most: int) -> list[tuple[Any, ...]]:
+        """This turn's due entries, at most ``most``, in due order, each checked (cancelled?
         scheduled anew? fired already?): a one-shot's record itself, marked as fired, or
         for a :class:`_Job` its firing, ``(due, generation, key, retry, _JOB)``. Called
         holding the lock: one taking of it per turn. A burst is taken off the heap at once
@@ -826,7 +881,7 @@ class InProcessBackend(Backend):
         taken: list[tuple[Any, ...]] = []
         append = taken.append
         looked = False
-        for _ in range(_BATCH):
+        for _ in range(most):
             # (Due times compared first: the tuples, which a burst's equal due times make
             # compare further, only when those are equal.)
             if ready and (not heap or ready[0][0] < heap[0][0] or ready[0] < heap[0]):
@@ -1085,9 +1140,10 @@ class InProcessBackend(Backend):
 
     def _submit_run(self, key: str, work: Any, args: tuple[Any, ...]) -> None:
         # Called by the runner on the loop (from _dispatch, which files the run under its
-        # key next). A run goes to the workers at once when none is queued for them (they
-        # would wait for it); behind others it is handed over with every run submitted
-        # before the loop's next turn, under one taking of the workers' lock.
+        # key next). Runs are handed to the workers together, under one taking of their
+        # lock: every run submitted before the loop's next turn, and while a worker waits
+        # for runs (it must be woken), every run submitted within _HAND_EVERY of the last
+        # hand-over, so that runs spread thin wake a worker for several at a time.
         workers = self._workers
         if workers is None:
             workers = self._workers = _Workers(
@@ -1095,17 +1151,20 @@ class InProcessBackend(Backend):
             )
         run = self._submitted = _ThreadRun(key, work, args)
         handing = self._handing
-        if handing:
-            handing.append(run)
-        elif not workers.waiting:
-            workers.submit((run,))
-        else:
-            handing.append(run)
-            self.loop.call_soon(self._hand_over)
+        handing.append(run)
+        if len(handing) > 1:
+            return  # its hand-over is arranged
+        if workers.idle:
+            wait = self._handed + _HAND_EVERY - time.monotonic()
+            if wait > 0:
+                self.loop.call_later(wait, self._hand_over)
+                return
+        self.loop.call_soon(self._hand_over)
 
     def _hand_over(self) -> None:
         runs, self._handing = self._handing, []
-        if self._workers is not None:
+        if runs and self._workers is not None:
+            self._handed = time.monotonic()
             self._workers.submit(runs)
 
     def _threads_done(self, runs: list[_ThreadRun]) -> None:
@@ -1136,6 +1195,9 @@ class InProcessBackend(Backend):
                 waiting.append(entry)
                 continue
             dispatch(key, generation, due, retry)
+        if self._full and len(running) < limit:
+            self._full = False
+            self._rearm()
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)

@@ -775,7 +775,7 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
     checked = asyncio.Event()
     check = workers._check
 
-    def counted(taken: int) -> None:
+    def counted(taken: list[int]) -> None:
         check(taken)
         checked.set()
 
@@ -790,7 +790,7 @@ def test_a_worker_late_back_from_its_run_gets_the_next_one_instead_of_a_new_thre
         assert held.waking.wait(BOUND)
         workers.submit([_ThreadRun("second", work, ("second",))])
         loop.run_until_complete(asyncio.wait_for(checked.wait(), BOUND))
-        assert len(workers._threads) == 1  # it was not taken for a blocked one
+        assert len(workers._workers) == 1  # it was not taken for a blocked one
         held.release.set()
         wait_until(lambda: len(ran) == 2, "the second run")
         assert ran == ["lamplighter-worker-0"] * 2
@@ -812,16 +812,77 @@ def test_runs_that_finish_before_the_loop_looks_are_reported_in_one_batch() -> N
 
     try:
         workers.submit([_ThreadRun(k, work, (k,)) for k in ("a", "b", "c")])
-        wait_until(lambda: workers._taken == 3 and workers._busy == 0, "the three runs")
+        wait_until(lambda: len(workers._finished) == 3, "the three runs")
         loop.run_until_complete(asyncio.sleep(0))
         assert batches == [["a", "b", "c"]]  # one wake-up of the loop for all three
         workers.submit([_ThreadRun("d", work, ("d",))])
-        wait_until(lambda: workers._taken == 4 and workers._busy == 0, "the fourth run")
+        wait_until(lambda: len(workers._finished) == 1, "the fourth run")
         loop.run_until_complete(asyncio.sleep(0))
         assert batches == [["a", "b", "c"], ["d"]]  # and a new one for a later run
     finally:
         workers.close(BOUND)
         loop.close()
+
+
+def test_a_run_that_took_long_is_reported_while_the_worker_goes_on_with_the_next() -> None:
+    from lamplighter_inprocess.backend import _ThreadRun, _Workers
+
+    loop = asyncio.new_event_loop()
+    reported: list[str] = []
+    workers = _Workers(1, loop, lambda runs: reported.extend(r.key for r in runs))
+    second_entered, release_second = threading.Event(), threading.Event()
+
+    def work(run: _ThreadRun, name: str) -> None:
+        if name == "long":
+            time.sleep(0.005)  # the run itself takes long: its end is reported at once
+        else:
+            second_entered.set()
+            release_second.wait(BOUND)
+
+    try:
+        workers.submit([_ThreadRun(k, work, (k,)) for k in ("long", "next")])
+        assert second_entered.wait(BOUND)
+        # The worker is in its next run; the loop was woken for the long one meanwhile.
+        loop.run_until_complete(asyncio.sleep(0))
+        assert reported == ["long"]
+    finally:
+        release_second.set()
+        workers.close(BOUND)
+        loop.close()
+    assert len(workers._finished) == 1  # "next", finished after the loop looked
+
+
+def test_due_runs_past_the_cap_wait_on_the_heap_and_start_in_order(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    started: list[str] = []
+    gate = threading.Event()
+
+    class Waits:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            started.append(ctx.task_id.value)
+            gate.wait(BOUND)
+            return Success()
+
+    app = make_app(max_concurrency=2)
+    ids = [f"w{i}" for i in range(6)]
+    for tid in ids:
+        app.register(tid, Waits)
+    app.start()
+    due = datetime.now(UTC) + timedelta(milliseconds=20)
+    app.schedule_many([TaskRequest.exact(tid, due) for tid in ids])
+    wait_until(lambda: len(started) == 2, "two runs in progress")
+    backend: Any = app.backend
+    # The others are due and wait for a slot, still scheduled; one is cancelled meanwhile.
+    assert backend.diagnostics()["running"] == 2
+    assert all(app.backend.next_run(TaskId(t)) is not None for t in ids[2:])
+    app.cancel("w3")
+    gate.set()
+    wait_until(lambda: all(app.history(t) for t in ids if t != "w3"), "every other run")
+    # The first two due started first; the rest (on workers of their own, perhaps) after.
+    assert started[:2] == ["w0", "w1"] and sorted(started[2:]) == ["w2", "w4", "w5"]
+    assert app.history("w3") == []
+    wait_until(lambda: backend.diagnostics()["running"] == 0, "the slots to be freed")
 
 
 class Raises:
