@@ -251,20 +251,27 @@ if hasattr(os, "register_at_fork"):
 _ROTATED_SUFFIX = ".1"
 _RUN = "run"  # the first value of a queued item holding a whole run (append_run)
 _CHUNK = 256  # at most this many queued events made into lines and written at once
-# The flush timer's thread makes lines for at most _SLICE seconds (its clock read every
-# _STRIDE events), writes them, and sleeps before the next slice, so an event loop waiting
-# for the interpreter lock gets it within a slice rather than a switch interval, however
-# many events are queued. How long it sleeps depends on what happened while it slept:
+# The flush timer's thread makes lines a slice at a time (its clock read every _STRIDE
+# events), writes them, and sleeps before the next slice: an event loop waiting for the
+# interpreter lock gets it within a slice rather than a switch interval, however many events
+# are queued. What it does next depends on what happened while it slept:
 # - events were queued meanwhile: the application is busy producing them, and every slice
-#   is interpreter time its event loop waits for. The thread sleeps _BUSY_PAUSE, taking a
-#   small share of the interpreter, and lets the rest wait (a burst's lines come later);
-# - nothing was queued (production stopped), or more than _BACKLOG events wait: it sleeps
-#   only _PAUSE and writes faster than runs queue lines, taking about half the interpreter
-#   while the loop wants it, so the backlog (and the memory it holds) stays bounded.
+#   is interpreter time its event loop waits for. Slices of _SLICE, pauses of _BUSY_PAUSE:
+#   the thread takes a small share of the interpreter and lets the rest wait (a burst's
+#   lines come later). (A thread asking for the interpreter lock while the loop runs gets
+#   it at the latest after the switch interval, so it takes little more than a slice per
+#   switch interval whatever its pause.)
+# - nothing was queued: production stopped, and the thread catches up, with slices of
+#   _CATCH_UP_SLICE and pauses of _PAUSE.
+# Past _BACKLOG queued events, whoever queues one writes _HELP of the oldest first (unless a
+# flush is writing just then): the queue, and the memory it holds, stays bounded however
+# long the application keeps producing events faster than the thread writes them.
 _SLICE = 0.0002
-_PAUSE = 0.0002
 _BUSY_PAUSE = 0.004
-_BACKLOG = 1 << 16
+_CATCH_UP_SLICE = 0.001
+_PAUSE = 0.0002
+_BACKLOG = 1 << 17
+_HELP = 32
 _STRIDE = 8
 _clock = time.perf_counter
 _sleep = time.sleep
@@ -365,9 +372,21 @@ class EventJournal:
         # While a timer is set, its thread writes everything queued: the thread clears it
         # before its last look at the queue, so an item appended after that look starts
         # a timer of its own.
-        self._pending.append(item)
+        pending = self._pending
+        pending.append(item)
         if self._timer is None:
             self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Write the oldest ``_HELP`` queued events in this thread, unless a flush is
+        writing just then: what keeps the queue within its bound (see ``_BACKLOG``)."""
+        if self._flushing.acquire(blocking=False):
+            try:
+                self._write_some(_HELP, None)
+            finally:
+                self._flushing.release()
 
     def _arm(self) -> None:
         with self._lock:
@@ -408,9 +427,12 @@ class EventJournal:
         if self.flush_interval is None:
             self._add(item)
             return
-        self._pending.append(item)  # what _queue does, on the path of every run
+        pending = self._pending
+        pending.append(item)  # what _queue does, on the path of every run
         if self._timer is None:
             self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
 
     def _add(self, item: tuple[Any, ...]) -> None:
         """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now
@@ -452,21 +474,23 @@ class EventJournal:
 
     def _timed_flush(self) -> None:
         """The flush timer's thread: writes what is queued a slice at a time, pausing
-        between slices (see ``_BUSY_PAUSE``), until nothing is left."""
+        between slices, until nothing is left (see ``_BUSY_PAUSE``)."""
         queued = self._pending
-        pause = _PAUSE
+        slice_, pause = _SLICE, _PAUSE
         while True:
             with self._flushing:  # per slice: flush() waits for a slice, never a pause
                 if queued:
-                    self._write_some(len(queued), _clock() + _SLICE)
+                    self._write_some(len(queued), _clock() + slice_)
             left = len(queued)
             if not left:
                 if self._done():
                     return
                 continue
             _sleep(pause)
-            # Events queued during the pause: the application is busy producing them.
-            pause = _BUSY_PAUSE if left < len(queued) < _BACKLOG else _PAUSE
+            if len(queued) > left:  # events queued during the pause: the loop is busy
+                slice_, pause = _SLICE, _BUSY_PAUSE
+            else:
+                slice_, pause = _CATCH_UP_SLICE, _PAUSE
 
     def _done(self) -> bool:
         """Whether the flush thread may stop, its queue found empty: the timer is cleared

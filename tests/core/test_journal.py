@@ -431,9 +431,10 @@ def _written_ids(journal: EventJournal) -> list[str]:
 
 
 class _Producer:
-    """Stands in for the flush thread's clock and sleep: a slice ends after 16 events, and
-    while it is ``producing`` each pause queues events in proportion to its length (as
-    runs do while the thread sleeps), so a short pause queues few and a long one many."""
+    """Stands in for the flush thread's clock and sleep: a clock read every 8 events advances
+    a tick, and while it is ``producing`` each pause queues runs in
+    proportion to its length (as runs are queued while the thread sleeps), so a short pause
+    queues few and a long one many. Records the pauses and the writes (runs per write)."""
 
     def __init__(
         self,
@@ -450,24 +451,40 @@ class _Producer:
         self.per_second = per_busy_pause / journal_module._BUSY_PAUSE
         self.pauses_producing = pauses_producing
         self.queued = 0
-        self.pauses: list[tuple[float, int]] = []  # (seconds, queue length when it began)
+        self.longest = 0  # the longest the queue was after a run was queued
+        self.pauses: list[float] = []
+        self.writes: list[int] = []
         ticks = iter(range(10_000_000))
-        monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * 0.5 * 0.0002)
-        monkeypatch.setattr(journal_module, "_SLICE", 0.0002)
+        tick = 2**-13  # whole ticks add up exactly
+        monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * tick)
+        monkeypatch.setattr(journal_module, "_SLICE", 2 * tick)  # 16 events
+        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * tick)  # 80 events
         monkeypatch.setattr(journal_module, "_sleep", self.sleep)
+        write_lines = journal._write_lines
+
+        def recording(lines: list[str]) -> None:
+            self.writes.append(len(lines))
+            write_lines(lines)
+
+        monkeypatch.setattr(journal, "_write_lines", recording)
 
     def queue(self, count: int) -> None:
         for _ in range(count):
             self.journal.append_run(f"t{self.queued}", 1767323045.0 + self.queued, 1, 0.5, 0.25)
             self.queued += 1
+            self.longest = max(self.longest, len(self.journal._pending))
         timer = self.journal._timer
         if isinstance(timer, threading.Timer):
             timer.cancel()  # the test runs the flush thread's loop itself
 
     def sleep(self, seconds: float) -> None:
-        self.pauses.append((seconds, len(self.journal._pending)))
+        self.pauses.append(seconds)
         if len(self.pauses) <= self.pauses_producing:
             self.queue(max(1, round(seconds * self.per_second)))
+
+    def all_written(self) -> bool:
+        ids = [f"t{i}" for i in range(self.queued)]
+        return _written_ids(self.journal) == [i for i in ids for _ in range(2)]
 
 
 def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
@@ -478,36 +495,32 @@ def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
     module = producer.module
     producer.queue(1000)
     journal._timed_flush()
-    pauses = [seconds for seconds, _ in producer.pauses]
     # The first pause is short; every pause during which events were queued is followed
-    # by a long one; once they stop coming the thread catches up with short ones.
-    assert pauses[0] == module._PAUSE
-    assert pauses[1:31] == [module._BUSY_PAUSE] * 30
-    assert pauses[31:] and set(pauses[31:]) == {module._PAUSE}
-    # Every event has its lines (two per run), in order, once.
-    ids = [f"t{i}" for i in range(producer.queued)]
-    assert _written_ids(journal) == [i for i in ids for _ in range(2)]
+    # by a short slice and a long pause; once they stop coming the thread catches up with
+    # long slices and short pauses.
+    assert producer.pauses[0] == module._PAUSE
+    assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
+    assert producer.pauses[31:] and set(producer.pauses[31:]) == {module._PAUSE}
+    assert set(producer.writes[:31]) == {16}  # lines of 16 runs
+    assert set(producer.writes[32:-1]) == {80}
+    assert producer.all_written()  # every event has its lines, in order, once
     assert not journal._pending and journal._timer is None
 
 
-def test_a_backlog_past_its_bound_makes_the_flush_thread_keep_up(
+def test_a_backlog_past_its_bound_is_written_by_whoever_queues_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
-    # Events come faster than a slice per long pause writes them: 40 a pause, 16 a slice.
-    producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=400)
+    # Events come faster than the thread writes them: 40 a pause, 16 a slice.
+    producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=200)
     module = producer.module
     monkeypatch.setattr(module, "_BACKLOG", 500)
     producer.queue(100)
     journal._timed_flush()
-    # Long pauses only below the bound; past it short ones, which the events queued during
-    # them do not outgrow: the backlog never passes the bound by more than one long pause's.
-    assert any(seconds == module._BUSY_PAUSE for seconds, _ in producer.pauses)
-    assert any(seconds == module._PAUSE and n >= 500 for seconds, n in producer.pauses)
-    assert max(n for _, n in producer.pauses) <= 500 + 40
-    ids = [f"t{i}" for i in range(producer.queued)]
-    assert _written_ids(journal) == [i for i in ids for _ in range(2)]
-    assert producer.queued > 400 * 16  # it went on long enough to matter
+    assert producer.queued > 500 + 200 * 16  # it went on long enough to matter
+    assert producer.longest == 500  # reached, never passed
+    assert module._HELP in producer.writes  # written as runs were queued
+    assert producer.all_written()
 
 
 def test_flush_writes_everything_at_once_while_the_flush_thread_pauses(
@@ -524,6 +537,7 @@ def test_flush_writes_everything_at_once_while_the_flush_thread_pauses(
         producer.sleep(seconds)
         if len(producer.pauses) == 2:
             queued = producer.queued
+            assert not journal._flushing.locked()  # what flush() would wait for
             journal.flush()
             flushed.append(queued)
             assert _written_ids(journal) == [f"t{i}" for i in range(queued) for _ in range(2)]
@@ -532,8 +546,7 @@ def test_flush_writes_everything_at_once_while_the_flush_thread_pauses(
     monkeypatch.setattr(producer.module, "_sleep", sleep)
     journal._timed_flush()
     assert flushed
-    ids = [f"t{i}" for i in range(producer.queued)]
-    assert _written_ids(journal) == [i for i in ids for _ in range(2)]
+    assert producer.all_written()
 
 
 def test_flush_at_exit_writes_a_backlog_a_timer_was_set_for(tmp_path: Path) -> None:
