@@ -270,7 +270,7 @@ _SLICE = 0.0002
 _BUSY_PAUSE = 0.004
 _CATCH_UP_SLICE = 0.001
 _PAUSE = 0.0002
-_BACKLOG = 1 << 17
+_BACKLOG = 1 << 18
 _HELP = 32
 _STRIDE = 8
 _clock = time.perf_counter
@@ -384,7 +384,7 @@ class EventJournal:
         writing just then: what keeps the queue within its bound (see ``_BACKLOG``)."""
         if self._flushing.acquire(blocking=False):
             try:
-                self._write_some(_HELP, None)
+                self._write_some(min(_HELP, len(self._pending)), None)
             finally:
                 self._flushing.release()
 
