@@ -79,6 +79,7 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 _APPEND = ExistingTaskPolicy.APPEND
+_SCHEDULED = Scheduled.kind
 TaskFactory = Callable[[], Task]
 
 
@@ -175,6 +176,9 @@ class Lamplighter:
         self._admitted: set[type] = set()
         self._registered: frozenset[str] = frozenset()
         self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
+        # This process's id as the journal keeps it (right after a fork), from when the
+        # journal is opened: schedule() queues its entries itself.
+        self._journal_pid: list[int] = [os.getpid()]
         self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
@@ -290,6 +294,7 @@ class Lamplighter:
             if self._closed:
                 return
             self._closed = True
+            self._install_new = None  # schedule() takes the way that refuses
             backend = self._backend
         if backend is not None:
             try:
@@ -451,8 +456,9 @@ class Lamplighter:
 
     def _journal_open(self, flush_interval: float | None = None) -> EventJournal:
         if self._journal is None:
-            from lamplighter.journal import EventJournal
+            from lamplighter.journal import _PID, EventJournal
 
+            self._journal_pid = _PID
             self._journal = EventJournal(self.store.root, flush_interval=flush_interval)
         return self._journal
 
@@ -566,9 +572,44 @@ class Lamplighter:
         Raises :class:`~lamplighter.backend.UnsupportedRequest` (a ``ValueError``) when the
         backend or the installed checkers cannot honour the request, naming what would.
         """
+        # The common case in one step: a request of a trigger type already admitted (see
+        # _admit), without constraints, of a registered task with no active record, which
+        # the backend makes the task's record of and schedules at once (install_new, set
+        # from start() to shutdown() where the backend has it). Everything else, and what
+        # install_new declines having changed nothing, takes _schedule_one.
+        install_new = self._install_new
+        if (
+            install_new is not None
+            and type(request) is TaskRequest
+            and request.constraints is NO_CONSTRAINTS
+            and request.existing is not _APPEND
+            and type(request.trigger) in self._admitted
+        ):
+            key = request.task_id.value
+            now = time.time()  # the one clock read: scheduled_at, the due time, the event
+            if key in self._registered and install_new(key, request, now):
+                bus = self._bus
+                if bus.subscriptions or self._inline_monitors:
+                    self._emit_at(Scheduled, request.task_id, now, ())
+                    return True
+                # As _emit_at does for nobody listening, written out: the event counted
+                # as bus.unheard() counts it, and its journal entry queued as
+                # journal.append_fields(Scheduled, key, now, ()) queues it.
+                bus._published += 1
+                journal = self._journal
+                if journal is not None:
+                    if journal.flush_interval is not None:
+                        journal._queue((_SCHEDULED, key, now, self._journal_pid[0], ()))
+                    else:
+                        journal.append_fields(Scheduled, key, now, ())
+                return True
+        return self._schedule_one(request)
+
+    def _schedule_one(self, request: TaskRequest) -> bool:
+        """:meth:`schedule` of a request its one step does not take."""
         if not self._started or self._closed:
             self._require_started("schedule()")
-        if type(request) is not TaskRequest and not isinstance(request, TaskRequest):
+        if not isinstance(request, TaskRequest):
             raise TypeError(f"schedule() takes TaskRequest objects, got {request!r}")
         store = self.store
         if type(store) is MemoryTaskStore:
@@ -579,11 +620,6 @@ class Lamplighter:
             key = tid.value
             records = store.records
             backend = self._backend
-            plain = (
-                type(request.trigger) in self._admitted
-                and request.constraints is NO_CONSTRAINTS
-                and request.existing is not _APPEND
-            )
             made = False
             with store.lock:
                 existing = records.get(key)
@@ -592,34 +628,27 @@ class Lamplighter:
                     and key in self._registered
                     and backend is not None
                 ):
-                    now = time.time() if self._real_clock else self._timestamp()
-                    install_new = self._install_new
-                    # install_new makes the record and the schedule at once, and refuses
-                    # (changing nothing) what needs the backend's check or install.
-                    if not (plain and install_new is not None and install_new(key, request, now)):
-                        if plain:
-                            backend.check(request)
+                    now = self._timestamp()
+                    if (
+                        type(request.trigger) in self._admitted
+                        and request.constraints is NO_CONSTRAINTS
+                        and request.existing is not _APPEND
+                    ):
+                        backend.check(request)
+                    else:
+                        self._admit(request, backend)
+                    records[key] = new_record(key, request, now, next(store.sequence))
+                    try:
+                        backend.install((request,))
+                    except BaseException:
+                        if existing is None:
+                            del records[key]
                         else:
-                            self._admit(request, backend)
-                        records[key] = new_record(key, request, now, next(store.sequence))
-                        try:
-                            backend.install((request,))
-                        except BaseException:
-                            if existing is None:
-                                del records[key]
-                            else:
-                                records[key] = existing
-                            raise
+                            records[key] = existing
+                        raise
                     made = True
             if made:
-                bus = self._bus
-                if bus.subscriptions or self._inline_monitors:
-                    self._emit_at(Scheduled, tid, now, ())
-                else:  # as _emit_at does for nobody listening
-                    bus.unheard()
-                    journal = self._journal
-                    if journal is not None:
-                        journal.append_fields(Scheduled, key, now, ())
+                self._emit_at(Scheduled, tid, now, ())
                 return True
         return self._schedule([request])[0]
 
@@ -673,8 +702,18 @@ class Lamplighter:
             )
         with self._lock:
             backend = self._ensure_backend()
+            admitted = self._admitted
             for request in requests:
-                self._check_request(request, backend)
+                # As schedule() does: a request _admit has shown the like of needs only
+                # the backend's own check.
+                if (
+                    type(request.trigger) in admitted
+                    and request.constraints is NO_CONSTRAINTS
+                    and request.existing is not _APPEND
+                ):
+                    backend.check(request)
+                else:
+                    self._admit(request, backend)
             from lamplighter._runtime.policies import apply_requests
 
             if isinstance(self.store, MemoryTaskStore):
@@ -694,14 +733,18 @@ class Lamplighter:
 
     def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool] | None:
         """Apply ``requests`` to an in-memory store when none of their tasks is scheduled:
-        each becomes a new entry of plain values, and its ``Scheduled`` event is made only
-        for listeners. None, having changed nothing, when a task is scheduled: its
-        ``existing`` policy takes the general way (``apply_requests``)."""
+        each becomes a new record of plain values, made once (by the backend's
+        ``install_new`` where it takes the request, else by the store and installed with
+        the others), and its ``Scheduled`` event is made only for listeners. None, having
+        changed nothing, when a task is scheduled: its ``existing`` policy takes the
+        general way (``apply_requests``)."""
         store = self.store
         assert isinstance(store, MemoryTaskStore)
         records = store.records
+        install_new = self._install_new
         now = self._timestamp()
         previous: list[tuple[str, Record | None]] = []
+        rest: list[TaskRequest] = []
         with store.lock:  # as schedule() checks and makes a record
             for request in requests:
                 existing = records.get(request.task_id.value)
@@ -710,11 +753,14 @@ class Lamplighter:
             for request in requests:
                 key = request.task_id.value
                 previous.append((key, records.get(key)))
-                store.schedule_new(key, request, now)
+                if install_new is None or not install_new(key, request, now):
+                    store.schedule_new(key, request, now)
+                    rest.append(request)
         try:
-            backend.install(requests)
+            if rest:
+                backend.install(rest)
         except BaseException:
-            with store.lock:
+            with store.lock:  # every record as it was (a backend's entry left is stale)
                 for key, record in previous:
                     if record is None:
                         records.pop(key, None)

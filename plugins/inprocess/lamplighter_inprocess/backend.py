@@ -527,12 +527,13 @@ class InProcessBackend(Backend):
 
     def install_new(self, key: str, request: TaskRequest, now: float) -> bool:
         """Schedule a one-shot (``OneTime`` or ``Exact``, no network constraint) of a task
-        the in-memory store shared since :meth:`start` has no active record of, as
-        :meth:`install` would, and make the task's new record there (scheduled at
-        ``now``, POSIX seconds, read by the caller): one tuple for its state and its
-        schedule, made once. :meth:`check` refuses none of these requests. Returns False,
-        having done nothing, for anything else, which then takes :meth:`check`, the
-        store's ``put`` and :meth:`install`. Called holding the store's lock."""
+        that has no active record in the in-memory store shared since :meth:`start`, as
+        :meth:`install` would, and make the task's new record there (scheduled at ``now``,
+        POSIX seconds, read by the caller): one tuple for its state and its schedule, made
+        once. :meth:`check` refuses none of these requests. Returns False, having done nothing,
+        for anything else (another trigger, a task with an active record), which then takes
+        the general way. Takes the store's lock, then the backend's, once each (the
+        caller may hold the store's)."""
         trigger: Any = request.trigger
         kind = type(trigger)
         if kind is OneTime:
@@ -545,25 +546,40 @@ class InProcessBackend(Backend):
             return False
         if not self._shared or request.constraints.network is not _NO_NETWORK:
             return False
-        with self._lock:
-            if self._jobs and key in self._jobs:
-                return False
-            # lamplighter.store.new_record(key, request, now, generation, due), written out:
-            # this is the one tuple schedule() makes.
-            record = self._records[key] = (
-                due,
-                next(self._generation),
-                key,
-                False,
-                request,
-                True,
-                1,
-                None,
-                now,
-            )
-            heapq.heappush(self._heap, record)
-            if self._fired:
-                self._fired.discard(key)
+        records = self._records
+        record_lock = self._record_lock
+        lock = self._lock
+        # acquire()/release() rather than ``with``: half the cost, and nothing between
+        # them can raise but what ``with`` would also let through.
+        record_lock.acquire()
+        try:
+            current = records.get(key)
+            if current is not None and current[_SCHEDULED]:
+                return False  # the existing policy decides
+            lock.acquire()
+            try:
+                if self._jobs and key in self._jobs:
+                    return False
+                # lamplighter.store.new_record(key, request, now, seq, due), written out:
+                # this is the one tuple schedule() makes.
+                record = records[key] = (
+                    due,
+                    next(self._generation),
+                    key,
+                    False,
+                    request,
+                    True,
+                    1,
+                    None,
+                    now,
+                )
+                heapq.heappush(self._heap, record)
+                if self._fired:
+                    self._fired.discard(key)
+            finally:
+                lock.release()
+        finally:
+            record_lock.release()
         timer_due = self._timer_due
         if timer_due is None or due < timer_due:
             self._call(self._rearm)

@@ -471,6 +471,121 @@ def test_what_a_trigger_type_was_admitted_for_does_not_admit_more(tmp_path: Path
         app.shutdown()
 
 
+def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.store import DUE, REQUEST
+
+    app = make_app()
+    for tid in ("a", "b", "p"):
+        app.register(tid, Recorder)
+    app.start()
+    store: Any = app.store
+    backend: Any = app.backend
+    made: list[str] = []
+    schedule_new = store.schedule_new
+
+    def counted(key: str, request: Any, scheduled_at: float | None) -> Any:
+        made.append(key)
+        return schedule_new(key, request, scheduled_at)
+
+    store.schedule_new = counted
+    delay = timedelta(hours=1)
+    requests = [
+        TaskRequest.one_time("a", delay),
+        TaskRequest.one_time("b", delay),
+        TaskRequest.periodic("p", timedelta(hours=1)),
+    ]
+    subscription = app.events()
+    assert app.schedule_many(requests) == [True, True, True]
+    # The one-shots' records are the backend's heap entries, each made once, with the due
+    # time from the same clock read as scheduled_at; only the periodic task took the store.
+    assert made == ["p"]
+    scheduled_at = {store.records[k][SCHEDULED_AT] for k in ("a", "b", "p")}
+    assert len(scheduled_at) == 1
+    for key, request in zip(("a", "b"), requests, strict=False):
+        record = store.records[key]
+        assert record[REQUEST] is request
+        assert record[DUE] == record[SCHEDULED_AT] + delay.total_seconds()
+        assert sum(entry is record for entry in backend._heap) == 1
+    # Their Scheduled events carry that time.
+    events = [subscription.get_nowait() for _ in range(3)]
+    assert {e.at for e in events} == {datetime.fromtimestamp(t, UTC) for t in scheduled_at}
+
+
+def test_schedule_many_changes_nothing_when_the_backend_refuses_part_of_it(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    for tid in ("a", "p"):
+        app.register(tid, Recorder)
+    app.start()
+    backend: Any = app.backend
+
+    def refuse(requests: Any) -> None:
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(backend, "install", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        app.schedule_many(
+            [
+                TaskRequest.one_time("a", timedelta(hours=1)),
+                TaskRequest.periodic("p", timedelta(hours=1)),
+            ]
+        )
+    assert app.tasks() == []
+    assert not app.is_scheduled("a") and not app.is_scheduled("p")
+    monkeypatch.undo()
+    # The one-shot's entry left in the backend is stale: scheduled anew, it runs once.
+    assert app.schedule(TaskRequest.one_time("a", timedelta(0)))
+    wait_until(lambda: len(app.history("a")) == 1, "the run")
+
+
+def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.store import SCHEDULED
+
+    app = make_app()
+    ids = [f"t{i}" for i in range(50)]
+    for tid in ids:
+        app.register(tid, Recorder)
+    app.start()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    app.schedule(TaskRequest.exact("t0", later))  # the trigger type admitted
+    results: list[bool] = []
+    start = threading.Barrier(4)
+
+    def schedule_all() -> None:
+        start.wait(timeout=BOUND)
+        results.extend(app.schedule(TaskRequest.exact(tid, later, existing="keep")) for tid in ids)
+
+    threads = [threading.Thread(target=schedule_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=BOUND)
+    # Each task was made once; every other call found it scheduled and kept it.
+    assert results.count(True) == len(ids) - 1
+    store: Any = app.store
+    backend: Any = app.backend
+    for tid in ids:
+        record = store.records[tid]
+        assert record[SCHEDULED]
+        assert sum(entry[2] == tid for entry in backend._heap) == 1
+        assert app.task_info(tid).next_run == later  # type: ignore[union-attr]
+
+
+def test_schedule_after_shutdown_is_refused(make_app: Callable[..., Lamplighter]) -> None:
+    app = make_app()
+    app.register("a", Recorder)
+    app.start()
+    assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+    app.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+
+
 # ------------------------------------------------------------------------ eager runs
 # Runs the backend starts eagerly (no asyncio task unless the run suspends) and sync runs on
 # its worker threads: the same records, events and journal lines as any run.
