@@ -129,12 +129,62 @@ def _utc_text(at: float | datetime) -> str:
     micros = round((at - whole) * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    text = _seconds.get(whole)
-    if text is None:
-        if len(_seconds) >= 16:
-            _seconds.clear()  # races only cost a text made again
-        text = _seconds[whole] = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+    text = _seconds.get(whole) or _second_text(whole)
     return "%s.%06d+00:00" % (text, micros)  # noqa: UP031 (faster than the f-string)
+
+
+# The two lines of a run: fields_line's for its WorkStarted and successful WorkCompleted.
+_RUN_LINES = (
+    '{"kind":"work_started","task_id":"%s","at":"%s.%06d+00:00","pid":%d,"attempt":%d,'
+    '"expected_at":"%s.%06d+00:00"}\n'
+    '{"kind":"work_completed","task_id":"%s","at":"%s.%06d+00:00","pid":%d,'
+    '"runtime":%r,"result":{"type":"success"}}\n'
+)
+
+
+def _run_lines(item: tuple[Any, ...]) -> str:
+    """The lines of a run queued by :meth:`EventJournal.append_run`: ``_utc_text`` of its
+    three times, inlined, and one formatting of both lines (a burst makes these by the
+    hundred thousand)."""
+    _, task_id, at, pid, attempt, due, runtime = item
+    end = at + runtime
+    at_whole = _floor(at)
+    at_micros = round((at - at_whole) * 1e6)
+    due_whole = _floor(due)
+    due_micros = round((due - due_whole) * 1e6)
+    end_whole = _floor(end)
+    end_micros = round((end - end_whole) * 1e6)
+    if at_micros > 999_999 or due_micros > 999_999 or end_micros > 999_999:
+        at_whole, at_micros = _carried(at_whole, at_micros)
+        due_whole, due_micros = _carried(due_whole, due_micros)
+        end_whole, end_micros = _carried(end_whole, end_micros)
+    texts = _seconds
+    return _RUN_LINES % (
+        task_id,
+        texts.get(at_whole) or _second_text(at_whole),
+        at_micros,
+        pid,
+        attempt,
+        texts.get(due_whole) or _second_text(due_whole),
+        due_micros,
+        task_id,
+        texts.get(end_whole) or _second_text(end_whole),
+        end_micros,
+        pid,
+        runtime,  # %r of a float is float.__repr__
+    )
+
+
+def _carried(whole: int, micros: int) -> tuple[int, int]:
+    return (whole + 1, micros - 1_000_000) if micros >= 1_000_000 else (whole, micros)
+
+
+def _second_text(whole: int) -> str:
+    """The ISO 8601 text of the whole second ``whole`` (POSIX), kept in ``_seconds``."""
+    if len(_seconds) >= 16:
+        _seconds.clear()  # races only cost a text made again
+    text = _seconds[whole] = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+    return text
 
 
 def _line(
@@ -199,15 +249,29 @@ _PID = [os.getpid()]  # this process's, kept right in a child after a fork
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
 _ROTATED_SUFFIX = ".1"
-_RUN = "run"  # a queued item holding a whole run (append_run)
+_RUN = "run"  # the first value of a queued item holding a whole run (append_run)
 _CHUNK = 256  # at most this many queued events made into lines and written at once
-# The flush timer's thread makes lines for at most _SLICE seconds (its clock read every
-# _STRIDE events), writes them, and sleeps _PAUSE seconds before the next slice, so an
-# event loop waiting for the interpreter lock gets it within a slice rather than a switch
-# interval, however many events are queued, and the thread still writes faster than
-# runs queue lines while it takes about half the interpreter's time.
+# The flush timer's thread makes lines a slice at a time (its clock read every _STRIDE
+# events), writes them, and sleeps before the next slice: an event loop waiting for the
+# interpreter lock gets it within a slice rather than a switch interval, however many events
+# are queued. What it does next depends on what happened while it slept:
+# - events were queued meanwhile: the application is busy producing them, and every slice
+#   is interpreter time its event loop waits for. Slices of _SLICE, pauses of _BUSY_PAUSE:
+#   the thread takes a small share of the interpreter and lets the rest wait (a burst's
+#   lines come later). (A thread asking for the interpreter lock while the loop runs gets
+#   it at the latest after the switch interval, so it takes little more than a slice per
+#   switch interval whatever its pause.)
+# - nothing was queued: production stopped, and the thread catches up, with slices of
+#   _CATCH_UP_SLICE and pauses of _PAUSE.
+# Past _BACKLOG queued events, whoever queues one writes _HELP of the oldest first (unless a
+# flush is writing just then): the queue, and the memory it holds, stays bounded however
+# long the application keeps producing events faster than the thread writes them.
 _SLICE = 0.0002
+_BUSY_PAUSE = 0.004
+_CATCH_UP_SLICE = 0.001
 _PAUSE = 0.0002
+_BACKLOG = 1 << 18
+_HELP = 32
 _STRIDE = 8
 _clock = time.perf_counter
 _sleep = time.sleep
@@ -278,7 +342,8 @@ class EventJournal:
         self._warned = False
         # Lines, or the values of events nobody subscribed to (see append_fields).
         self._pending: deque[str | tuple[Any, ...]] = deque()
-        self._timer: threading.Timer | None = None
+        # The flush timer, or the thread of one that fired and is still writing.
+        self._timer: threading.Thread | None = None
         self._flushing = threading.Lock()
         self._registered_exit = False
 
@@ -304,11 +369,26 @@ class EventJournal:
 
     def _queue(self, item: str | tuple[Any, ...]) -> None:
         # Appending to a deque is atomic; the lock is taken only to start a flush timer.
-        # flush() clears the timer before it takes what is queued, so an item appended
-        # while a timer is set is written by that timer's flush.
-        self._pending.append(item)
-        if self._timer is not None:
-            return
+        # While a timer is set, its thread writes everything queued: the thread clears it
+        # before its last look at the queue, so an item appended after that look starts
+        # a timer of its own.
+        pending = self._pending
+        pending.append(item)
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Write the oldest ``_HELP`` queued events in this thread, unless a flush is
+        writing just then: what keeps the queue within its bound (see ``_BACKLOG``)."""
+        if self._flushing.acquire(blocking=False):
+            try:
+                self._write_some(min(_HELP, len(self._pending)), None)
+            finally:
+                self._flushing.release()
+
+    def _arm(self) -> None:
         with self._lock:
             if self._timer is not None:
                 return
@@ -343,11 +423,16 @@ class EventJournal:
     ) -> None:
         """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
         process (as :meth:`append_fields` would, one after the other) as one item."""
-        item = (_RUN, task_id, started, _PID[0], (attempt, due, runtime))
-        if self.flush_interval is not None:
-            self._queue(item)
-        else:
+        item = (_RUN, task_id, started, _PID[0], attempt, due, runtime)
+        if self.flush_interval is None:
             self._add(item)
+            return
+        pending = self._pending
+        pending.append(item)  # what _queue does, on the path of every run
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
 
     def _add(self, item: tuple[Any, ...]) -> None:
         """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now
@@ -360,52 +445,72 @@ class EventJournal:
             self._write_lines([line])
 
     def flush(self) -> None:
-        """Write every queued event now (after a flush in progress in another thread)."""
+        """Write every event queued by now, at once, without pauses (after the slice a
+        flush thread is writing, if any): what an application does when it shuts down,
+        and at exit."""
         with self._flushing:
-            self._flush()
+            left = len(self._pending)
+            while left:
+                left -= self._write_some(left, None)
 
-    def _flush(self, *, pause: float = 0.0) -> None:
-        with self._lock:
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+    def _write_some(self, most: int, deadline: float | None) -> int:
+        """Make the lines of at most ``most`` (and ``_CHUNK``) queued items, oldest first,
+        until ``deadline`` (of ``_clock``), and write them in one append (rotation keeps its
+        bound). Returns how many items were taken. Called with ``_flushing`` held."""
         queued = self._pending
-        # What is queued now; an event queued meanwhile started a timer of its own.
-        left = len(queued)
-        while left:
-            # One slice: lines made and written a chunk at a time (rotation keeps its
-            # bound); the timer's thread stops making lines when its slice is up.
-            deadline = _clock() + _SLICE if pause else None
-            lines = []
-            for made in range(1, min(left, _CHUNK) + 1):
-                item = queued.popleft()
-                line = item if isinstance(item, str) else self._fields_line(item)
-                if line is not None:
-                    lines.append(line)
-                if deadline is not None and not made % _STRIDE and _clock() >= deadline:
-                    break
-            left -= made
-            if lines:
-                self._write_lines(lines)
-            if left and pause:
-                _sleep(pause)
+        make = self._fields_line
+        lines = []
+        made = 0
+        for made in range(1, min(most, _CHUNK) + 1):
+            item = queued.popleft()
+            line = item if isinstance(item, str) else make(item)
+            if line is not None:
+                lines.append(line)
+            if deadline is not None and not made % _STRIDE and _clock() >= deadline:
+                break
+        if lines:
+            self._write_lines(lines)
+        return made
 
     def _timed_flush(self) -> None:
-        with self._flushing:
-            self._flush(pause=_PAUSE)
+        """The flush timer's thread: writes what is queued a slice at a time, pausing
+        between slices, until nothing is left (see ``_BUSY_PAUSE``)."""
+        queued = self._pending
+        slice_, pause = _SLICE, _PAUSE
+        while True:
+            with self._flushing:  # per slice: flush() waits for a slice, never a pause
+                if queued:
+                    self._write_some(len(queued), _clock() + slice_)
+            left = len(queued)
+            if not left:
+                if self._done():
+                    return
+                continue
+            _sleep(pause)
+            if len(queued) > left:  # events queued during the pause: the loop is busy
+                slice_, pause = _SLICE, _BUSY_PAUSE
+            else:
+                slice_, pause = _CATCH_UP_SLICE, _PAUSE
+
+    def _done(self) -> bool:
+        """Whether the flush thread may stop, its queue found empty: the timer is cleared
+        before the last look at the queue, so an event queued after that look starts a
+        timer of its own, and one queued before it is written by this thread."""
+        with self._lock:
+            self._timer = None
+        if not self._pending:
+            return True
+        with self._lock:
+            if self._timer is not None:
+                return True  # an event queued meanwhile started a timer: it writes the rest
+            self._timer = threading.current_thread()
+        return False
 
     def _fields_line(self, item: tuple[Any, ...]) -> str | None:
-        kind, task_id, at, pid, values = item
         try:
-            if kind is _RUN:  # a whole run: the two lines fields_line makes, made at once
-                attempt, due, runtime = values
-                return (
-                    f'{{"kind":"work_started","task_id":"{task_id}","at":"{_utc_text(at)}",'
-                    f'"pid":{pid},"attempt":{int(attempt)},"expected_at":"{_utc_text(due)}"}}\n'
-                    f'{{"kind":"work_completed","task_id":"{task_id}",'
-                    f'"at":"{_utc_text(at + runtime)}","pid":{pid},'
-                    f'"runtime":{float.__repr__(runtime)},"result":{{"type":"success"}}}}\n'
-                )
+            if item[0] is _RUN:
+                return _run_lines(item)
+            kind, task_id, at, pid, values = item
             return fields_line(event_class(kind), task_id, at, pid, values)
         except Exception as exc:
             logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -416,3 +417,178 @@ def test_a_timed_flush_makes_lines_a_short_slice_at_a_time_and_pauses_between(
     journal.append_fields(Scheduled, "late", 1767323045.0, ())
     journal.flush()  # a flush someone waits for writes at once, without pauses
     assert actions == ["write 1"]
+
+
+# ------------------------------------------------------------------ the flush thread's pauses
+
+
+def _written_ids(journal: EventJournal) -> list[str]:
+    if not journal.path.exists():
+        return []
+    text = journal.path.read_text()
+    complete = text[: text.rfind("\n") + 1]  # a write may be under way
+    return [json.loads(line)["task_id"] for line in complete.splitlines()]
+
+
+class _Producer:
+    """Stands in for the flush thread's clock and sleep: a clock read every 8 events advances
+    a tick, and while it is ``producing`` each pause queues runs in
+    proportion to its length (as runs are queued while the thread sleeps), so a short pause
+    queues few and a long one many. Records the pauses and the writes (runs per write)."""
+
+    def __init__(
+        self,
+        journal: EventJournal,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        per_busy_pause: int,
+        pauses_producing: int,
+    ) -> None:
+        from lamplighter import journal as journal_module
+
+        self.module = journal_module
+        self.journal = journal
+        self.per_second = per_busy_pause / journal_module._BUSY_PAUSE
+        self.pauses_producing = pauses_producing
+        self.queued = 0
+        self.longest = 0  # the longest the queue was after a run was queued
+        self.pauses: list[float] = []
+        self.writes: list[int] = []
+        ticks = iter(range(10_000_000))
+        tick = 2**-13  # whole ticks add up exactly
+        monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * tick)
+        monkeypatch.setattr(journal_module, "_SLICE", 2 * tick)  # 16 events
+        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * tick)  # 80 events
+        monkeypatch.setattr(journal_module, "_sleep", self.sleep)
+        write_lines = journal._write_lines
+
+        def recording(lines: list[str]) -> None:
+            self.writes.append(len(lines))
+            write_lines(lines)
+
+        monkeypatch.setattr(journal, "_write_lines", recording)
+
+    def queue(self, count: int) -> None:
+        for _ in range(count):
+            self.journal.append_run(f"t{self.queued}", 1767323045.0 + self.queued, 1, 0.5, 0.25)
+            self.queued += 1
+            self.longest = max(self.longest, len(self.journal._pending))
+        timer = self.journal._timer
+        if isinstance(timer, threading.Timer):
+            timer.cancel()  # the test runs the flush thread's loop itself
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        if len(self.pauses) <= self.pauses_producing:
+            self.queue(max(1, round(seconds * self.per_second)))
+
+    def all_written(self) -> bool:
+        ids = [f"t{i}" for i in range(self.queued)]
+        return _written_ids(self.journal) == [i for i in ids for _ in range(2)]
+
+
+def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=4, pauses_producing=30)
+    module = producer.module
+    producer.queue(1000)
+    journal._timed_flush()
+    # The first pause is short; every pause during which events were queued is followed
+    # by a short slice and a long pause; once they stop coming the thread catches up with
+    # long slices and short pauses.
+    assert producer.pauses[0] == module._PAUSE
+    assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
+    assert producer.pauses[31:] and set(producer.pauses[31:]) == {module._PAUSE}
+    assert set(producer.writes[:31]) == {16}  # lines of 16 runs
+    assert set(producer.writes[32:-1]) == {80}
+    assert producer.all_written()  # every event has its lines, in order, once
+    assert not journal._pending and journal._timer is None
+
+
+def test_a_backlog_past_its_bound_is_written_by_whoever_queues_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    # Events come faster than the thread writes them: 40 a pause, 16 a slice.
+    producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=200)
+    module = producer.module
+    monkeypatch.setattr(module, "_BACKLOG", 500)
+    producer.queue(100)
+    journal._timed_flush()
+    assert producer.queued > 500 + 200 * 16  # it went on long enough to matter
+    assert producer.longest == 500  # reached, never passed
+    assert module._HELP in producer.writes  # written as runs were queued
+    assert producer.all_written()
+
+
+def test_flush_writes_everything_at_once_while_the_flush_thread_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As at shutdown or exit in the middle of a burst: flush() waits for a slice, never for
+    # a pause, and writes the whole backlog without pausing.
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=4, pauses_producing=3)
+    producer.queue(_CHUNK * 10)
+    flushed: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        producer.sleep(seconds)
+        if len(producer.pauses) == 2:
+            queued = producer.queued
+            assert not journal._flushing.locked()  # what flush() would wait for
+            journal.flush()
+            flushed.append(queued)
+            assert _written_ids(journal) == [f"t{i}" for i in range(queued) for _ in range(2)]
+            assert len(producer.pauses) == 2  # no pause of its own
+
+    monkeypatch.setattr(producer.module, "_sleep", sleep)
+    journal._timed_flush()
+    assert flushed
+    assert producer.all_written()
+
+
+def test_flush_at_exit_writes_a_backlog_a_timer_was_set_for(tmp_path: Path) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.5, max_bytes=1 << 30)
+    count = _CHUNK * 10 + 3
+    for i in range(count):
+        journal.append_fields(Scheduled, f"t{i}", 1767323045.0 + i, ())
+    timer = journal._timer
+    assert timer is not None
+    journal.flush()
+    assert _written_ids(journal) == [f"t{i}" for i in range(count)]
+    timer.join(BOUND)  # the timer still fires, and finds nothing left to write
+    assert not timer.is_alive() and journal._timer is None
+    assert _written_ids(journal) == [f"t{i}" for i in range(count)]
+
+
+def test_events_queued_from_many_threads_are_all_written_once_in_each_ones_order(
+    tmp_path: Path,
+) -> None:
+    # Flush threads start, run and stop while events are queued: none is lost at a
+    # hand-over, none written twice.
+    journal = EventJournal(tmp_path, flush_interval=0.001, max_bytes=1 << 30)
+    per_thread = 3000
+
+    def produce(name: str) -> None:
+        for i in range(per_thread):
+            journal.append_run(f"{name}-{i}", 1767323045.0, 1, 1767323044.0, 0.001)
+            if i % 500 == 0:
+                threading.Event().wait(0.002)  # let a flush thread finish and stop
+
+    threads = [threading.Thread(target=produce, args=(f"p{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    deadline_ids = 4 * per_thread * 2
+    for _ in range(int(BOUND / 0.01)):
+        if len(_written_ids(journal)) >= deadline_ids:
+            break
+        threading.Event().wait(0.01)
+    ids = _written_ids(journal)
+    assert len(ids) == deadline_ids
+    for n in range(4):
+        mine = [i for i in ids if i.startswith(f"p{n}-")]
+        assert mine == [f"p{n}-{i}" for i in range(per_thread) for _ in range(2)]
