@@ -79,7 +79,6 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 _APPEND = ExistingTaskPolicy.APPEND
-_SCHEDULED = Scheduled.kind
 TaskFactory = Callable[[], Task]
 
 
@@ -176,9 +175,6 @@ class Lamplighter:
         self._admitted: set[type] = set()
         self._registered: frozenset[str] = frozenset()
         self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
-        # This process's id as the journal keeps it (right after a fork), from when the
-        # journal is opened: schedule() queues its entries itself.
-        self._journal_pid: list[int] = [os.getpid()]
         self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
@@ -456,9 +452,8 @@ class Lamplighter:
 
     def _journal_open(self, flush_interval: float | None = None) -> EventJournal:
         if self._journal is None:
-            from lamplighter.journal import _PID, EventJournal
+            from lamplighter.journal import EventJournal
 
-            self._journal_pid = _PID
             self._journal = EventJournal(self.store.root, flush_interval=flush_interval)
         return self._journal
 
@@ -602,16 +597,10 @@ class Lamplighter:
                 if bus.subscriptions or self._inline_monitors:
                     self._emit_at(Scheduled, request.task_id, now, ())
                     return True
-                # As _emit_at does for nobody listening, written out: the event counted
-                # as bus.unheard() counts it, and its journal entry queued as
-                # journal.append_fields(Scheduled, key, now, ()) queues it.
-                bus._published += 1
+                bus.unheard()  # as _emit_at does for nobody listening
                 journal = self._journal
                 if journal is not None:
-                    if journal.flush_interval is not None:
-                        journal._queue((_SCHEDULED, key, now, self._journal_pid[0], ()))
-                    else:
-                        journal.append_fields(Scheduled, key, now, ())
+                    journal.append_fields(Scheduled, key, now, ())
                 return True
         return self._schedule_one(request)
 
@@ -639,14 +628,7 @@ class Lamplighter:
                     and backend is not None
                 ):
                     now = self._timestamp()
-                    if (
-                        type(request.trigger) in self._admitted
-                        and request.constraints is NO_CONSTRAINTS
-                        and request.existing is not _APPEND
-                    ):
-                        backend.check(request)
-                    else:
-                        self._admit(request, backend)
+                    self._check_admitted(request, backend)
                     records[key] = new_record(key, request, now, next(store.sequence))
                     try:
                         backend.install((request,))
@@ -661,6 +643,19 @@ class Lamplighter:
                 self._emit_at(Scheduled, tid, now, ())
                 return True
         return self._schedule([request])[0]
+
+    def _check_admitted(self, request: TaskRequest, backend: Backend) -> None:
+        """Check ``request`` as :meth:`_admit` does: one of a kind it has shown admitted (a
+        trigger type admitted before, no constraints, not ``APPEND``) needs only the
+        backend's own check."""
+        if (
+            type(request.trigger) in self._admitted
+            and request.constraints is NO_CONSTRAINTS
+            and request.existing is not _APPEND
+        ):
+            backend.check(request)
+        else:
+            self._admit(request, backend)
 
     def _admit(self, request: TaskRequest, backend: Backend) -> None:
         """:meth:`_check_request`, remembering what it showed: for a later request of the
@@ -712,18 +707,8 @@ class Lamplighter:
             )
         with self._lock:
             backend = self._ensure_backend()
-            admitted = self._admitted
             for request in requests:
-                # As schedule() does: a request _admit has shown the like of needs only
-                # the backend's own check.
-                if (
-                    type(request.trigger) in admitted
-                    and request.constraints is NO_CONSTRAINTS
-                    and request.existing is not _APPEND
-                ):
-                    backend.check(request)
-                else:
-                    self._admit(request, backend)
+                self._check_admitted(request, backend)
             from lamplighter._runtime.policies import apply_requests
 
             if isinstance(self.store, MemoryTaskStore):

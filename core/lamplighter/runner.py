@@ -480,13 +480,7 @@ class Runner:
         one_shot = request.trigger.kind in ONE_SHOT_KINDS
         history = (key, "success", None, attempt, started, due, runtime)
         if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
-            if retire is None:
-                self._retire_run(task_id, None)
-            else:
-                try:
-                    retire(task_id)
-                except Exception as exc:
-                    self._library_error(task_id, f"cannot remove the finished schedule: {exc}", exc)
+            self._retire_run(task_id, retire)
         journal_run(task_id, started, attempt, due, runtime)
         return None
 
