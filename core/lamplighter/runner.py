@@ -457,9 +457,12 @@ class Runner:
         if store is None or retry:
             return False
         started = _time()
-        # The run lock and the record in one step (the start time, a new float, is the
-        # lock's token); given back when the run's outcome is recorded.
-        locks = store._running
+        # The run lock and the record, as store.claim(key, started) takes them, written
+        # out (a call fewer on the way of every run): the lock is taken in one dictionary
+        # step the interpreter makes atomic, so of two claims, on any threads, only one
+        # gets its own token back (the start time, a new float); the record is read once
+        # the lock is held. Given back when the run's outcome is recorded.
+        locks = store.run_locks
         if locks.setdefault(key, started) is not started:
             return False
         entry = store.records.get(key)
