@@ -442,7 +442,8 @@ class Runner:
         ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
         cancelled meanwhile. ``retire``, when given, is how the backend takes down the
         one-shot schedule of the task once its run is over (called with its id, in any
-        thread, instead of the application's general way).
+        thread, instead of the application's general way). Called on the thread of the
+        loop the async runs belong to (the backend's), where their first steps are taken.
 
         Returns None when the firing is over, ``retire`` itself when it is over and the
         one-shot schedule is to be taken down, which the caller then does in place of
