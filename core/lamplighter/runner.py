@@ -479,7 +479,7 @@ class Runner:
         factory = by_key.get(key)
         if (
             factory is None
-            or not isinstance(request, TaskRequest)
+            or (type(request) is not TaskRequest and not isinstance(request, TaskRequest))
             or request.timeout is not None
             or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
         ):

@@ -967,7 +967,7 @@ class InProcessBackend(Backend):
                     del running[key]
                 elif work is retire:  # over, and so is its one-shot schedule
                     del running[key]
-                    if shared and key not in jobs:
+                    if shared and (not jobs or key not in jobs):
                         # What _retire_fired does in this case, written out: the run of
                         # almost every one-shot ends here.
                         fired.discard(key)
