@@ -541,7 +541,9 @@ class Runner:
         else:
             if yielded is _OVER:
                 self._driver = driver
-                outcome = self._box[0]
+                box = self._box
+                outcome = box[0]
+                box[0] = None  # the runner keeps nothing of a run that is over
             else:
                 # It goes on: its start is published now. A run over before it suspended
                 # was over before anyone could hear it had started: both its events are

@@ -8,6 +8,7 @@ import threading
 import time
 import traceback
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -744,6 +745,24 @@ def test_a_run_started_from_within_a_run_gets_its_own_first_step(
     assert not app.backend.diagnostics()["scheduled"]
     app.schedule(soon("inner"))
     wait_until(lambda: len(app.history("inner")) == 2, "the next run's record")
+
+
+def test_nothing_of_a_run_that_is_over_is_kept(make_app: Callable[..., Lamplighter]) -> None:
+    results: list[weakref.ref[TaskResult]] = []
+
+    class Kept:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            result = Success()
+            results.append(weakref.ref(result))
+            return result
+
+    app = make_app()
+    app.register("kept", Kept)
+    app.start()
+    app.schedule(soon("kept"))
+    wait_until(lambda: len(app.history("kept")) == 1, "the run's record")
+    (result,) = results
+    assert result() is None  # what the run returned is gone with it
 
 
 class Suspends:
