@@ -94,6 +94,7 @@ _Record = tuple[Any, ...]
 _JOB = object()
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
+_heappush = heapq.heappush
 
 
 class _ThreadRun:
@@ -601,7 +602,6 @@ class InProcessBackend(Backend):
             return False
         records = self._records
         record_lock = self._record_lock
-        lock = self._lock
         # acquire()/release() rather than ``with``: half the cost, and nothing between
         # them can raise but what ``with`` would also let through.
         record_lock.acquire()
@@ -609,6 +609,7 @@ class InProcessBackend(Backend):
             current = records.get(key)
             if current is not None and current[_SCHEDULED]:
                 return False  # the existing policy decides
+            lock = self._lock
             lock.acquire()
             try:
                 if self._jobs and key in self._jobs:
@@ -631,7 +632,7 @@ class InProcessBackend(Backend):
                     None,
                     now,
                 )
-                heapq.heappush(self._heap, record)
+                _heappush(self._heap, record)
                 if self._fired:
                     self._fired.discard(key)
             finally:
