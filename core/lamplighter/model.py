@@ -447,7 +447,9 @@ def _str_field(_instance: object, attribute: attrs.Attribute[Any], value: object
         raise TypeError(f"{attribute.name} must be a str, got {type(value).__name__}")
 
 
-@attrs.frozen
+# No __init__ of attrs': a class without fields needs none, and most runs make one of
+# these, which then costs what making a plain object does.
+@attrs.frozen(init=False)
 class Success(TaskResult):
     """The run did its work."""
 

@@ -16,8 +16,9 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import CoroutineType  # loaded with the interpreter (enum imports it)
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -175,16 +176,62 @@ _set_scheduled_for = vars(TaskContext)["scheduled_for"].__set__
 _set_input = vars(TaskContext)["stored_input"].__set__
 
 
+# What a driver (see _drive) yields when the run it was sent is over.
+_OVER = object()
+
+
+def _drive(box: list[Any]) -> Generator[Any, Any, None]:
+    """Start the coroutines it is sent, one at a time: ``send(coro)`` runs ``coro`` up to
+    its first suspension and returns what it suspended on, or :data:`_OVER` with its
+    return value in ``box[0]`` when it was over without suspending. What a run raises
+    comes out of ``send`` and ends the driver, and a driver whose run suspended stays in
+    it (whoever drives the run on keeps the driver until the run is over: a driver closed
+    while in a run would close the run). A return value reaches ``box`` without the
+    ``StopIteration`` that ``coro.send`` raises at the end of a coroutine: the driver's
+    ``yield from`` gets it as a value, which halves what starting a run that does not
+    suspend costs."""
+    coro = yield None
+    while True:
+        box[0] = yield from coro
+        coro = yield _OVER
+
+
+# A generator may delegate to a coroutine with ``yield from`` when its code is marked as
+# an iterable coroutine (what ``types.coroutine`` does to a generator function).
+_drive.__code__ = _drive.__code__.replace(
+    co_flags=_drive.__code__.co_flags | inspect.CO_ITERABLE_COROUTINE
+)
+
+
+def _driver(box: list[Any]) -> Generator[Any, Any, None]:
+    """A new driver (see :func:`_drive`), ready to be sent a run."""
+    driver = _drive(box)
+    next(driver)
+    return driver
+
+
+def _unwound(exc: BaseException) -> BaseException:
+    """``exc``, raised by a run a driver started, with the driver's frame taken out of its
+    traceback: the traceback reads as if the run had been started directly."""
+    tb = exc.__traceback__
+    inner = None if tb is None else tb.tb_next
+    if inner is not None and inner.tb_frame.f_code is _drive.__code__:
+        tb.tb_next = inner.tb_next  # type: ignore[union-attr]
+    return exc
+
+
 class _Resume:
     """Awaits the rest of a coroutine that was started by hand and suspended on
     ``yielded``: the task awaiting this finishes waiting on ``yielded`` and then drives
-    the coroutine on, as if it had run it from the start."""
+    the coroutine on, as if it had run it from the start. ``driver`` is the driver that
+    started it (see :func:`_drive`), kept until the run is over."""
 
-    __slots__ = ("coro", "yielded")
+    __slots__ = ("coro", "driver", "yielded")
 
-    def __init__(self, coro: Any, yielded: Any) -> None:
+    def __init__(self, coro: Any, yielded: Any, driver: Any = None) -> None:
         self.coro = coro
         self.yielded = yielded
+        self.driver = driver
 
     def __await__(self) -> Any:
         coro = self.coro
@@ -280,6 +327,10 @@ class Runner:
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
         self._last_due: tuple[float | None, datetime | None] = (None, None)
+        # The eager path's driver of async runs (see _drive), and where it puts the return
+        # value of a run that is over.
+        self._box: list[Any] = [None]
+        self._driver: Generator[Any, Any, None] | None = None
         # The fast path serves an in-memory store on the real clock only.
         memory = getattr(store, "entry", None)
         self._memory: MemoryTaskStore | None = (
@@ -391,22 +442,33 @@ class Runner:
         ``work(run, *args)``, where ``run.cancelled`` says whether the firing was
         cancelled meanwhile. ``retire``, when given, is how the backend takes down the
         one-shot schedule of the task once its run is over (called with its id, in any
-        thread, instead of the application's general way).
+        thread, instead of the application's general way). Called on the thread of the
+        loop the async runs belong to (the backend's), where their first steps are taken.
 
-        Returns None when the firing is over, True when ``submit`` took it, a coroutine to
-        run as a task when the async ``run`` suspended, or False when nothing was done and
-        the firing needs :meth:`fire` (a retry, constraints, a timeout, an unknown task,
-        another run in progress). Either way the outcome, events and history are those
-        :meth:`fire` gives.
+        Returns None when the firing is over, ``retire`` itself when it is over and the
+        one-shot schedule is to be taken down, which the caller then does in place of
+        calling ``retire`` (a run over at its first step, on the caller's thread: this
+        saves a call on the way of most runs), True when ``submit`` took it, a coroutine
+        to run as a task when the async ``run`` suspended, or False when nothing was done
+        and the firing needs :meth:`fire` (a retry, constraints, a timeout, an unknown
+        task, another run in progress). Either way the outcome, events and history are
+        those :meth:`fire` gives.
         """
         store = self._memory
         if store is None or retry:
             return False
         started = _time()
-        # The run lock and the record in one step (the start time, a new float, is the
-        # lock's token); given back when the run's outcome is recorded.
-        entry = store.claim(key, started)
+        # The run lock and the record, as store.claim(key, started) takes them, written
+        # out (a call fewer on the way of every run): the lock is taken in one dictionary
+        # step the interpreter makes atomic, so of two claims, on any threads, only one
+        # gets its own token back (the start time, a new float); the record is read once
+        # the lock is held. Given back when the run's outcome is recorded.
+        locks = store.run_locks
+        if locks.setdefault(key, started) is not started:
+            return False
+        entry = store.records.get(key)
         if entry is None:
+            del locks[key]
             return False
         request = entry[_REQUEST]
         if request is None:  # a record a recorded run made: its request is kept apart
@@ -417,7 +479,7 @@ class Runner:
         factory = by_key.get(key)
         if (
             factory is None
-            or not isinstance(request, TaskRequest)
+            or (type(request) is not TaskRequest and not isinstance(request, TaskRequest))
             or request.timeout is not None
             or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
         ):
@@ -453,24 +515,42 @@ class Runner:
             self._last_due = (due, scheduled_for)
             _set_scheduled_for(ctx, scheduled_for)
         _set_input(ctx, None if request.input is None else request.stored_input())
+        # Its first step, by the runner's driver (see _drive): taken for the run, so that a
+        # run started from within this one (on this thread) gets a driver of its own, and
+        # given back when the run is over.
+        driver = self._driver
+        if driver is None:
+            driver = _driver(self._box)
+        self._driver = None
         outcome: Any
         try:
             coro: Any = task.run(ctx)
-            yielded = coro.send(None)
+            if type(coro) is CoroutineType:
+                yielded = driver.send(coro)
+            else:  # an awaitable of another kind: stepped by hand, as asyncio would
+                self._driver, driver = driver, None
+                yielded = coro.send(None)
         except StopIteration as stop:
             outcome = stop.value
         except Exception as exc:
-            outcome = exc
-        except BaseException:
+            outcome = _unwound(exc)
+        except BaseException as exc:
             store.release(key)
+            _unwound(exc)
             raise
         else:
-            # It goes on: its start is published now. A run over before it suspended was
-            # over before anyone could hear it had started: both its events are published
-            # at its end (see journal_run), each with its own time.
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
-            rest = _Resume(coro, yielded)
-            return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
+            if yielded is _OVER:
+                self._driver = driver
+                box = self._box
+                outcome = box[0]
+                box[0] = None  # the runner keeps nothing of a run that is over
+            else:
+                # It goes on: its start is published now. A run over before it suspended
+                # was over before anyone could hear it had started: both its events are
+                # published at its end (see journal_run), each with its own time.
+                self._emit_at(WorkStarted, task_id, started, (attempt, due))
+                rest = _Resume(coro, yielded, driver)
+                return _Rest(self._eager_resume(rest, entry, started, due, attempt, retire))
         runtime = _time() - started
         journal_run = self._journal_run
         if type(outcome) is not Success or entry[_EXTRA] is not None or journal_run is None:
@@ -479,9 +559,13 @@ class Runner:
         # A plain success, which is most runs: recorded here, as _eager_done records it.
         one_shot = request.trigger.kind in ONE_SHOT_KINDS
         history = (key, "success", None, attempt, started, due, runtime)
-        if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
-            self._retire_run(task_id, retire)
+        over = store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot
         journal_run(task_id, started, attempt, due, runtime)
+        if not over:
+            return None
+        if retire is not None:
+            return retire  # the caller takes the schedule down
+        self._retire_run(task_id, None)
         return None
 
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:

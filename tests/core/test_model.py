@@ -26,6 +26,7 @@ from lamplighter import (
     OneTime,
     PathChanged,
     Periodic,
+    Success,
     TaskContext,
     TaskId,
     TaskRequest,
@@ -462,3 +463,13 @@ def test_a_request_built_by_its_class_method_names_its_trigger_in_the_model() ->
         " 'Calendar' in vars(m), 'Periodic' in vars(m))\n"
     )
     assert out.split() == ["CalendarExpr", "True", "False"]
+
+
+def test_success_has_no_fields_and_takes_no_arguments() -> None:
+    assert Success() == Success() and hash(Success()) == hash(Success())
+    assert repr(Success()) == "Success()" and attrs.fields(Success) == ()
+    assert attrs.evolve(Success()) == Success()
+    with pytest.raises(TypeError):
+        Success("done")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Success(message="done")  # type: ignore[call-arg]

@@ -354,6 +354,37 @@ def test_a_memory_store_keeps_the_last_records_of_each_task(tmp_path: Path) -> N
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_a_memory_store_keeps_history_records_of_any_kind_in_order(tmp_path: Path) -> None:
+    import gc
+
+    from lamplighter.store import SEQ, MemoryTaskStore, new_record
+
+    store = MemoryTaskStore(tmp_path)
+    tid = TaskId("t")
+    # A run's record alone, then records of other kinds after it.
+    with store.lock:
+        store.put(new_record("t", {"task_id": "t"}, 10.0, next(store.sequence), due=20.0))
+    record = store.entry("t")
+    assert record is not None
+    first = ("t", "success", None, 1, 15.0, 20.0, 0.5)
+    assert store.succeeded("t", record[SEQ], 15.0, False, first)
+    assert store.history(tid) == [first]
+    gc.collect()
+    assert not gc.is_tracked(store._histories["t"])  # one record: nothing made for it
+    store.append_history(tid, {"a": 1})
+    store.append_history(tid, "text")
+    store.append_history(tid, None)
+    assert store.history(tid) == [first, {"a": 1}, "text", None]
+    # A record of another kind alone, and runs' records after it, up to the bound.
+    other = TaskId("o")
+    store.append_history(other, "text")
+    assert store.history(other) == ["text"]
+    for i in range(HISTORY_LIMIT):
+        store.append_history(other, ("o", i))
+    assert store.history(other) == [("o", i) for i in range(HISTORY_LIMIT)]
+    assert store.delete(tid) and store.history(tid) == []
+
+
 def test_a_memory_store_keeps_state_as_plain_values_and_reads_back_the_document(
     tmp_path: Path,
 ) -> None:

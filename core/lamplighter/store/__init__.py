@@ -999,6 +999,19 @@ def _task_id(record: Record) -> TaskId:
     return request.task_id  # type: ignore[no-any-return]
 
 
+def _records(kept: tuple[Any, ...]) -> list[Any]:
+    """The history records of a task's entry in ``MemoryTaskStore._histories``."""
+    return list(kept[1:]) if kept[0] is None else [kept]
+
+
+def _kept(kept: tuple[Any, ...], record: Any) -> tuple[Any, ...]:
+    """A task's entry in ``MemoryTaskStore._histories`` once ``record`` is added to
+    ``kept``: None, then at most HISTORY_LIMIT records."""
+    if kept[0] is not None:  # its one record, kept as it is
+        return (None, kept, record)
+    return (None, *kept[max(1, len(kept) + 1 - HISTORY_LIMIT) :], record)
+
+
 _STATE_KEYS = frozenset(
     {"status", "scheduled_at", "attempt", "run_count", "last_run", "last_result", "retry_at"}
 )
@@ -1038,10 +1051,16 @@ class MemoryTaskStore(TaskStore):
         #: The request of each task whose record a recorded run replaced (that record
         #: holds None at :data:`REQUEST`), by the id's string.
         self.moved_requests: dict[str, Any] = {}
+        # Each task's history records, by the id's string: a task with one record of the
+        # runner's (a tuple that begins with the id's string) has that record itself (most
+        # tasks run once: nothing but the record is made), any other a tuple of None and
+        # its records, the oldest first (see _kept).
         self._histories: dict[str, tuple[Any, ...]] = {}
-        # The run locks held: the task id's string → the holder's token. Taken and given
-        # back in one dictionary step each (atomic under the interpreter lock): no lock.
-        self._running: dict[str, object] = {}
+        #: The run locks held: the task id's string → the holder's token. Taken and given
+        #: back in one dictionary step each (atomic under the interpreter lock): no lock.
+        #: A run's path may take one as :meth:`claim` does, without the call.
+        self.run_locks: dict[str, object] = {}
+        self._running = self.run_locks
 
     # ------------------------------------------------------------------ plain values
 
@@ -1086,8 +1105,9 @@ class MemoryTaskStore(TaskStore):
     ) -> bool:
         """Record a successful run of the schedule ``seq`` of the task ``key``, started at
         ``started``: attempt 1 next, one more run, no retry pending; ``finished``: the
-        schedule is over (a one-shot). Keeps ``history`` and gives back the task's run lock
-        either way (the run is over). Returns False, having changed no state, when that
+        schedule is over (a one-shot). Keeps ``history`` (the run's history record, a
+        tuple that begins with ``key``) and gives back the task's run lock either way (the
+        run is over). Returns False, having changed no state, when that
         schedule is no longer the task's (cancelled or scheduled anew meanwhile)."""
         # Written for speed, as every run that goes well comes here: the fields by their
         # index (DUE 0, SEQ 1, REQUEST 4, SCHEDULED 5, EXTRA 7, SCHEDULED_AT 8, RUN_COUNT
@@ -1122,7 +1142,8 @@ class MemoryTaskStore(TaskStore):
                 )
             histories = self._histories
             kept = histories.get(key)
-            histories[key] = (history,) if kept is None else (*kept[1 - HISTORY_LIMIT :], history)
+            # The runner's record begins with the id's string: alone, it is kept as it is.
+            histories[key] = history if kept is None else _kept(kept, history)
             self._running.pop(key, None)  # after the outcome: the next run sees it
         finally:
             self._give_lock()
@@ -1139,8 +1160,13 @@ class MemoryTaskStore(TaskStore):
 
     def keep_history(self, key: str, record: tuple[Any, ...]) -> None:
         """:meth:`append_history` for the task ``key``, by a caller holding :attr:`lock`."""
-        history = self._histories.get(key, ())
-        self._histories[key] = (*history[1 - HISTORY_LIMIT :], record)
+        kept = self._histories.get(key)
+        if kept is not None:
+            self._histories[key] = _kept(kept, record)
+        elif type(record) is tuple and record and type(record[0]) is str:
+            self._histories[key] = record
+        else:
+            self._histories[key] = (None, record)
 
     def held_lock(self, task_id: TaskId) -> RunLock:
         """The run lock of ``task_id`` as held by the caller, who took it with
@@ -1292,7 +1318,8 @@ class MemoryTaskStore(TaskStore):
             self.keep_history(TaskId.of(task_id).value, record)
 
     def history(self, task_id: TaskId) -> list[Any]:
-        return list(self._histories.get(TaskId.of(task_id).value, ()))
+        kept = self._histories.get(TaskId.of(task_id).value)
+        return [] if kept is None else _records(kept)
 
     def history_problems(self, task_id: TaskId) -> list[str]:
         return []  # records kept as objects cannot be malformed

@@ -941,6 +941,7 @@ class InProcessBackend(Backend):
         started before it may have cancelled or rescheduled its task): unchanged, it is
         the same tuple, and anything else is checked again under the lock."""
         running, waiting, records = self._running, self._waiting, self._records
+        jobs, fired, shared = self._jobs, self._fired, self._shared
         limit = self.max_concurrency
         fire_eagerly, submit, retire = self._fire_eagerly, self._submit, self._retire_key
         index = 0
@@ -973,6 +974,14 @@ class InProcessBackend(Backend):
                     raise
                 if work is None:  # over
                     del running[key]
+                elif work is retire:  # over, and so is its one-shot schedule
+                    del running[key]
+                    if shared and (not jobs or key not in jobs):
+                        # What _retire_fired does in this case, written out: the run of
+                        # almost every one-shot ends here.
+                        fired.discard(key)
+                    else:
+                        self._retire_fired(TaskId(key))
                 elif work is True:  # a worker thread does the sync run
                     assert self._submitted is not None
                     running[key] = self._submitted
@@ -1085,8 +1094,10 @@ class InProcessBackend(Backend):
             except BaseException:
                 self._restore(key, before)
                 raise
-            if work is None:  # over
+            if work is None or work is self._retire_key:  # over
                 self._restore(key, before)
+                if work is not None:  # and so is its one-shot schedule
+                    self._retire_fired(task_id)
                 return
             if work is True:  # a worker thread does the sync run: wait for it
                 run = self._submitted
@@ -1122,8 +1133,10 @@ class InProcessBackend(Backend):
             except BaseException:
                 del running[key]
                 raise
-            if work is None:  # over
+            if work is None or work is self._retire_key:  # over
                 del running[key]
+                if work is not None:  # and so is its one-shot schedule
+                    self._retire_fired(TaskId(key))
                 return
             if work is True:  # a worker thread does the sync run
                 assert self._submitted is not None

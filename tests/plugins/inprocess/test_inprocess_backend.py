@@ -6,7 +6,9 @@ import asyncio
 import json
 import threading
 import time
+import traceback
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -713,6 +715,86 @@ def test_subscribers_get_the_events_of_an_eager_run(make_app: Callable[..., Lamp
     # The journal says the same as the events.
     lines = [line for line in journal_lines(app) if line["kind"] != "scheduled"]
     assert [line["at"] for line in lines] == [started.at.isoformat(), completed.at.isoformat()]
+
+
+class RaisesAtOnce:
+    """An async run that raises before it ever suspends."""
+
+    async def run(self, ctx: TaskContext) -> TaskResult:
+        raise ValueError("broken")
+
+
+def test_a_run_that_raises_at_its_first_step_fails_with_its_own_traceback(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    app.register("bad", RaisesAtOnce)
+    app.register("quick", Quick)
+    app.start()
+    events = app.events()
+    app.schedule(soon("bad"))
+    wait_until(lambda: len(app.history("bad")) == 1, "the failed run's record")
+    (record,) = app.history("bad")
+    assert isinstance(record.result, Failure) and "ValueError: broken" in record.result.message
+    (failed,) = [e for e in events.drain() if type(e).__name__ == "AttemptFailed"]
+    cause = failed.cause  # type: ignore[attr-defined]
+    assert isinstance(cause, ValueError)
+    # The traceback reads as if the run had been started directly: the run's frame, under
+    # the runner's, and nothing of how its first step was taken.
+    names = [frame.name for frame in traceback.extract_tb(cause.__traceback__)]
+    assert names == ["fire_eagerly", "run"]
+    # Runs after it start as before.
+    app.schedule(soon("quick"))
+    wait_until(lambda: len(app.history("quick")) == 1, "the next run's record")
+    assert app.history("quick")[0].result == Success()
+
+
+def test_a_run_started_from_within_a_run_gets_its_own_first_step(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    app = make_app()
+    inner = Quick()
+    started: list[object] = []
+
+    class Outer:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            # The eager path fires another task while this run takes its first step.
+            runner = app._runner
+            assert runner is not None
+            started.append(runner.fire_eagerly("inner", time.time(), False, print))
+            return Success()
+
+    app.register("outer", Outer)
+    app.register("inner", lambda: inner)
+    app.start()
+    app.schedule(TaskRequest.one_time("inner", timedelta(hours=1)))
+    app.schedule(soon("outer"))
+    wait_until(lambda: len(app.history("outer")) == 1, "the outer run's record")
+    assert started == [None] and len(inner.contexts) == 1
+    assert [r.result for r in app.history("inner")] == [Success()]
+    assert app.history("outer")[0].result == Success()
+    # Both schedules are over, and later runs start as before.
+    assert not app.backend.diagnostics()["scheduled"]
+    app.schedule(soon("inner"))
+    wait_until(lambda: len(app.history("inner")) == 2, "the next run's record")
+
+
+def test_nothing_of_a_run_that_is_over_is_kept(make_app: Callable[..., Lamplighter]) -> None:
+    results: list[weakref.ref[TaskResult]] = []
+
+    class Kept:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            result = Success()
+            results.append(weakref.ref(result))
+            return result
+
+    app = make_app()
+    app.register("kept", Kept)
+    app.start()
+    app.schedule(soon("kept"))
+    wait_until(lambda: len(app.history("kept")) == 1, "the run's record")
+    (result,) = results
+    assert result() is None  # what the run returned is gone with it
 
 
 class Suspends:
