@@ -484,6 +484,77 @@ class Runner:
         journal_run(task_id, started, attempt, due, runtime)
         return None
 
+    def sync_keys(self) -> frozenset[str]:
+        """The ids of the registered tasks whose ``run`` is known to be plain (not a
+        coroutine function) before any is made: their factory is a class with a plain
+        ``run`` method. A backend may do their firings in a thread of its own, with
+        :meth:`fire_sync`."""
+        by_key = self._factories_by_key
+        if by_key is None:
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        plain: dict[object, bool] = {}
+        keys = []
+        for key, factory in by_key.items():
+            known = plain.get(factory)
+            if known is None:
+                run = getattr(factory, "run", None) if isinstance(factory, type) else None
+                known = plain[factory] = inspect.isfunction(
+                    run
+                ) and not inspect.iscoroutinefunction(run)
+            if known:
+                keys.append(key)
+        return frozenset(keys)
+
+    def fire_sync(
+        self, key: str, due: float, run: Any, retire: Callable[[TaskId], None] | None = None
+    ) -> bool:
+        """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), in the calling
+        thread, as :meth:`fire_eagerly` hands a sync ``run`` to a worker thread and the
+        worker does it: ``WorkStarted``, the context, ``run``, its outcome recorded, all
+        here. ``run.cancelled`` says whether the firing was cancelled meanwhile (before
+        ``run`` is entered: nothing is published). Returns False, having done nothing,
+        when the firing needs :meth:`fire` (see :meth:`fire_eagerly`) or its ``run`` turns
+        out to be a coroutine function."""
+        store = self._memory
+        if store is None:
+            return False
+        started = _time()
+        entry = store.claim(key, started)
+        if entry is None:
+            return False
+        request = entry[_REQUEST]
+        if request is None:  # a record a recorded run made: its request is kept apart
+            request = store.moved_requests[key]
+        by_key = self._factories_by_key
+        if by_key is None:
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        factory = by_key.get(key)
+        if (
+            factory is None
+            or not isinstance(request, TaskRequest)
+            or request.timeout is not None
+            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
+        ):
+            store.release(key)
+            return False
+        attempt = entry[_ATTEMPT]
+        try:
+            task = factory()
+        except Exception as exc:  # no WorkStarted: the run never started, as in fire()
+            self._eager_done(entry, started, due, attempt, exc, 0.0, False, retire, True)
+            return True
+        except BaseException:
+            store.release(key)
+            raise
+        is_async = _ASYNC_RUN.get(type(task))
+        if is_async is None:
+            is_async = _is_async_run(task)
+        if is_async:
+            store.release(key)
+            return False
+        self._eager_thread(run, task, entry, request, started, due, attempt, retire)
+        return True
+
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
         """The context of a run of ``request``'s task, made from values of the right types
         (the constructor's checks are skipped)."""
