@@ -1410,13 +1410,16 @@ class InProcessBackend(Backend):
             self._fired,
             self._jobs,
         )
-        running, loop, clock = self._running, self.loop, time.time
+        running, loop, clock, lock = self._running, self.loop, time.time, self._lock
         fire_sync, retire = self._fire_sync, self._retire_key
         run: _ThreadRun | None = None
         general: tuple[str, int, float, bool] | None = None  # a firing for the loop
         while True:
-            wake = False
-            with cond:
+            wake = rearm = False
+            # acquire()/release() rather than ``with cond``: the condition's lock is this
+            # lock, and a run's one taking of it is among the dearest steps of its thread.
+            lock.acquire()
+            try:
                 if run is not None:  # the run just done gives its slot back
                     if self._timing is me and self._granted:
                         running[_TIMING] = me
@@ -1429,13 +1432,13 @@ class InProcessBackend(Backend):
                     if not self._granted:
                         cond.wait()
                         continue
-                    if not heap or heap[0][0] > clock() + _TIMED_KEEP:
-                        self._granted = False
-                        running.pop(_TIMING, None)
-                        wake = True
-                        break
-                    wait = heap[0][0] - clock()
+                    wait = heap[0][0] - clock() if heap else _TIMED_KEEP + 1.0
                     if wait > 0:
+                        if wait > _TIMED_KEEP:
+                            self._granted = False
+                            running.pop(_TIMING, None)
+                            wake = True
+                            break
                         cond.wait(wait)
                         continue
                     entry = heapq.heappop(heap)
@@ -1443,7 +1446,7 @@ class InProcessBackend(Backend):
                     if jobs and key in jobs:
                         # Made a _Job of meanwhile (fire_now, a retry): the loop's.
                         heapq.heappush(self._heap, entry)
-                        loop.call_soon_threadsafe(self._rearm)
+                        rearm = True
                         entry = None
                         continue
                     record = records.get(key)
@@ -1459,10 +1462,15 @@ class InProcessBackend(Backend):
                     fired.add(key)
                     break
                 ended = self._timing is not me or self._closing
+            finally:
+                lock.release()
             if general is not None:
                 with contextlib.suppress(RuntimeError):  # the loop is closed
                     loop.call_soon_threadsafe(self._dispatch, *general)
                 general = None
+            if rearm:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._rearm)
             if wake:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._timed_released)
