@@ -552,7 +552,43 @@ class Runner:
         if is_async:
             store.release(key)
             return False
-        self._eager_thread(run, task, entry, request, started, due, attempt, retire)
+        # _eager_thread written out, with a plain success recorded as fire_eagerly does.
+        task_id = request.task_id
+        outcome: Any
+        try:
+            if run.cancelled:  # before it started: nothing published
+                store.release(key)
+                return True
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            ctx = _new_context(TaskContext)
+            _set_task_id(ctx, task_id)
+            _set_attempt(ctx, attempt)
+            last = self._last_due  # runs of a burst share their due time
+            if last[0] == due:
+                _set_scheduled_for(ctx, last[1])
+            else:
+                scheduled_for = datetime.fromtimestamp(due, UTC)
+                self._last_due = (due, scheduled_for)
+                _set_scheduled_for(ctx, scheduled_for)
+            _set_input(ctx, None if request.input is None else request.stored_input())
+            outcome = task.run(ctx)
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            store.release(key)
+            raise
+        if run.cancelled:  # while it ran: recorded as nothing, as a cancelled fire() is
+            store.release(key)
+            return True
+        runtime = _time() - started
+        if type(outcome) is not Success or entry[_EXTRA] is not None:
+            self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
+            return True
+        one_shot = request.trigger.kind in ONE_SHOT_KINDS
+        history = (key, "success", None, attempt, started, due, runtime)
+        if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
+            self._retire_run(task_id, retire)
+        self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
         return True
 
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
