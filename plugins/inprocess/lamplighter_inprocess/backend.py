@@ -308,6 +308,8 @@ _HAND_EVERY = 0.0005
 # one is due later than this.
 _TIMED_EARLY = 0.002
 _TIMED_KEEP = 0.002
+# Waits for the next timed entry up to this long (seconds) are a plain sleep (see _time).
+_TIMED_NAP = 0.0005
 # The timing thread's slot under max_concurrency is filed in _running under this key while
 # it is not in a run (no task id is empty); in a run, the run's key takes its place.
 _TIMING = ""
@@ -1411,6 +1413,7 @@ class InProcessBackend(Backend):
             self._jobs,
         )
         running, loop, clock, lock = self._running, self.loop, time.time, self._lock
+        sleep = time.sleep
         fire_sync, retire = self._fire_sync, self._retire_key
         run: _ThreadRun | None = None
         general: tuple[str, int, float, bool] | None = None  # a firing for the loop
@@ -1439,7 +1442,17 @@ class InProcessBackend(Backend):
                             running.pop(_TIMING, None)
                             wake = True
                             break
-                        cond.wait(wait)
+                        if wait > _TIMED_NAP:
+                            cond.wait(wait)  # woken early by an earlier entry, a shutdown
+                            continue
+                        # A short wait, as between runs spread thin: a plain sleep, without
+                        # the condition's dearer machinery (an entry put first meanwhile
+                        # waits no longer than this).
+                        lock.release()
+                        try:
+                            sleep(wait)
+                        finally:
+                            lock.acquire()
                         continue
                     entry = heapq.heappop(heap)
                     due, generation, key = entry[0], entry[1], entry[2]
