@@ -1364,6 +1364,8 @@ class InProcessBackend(Backend):
             running[_TIMING] = me
             self._granted = True
             self._timed_cond.notify()
+        if self._timed_watch is not None:  # one watch at a time
+            self._timed_watch.cancel()
         self._timed_check(-1)
 
     def _timed_check(self, taken: int) -> None:
@@ -1399,6 +1401,20 @@ class InProcessBackend(Backend):
         self._timed_arm()
 
     def _time(self, me: _Timing) -> None:
+        try:
+            self._time_runs(me)
+        except BaseException:  # Lamplighter's own error: the loop is told the slot is free
+            logger.exception("lamplighter: the timing thread of sync runs failed")
+            with self._lock:
+                if self._timing is me:
+                    self._timing = None
+                    if self._granted:
+                        self._granted = False
+                        self._running.pop(_TIMING, None)
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._timed_released)
+
+    def _time_runs(self, me: _Timing) -> None:
         """The timing thread: while it holds a slot, it waits for the first timed entry to
         come due (a wait on a condition, with the precision of the operating system's), takes
         it and does its run itself: the loop takes no part in a timed sync run, and the
