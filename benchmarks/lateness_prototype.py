@@ -13,7 +13,10 @@ evenly over 2 s, p99 of start of the run − its due time, async and sync ``run`
   long-lived worker thread.
 - ``backend at GIT_REF`` (when a ref is given): the backend as it is at that commit;
 - ``prototype-coarse``: the prototype with the timer armed at the due time itself (the
-  loop's poll rounds its timeout up to whole milliseconds).
+  loop's poll rounds its timeout up to whole milliseconds);
+- ``prototype-timed`` (sync only): the prototype with its sync entries in a heap of their
+  own, timed by the worker thread itself (it waits on a condition until the next is due,
+  takes it, runs it and records it): the loop takes no part in a sync run.
 
 It prints medians of ROUNDS (3) and the load average: the prototype shows what the design
 reaches on this machine; the backend's distance from it is overhead of the real thing.
@@ -37,7 +40,8 @@ import asyncio, heapq, json, os, shutil, sys, tempfile, threading, time
 from collections import deque
 from datetime import UTC, datetime
 
-N, KIND, PRECISE = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "precise"
+N, KIND, PRECISE = int(sys.argv[1]), sys.argv[2], sys.argv[3] in ("precise", "timed")
+TIMED = sys.argv[3] == "timed"  # sync runs timed by their worker thread
 EARLY = 0.001  # the loop's poll waits whole milliseconds
 done = []
 
@@ -88,11 +92,43 @@ class Proto:
         self.queue, self.cond = deque(), threading.Condition()
         self.idle = 0
         self.worker = None
+        self.timed = []  # sync entries a worker thread times itself
+    def start_timed(self):
+        if self.timed:
+            threading.Thread(target=self.time_work, daemon=True).start()
+    def time_work(self):
+        # One worker: it waits until the next sync entry is due, takes it, runs it and
+        # records it; the loop takes no part.
+        cond, timed = self.cond, self.timed
+        while True:
+            with cond:
+                while True:
+                    if not timed:
+                        return
+                    wait = timed[0][0] - time.time()
+                    if wait <= 0:
+                        break
+                    cond.wait(wait)
+                due, _, key = heapq.heappop(timed)
+            if key in self.running:
+                continue
+            self.running.add(key)
+            state = self.state[key]
+            started = time.time()
+            task = self.factories[key]()
+            ctx = Ctx()
+            ctx.task_id, ctx.attempt = key, state[0]
+            ctx.scheduled_for = datetime.fromtimestamp(due, UTC)
+            result = task.run(ctx)
+            self.record(key, self.state[key], started, due, result)
     def schedule(self, key, due, factory):
         # attempt, runs, last run, last result: a tuple of plain values, replaced per run
         # (the collector stops tracking it at its first look)
         self.state[key] = (1, 0, None, None)
         self.factories[key] = factory
+        if TIMED and KIND == "sync":
+            heapq.heappush(self.timed, (due, len(self.timed), key))
+            return
         heapq.heappush(self.heap, (due, len(self.heap), key))
     def rearm(self):
         if not self.heap:
@@ -168,6 +204,7 @@ async def main():
         for i in range(N):
             proto.schedule(f"t{i}", start + i * step, factory)
         proto.rearm()
+        proto.start_timed()
         while len(done) < N:
             await asyncio.sleep(0.01)
     finally:
@@ -223,7 +260,7 @@ def main() -> None:
     proto = textwrap.dedent(PROTOTYPE)
     load_before = os.getloadavg()
     results: dict[tuple[str, str], list[float]] = {}
-    names = ["backend", "prototype", "prototype-coarse"]
+    names = ["backend", "prototype", "prototype-coarse", "prototype-timed"]
     with tempfile.TemporaryDirectory() as exported:
         base_env = None if base is None else _export(base, exported)
         if base is not None:
@@ -235,6 +272,8 @@ def main() -> None:
                     ("prototype", [proto, str(n), kind, "precise"], None),
                     ("prototype-coarse", [proto, str(n), kind, "coarse"], None),
                 ]
+                if kind == "sync":
+                    runs.append(("prototype-timed", [proto, str(n), kind, "timed"], None))
                 if base is not None:
                     runs.insert(1, (names[1], [backend, str(n), f"lateness {kind}"], base_env))
                 for name, args, env in runs:

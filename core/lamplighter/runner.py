@@ -568,6 +568,113 @@ class Runner:
         self._retire_run(task_id, None)
         return None
 
+    def sync_keys(self) -> frozenset[str]:
+        """The ids of the registered tasks whose ``run`` is known to be plain (not a
+        coroutine function) before any is made: their factory is a class with a plain
+        ``run`` method. A backend may do their firings in a thread of its own, with
+        :meth:`fire_sync`."""
+        by_key = self._factories_by_key
+        if by_key is None:
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        plain: dict[object, bool] = {}
+        keys = []
+        for key, factory in by_key.items():
+            known = plain.get(factory)
+            if known is None:
+                run = getattr(factory, "run", None) if isinstance(factory, type) else None
+                known = plain[factory] = inspect.isfunction(
+                    run
+                ) and not inspect.iscoroutinefunction(run)
+            if known:
+                keys.append(key)
+        return frozenset(keys)
+
+    def fire_sync(
+        self, key: str, due: float, run: Any, retire: Callable[[TaskId], None] | None = None
+    ) -> bool:
+        """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), in the calling
+        thread, as :meth:`fire_eagerly` hands a sync ``run`` to a worker thread and the
+        worker does it: ``WorkStarted``, the context, ``run``, its outcome recorded, all
+        here. ``run.cancelled`` says whether the firing was cancelled meanwhile (before
+        ``run`` is entered: nothing is published). Returns False, having done nothing,
+        when the firing needs :meth:`fire` (see :meth:`fire_eagerly`) or its ``run`` turns
+        out to be a coroutine function."""
+        store = self._memory
+        if store is None:
+            return False
+        started = _time()
+        entry = store.claim(key, started)
+        if entry is None:
+            return False
+        request = entry[_REQUEST]
+        if request is None:  # a record a recorded run made: its request is kept apart
+            request = store.moved_requests[key]
+        by_key = self._factories_by_key
+        if by_key is None:
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        factory = by_key.get(key)
+        if (
+            factory is None
+            or not isinstance(request, TaskRequest)
+            or request.timeout is not None
+            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
+        ):
+            store.release(key)
+            return False
+        attempt = entry[_ATTEMPT]
+        try:
+            task = factory()
+        except Exception as exc:  # no WorkStarted: the run never started, as in fire()
+            self._eager_done(entry, started, due, attempt, exc, 0.0, False, retire, True)
+            return True
+        except BaseException:
+            store.release(key)
+            raise
+        is_async = _ASYNC_RUN.get(type(task))
+        if is_async is None:
+            is_async = _is_async_run(task)
+        if is_async:
+            store.release(key)
+            return False
+        # _eager_thread written out, with a plain success recorded as fire_eagerly does.
+        task_id = request.task_id
+        outcome: Any
+        try:
+            if run.cancelled:  # before it started: nothing published
+                store.release(key)
+                return True
+            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            ctx = _new_context(TaskContext)
+            _set_task_id(ctx, task_id)
+            _set_attempt(ctx, attempt)
+            last = self._last_due  # runs of a burst share their due time
+            if last[0] == due:
+                _set_scheduled_for(ctx, last[1])
+            else:
+                scheduled_for = datetime.fromtimestamp(due, UTC)
+                self._last_due = (due, scheduled_for)
+                _set_scheduled_for(ctx, scheduled_for)
+            _set_input(ctx, None if request.input is None else request.stored_input())
+            outcome = task.run(ctx)
+        except Exception as exc:
+            outcome = exc
+        except BaseException:
+            store.release(key)
+            raise
+        if run.cancelled:  # while it ran: recorded as nothing, as a cancelled fire() is
+            store.release(key)
+            return True
+        runtime = _time() - started
+        if type(outcome) is not Success or entry[_EXTRA] is not None:
+            self._eager_done(entry, started, due, attempt, outcome, runtime, False, retire, False)
+            return True
+        one_shot = request.trigger.kind in ONE_SHOT_KINDS
+        history = (key, "success", None, attempt, started, due, runtime)
+        if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
+            self._retire_run(task_id, retire)
+        self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+        return True
+
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
         """The context of a run of ``request``'s task, made from values of the right types
         (the constructor's checks are skipped)."""

@@ -30,6 +30,7 @@ from typing import Any
 from lamplighter.backend import Backend, BackendHost, UnsupportedRequest
 from lamplighter.ids import TaskId
 from lamplighter.model import (
+    NO_CONSTRAINTS,
     Calendar,
     Exact,
     NetworkType,
@@ -303,6 +304,37 @@ class _Workers:
 # (seconds): a worker woken for runs spread thin does several at a time.
 _HAND_EVERY = 0.0005
 
+# Sync one-shots are timed by a thread of their own (see InProcessBackend._time): it is
+# given a slot this long (seconds) before the first is due, and gives it back when the next
+# one is due later than this.
+_TIMED_EARLY = 0.002
+_TIMED_KEEP = 0.002
+# Waits for the next timed entry up to this long (seconds) are a plain sleep (see _time),
+# of at least _TIMED_NAP_LEAST: runs due closer together than that are taken together, a
+# fraction of a millisecond late, rather than each after a sleep of its own.
+_TIMED_NAP = 0.0005
+_TIMED_NAP_LEAST = 0.0002
+# The timing thread's slot under max_concurrency is filed in _running under this key while
+# it is not in a run (no task id is empty); in a run, the run's key takes its place.
+_TIMING = ""
+
+
+class _Timing:
+    """The thread that times sync one-shots (see :meth:`InProcessBackend._time`): how many
+    runs it has taken, and whether it is in one now (each written by the thread alone).
+    Also what ``_running`` holds under ``_TIMING``: the thread's slot, no run to cancel."""
+
+    __slots__ = ("busy", "taken", "thread")
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.taken = 0
+        self.busy = False
+
+    def cancel(self) -> bool:
+        return False
+
+
 # The longest wait any option may ask for: a day is already far past any sensible value.
 _MAX_SECONDS = 86_400.0 * 365
 
@@ -406,7 +438,7 @@ class InProcessBackend(Backend):
         self._record_lock: Any = contextlib.nullcontext()
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
-        self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting] = {}
+        self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting | _Timing] = {}
         # Due runs waiting for a free slot: (task id string, generation, due, retry).
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -423,6 +455,18 @@ class InProcessBackend(Backend):
         self._submitted: _ThreadRun | None = None
         self._handing: list[_ThreadRun] = []  # runs submitted, for the workers' next batch
         self._handed = 0.0  # when runs were last handed to the workers (time.monotonic)
+        # Sync one-shots, timed by a thread of their own rather than the loop timer: their
+        # records, in a heap of their own (under the lock), for tasks whose run is known to
+        # be plain (_sync_keys) and whose request needs nothing of the general path.
+        self._timed: list[_Record] = []
+        self._timed_cond = threading.Condition(self._lock)
+        self._sync_keys: frozenset[str] = frozenset()
+        self._fire_sync: Any = None
+        self._timing: _Timing | None = None  # the timing thread (under the lock)
+        self._granted = False  # it holds a slot (under the lock)
+        self._timed_wanted = False  # a slot is wanted for it (when one is free)
+        self._timed_timer: asyncio.TimerHandle | None = None
+        self._timed_watch: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -444,6 +488,12 @@ class InProcessBackend(Backend):
         prepare = getattr(runner, "prepare", None)
         if prepare is not None:
             prepare()
+        fire_sync = getattr(runner, "fire_sync", None)
+        sync_keys = getattr(runner, "sync_keys", None)
+        if self._shared and fire_sync is not None and sync_keys is not None:
+            self._sync_keys = sync_keys()
+            if self._sync_keys:
+                self._fire_sync = fire_sync
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -476,6 +526,9 @@ class InProcessBackend(Backend):
                 self._timer = None
             if self._watcher is not None:
                 self._watcher.cancel()
+            for handle in (self._timed_timer, self._timed_watch):
+                if handle is not None:
+                    handle.cancel()
             tasks = [t for t in self._running.values() if isinstance(t, asyncio.Future)]
             for run in list(self._running.values()):
                 run.cancel()
@@ -495,10 +548,12 @@ class InProcessBackend(Backend):
             cancel_all()  # cannot wait on our own loop; tasks finish cancelling on their own
             if self._workers is not None:
                 self._workers.close(0)
+            self._timed_close(0)
             return
         try:
             loop.call_soon_threadsafe(cancel_all)
         except RuntimeError:
+            self._timed_close(0)
             return
         started = time.monotonic()
         done.wait(timeout)
@@ -506,6 +561,18 @@ class InProcessBackend(Backend):
             self._workers.close(
                 None if timeout is None else max(timeout - (time.monotonic() - started), 0)
             )
+        self._timed_close(
+            None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+        )
+
+    def _timed_close(self, timeout: float | None) -> None:
+        """End the timing thread (after the run it is in, cancelled) and wait up to
+        ``timeout`` seconds for it."""
+        with self._lock:
+            me = self._timing
+            self._timed_cond.notify_all()
+        if me is not None and me.thread is not None and me.thread is not threading.current_thread():
+            me.thread.join(timeout)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -529,14 +596,22 @@ class InProcessBackend(Backend):
                 key = request.task_id.value
                 with self._record_lock, self._lock:
                     entry = self._install_one(key, request, due)
-                    heapq.heappush(self._heap, entry)
+                    timed = self._timed_ok(key, request, entry)
+                    if timed:
+                        arm = self._timed_push(entry)
+                    else:
+                        heapq.heappush(self._heap, entry)
+                if timed:
+                    if arm:
+                        self._call(self._timed_arm)
+                    return
                 timer_due = self._timer_due
                 if timer_due is None or due < timer_due:
                     self._call(self._rearm)
                 return
         login: list[TaskId] = []
         earliest: float | None = None
-        immediate = watched = False
+        immediate = watched = timed_arm = False
         with self._record_lock, self._lock:
             for request in requests:
                 tid = request.task_id
@@ -545,7 +620,11 @@ class InProcessBackend(Backend):
                 if kind is OneTime or kind is Exact:
                     first = self._first_due(request, now)
                     assert first is not None
-                    heapq.heappush(self._heap, self._install_one(tid.value, request, first))
+                    entry = self._install_one(tid.value, request, first)
+                    if self._timed_ok(tid.value, request, entry):
+                        timed_arm = self._timed_push(entry) or timed_arm
+                        continue
+                    heapq.heappush(self._heap, entry)
                     if earliest is None or first < earliest:
                         earliest = first
                     continue
@@ -569,6 +648,8 @@ class InProcessBackend(Backend):
                     watched = True
             if watched:
                 self._call(self._ensure_watcher)
+        if timed_arm:
+            self._call(self._timed_arm)
         if (
             login
             or immediate
@@ -632,17 +713,56 @@ class InProcessBackend(Backend):
                     None,
                     now,
                 )
-                _heappush(self._heap, record)
+                sync = self._sync_keys
+                if (
+                    sync
+                    and key in sync
+                    and request.timeout is None
+                    and request.constraints is NO_CONSTRAINTS
+                ):
+                    arm = self._timed_push(record)  # a sync run: the timing thread's
+                    timed = True
+                else:
+                    _heappush(self._heap, record)
+                    arm = timed = False
                 if self._fired:
                     self._fired.discard(key)
             finally:
                 lock.release()
         finally:
             record_lock.release()
+        if timed:
+            if arm:
+                self._call(self._timed_arm)
+            return True
         timer_due = self._timer_due
         if timer_due is None or due < timer_due:
             self._call(self._rearm)
         return True
+
+    def _timed_push(self, record: _Record) -> bool:
+        """Put a sync one-shot's record on the timing thread's heap (called holding the
+        lock). Returns whether the loop is to arrange for it (see :meth:`_timed_arm`)."""
+        timed = self._timed
+        heapq.heappush(timed, record)
+        if timed[0] is not record:
+            return False  # an earlier one is timed already
+        if self._granted:
+            self._timed_cond.notify()  # the thread waits for a later one
+            return False
+        return True
+
+    def _timed_ok(self, key: str, request: TaskRequest, entry: tuple[Any, ...]) -> bool:
+        """Whether ``entry``, the heap entry :meth:`_install_one` made, is a sync
+        one-shot's record for the timing thread (called holding the lock)."""
+        sync = self._sync_keys
+        return (
+            bool(sync)
+            and key in sync
+            and request.timeout is None
+            and request.constraints is NO_CONSTRAINTS
+            and self._records.get(key) is entry
+        )
 
     def _install_one(self, key: str, request: TaskRequest, due: float) -> tuple[Any, ...]:
         """Install a one-shot due at ``due`` and return its heap entry (called holding
@@ -810,7 +930,7 @@ class InProcessBackend(Backend):
     def diagnostics(self) -> dict[str, Any]:
         return {
             "scheduled": self._scheduled(),
-            "running": len(self._running),
+            "running": len(self._running) - (_TIMING in self._running),
             "waiting": len(self._waiting),
             "watching": sum(
                 1
@@ -1220,6 +1340,215 @@ class InProcessBackend(Backend):
         if self._full and len(running) < limit:
             self._full = False
             self._rearm()
+        if self._timed_wanted and len(running) < limit:
+            self._timed_grant()
+
+    # ------------------------------------------------------------------ timed sync runs
+
+    def _timed_arm(self) -> None:
+        """On the loop: arrange for the timing thread to get a slot shortly before the
+        first timed entry is due (unless it has one: it waits for the entry itself)."""
+        if self._closing or self._granted:
+            return
+        with self._lock:
+            due = self._timed[0][0] if self._timed else None
+        if self._timed_timer is not None:
+            self._timed_timer.cancel()
+            self._timed_timer = None
+        if due is None:
+            return
+        delay = min(max(due - time.time() - _TIMED_EARLY, 0.0), self.max_sleep)
+        self._timed_timer = self.loop.call_later(delay, self._timed_grant)
+
+    def _timed_grant(self) -> None:
+        """On the loop: give the timing thread a slot (starting the thread if there is
+        none), or, with max_concurrency runs in progress, wait for one."""
+        self._timed_timer = None
+        self._timed_wanted = False
+        if self._closing or self._granted:
+            return
+        with self._lock:
+            due = self._timed[0][0] if self._timed else None
+        if due is None:
+            return
+        if due - time.time() > 2 * _TIMED_EARLY:  # woken by max_sleep, or the clock was set back
+            self._timed_arm()
+            return
+        running = self._running
+        if len(running) >= self.max_concurrency:
+            self._timed_wanted = True  # _start_waiting gives it the next free slot
+            return
+        with self._lock:
+            me = self._timing
+            if me is None:
+                me = self._timing = _Timing()
+                me.thread = threading.Thread(
+                    target=self._time, args=(me,), name="lamplighter-timer", daemon=True
+                )
+                me.thread.start()
+            running[_TIMING] = me
+            self._granted = True
+            self._timed_cond.notify()
+        if self._timed_watch is not None:  # one watch at a time
+            self._timed_watch.cancel()
+        self._timed_check(-1)
+
+    def _timed_check(self, taken: int) -> None:
+        """On the loop, every ``patience`` while the timing thread holds a slot: a thread
+        that has been in the same run since the last check (``taken``), with timed entries
+        due, is blocked in it. Its run keeps its slot and the thread finishes it; a new
+        timing thread, with a slot of its own, takes over the timing."""
+        self._timed_watch = None
+        me = self._timing
+        if me is None or not self._granted or self._closing:
+            return
+        if me.taken == taken and me.busy:
+            with self._lock:
+                blocked = (
+                    self._timing is me
+                    and me.busy
+                    and me.taken == taken
+                    and bool(self._timed)
+                    and self._timed[0][0] <= time.time()
+                )
+                if blocked:
+                    self._timing = None
+                    self._granted = False
+            if blocked:
+                self._timed_grant()
+                return
+        patience = max(0.002, 2 * sys.getswitchinterval())
+        self._timed_watch = self.loop.call_later(patience, self._timed_check, me.taken)
+
+    def _timed_released(self) -> None:
+        # On the loop: the timing thread gave back its slot.
+        self._start_waiting()
+        self._timed_arm()
+
+    def _time(self, me: _Timing) -> None:
+        try:
+            self._time_runs(me)
+        except BaseException:  # Lamplighter's own error: the loop is told the slot is free
+            logger.exception("lamplighter: the timing thread of sync runs failed")
+            with self._lock:
+                if self._timing is me:
+                    self._timing = None
+                    if self._granted:
+                        self._granted = False
+                        self._running.pop(_TIMING, None)
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._timed_released)
+
+    def _time_runs(self, me: _Timing) -> None:
+        """The timing thread: while it holds a slot, it waits for the first timed entry to
+        come due (a wait on a condition, with the precision of the operating system's), takes
+        it and does its run itself: the loop takes no part in a timed sync run, and the
+        interpreter lock need not pass between threads for it. It gives the slot back when
+        no timed entry is due within ``_TIMED_KEEP``, and ends when the backend shuts down
+        or a new timing thread took over from it (it was blocked in a run)."""
+        cond, heap, records, fired, jobs = (
+            self._timed_cond,
+            self._timed,
+            self._records,
+            self._fired,
+            self._jobs,
+        )
+        running, loop, clock, lock = self._running, self.loop, time.time, self._lock
+        sleep = time.sleep
+        fire_sync, retire = self._fire_sync, self._retire_key
+        run: _ThreadRun | None = None
+        general: tuple[str, int, float, bool] | None = None  # a firing for the loop
+        while True:
+            wake = rearm = False
+            # acquire()/release() rather than ``with cond``: the condition's lock is this
+            # lock, and a run's one taking of it is among the dearest steps of its thread.
+            lock.acquire()
+            try:
+                if run is not None:  # the run just done gives its slot back
+                    if self._timing is me and self._granted:
+                        running[_TIMING] = me
+                    if running.get(run.key) is run:
+                        del running[run.key]
+                    run = None
+                    wake = self._full or bool(self._waiting)
+                entry: _Record | None = None
+                while self._timing is me and not self._closing:
+                    if not self._granted:
+                        cond.wait()
+                        continue
+                    wait = heap[0][0] - clock() if heap else _TIMED_KEEP + 1.0
+                    if wait > 0:
+                        if wait > _TIMED_KEEP:
+                            self._granted = False
+                            running.pop(_TIMING, None)
+                            wake = True
+                            break
+                        if wait > _TIMED_NAP:
+                            cond.wait(wait)  # woken early by an earlier entry, a shutdown
+                            continue
+                        # A short wait, as between runs spread thin: a plain sleep, without
+                        # the condition's dearer machinery (an entry put first meanwhile
+                        # waits no longer than this).
+                        lock.release()
+                        try:
+                            sleep(max(wait, _TIMED_NAP_LEAST))
+                        finally:
+                            lock.acquire()
+                        continue
+                    entry = heapq.heappop(heap)
+                    due, generation, key = entry[0], entry[1], entry[2]
+                    if jobs and key in jobs:
+                        # Made a _Job of meanwhile (fire_now, a retry): the loop's.
+                        heapq.heappush(self._heap, entry)
+                        rearm = True
+                        entry = None
+                        continue
+                    record = records.get(key)
+                    if (
+                        record is None
+                        or record[1] != generation
+                        or record[0] != due
+                        or key in fired
+                        or not record[_SCHEDULED]
+                    ):
+                        entry = None  # cancelled, replaced or fired since it was queued
+                        continue
+                    fired.add(key)
+                    break
+                ended = self._timing is not me or self._closing
+            finally:
+                lock.release()
+            if general is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    loop.call_soon_threadsafe(self._dispatch, *general)
+                general = None
+            if rearm:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._rearm)
+            if wake:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(self._timed_released)
+            if entry is None:
+                if ended:
+                    return
+                continue
+            due, generation, key = entry[0], entry[1], entry[2]
+            if key in running:  # a run of the task is in progress: it waits, on the loop
+                general = (key, generation, due, False)
+                continue
+            run = _ThreadRun(key, None, ())
+            running[key] = run  # in the timing slot's place (filed first: never one too few)
+            running.pop(_TIMING, None)
+            me.taken += 1
+            me.busy = True
+            try:
+                done = fire_sync(key, due, run, retire)
+            except BaseException:  # the runner records a task's errors; this is ours
+                logger.exception("lamplighter: a sync run of %s failed", key)
+                done = True
+            me.busy = False
+            if not done:  # nothing done: the general path's, started on the loop
+                general = (key, generation, due, False)
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)

@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -427,12 +427,19 @@ def test_due_times_follow_the_backends_clock_when_the_application_overrides_now(
         app.shutdown()
 
 
+class QuickSync:
+    def run(self, ctx: TaskContext) -> TaskResult:
+        return Success()
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
 def test_a_one_shot_fired_early_does_not_fire_again_at_its_time(
-    make_app: Callable[..., Lamplighter],
+    make_app: Callable[..., Lamplighter], sync: bool
 ) -> None:
+    kind = QuickSync if sync else Quick  # a sync one is timed by its own thread
     app = make_app()
-    app.register("once", Quick)
-    app.register("after", Quick)
+    app.register("once", kind)
+    app.register("after", kind)
     app.start()
     due = datetime.now(UTC) + timedelta(milliseconds=300)
     app.schedule(TaskRequest.exact("once", due))
@@ -511,7 +518,7 @@ def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
         assert record[REQUEST] is None
         assert store.request_of(record) is request
         assert record[DUE] == record[SCHEDULED_AT] + delay.total_seconds()
-        assert sum(entry is record for entry in backend._heap) == 1
+        assert sum(entry is record for entry in backend._heap + backend._timed) == 1
     # Their Scheduled events carry that time.
     events = [subscription.get_nowait() for _ in range(3)]
     assert {e.at for e in events} == {datetime.fromtimestamp(t, UTC) for t in scheduled_at}
@@ -606,7 +613,7 @@ def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
     for tid in ids:
         record = store.records[tid]
         assert record[SCHEDULED]
-        assert sum(entry[2] == tid for entry in backend._heap) == 1
+        assert sum(entry[2] == tid for entry in backend._heap + backend._timed) == 1
         assert app.task_info(tid).next_run == later  # type: ignore[union-attr]
 
 
@@ -1121,7 +1128,7 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # The task's state and its schedule are one tuple: the store's record is the
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
-    assert any(entry is record for entry in backend._heap)
+    assert any(entry is record for entry in backend._heap + backend._timed)
     seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
     assert record == new_record("once", None, scheduled_at, seq, later.timestamp())
     assert store.request_of(record).trigger.at == later
@@ -1440,3 +1447,245 @@ def test_entries_of_a_turn_after_a_start_that_raised_still_run(
     wait_until(lambda: len(app.history("after")) == 1, "the run after the failed start")
     assert [ctx.task_id.value for ctx in task.contexts] == ["first", "after"]
     assert not app.backend.is_running(TaskId("boom"))
+
+
+# Sync one-shots of tasks whose factory is a class with a plain run are timed by a thread
+# of their own, which does their runs itself: the loop takes no part in them.
+
+
+class Timed:
+    """A sync run, made by its class: notes its thread, its context, and whether its
+    ``WorkStarted`` was out before it was entered."""
+
+    seen: ClassVar[list[tuple[str, str, TaskContext, list[type]]]] = []
+    events: ClassVar[Any] = None
+
+    def run(self, ctx: TaskContext) -> TaskResult:
+        heard = [type(e) for e in Timed.events.drain()] if Timed.events is not None else []
+        Timed.seen.append((ctx.task_id.value, threading.current_thread().name, ctx, heard))
+        return Success()
+
+
+@pytest.fixture
+def timed() -> Iterator[type[Timed]]:
+    Timed.seen = []
+    Timed.events = None
+    yield Timed
+    Timed.events = None
+
+
+def test_sync_one_shots_are_timed_and_run_by_a_thread_of_their_own(
+    make_app: Callable[..., Lamplighter], timed: type[Timed]
+) -> None:
+    app = make_app()
+    ids = ["s0", "s1", "s2"]
+    for tid in ids:
+        app.register(tid, timed)
+    app.start()
+    timed.events = app.events()
+    due = datetime.now(UTC) + timedelta(milliseconds=30)
+    requests = [
+        TaskRequest.exact(tid, due + i * timedelta(milliseconds=5), input={"n": i})
+        for i, tid in enumerate(ids)
+    ]
+    app.schedule_many(requests)
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+    assert [key for key, *_ in timed.seen] == ids  # in due order
+    backend: Any = app.backend
+    assert backend._workers is None  # no run was handed to the worker threads
+    for (key, thread, ctx, heard), request in zip(timed.seen, requests, strict=True):
+        assert thread == "lamplighter-timer"
+        assert heard[-1] is WorkStarted  # published before the run was entered
+        assert ctx.attempt == 1 and ctx.input() == request.input
+        assert ctx.scheduled_for == request.trigger.at  # type: ignore[attr-defined]
+        (record,) = app.history(key)
+        assert record.result == Success() and record.scheduled_for == ctx.scheduled_for
+        info = app.task_info(key)
+        assert info is not None
+        assert (info.state, info.run_count) == (TaskState.INACTIVE, 1)
+    # Each event has its journal line; the slot is given back, the schedules retired.
+    kinds = [(line["kind"], line["task_id"]) for line in journal_lines(app)]
+    for key in ids:
+        assert [k for k, t in kinds if t == key] == ["scheduled", "work_started", "work_completed"]
+    wait_until(lambda: backend.diagnostics()["running"] == 0, "the slot to be given back")
+    assert not backend.diagnostics()["scheduled"]
+
+
+def test_a_timed_sync_run_that_blocks_leaves_the_timing_to_a_new_thread(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    entered: list[str] = []
+    release = threading.Event()
+
+    class Blocks:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            entered.append(threading.current_thread().name)
+            release.wait(BOUND)
+            return Success()
+
+    app = make_app(max_concurrency=4)
+    ids = ["a", "b", "c"]
+    for tid in ids:
+        app.register(tid, Blocks)
+    app.start()
+    due = datetime.now(UTC) + timedelta(milliseconds=20)
+    app.schedule_many([TaskRequest.exact(tid, due) for tid in ids])
+    try:
+        # All three in their run at once: each blocked thread left the timing to another.
+        wait_until(lambda: len(entered) == 3, "three runs in progress")
+        assert app.backend.diagnostics()["running"] == 3
+        assert all(app.backend.is_running(TaskId(tid)) for tid in ids)
+    finally:
+        release.set()
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+    wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slots to be freed")
+
+
+def test_a_timed_sync_run_cancelled_before_it_started_publishes_nothing(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    release = threading.Event()
+
+    class Blocks:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            release.wait(BOUND)
+            return Success()
+
+    class Never:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            raise AssertionError("cancelled before it started")
+
+    app = make_app(max_concurrency=1)  # "never" waits for the one slot
+    app.register("blocks", Blocks)
+    app.register("never", Never)
+    app.start()
+    events = app.events()
+    due = datetime.now(UTC) + timedelta(milliseconds=20)
+    app.schedule_many([TaskRequest.exact("blocks", due), TaskRequest.exact("never", due)])
+    try:
+        wait_until(lambda: app.backend.is_running(TaskId("blocks")), "the first run")
+        assert app.cancel("never")
+    finally:
+        release.set()
+    wait_until(lambda: len(app.history("blocks")) == 1, "the first run's record")
+    wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slot to be freed")
+    assert app.history("never") == []
+    heard = [e for e in events.drain() if e.task_id == TaskId("never")]
+    assert not [e for e in heard if isinstance(e, WorkStarted | WorkCompleted)]
+    lines = [line["kind"] for line in journal_lines(app) if line["task_id"] == "never"]
+    assert not [kind for kind in lines if str(kind).startswith("work_")]
+
+
+def test_a_sync_run_cancelled_before_it_starts_in_its_thread_publishes_nothing(
+    make_app: Callable[..., Lamplighter], timed: type[Timed]
+) -> None:
+    from lamplighter_inprocess.backend import _ThreadRun
+
+    app = make_app()
+    app.register("s", timed)
+    app.start()
+    app.schedule(TaskRequest.one_time("s", timedelta(hours=1)))
+    events = app.events()
+    run = _ThreadRun("s", None, ())
+    run.cancelled = True  # as cancel_running() leaves it
+    runner: Any = app._runner
+    assert runner.fire_sync("s", time.time(), run) is True
+    assert timed.seen == [] and app.history("s") == []
+    assert not [e for e in events.drain() if isinstance(e, WorkStarted | WorkCompleted)]
+    # The run lock was given back: the next firing runs.
+    assert runner.fire_sync("s", time.time(), _ThreadRun("s", None, ())) is True
+    assert len(timed.seen) == 1 and len(app.history("s")) == 1
+
+
+def test_timed_sync_runs_and_async_runs_share_the_concurrency_cap(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    lock = threading.Lock()
+    now = [0]
+    most = [0]
+
+    def enter() -> None:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+
+    def leave() -> None:
+        with lock:
+            now[0] -= 1
+
+    class SyncRun:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            enter()
+            time.sleep(0.002)
+            leave()
+            return Success()
+
+    class AsyncRun:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            enter()
+            await asyncio.sleep(0.002)
+            leave()
+            return Success()
+
+    app = make_app(max_concurrency=1)
+    ids = [f"{kind}{i}" for i in range(6) for kind in ("s", "a")]
+    for tid in ids:
+        app.register(tid, SyncRun if tid[0] == "s" else AsyncRun)
+    app.start()
+    due = datetime.now(UTC) + timedelta(milliseconds=20)
+    app.schedule_many(
+        [TaskRequest.exact(tid, due + i * timedelta(milliseconds=1)) for i, tid in enumerate(ids)]
+    )
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+    assert most[0] == 1
+    wait_until(lambda: app.backend.diagnostics()["running"] == 0, "the slot to be freed")
+
+
+def test_a_timed_sync_run_of_a_task_in_its_run_waits_for_that_run(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    entered: list[int] = []
+    ended: list[int] = []
+    first_in, release = threading.Event(), threading.Event()
+
+    class Once:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            entered.append(len(ended))
+            first_in.set()
+            release.wait(BOUND)
+            ended.append(1)
+            return Success()
+
+    app = make_app()
+    app.register("once", Once)
+    app.start()
+    app.schedule(TaskRequest.exact("once", datetime.now(UTC)))
+    try:
+        assert first_in.wait(BOUND)
+        # Scheduled anew while its run is in progress, due at once: the new run starts
+        # only once the first one has ended (one run of a task at a time).
+        assert app.schedule(TaskRequest.exact("once", datetime.now(UTC), existing="replace"))
+        time.sleep(0.02)  # the new firing is due meanwhile (an effect is not awaited here)
+        assert entered == [0]
+    finally:
+        release.set()
+    wait_until(lambda: len(entered) == 2 and len(ended) == 2, "the second run")
+    assert entered == [0, 1]
+
+
+def test_the_timing_thread_ends_at_shutdown(
+    make_app: Callable[..., Lamplighter], timed: type[Timed]
+) -> None:
+    app = make_app()
+    app.register("s", timed)
+    app.register("later", timed)
+    app.start()
+    app.schedule(soon("s"))
+    app.schedule(TaskRequest.one_time("later", timedelta(milliseconds=60)))
+    wait_until(lambda: len(app.history("s")) == 1, "the run")
+    backend: Any = app.backend
+    thread = backend._timing.thread
+    assert thread.is_alive()
+    app.shutdown()
+    assert not thread.is_alive()
+    assert app.history("later") == []
