@@ -87,6 +87,11 @@ def make_app(tmp_path: Path, conditions: FakeConditions) -> Iterator[Callable[..
         app.shutdown()
 
 
+def _entries(backend: Any) -> list[tuple[Any, ...]]:
+    """Every due entry the in-process backend keeps (its queue's and its heap's)."""
+    return [*backend._ordered, *backend._heap]
+
+
 def fast_periodic(task_id: str, **kwargs: object) -> TaskRequest:
     return TaskRequest(
         task_id=task_id,  # type: ignore[arg-type]
@@ -507,7 +512,7 @@ def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
         record = store.records[key]
         assert record[REQUEST] is request
         assert record[DUE] == record[SCHEDULED_AT] + delay.total_seconds()
-        assert sum(entry is record for entry in backend._heap) == 1
+        assert sum(entry is record for entry in _entries(backend)) == 1
     # Their Scheduled events carry that time.
     events = [subscription.get_nowait() for _ in range(3)]
     assert {e.at for e in events} == {datetime.fromtimestamp(t, UTC) for t in scheduled_at}
@@ -572,7 +577,7 @@ def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
     for tid in ids:
         record = store.records[tid]
         assert record[SCHEDULED]
-        assert sum(entry[2] == tid for entry in backend._heap) == 1
+        assert sum(entry[2] == tid for entry in _entries(backend)) == 1
         assert app.task_info(tid).next_run == later  # type: ignore[union-attr]
 
 
@@ -1007,7 +1012,7 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # The task's state and its schedule are one tuple: the store's record is the
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
-    assert any(entry is record for entry in backend._heap)
+    assert any(entry is record for entry in _entries(backend))
     seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
     assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
     assert "once" not in backend._jobs
