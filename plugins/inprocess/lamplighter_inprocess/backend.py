@@ -1,4 +1,4 @@
-"""The in-process backend: one timer heap, one loop timer, one asyncio loop.
+"""The in-process backend: one queue and one heap of due times, one loop timer, one asyncio loop.
 
 Schedules live in this process and die with it (``survives_process_death=False``): an
 application schedules its tasks after ``start()`` at each launch. Task state and history are
