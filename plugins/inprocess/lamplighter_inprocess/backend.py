@@ -1,4 +1,4 @@
-"""The in-process backend: one timer heap, one loop timer, one asyncio loop.
+"""The in-process backend: one queue and one heap of due times, one loop timer, one asyncio loop.
 
 Schedules live in this process and die with it (``survives_process_death=False``): an
 application schedules its tasks after ``start()`` at each launch. Task state and history are
@@ -60,6 +60,10 @@ _SHARE = 4
 # timer fires up to that much after its time. The timer is armed this much before the
 # earliest due time and waits the rest itself, precisely (see _on_timer).
 _EARLY = 0.001
+# A turn of the loop timer that took every entry due by its time is followed by the next
+# no sooner than this (seconds) after it: entries due closer together than this are taken
+# several at a turn, each at most this much later than its due time (see _on_timer).
+_SLACK = 0.0005
 _WATCHED = frozenset({"battery_low", "battery_okay", "storage_low", "device_idle", "path_changed"})
 
 
@@ -419,10 +423,14 @@ class InProcessBackend(Backend):
         self._lock = threading.Lock()
         # Internal tables are keyed by the id's string: its hash is computed in C and
         # cached, and a heap entry of plain values is not tracked by the garbage collector.
+        # Due entries are kept in two places, taken from as one, in due order: a queue of
+        # the entries that came in due order (each later than the last one queued, as
+        # most schedules come: a batch of one-shots in time order, equal delays, periodic
+        # tasks of one interval), taken from its front, and a heap for the others, each
+        # popped through the heap's depth. A burst due on the heap is moved to the front
+        # of the queue at once (see _take_due). Each entry is checked when it is taken.
         self._heap: list[tuple[Any, ...]] = []
-        # Entries of a burst taken off the heap at once, in heap order; each is checked
-        # when it is started, as one popped from the heap is.
-        self._ready: deque[tuple[Any, ...]] = deque()
+        self._ordered: deque[tuple[Any, ...]] = deque()
         # Schedules that need more than a record (periodic, calendar, login, watched,
         # network-gated, a one-shot with a retry pending); a key here wins over a record.
         self._jobs: dict[str, _Job] = {}
@@ -441,8 +449,9 @@ class InProcessBackend(Backend):
         self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting | _Timing] = {}
         # Due runs waiting for a free slot: (task id string, generation, due, retry).
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._timer_due: float | None = None
+        self._floor = 0.0  # the next turn is not sooner than this (time.time(); see _take)
         # The timer stopped because max_concurrency runs are in progress.
         self._full = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -600,7 +609,7 @@ class InProcessBackend(Backend):
                     if timed:
                         arm = self._timed_push(entry)
                     else:
-                        heapq.heappush(self._heap, entry)
+                        self._enqueue(entry)
                 if timed:
                     if arm:
                         self._call(self._timed_arm)
@@ -624,7 +633,7 @@ class InProcessBackend(Backend):
                     if self._timed_ok(tid.value, request, entry):
                         timed_arm = self._timed_push(entry) or timed_arm
                         continue
-                    heapq.heappush(self._heap, entry)
+                    self._enqueue(entry)
                     if earliest is None or first < earliest:
                         earliest = first
                     continue
@@ -723,7 +732,11 @@ class InProcessBackend(Backend):
                     arm = self._timed_push(record)  # a sync run: the timing thread's
                     timed = True
                 else:
-                    _heappush(self._heap, record)
+                    ordered = self._ordered  # self._enqueue(record), written out
+                    if not ordered or ordered[-1] < record:
+                        ordered.append(record)
+                    else:
+                        _heappush(self._heap, record)
                     arm = timed = False
                 if self._fired:
                     self._fired.discard(key)
@@ -793,7 +806,16 @@ class InProcessBackend(Backend):
         # equal due times fire in the order they were scheduled and the comparison never
         # reaches the task id. An immediate extra run carries the negative generation.
         generation = job.generation if regular or retry else -job.generation
-        heapq.heappush(self._heap, (due, generation, job.key, retry))
+        self._enqueue((due, generation, job.key, retry))
+
+    def _enqueue(self, entry: tuple[Any, ...]) -> None:
+        """Keep a due entry: at the end of the queue when it comes after the last one
+        there, else on the heap (called holding the lock)."""
+        ordered = self._ordered
+        if not ordered or ordered[-1] < entry:
+            ordered.append(entry)
+        else:
+            heapq.heappush(self._heap, entry)
 
     def _record(self, key: str) -> _Record | None:
         """The record of the one-shot ``key`` while this backend holds its schedule."""
@@ -944,27 +966,40 @@ class InProcessBackend(Backend):
 
     # ------------------------------------------------------------------ the loop timer
 
+    def _earliest(self) -> float | None:
+        """The earliest due time kept (called holding the lock)."""
+        heap, ordered = self._heap, self._ordered
+        if heap:
+            due: float = heap[0][0]
+            return ordered[0][0] if ordered and ordered[0][0] < due else due
+        return ordered[0][0] if ordered else None
+
     def _rearm(self) -> None:
         if self._closing or self._full:
             return
         with self._lock:
-            due = self._heap[0][0] if self._heap else None
-            if self._ready and (due is None or self._ready[0][0] < due):
-                due = self._ready[0][0]
-        if self._timer is not None:
-            self._timer.cancel()
+            due = self._earliest()
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
             self._timer = None
             self._timer_due = None
         if due is None:
             return
-        delay = min(max(due - time.time() - _EARLY, 0.0), self.max_sleep)
         self._timer_due = due
-        self._timer = self.loop.call_later(delay, self._on_timer)
+        # Not before the earliest due time, and not sooner than _SLACK after a turn that
+        # took every entry due by its time (see _on_timer).
+        at = due if due >= self._floor else self._floor
+        delay = at - time.time() - _EARLY
+        if delay <= 0:  # the next turn of the loop
+            self._timer = self.loop.call_soon(self._on_timer)
+        else:
+            self._timer = self.loop.call_later(min(delay, self.max_sleep), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_due = None
-        heap, ready, lock = self._heap, self._ready, self._lock
+        lock = self._lock
         # At most _BATCH per turn, so the loop's other work gets a turn in a long burst,
         # and no more than the free slots: with max_concurrency runs in progress, due
         # entries wait where they are, in order, until a run ends (_start_waiting arms the
@@ -973,10 +1008,16 @@ class InProcessBackend(Backend):
         if most <= 0:
             self._full = True
             return
+        # A turn that took every entry due by its time is followed by the next no sooner
+        # than _SLACK after it: entries due meanwhile are taken together, at most _SLACK
+        # late, rather than each in a turn of its own (each turn costs the loop a timer,
+        # a poll and a taking of the lock, whatever it takes). Never before their time.
         now = time.time()
         with lock:
-            # Entries of a burst already taken off the heap are due.
-            wait = heap[0][0] - now if heap and not ready else 0.0
+            due = self._earliest()
+            if due is not None and due < self._floor:
+                due = self._floor
+            wait = 0.0 if due is None else due - now
             taken = self._take(now, most) if wait <= 0 else None
         if taken is None:
             if wait > 2 * _EARLY:  # woken by max_sleep, or the clock was set back
@@ -997,11 +1038,12 @@ class InProcessBackend(Backend):
         """This turn's due entries, at most ``most``, in due order, each checked (cancelled?
         scheduled anew? fired already?): a one-shot's record itself, marked as fired, or
         for a :class:`_Job` its firing, ``(due, generation, key, retry, _JOB)``. Called
-        holding the lock: one taking of it per turn. A burst is taken off the heap at once
-        (see _take_due)."""
-        heap, ready, jobs, records, fired = (
+        holding the lock: one taking of it per turn. A burst due on the heap is taken off
+        it at once (see _take_due). When it takes every entry due by ``now``, the next
+        turn comes no sooner than ``now + _SLACK``."""
+        heap, ordered, jobs, records, fired = (
             self._heap,
-            self._ready,
+            self._ordered,
             self._jobs,
             self._records,
             self._fired,
@@ -1010,17 +1052,28 @@ class InProcessBackend(Backend):
         taken: list[tuple[Any, ...]] = []
         append = taken.append
         looked = False
+        self._floor = 0.0
         for _ in range(most):
-            # (Due times compared first: the tuples, which a burst's equal due times make
-            # compare further, only when those are equal.)
-            if ready and (not heap or ready[0][0] < heap[0][0] or ready[0] < heap[0]):
-                entry = ready.popleft()
-            elif not heap or heap[0][0] > now:
-                break
-            elif not looked and len(heap) >= _BURST and self._take_due(now):
-                entry = ready.popleft()
+            # From the heap when its first entry comes before the queue's (due times
+            # compared first: the tuples, which equal due times make compare further,
+            # only when those are equal).
+            if heap and (
+                not ordered
+                or heap[0][0] < ordered[0][0]
+                or (heap[0][0] == ordered[0][0] and heap[0] < ordered[0])
+            ):
+                if heap[0][0] > now:
+                    self._floor = now + _SLACK
+                    break
+                if not looked and len(heap) >= _BURST and self._take_due(now):
+                    entry = ordered.popleft()
+                else:
+                    entry = heapq.heappop(heap)
+            elif ordered and ordered[0][0] <= now:
+                entry = ordered.popleft()
             else:
-                entry = heapq.heappop(heap)
+                self._floor = now + _SLACK
+                break
             looked = True
             due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
             job = jobs.get(key) if jobs else None
@@ -1131,9 +1184,10 @@ class InProcessBackend(Backend):
             )
 
     def _take_due(self, now: float) -> bool:
-        """When a burst is due (see _BURST), move every entry due by ``now`` from the heap
-        to the ready queue, in due order, and return True: one pass over the heap instead
-        of a pop (a sift through the heap's depth) per entry. Called holding the lock."""
+        """When a burst is due on the heap (see _BURST), move every entry due by ``now``
+        to the front of the queue, in due order, and return True: one pass over the heap
+        instead of a pop (a sift through the heap's depth) per entry. Called holding the
+        lock."""
         heap = self._heap
         wanted = max(_BURST, len(heap) >> _SHARE)
         # Count the due entries down from the heap's top (they are a subtree of it), up
@@ -1152,8 +1206,12 @@ class InProcessBackend(Backend):
         due = [entry for entry in heap if entry[0] <= now]
         heap[:] = [entry for entry in heap if entry[0] > now]
         heapq.heapify(heap)
+        # The queue's entries due by now join them; the rest of it comes after.
+        ordered = self._ordered
+        while ordered and ordered[0][0] <= now:
+            due.append(ordered.popleft())
         due.sort()  # nearly sorted already when they were pushed in order
-        self._ready.extend(due)
+        ordered.extendleft(reversed(due))
         return True
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -87,6 +88,12 @@ def make_app(tmp_path: Path, conditions: FakeConditions) -> Iterator[Callable[..
     yield make
     for app in apps:
         app.shutdown()
+
+
+def _entries(backend: Any) -> list[tuple[Any, ...]]:
+    """Every due entry the in-process backend keeps (its queue's and its heap's, and the
+    timing thread's heap's)."""
+    return [*backend._ordered, *backend._heap, *backend._timed]
 
 
 def fast_periodic(task_id: str, **kwargs: object) -> TaskRequest:
@@ -518,7 +525,7 @@ def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
         assert record[REQUEST] is None
         assert store.request_of(record) is request
         assert record[DUE] == record[SCHEDULED_AT] + delay.total_seconds()
-        assert sum(entry is record for entry in backend._heap + backend._timed) == 1
+        assert sum(entry is record for entry in _entries(backend)) == 1
     # Their Scheduled events carry that time.
     events = [subscription.get_nowait() for _ in range(3)]
     assert {e.at for e in events} == {datetime.fromtimestamp(t, UTC) for t in scheduled_at}
@@ -613,7 +620,7 @@ def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
     for tid in ids:
         record = store.records[tid]
         assert record[SCHEDULED]
-        assert sum(entry[2] == tid for entry in backend._heap + backend._timed) == 1
+        assert sum(entry[2] == tid for entry in _entries(backend)) == 1
         assert app.task_info(tid).next_run == later  # type: ignore[union-attr]
 
 
@@ -1128,7 +1135,7 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     # The task's state and its schedule are one tuple: the store's record is the
     # backend's heap entry, and the backend keeps nothing else of the task.
     record = store.records["once"]
-    assert any(entry is record for entry in backend._heap + backend._timed)
+    assert any(entry is record for entry in _entries(backend))
     seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
     assert record == new_record("once", None, scheduled_at, seq, later.timestamp())
     assert store.request_of(record).trigger.at == later
@@ -1270,6 +1277,141 @@ def test_a_burst_due_at_once_runs_each_task_once_in_due_order(
     assert ran == [*expected, "later"]
     assert app.history("b7") == []
     assert all(len(app.history(key)) == 1 for key in expected)
+
+
+@pytest.mark.parametrize("burst", [False, True], ids=["popped", "burst"])
+def test_entries_in_due_order_and_out_of_it_run_in_due_order(
+    make_app: Callable[..., Lamplighter], burst: bool
+) -> None:
+    # Entries that come in due order wait in the backend's queue, the others on its heap;
+    # the timer takes from both in due order, a few at a time (popped from the heap) or a
+    # burst due at once (moved off the heap together, merged with the queue's due ones).
+    from lamplighter_inprocess.backend import _BURST
+
+    ran: list[str] = []
+    half = _BURST if burst else 20
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    base = start + timedelta(milliseconds=50)
+    # Rising due times (the queue), then falling ones between them (the heap), then one
+    # long after, which stays queued while the others are taken.
+    dues = {f"r{i}": base + timedelta(microseconds=20 * i) for i in range(half)}
+    dues |= {f"f{i}": base + timedelta(microseconds=20 * (half - i) - 10) for i in range(half)}
+    gate = threading.Event()
+
+    class Blocker:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            # Holds the loop until every entry is due: the timer then finds them at once.
+            gate.wait(BOUND)
+            deadline = time.monotonic() + BOUND
+            while time.time() < max(dues.values()).timestamp() + 0.01:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+            return Success()
+
+    class Note:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            ran.append(ctx.task_id.value)
+            return Success()
+
+    app = make_app(max_concurrency=10_000)
+    app.register("blocker", Blocker)
+    app.register("later", Note)
+    for key in dues:
+        app.register(key, Note)
+    app.start()
+    app.schedule(TaskRequest.exact("blocker", start))
+    for key, due in dues.items():
+        app.schedule(TaskRequest.exact(key, due))
+    app.schedule(TaskRequest.exact("later", start + timedelta(milliseconds=300)))
+    app.cancel("f3")  # cancelled before it was due: never runs
+    backend: Any = app.backend
+    with backend._lock:
+        queued, heaped = len(backend._ordered), len(backend._heap)
+    gate.set()
+    assert queued > half and heaped >= half - 1
+    wait_until(lambda: "later" in ran, "every run")
+    expected = sorted((key for key in dues if key != "f3"), key=lambda key: dues[key])
+    assert ran == [*expected, "later"]
+    assert app.history("f3") == []
+
+
+def test_entries_due_close_together_are_taken_several_at_a_turn(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A turn that took every entry due by its time is followed by the next no sooner than
+    # _SLACK after it: entries due closer together are taken together, none before its time.
+    from lamplighter_inprocess import backend as backend_module
+
+    turns: list[tuple[float, int]] = []  # (the turn's time, entries it took)
+    take = backend_module.InProcessBackend._take
+
+    def spy(self: Any, now: float, most: int) -> list[tuple[Any, ...]]:
+        taken = take(self, now, most)
+        if taken:
+            turns.append((now, len(taken)))
+        return taken
+
+    monkeypatch.setattr(backend_module.InProcessBackend, "_take", spy)
+    slack = backend_module._SLACK
+    task = Punctual()
+    app = make_app(max_concurrency=1000)  # no turn is cut short by the free slots
+    ids = [f"p{i}" for i in range(40)]
+    for tid in ids:
+        app.register(tid, lambda: task)
+    app.start()
+    first = datetime.now(UTC) + timedelta(milliseconds=50)
+    step = timedelta(seconds=slack / 8)
+    app.schedule_many([TaskRequest.exact(tid, first + i * step) for i, tid in enumerate(ids)])
+    wait_until(lambda: len(task.starts) == len(ids), "every run")
+    assert all(started >= due for started, due in task.starts)
+    assert [due for _, due in task.starts] == sorted(due for _, due in task.starts)
+    assert sum(n for _, n in turns) == len(ids)
+    assert all(b - a >= slack for (a, _), (b, _) in itertools.pairwise(turns))
+    assert len(turns) <= len(ids) * step.total_seconds() / slack + 2
+
+
+def test_turns_cut_short_by_the_free_slots_follow_each_other_at_once(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A turn that left due entries behind (no free slot for them) is followed as soon as
+    # a slot is free, without the pause that follows a turn that took every due entry.
+    from lamplighter_inprocess import backend as backend_module
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    clock = types.SimpleNamespace(time=time.time, monotonic=time.monotonic, sleep=sleep)
+    monkeypatch.setattr(backend_module, "time", clock)
+    ran: list[str] = []
+    gate = threading.Event()
+
+    class Blocker:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            gate.wait(BOUND)  # until every other entry is due
+            return Success()
+
+    class Note:
+        async def run(self, ctx: TaskContext) -> TaskResult:
+            ran.append(ctx.task_id.value)
+            return Success()
+
+    app = make_app(max_concurrency=1)
+    app.register("blocker", Blocker)
+    ids = [f"n{i}" for i in range(30)]
+    for tid in ids:
+        app.register(tid, Note)
+    app.start()
+    now = datetime.now(UTC)
+    app.schedule(TaskRequest.exact("blocker", now))
+    wait_until(lambda: app.backend.is_running(TaskId("blocker")), "the blocker's run")
+    app.schedule_many([TaskRequest.exact(tid, now) for tid in ids])
+    gate.set()
+    wait_until(lambda: len(ran) == len(ids), "every run")
+    assert ran == ids
+    assert waits == []
 
 
 class Punctual:
