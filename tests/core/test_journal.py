@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -365,6 +366,59 @@ def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: 
         lines = journal.path.read_text().splitlines(keepends=True)[-2:]
         assert lines == expected
         assert [event_from_dict(json.loads(line)) for line in lines] == events
+
+
+def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Path) -> None:
+    # The flush thread makes lines from templates, with the text of whole seconds and of
+    # runtimes reused: the bytes are fields_line's, for times on the clock's steps and off
+    # them, fractions that round into the next second, and runtimes seen before.
+    from lamplighter import journal as journal_module
+
+    rnd = random.Random(15)
+    step = 2.0**-22  # time.time()'s step around now: runtimes are whole numbers of it
+    edges = [0.0, 0.5e-6, 0.4999999e-6, 0.9999994, 0.9999995, 0.9999996, 0.999_999_999]
+
+    def a_time() -> float:
+        whole = rnd.choice([1796220000, 1767323045, rnd.randrange(0, 4_000_000_000)])
+        if rnd.random() < 0.3:
+            return whole + rnd.choice(edges)
+        return (
+            whole + rnd.randrange(0, 1 << 22) * step if rnd.random() < 0.5 else whole + rnd.random()
+        )
+
+    def a_runtime() -> float:
+        choice = rnd.random()
+        if choice < 0.5:
+            return rnd.randrange(0, 64) * step
+        if choice < 0.6:
+            return rnd.choice([0.0, 1.0, 0.125, 1e-7, 86400.0, 5e-324])
+        return rnd.uniform(0, 5) if choice < 0.8 else rnd.random() * 1e-3
+
+    pid = os.getpid()
+    items: list[tuple[object, ...]] = []
+    expected: list[str] = []
+    for i in range(4000):
+        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(5)
+        due = rnd.choice([at, a_time(), at - rnd.random()])
+        runtime = a_runtime()
+        attempt = rnd.choice([1, 2, 17])
+        if kind == 0:
+            items.append((journal_module._RUN, task_id, at, pid, attempt, due, runtime))
+            expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
+            values = (runtime, "success")
+            expected.append(fields_line(WorkCompleted, task_id, at + runtime, pid, values))
+            continue
+        cls, plain = [
+            (Scheduled, ()),
+            (WorkStarted, (attempt, due)),
+            (WorkStarted, (attempt, None)),
+            (WorkCompleted, (runtime, "success")),
+        ][kind - 1]
+        items.append((cls.kind, task_id, at, pid, plain))
+        expected.append(fields_line(cls, task_id, at, pid, plain))
+    lines, taken = journal_module._make_lines(iter(items).__next__, len(items), None)
+    assert taken == len(items)
+    assert "".join(lines) == "".join(expected)
 
 
 def test_a_timed_flush_writes_a_long_queue_in_order_a_chunk_at_a_time(tmp_path: Path) -> None:
