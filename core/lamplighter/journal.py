@@ -366,26 +366,35 @@ _CHUNK = 256  # at most this many queued events made into lines and written at o
 # events), writes them, and sleeps before the next slice: an event loop waiting for the
 # interpreter lock gets it within a slice rather than a switch interval, however many events
 # are queued. What it does next depends on what happened while it slept:
-# - events were queued meanwhile: the application is busy producing them, and every slice
-#   is interpreter time its event loop waits for. Slices of _SLICE, pauses of _BUSY_PAUSE:
-#   the thread takes a small share of the interpreter and lets the rest wait (a burst's
-#   lines come later). (A thread asking for the interpreter lock while the loop runs gets
-#   it at the latest after the switch interval, so it takes little more than a slice per
-#   switch interval whatever its pause.)
 # - nothing was queued: production stopped, and the thread catches up, with slices of
 #   _CATCH_UP_SLICE and pauses of _PAUSE.
+# - events were queued, and the process's other threads used less than _BUSY_SHARE of the
+#   pause's time: the application produces them with time to spare. Slices of _SLICE (a
+#   loop waiting for the interpreter waits no longer), pauses of _PAUSE.
+# - events were queued while the other threads kept the processor busy: the application is
+#   busy producing them, and every slice is interpreter time its runs wait for. No slice
+#   (the lines wait), pauses of _BUSY_PAUSE, unless the oldest queued event is _MAX_WAIT
+#   old: then slices of _SLICE, so that a busy application's lines keep coming, late.
+#   (A thread asking for the interpreter lock while the loop runs gets it at the latest
+#   after the switch interval, so it takes little more than a slice per switch interval
+#   whatever its pause; the long pause only spares the loop the thread's wake-ups.)
 # Past _BACKLOG queued events, whoever queues one writes _HELP of the oldest first (unless a
 # flush is writing just then): the queue, and the memory it holds, stays bounded however
 # long the application keeps producing events faster than the thread writes them.
 _SLICE = 0.0002
-_BUSY_PAUSE = 0.004
+_BUSY_PAUSE = 0.01
 _CATCH_UP_SLICE = 0.001
 _PAUSE = 0.0002
+_BUSY_SHARE = 0.75
+_MAX_WAIT = 2.0
 _BACKLOG = 1 << 18
 _HELP = 32
 _STRIDE = 8
 _clock = time.perf_counter
 _sleep = time.sleep
+_cpu = time.process_time  # every thread's
+_thread_cpu = time.thread_time
+_now = time.time  # the clock of queued events' times
 _LOCK_NAME = "events.lock"
 _CAN_FCHMOD = hasattr(os, "fchmod") and sys.platform != "win32"
 _HEAD_BYTES = 4096
@@ -575,23 +584,44 @@ class EventJournal:
 
     def _timed_flush(self) -> None:
         """The flush timer's thread: writes what is queued a slice at a time, pausing
-        between slices, until nothing is left (see ``_BUSY_PAUSE``)."""
+        between slices, until nothing is left; leaves the lines queued while the
+        application is busy (see ``_BUSY_SHARE``)."""
         queued = self._pending
         slice_, pause = _SLICE, _PAUSE
         while True:
-            with self._flushing:  # per slice: flush() waits for a slice, never a pause
-                if queued:
-                    self._write_some(len(queued), _clock() + slice_)
+            if slice_:
+                with self._flushing:  # per slice: flush() waits for a slice, never a pause
+                    if queued:
+                        self._write_some(len(queued), _clock() + slice_)
             left = len(queued)
             if not left:
                 if self._done():
                     return
+                slice_ = _SLICE
                 continue
+            cpu, mine, start = _cpu(), _thread_cpu(), _clock()
             _sleep(pause)
-            if len(queued) > left:  # events queued during the pause: the loop is busy
-                slice_, pause = _SLICE, _BUSY_PAUSE
-            else:
+            if len(queued) <= left:  # nothing queued meanwhile: production stopped
                 slice_, pause = _CATCH_UP_SLICE, _PAUSE
+                continue
+            # What the other threads used of the pause (the thread's own wake-up aside).
+            used = _cpu() - cpu - (_thread_cpu() - mine)
+            if used < _BUSY_SHARE * (_clock() - start):
+                slice_, pause = _SLICE, _PAUSE
+            else:
+                slice_, pause = (_SLICE if self._overdue() else 0.0), _BUSY_PAUSE
+
+    def _overdue(self) -> bool:
+        """Whether the oldest queued event has waited ``_MAX_WAIT`` (a line, which says
+        nothing of its time, is taken as waiting)."""
+        try:
+            oldest = self._pending[0]
+        except IndexError:
+            return False
+        if type(oldest) is str:
+            return True
+        at = oldest[2]
+        return type(at) is not float or _now() - at >= _MAX_WAIT
 
     def _done(self) -> bool:
         """Whether the flush thread may stop, its queue found empty: the timer is cleared

@@ -485,10 +485,14 @@ def _written_ids(journal: EventJournal) -> list[str]:
 
 
 class _Producer:
-    """Stands in for the flush thread's clock and sleep: a clock read every 8 events advances
-    a tick, and while it is ``producing`` each pause queues runs in
-    proportion to its length (as runs are queued while the thread sleeps), so a short pause
-    queues few and a long one many. Records the pauses and the writes (runs per write)."""
+    """Stands in for the flush thread's clocks and sleep. A clock read every 8 events
+    advances a tick, a pause as many ticks as it lasts; while the producer is
+    ``producing`` each pause queues runs in proportion to its length (as runs are queued
+    while the thread sleeps), so a short pause queues few and a long one many, and the
+    other threads use ``share`` of the pause's time (1: the application is busy). Records
+    the pauses and the writes (runs per write)."""
+
+    BASE = 1767323045.0  # the time of the clock's zero
 
     def __init__(
         self,
@@ -497,6 +501,7 @@ class _Producer:
         *,
         per_busy_pause: int,
         pauses_producing: int,
+        share: float = 1.0,
     ) -> None:
         from lamplighter import journal as journal_module
 
@@ -504,27 +509,46 @@ class _Producer:
         self.journal = journal
         self.per_second = per_busy_pause / journal_module._BUSY_PAUSE
         self.pauses_producing = pauses_producing
+        self.share = share
         self.queued = 0
         self.longest = 0  # the longest the queue was after a run was queued
         self.pauses: list[float] = []
         self.writes: list[int] = []
-        ticks = iter(range(10_000_000))
-        tick = 2**-13  # whole ticks add up exactly
-        monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * tick)
-        monkeypatch.setattr(journal_module, "_SLICE", 2 * tick)  # 16 events
-        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * tick)  # 80 events
+        self.written_after: list[int] = []  # how many pauses came before each write
+        self.tick = 2**-13  # whole ticks add up exactly
+        self.now = 0.0
+        self.cpu = 0.0  # the other threads'
+        monkeypatch.setattr(journal_module, "_clock", self.read)
+        monkeypatch.setattr(journal_module, "_now", lambda: self.BASE + self.now)
+        monkeypatch.setattr(journal_module, "_cpu", lambda: self.cpu)
+        monkeypatch.setattr(journal_module, "_thread_cpu", lambda: 0.0)
+        monkeypatch.setattr(journal_module, "_SLICE", 2 * self.tick)  # 16 events
+        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * self.tick)  # 80 events
         monkeypatch.setattr(journal_module, "_sleep", self.sleep)
         write_lines = journal._write_lines
 
         def recording(lines: list[str]) -> None:
             self.writes.append(len(lines))
+            self.written_after.append(len(self.pauses))
             write_lines(lines)
 
         monkeypatch.setattr(journal, "_write_lines", recording)
 
+    def producing(self) -> bool:
+        return len(self.pauses) <= self.pauses_producing
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self.producing():
+            self.cpu += self.share * seconds
+
+    def read(self) -> float:
+        self.advance(self.tick)
+        return self.now
+
     def queue(self, count: int) -> None:
         for _ in range(count):
-            self.journal.append_run(f"t{self.queued}", 1767323045.0 + self.queued, 1, 0.5, 0.25)
+            self.journal.append_run(f"t{self.queued}", self.BASE + self.now, 1, 0.5, 0.25)
             self.queued += 1
             self.longest = max(self.longest, len(self.journal._pending))
         timer = self.journal._timer
@@ -533,7 +557,8 @@ class _Producer:
 
     def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
-        if len(self.pauses) <= self.pauses_producing:
+        self.advance(-(-seconds // self.tick) * self.tick)
+        if self.producing():
             self.queue(max(1, round(seconds * self.per_second)))
 
     def all_written(self) -> bool:
@@ -541,7 +566,7 @@ class _Producer:
         return _written_ids(self.journal) == [i for i in ids for _ in range(2)]
 
 
-def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
+def test_the_flush_thread_leaves_the_lines_queued_while_the_application_is_busy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
@@ -549,26 +574,64 @@ def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
     module = producer.module
     producer.queue(1000)
     journal._timed_flush()
-    # The first pause is short; every pause during which events were queued is followed
-    # by a short slice and a long pause; once they stop coming the thread catches up with
-    # long slices and short pauses.
+    # One slice, then a short pause; every pause during which events were queued while
+    # the other threads kept busy is followed by a long pause, without a slice; once they
+    # stop coming the thread catches up with long slices and short pauses.
     assert producer.pauses[0] == module._PAUSE
     assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
     assert producer.pauses[31:] and set(producer.pauses[31:]) == {module._PAUSE}
-    assert set(producer.writes[:31]) == {16}  # lines of 16 runs
-    assert set(producer.writes[32:-1]) == {80}
+    assert producer.writes[0] == 16  # the first slice, before anything was known
+    assert set(producer.writes[1:-1]) == {80}  # the catch-up, after production stopped
+    assert sum(producer.writes) == producer.queued
     assert producer.all_written()  # every event has its lines, in order, once
     assert not journal._pending and journal._timer is None
+
+
+def test_the_flush_thread_writes_while_the_application_has_time_to_spare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=200, pauses_producing=30)
+    producer.share = 0.5  # events keep coming, and the other threads wait half the time
+    module = producer.module
+    producer.queue(1000)
+    journal._timed_flush()
+    # Short slices and short pauses while events keep coming; then the catch-up.
+    assert set(producer.pauses) == {module._PAUSE}
+    assert set(producer.writes[:31]) == {16}
+    assert set(producer.writes[32:-1]) == {80}
+    assert producer.all_written()
+
+
+def test_a_busy_application_s_lines_are_written_once_the_oldest_has_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=100)
+    module = producer.module
+    monkeypatch.setattr(module, "_MAX_WAIT", 10 * module._BUSY_PAUSE)
+    producer.queue(20)
+    journal._timed_flush()
+    # Busy all along: the pauses are long; after the first slice, none until the oldest
+    # event has waited ten pauses, then a short slice after every pause.
+    assert set(producer.pauses[1:101]) == {module._BUSY_PAUSE}
+    writes = zip(producer.written_after, producer.writes, strict=True)
+    busy = [(after, n) for after, n in writes if after <= 100]
+    assert busy[0] == (0, 16)
+    assert [after for after, _ in busy[1:]] == list(range(11, 101))
+    assert {n for _, n in busy[1:]} == {16}
+    assert producer.all_written()
 
 
 def test_a_backlog_past_its_bound_is_written_by_whoever_queues_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
-    # Events come faster than the thread writes them: 40 a pause, 16 a slice.
+    # Events come faster than the thread writes them: 40 a pause, 16 a slice at most.
     producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=200)
     module = producer.module
     monkeypatch.setattr(module, "_BACKLOG", 500)
+    monkeypatch.setattr(module, "_MAX_WAIT", 10 * module._BUSY_PAUSE)
     producer.queue(100)
     journal._timed_flush()
     assert producer.queued > 500 + 200 * 16  # it went on long enough to matter
