@@ -368,11 +368,14 @@ _CHUNK = 256  # at most this many queued events made into lines and written at o
 # are queued. What it does next depends on what happened while it slept:
 # - nothing was queued: production stopped, and the thread catches up, with slices of
 #   _CATCH_UP_SLICE and pauses of _PAUSE.
-# - events were queued, and the process's other threads used less than _BUSY_SHARE of the
-#   pause's time: the application produces them with time to spare. Slices of _SLICE (a
-#   loop waiting for the interpreter waits no longer), pauses of _PAUSE.
-# - events were queued while the other threads kept the processor busy: the application is
-#   busy producing them, and every slice is interpreter time its runs wait for. No slice
+# - events were queued, the process's other threads used less than _BUSY_SHARE of the
+#   pause's time, and the thread got the processor and the interpreter back within
+#   _LATE_WAKE of its pause's end: the application produces them with time to spare.
+#   Slices of _SLICE (a loop waiting for the interpreter waits no longer), pauses of _PAUSE.
+# - events were queued while the other threads kept the processor busy, or kept the thread
+#   waiting for it (a busy loop holds the interpreter until the switch interval makes it let
+#   go; a loaded machine runs the thread late): the application is busy producing them,
+#   and every slice is processor time its runs wait for. No slice
 #   (the lines wait), pauses of _BUSY_PAUSE, unless the oldest queued event is _MAX_WAIT
 #   old: then slices of _SLICE, so that a busy application's lines keep coming, late.
 #   (A thread asking for the interpreter lock while the loop runs gets it at the latest
@@ -386,6 +389,7 @@ _BUSY_PAUSE = 0.01
 _CATCH_UP_SLICE = 0.001
 _PAUSE = 0.0002
 _BUSY_SHARE = 0.75
+_LATE_WAKE = 0.001
 _MAX_WAIT = 2.0
 _BACKLOG = 1 << 18
 _HELP = 32
@@ -604,9 +608,11 @@ class EventJournal:
             if len(queued) <= left:  # nothing queued meanwhile: production stopped
                 slice_, pause = _CATCH_UP_SLICE, _PAUSE
                 continue
-            # What the other threads used of the pause (the thread's own wake-up aside).
+            # What the other threads used of the pause (the thread's own wake-up aside),
+            # and how long the thread waited for the processor and the interpreter after it.
+            took = _clock() - start
             used = _cpu() - cpu - (_thread_cpu() - mine)
-            if used < _BUSY_SHARE * (_clock() - start):
+            if used < _BUSY_SHARE * took and took < pause + _LATE_WAKE:
                 slice_, pause = _SLICE, _PAUSE
             else:
                 slice_, pause = (_SLICE if self._overdue() else 0.0), _BUSY_PAUSE

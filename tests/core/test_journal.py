@@ -489,7 +489,8 @@ class _Producer:
     advances a tick, a pause as many ticks as it lasts; while the producer is
     ``producing`` each pause queues runs in proportion to its length (as runs are queued
     while the thread sleeps), so a short pause queues few and a long one many, and the
-    other threads use ``share`` of the pause's time (1: the application is busy). Records
+    other threads use ``share`` of the pause's time (1: the application is busy), and the
+    thread waits ``late`` for the processor after each pause. Records
     the pauses and the writes (runs per write)."""
 
     BASE = 1767323045.0  # the time of the clock's zero
@@ -502,6 +503,7 @@ class _Producer:
         per_busy_pause: int,
         pauses_producing: int,
         share: float = 1.0,
+        late: float = 0.0,
     ) -> None:
         from lamplighter import journal as journal_module
 
@@ -510,6 +512,7 @@ class _Producer:
         self.per_second = per_busy_pause / journal_module._BUSY_PAUSE
         self.pauses_producing = pauses_producing
         self.share = share
+        self.late = late  # how long the thread waits for the processor after a pause
         self.queued = 0
         self.longest = 0  # the longest the queue was after a run was queued
         self.pauses: list[float] = []
@@ -557,7 +560,7 @@ class _Producer:
 
     def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
-        self.advance(-(-seconds // self.tick) * self.tick)
+        self.advance(-(-(seconds + self.late) // self.tick) * self.tick)
         if self.producing():
             self.queue(max(1, round(seconds * self.per_second)))
 
@@ -600,6 +603,23 @@ def test_the_flush_thread_writes_while_the_application_has_time_to_spare(
     assert set(producer.pauses) == {module._PAUSE}
     assert set(producer.writes[:31]) == {16}
     assert set(producer.writes[32:-1]) == {80}
+    assert producer.all_written()
+
+
+def test_a_flush_thread_kept_waiting_after_its_pauses_takes_the_application_as_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loop that keeps the interpreter until the switch interval, or a loaded machine,
+    # keeps the thread waiting: even if the process's threads used little processor time,
+    # the lines wait while events keep coming.
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=4, pauses_producing=30)
+    producer.share, producer.late = 0.3, 0.005
+    module = producer.module
+    producer.queue(1000)
+    journal._timed_flush()
+    assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
+    assert producer.writes[0] == 16 and set(producer.writes[1:-1]) == {80}
     assert producer.all_written()
 
 
