@@ -47,7 +47,7 @@ from lamplighter.model import (
     TaskRequest,
 )
 from lamplighter.runner import Runner, _utcnow
-from lamplighter.store import SCHEDULED, MemoryTaskStore, Record, TaskStore, new_record
+from lamplighter.store import SCHEDULED, MemoryTaskStore, Record, TaskStore
 from lamplighter.store.records import ExecutionRecord, StoredRequest
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ Ts = TypeVarTuple("Ts")
 #: How long a running application may hold events before writing them to its journal.
 JOURNAL_FLUSH_INTERVAL = 0.05
 _APPEND = ExistingTaskPolicy.APPEND
+_time = time.time
 TaskFactory = Callable[[], Task]
 
 
@@ -591,13 +592,14 @@ class Lamplighter:
             and type(request.trigger) in self._admitted
         ):
             key = request.task_id.value
-            now = time.time()  # the one clock read: scheduled_at, the due time, the event
+            now = _time()  # the one clock read: scheduled_at, the due time, the event
             if key in self._registered and install_new(key, request, now):
                 bus = self._bus
                 if bus.subscriptions or self._inline_monitors:
                     self._emit_at(Scheduled, request.task_id, now, ())
                     return True
-                bus.unheard()  # as _emit_at does for nobody listening
+                # As _emit_at does for nobody listening, its calls written out.
+                bus.unheard_count += 1
                 journal = self._journal
                 if journal is not None:
                     journal.append_fields(Scheduled, key, now, ())
@@ -618,6 +620,7 @@ class Lamplighter:
             tid = request.task_id
             key = tid.value
             records = store.records
+            moved = store.moved_requests
             backend = self._backend
             made = False
             with store.lock:
@@ -629,7 +632,8 @@ class Lamplighter:
                 ):
                     now = self._timestamp()
                     self._check_admitted(request, backend)
-                    records[key] = new_record(key, request, now, next(store.sequence))
+                    kept = moved.get(key)
+                    store.schedule_new(key, request, now)
                     try:
                         backend.install((request,))
                     except BaseException:
@@ -637,6 +641,10 @@ class Lamplighter:
                             del records[key]
                         else:
                             records[key] = existing
+                        if kept is None:
+                            del moved[key]
+                        else:
+                            moved[key] = kept
                         raise
                     made = True
             if made:
@@ -738,7 +746,8 @@ class Lamplighter:
         records = store.records
         install_new = self._install_new
         now = self._timestamp()
-        previous: list[tuple[str, Record | None]] = []
+        moved = store.moved_requests
+        previous: list[tuple[str, Record | None, Any]] = []
         rest: list[TaskRequest] = []
         with store.lock:  # as schedule() checks and makes a record
             for request in requests:
@@ -747,7 +756,7 @@ class Lamplighter:
                     return None
             for request in requests:
                 key = request.task_id.value
-                previous.append((key, records.get(key)))
+                previous.append((key, records.get(key), moved.get(key)))
                 if install_new is None or not install_new(key, request, now):
                     store.schedule_new(key, request, now)
                     rest.append(request)
@@ -755,12 +764,18 @@ class Lamplighter:
             if rest:
                 backend.install(rest)
         except BaseException:
-            with store.lock:  # every record as it was (a backend's entry left is stale)
-                for key, record in previous:
+            # Every record as it was, and the request a record without one names (a
+            # backend's entry left is stale).
+            with store.lock:
+                for key, record, request in previous:
                     if record is None:
                         records.pop(key, None)
                     else:
                         store.put(record)
+                    if request is None:
+                        moved.pop(key, None)
+                    else:
+                        moved[key] = request
             raise
         emit_at = self._emit_at
         for request in requests:

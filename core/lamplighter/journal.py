@@ -537,10 +537,15 @@ class EventJournal:
         # Plain values only (the class by its kind): such a tuple is soon untracked by
         # the garbage collector, so a queue of them adds nothing to its collections.
         item = (cls.kind, task_id, at, _PID[0], values)
-        if self.flush_interval is not None:
-            self._queue(item)
-        else:
+        if self.flush_interval is None:
             self._add(item)
+            return
+        pending = self._pending
+        pending.append(item)  # what _queue does, on the path of every schedule()
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
 
     def append_run(
         self, task_id: str, started: float, attempt: int, due: float, runtime: float

@@ -935,9 +935,9 @@ KEY = 2
 #: Always False (a retry entry of a backend's heap has True there).
 RETRY = 3
 #: The :class:`~lamplighter.model.TaskRequest`, or the stored mapping it was saved as; None
-#: in a record made by a recorded run, whose request is in the store's ``moved_requests``
-#: (see :meth:`MemoryTaskStore.request_of`): a record of plain values only, which the
-#: garbage collector stops tracking.
+#: in a record made by scheduling or by a recorded run, whose request is in the store's
+#: ``moved_requests`` (see :meth:`MemoryTaskStore.request_of`): a record of plain values
+#: only, which the garbage collector stops tracking.
 REQUEST = 4
 #: Whether the schedule is active (``status`` ``"scheduled"``).
 SCHEDULED = 5
@@ -1071,8 +1071,10 @@ class MemoryTaskStore(TaskStore):
 
     def schedule_new(self, key: str, request: Any, scheduled_at: float | None) -> Record:
         """Keep a new record for the task ``key`` (replacing any earlier one), scheduled at
-        ``scheduled_at``, and return it; called holding :attr:`lock`."""
-        record = self.records[key] = new_record(key, request, scheduled_at, next(self.sequence))
+        ``scheduled_at``, and return it; called holding :attr:`lock`. The request is kept
+        apart (see :data:`REQUEST`), as a recorded run keeps it."""
+        self.moved_requests[key] = request
+        record = self.records[key] = new_record(key, None, scheduled_at, next(self.sequence))
         return record
 
     def put(self, record: Record) -> None:

@@ -94,6 +94,7 @@ _Record = tuple[Any, ...]
 _JOB = object()
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
+_heappush = heapq.heappush
 
 
 class _ThreadRun:
@@ -395,6 +396,8 @@ class InProcessBackend(Backend):
         self._jobs: dict[str, _Job] = {}
         # One-shot records by key: the in-memory store's own table once started with one.
         self._records: dict[str, _Record] = {}
+        # The requests of shared records that hold none (the store's ``moved_requests``).
+        self._requests: dict[str, Any] = {}
         self._fired: set[str] = set()
         self._shared = False
         # Held to replace a shared record (the store's lock); taken before self._lock,
@@ -430,6 +433,7 @@ class InProcessBackend(Backend):
             # Share the store's records: a one-shot's state and schedule are one tuple,
             # changed under one lock, and its schedule numbers are the store's.
             self._records = store.records
+            self._requests = store.moved_requests
             self._shared = True
             self._record_lock = store.lock
             self._generation = store.sequence
@@ -598,7 +602,6 @@ class InProcessBackend(Backend):
             return False
         records = self._records
         record_lock = self._record_lock
-        lock = self._lock
         # acquire()/release() rather than ``with``: half the cost, and nothing between
         # them can raise but what ``with`` would also let through.
         record_lock.acquire()
@@ -606,24 +609,30 @@ class InProcessBackend(Backend):
             current = records.get(key)
             if current is not None and current[_SCHEDULED]:
                 return False  # the existing policy decides
+            lock = self._lock
             lock.acquire()
             try:
                 if self._jobs and key in self._jobs:
                     return False
-                # lamplighter.store.new_record(key, request, now, seq, due), written out:
+                # The request is kept apart, as a recorded run keeps it (the store's
+                # moved_requests): a record of plain values only is soon untracked by the
+                # garbage collector, so a hundred thousand of them add nothing to its
+                # collections (see lamplighter.store.REQUEST).
+                self._requests[key] = request
+                # lamplighter.store.new_record(key, None, now, seq, due), written out:
                 # this is the one tuple schedule() makes.
                 record = records[key] = (
                     due,
                     next(self._generation),
                     key,
                     False,
-                    request,
+                    None,
                     True,
                     1,
                     None,
                     now,
                 )
-                heapq.heappush(self._heap, record)
+                _heappush(self._heap, record)
                 if self._fired:
                     self._fired.discard(key)
             finally:

@@ -505,7 +505,9 @@ def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
     assert len(scheduled_at) == 1
     for key, request in zip(("a", "b"), requests, strict=False):
         record = store.records[key]
-        assert record[REQUEST] is request
+        # The request kept apart (a record of plain values), still the task's.
+        assert record[REQUEST] is None
+        assert store.request_of(record) is request
         assert record[DUE] == record[SCHEDULED_AT] + delay.total_seconds()
         assert sum(entry is record for entry in backend._heap) == 1
     # Their Scheduled events carry that time.
@@ -536,9 +538,39 @@ def test_schedule_many_changes_nothing_when_the_backend_refuses_part_of_it(
     assert app.tasks() == []
     assert not app.is_scheduled("a") and not app.is_scheduled("p")
     monkeypatch.undo()
+    assert app.store.moved_requests == {}  # type: ignore[attr-defined]
     # The one-shot's entry left in the backend is stale: scheduled anew, it runs once.
     assert app.schedule(TaskRequest.one_time("a", timedelta(0)))
     wait_until(lambda: len(app.history("a")) == 1, "the run")
+
+
+def test_schedule_many_refused_leaves_a_task_that_ran_with_its_own_request(
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app()
+    for tid in ("a", "p"):
+        app.register(tid, Recorder)
+    app.start()
+    store: Any = app.store
+    first = TaskRequest.one_time("a", timedelta(0), input={"n": 1})
+    assert app.schedule(first)
+    wait_until(lambda: len(app.history("a")) == 1, "the run")
+    backend: Any = app.backend
+
+    def refuse(requests: Any) -> None:
+        raise RuntimeError("refused")
+
+    monkeypatch.setattr(backend, "install", refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        app.schedule_many(
+            [
+                TaskRequest.one_time("a", timedelta(hours=1), input={"n": 2}),
+                TaskRequest.periodic("p", timedelta(hours=1)),
+            ]
+        )
+    # The one-shot's new request is forgotten with its record.
+    assert store.request_of(store.records["a"]) is first
+    assert store.load(TaskId("a"))["request"].request is first
 
 
 def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
@@ -1009,9 +1041,12 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     record = store.records["once"]
     assert any(entry is record for entry in backend._heap)
     seq, scheduled_at = record[SEQ], record[SCHEDULED_AT]
-    assert record == new_record("once", record[4], scheduled_at, seq, later.timestamp())
+    assert record == new_record("once", None, scheduled_at, seq, later.timestamp())
+    assert store.request_of(record).trigger.at == later
     assert "once" not in backend._jobs
-    # One object per scheduled task for the collector to walk, beside the caller's request.
+    # Nothing per scheduled task for the collector to walk, beside the caller's request:
+    # the record holds plain values only (its request is kept apart), so a young
+    # collection untracks it.
     requests = [TaskRequest.exact(f"t{i}", later) for i in range(200)]
     # The journal's lines written at once meanwhile: a flush timer armed (or a flush
     # running) in between would count its thread's objects, which the tasks do not hold.
@@ -1023,7 +1058,8 @@ def test_a_scheduled_one_shot_is_one_record_shared_by_store_and_backend(
     for request in requests:
         app.schedule(request)
     gc.collect()
-    assert len(gc.get_objects()) - before <= 200 + 20
+    assert len(gc.get_objects()) - before <= 20
+    assert not any(gc.is_tracked(store.records[f"t{i}"]) for i in range(200))
     journal.flush_interval = JOURNAL_FLUSH_INTERVAL
     info = app.task_info("once")
     assert info is not None and info.next_run == later
