@@ -35,9 +35,12 @@ from lamplighter_inprocess import backend as backend_module  # noqa: E402
 runs: list[tuple[float, float]] = []  # (start, lateness)
 gcs: list[tuple[float, float, int, int]] = []  # (start, end, generation, collected)
 flushes: list[tuple[float, float, int]] = []  # journal slices: (start, end, items)
+flush_cpu: list[tuple[float, float]] = []  # journal slices: (start, thread CPU time used)
 turns: list[tuple[float, float, int, float]] = []  # (start, end, entries, timer lateness)
 cpus: list[float] = []  # process CPU time at the start of each turn
 cpu_used = [0.0]  # process CPU time from the end of scheduling to the last run's start
+window_cpu = [0.0]  # process CPU time at the start of the window
+window_queue = [0, 0]  # journal entries queued at the start and at the end of the window
 loop_cpu: list[float] = []  # the loop thread's CPU time in each turn
 _gc_start = [0.0]
 
@@ -76,8 +79,10 @@ def _instrument() -> None:
         # One slice of the flush thread (or a chunk written by whoever queued past the
         # journal's bound): what holds the interpreter, not the pauses between.
         start = time.perf_counter()
+        cpu = time.thread_time()
         made = write_some(self, most, deadline)
         flushes.append((start, time.perf_counter(), made))
+        flush_cpu.append((start, time.thread_time() - cpu))
         return made
 
     journal_module.EventJournal._timed_flush = untimed_flush  # type: ignore[method-assign]
@@ -114,7 +119,7 @@ async def main() -> None:
         for tid in ids:
             app.register(tid, factory)
         app.start()
-        start = datetime.now(UTC) + timedelta(seconds=1 + N / 50000)
+        start = datetime.now(UTC) + timedelta(seconds=2 + N / 10000)  # inprocess.py's LEAD
         step = 2.0 / N
         app.schedule_many(
             [
@@ -133,11 +138,23 @@ async def main() -> None:
         before = {id(o) for o in gc.get_objects(2)} if OLDEST else set()
         gc.callbacks.append(_on_gc)
         window = time.perf_counter() + (start.timestamp() - time.time())
+        print(f"the window starts in {(window - time.perf_counter()) * 1e3:.0f} ms")
         cpu_before = time.process_time()
+        journal = app._journal
+        queued = journal._pending if journal is not None else ()
+
+        def window_starts() -> None:
+            window_cpu[0] = time.process_time()
+            window_queue[0] = len(queued)
+
+        asyncio.get_running_loop().call_later(window - time.perf_counter(), window_starts)
         while len(runs) < N:
             await asyncio.sleep(0.01)
         gc.callbacks.remove(_on_gc)
-        cpu_used[0] = time.process_time() - cpu_before
+        end_cpu = time.process_time()
+        window_queue[1] = len(queued)
+        cpu_used[0] = end_cpu - cpu_before
+        window_cpu[0] = end_cpu - window_cpu[0]
         kinds: dict[str, int] = {}
         for o in gc.get_objects(2) if OLDEST else ():
             if id(o) not in before:
@@ -159,6 +176,10 @@ def report(window: float) -> None:
     p99 = lates[int(len(lates) * 0.99) - 1]
     print(
         f"process CPU per run (scheduling done → last run started): {cpu_used[0] / N * 1e6:.1f} µs"
+    )
+    print(
+        f"process CPU per run in the window: {window_cpu[0] / N * 1e6:.1f} µs; journal "
+        f"entries queued at its start {window_queue[0]}, at its end {window_queue[1]}"
     )
     print(
         f"{KIND}: N={N} p50 {lates[len(lates) // 2] * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, "
@@ -196,6 +217,13 @@ def report(window: float) -> None:
     )
     print(f"collections in the window: {[(g, round((e - s) * 1e3, 1)) for s, e, g, _ in gcs]}")
     busy = sum(e - s for s, e, _ in flushes)
+    end = max(at for at, _ in runs)
+    in_window = [c for s, c in flush_cpu if window <= s <= end]
+    print(
+        f"journal slices in the window: {len(in_window)}, thread CPU {sum(in_window) * 1e3:.0f} ms "
+        f"(longest {max(in_window, default=0) * 1e3:.2f} ms); before it: thread CPU "
+        f"{sum(c for s, c in flush_cpu if s < window) * 1e3:.0f} ms"
+    )
     print(
         f"journal slices: {len(flushes)}, busy {busy * 1e3:.0f} ms, "
         f"longest {max((e - s for s, e, _ in flushes), default=0) * 1e3:.1f} ms, "

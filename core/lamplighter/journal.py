@@ -48,7 +48,7 @@ from lamplighter.ids import TaskId
 from lamplighter.model import Success, TaskResult, result_to_dict
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "JOURNAL_NAME",
@@ -115,7 +115,7 @@ def fields_line(
     return _line(cls.kind, task_id, (at_text, pid), [(k, by_name[n]) for k, n in written])
 
 
-_seconds: dict[int, str] = {}  # the text of recently written whole seconds
+_seconds: dict[float, str] = {}  # the text of recently written whole seconds (int or float)
 _floor = math.floor
 
 
@@ -133,53 +133,164 @@ def _utc_text(at: float | datetime) -> str:
     return "%s.%06d+00:00" % (text, micros)  # noqa: UP031 (faster than the f-string)
 
 
-# The two lines of a run: fields_line's for its WorkStarted and successful WorkCompleted.
-_RUN_LINES = (
+# One template per kind of queued item, each the line(s) fields_line makes of its values.
+_RUN_LINES = (  # a run (append_run): its WorkStarted and successful WorkCompleted
     '{"kind":"work_started","task_id":"%s","at":"%s.%06d+00:00","pid":%d,"attempt":%d,'
     '"expected_at":"%s.%06d+00:00"}\n'
     '{"kind":"work_completed","task_id":"%s","at":"%s.%06d+00:00","pid":%d,'
-    '"runtime":%r,"result":{"type":"success"}}\n'
+    '"runtime":%s,"result":{"type":"success"}}\n'
 )
+_SCHEDULED_LINE = '{"kind":"scheduled","task_id":"%s","at":"%s.%06d+00:00","pid":%d}\n'
+_STARTED_LINE = (
+    '{"kind":"work_started","task_id":"%s","at":"%s.%06d+00:00","pid":%d,"attempt":%d,'
+    '"expected_at":"%s.%06d+00:00"}\n'
+)
+_COMPLETED_LINE = (
+    '{"kind":"work_completed","task_id":"%s","at":"%s.%06d+00:00","pid":%d,'
+    '"runtime":%s,"result":{"type":"success"}}\n'
+)
+_reprs: dict[float, str] = {}  # the text of recently written runtimes
+_run_templates: dict[int, str] = {}  # _RUN_LINES with the pid in place, by pid
 
 
-def _run_lines(item: tuple[Any, ...]) -> str:
-    """The lines of a run queued by :meth:`EventJournal.append_run`: ``_utc_text`` of its
-    three times, inlined, and one formatting of both lines (a burst makes these by the
-    hundred thousand)."""
-    _, task_id, at, pid, attempt, due, runtime = item
-    end = at + runtime
-    at_whole = _floor(at)
-    at_micros = round((at - at_whole) * 1e6)
-    due_whole = _floor(due)
-    due_micros = round((due - due_whole) * 1e6)
-    end_whole = _floor(end)
-    end_micros = round((end - end_whole) * 1e6)
-    if at_micros > 999_999 or due_micros > 999_999 or end_micros > 999_999:
-        at_whole, at_micros = _carried(at_whole, at_micros)
-        due_whole, due_micros = _carried(due_whole, due_micros)
-        end_whole, end_micros = _carried(end_whole, end_micros)
+def _run_template(pid: int) -> str:
+    template = _RUN_LINES.replace('"pid":%d', '"pid":' + "%d" % pid)  # noqa: UP031
+    if len(_run_templates) >= 16:
+        _run_templates.clear()
+    _run_templates[pid] = template
+    return template
+
+
+def _float_text(value: float) -> str:
+    """``repr(value)``, kept in ``_reprs`` for a positive float: a runtime is the difference
+    of two clock reads, a whole number of the clock's steps, so runs of similar length
+    share a few values (and their shortest repr is dear to make)."""
+    text = repr(value)
+    if type(value) is float and value > 0:  # 0.0 and -0.0 are one key; 1 and 1.0 too
+        if len(_reprs) >= 1024:
+            _reprs.clear()  # races only cost a text made again
+        _reprs[value] = text
+    return text
+
+
+def _make_lines(
+    take: Callable[[], str | tuple[Any, ...]], most: int, deadline: float | None
+) -> tuple[list[str], int]:
+    """The lines of the next ``most`` items ``take`` returns (lines, or the plain values
+    :meth:`EventJournal.append_fields` and :meth:`EventJournal.append_run` queue), until
+    ``deadline`` (of ``_clock``, read every ``_STRIDE`` items); and how many were taken.
+    An item whose line cannot be made is logged and left out.
+
+    The line-making of every event of a running application: a run's two lines are made
+    right here, in one formatting of one template, with the text of a whole second and
+    of a runtime reused while items keep naming them (``fields_line`` makes the same
+    lines; this is that, for the common cases, without its calls)."""
+    lines: list[str] = []
+    append = lines.append
     texts = _seconds
-    return _RUN_LINES % (
-        task_id,
-        texts.get(at_whole) or _second_text(at_whole),
-        at_micros,
-        pid,
-        attempt,
-        texts.get(due_whole) or _second_text(due_whole),
-        due_micros,
-        task_id,
-        texts.get(end_whole) or _second_text(end_whole),
-        end_micros,
-        pid,
-        runtime,  # %r of a float is float.__repr__
-    )
+    reprs = _reprs
+    templates = _run_templates
+    made = 0
+    for made in range(1, most + 1):
+        item: Any = take()
+        try:
+            if item[0] is _RUN:
+                _, task_id, at, pid, attempt, due, runtime = item
+                end = at + runtime
+                # at % 1.0 is at - floor(at), to the bit; the whole second as a float is
+                # the same key of _seconds as the int
+                at_micros = at % 1.0
+                at_whole = at - at_micros
+                at_micros = round(at_micros * 1e6)
+                due_micros = due % 1.0
+                due_whole = due - due_micros
+                due_micros = round(due_micros * 1e6)
+                end_micros = end % 1.0
+                end_whole = end - end_micros
+                end_micros = round(end_micros * 1e6)
+                if at_micros > 999_999 or due_micros > 999_999 or end_micros > 999_999:
+                    at_whole, at_micros = _carried(at_whole, at_micros)
+                    due_whole, due_micros = _carried(due_whole, due_micros)
+                    end_whole, end_micros = _carried(end_whole, end_micros)
+                at_text = texts.get(at_whole) or _second_text(at_whole)
+                append(
+                    (templates.get(pid) or _run_template(pid))
+                    % (
+                        task_id,
+                        at_text,
+                        at_micros,
+                        attempt,
+                        at_text
+                        if due_whole == at_whole
+                        else texts.get(due_whole) or _second_text(due_whole),
+                        due_micros,
+                        task_id,
+                        at_text
+                        if end_whole == at_whole
+                        else texts.get(end_whole) or _second_text(end_whole),
+                        end_micros,
+                        (reprs.get(runtime) if type(runtime) is float else None)
+                        or _float_text(runtime),
+                    )
+                )
+            elif type(item) is str:
+                append(item)
+            else:
+                append(_item_line(item))
+        except Exception as exc:
+            logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)
+        if deadline is not None and not made % _STRIDE and _clock() >= deadline:
+            break
+    return lines, made
 
 
-def _carried(whole: int, micros: int) -> tuple[int, int]:
+def _item_line(item: tuple[Any, ...]) -> str:
+    """The line of an item :meth:`EventJournal.append_fields` queued: ``fields_line``'s,
+    made from a template for the values the runner and ``schedule()`` queue."""
+    kind, task_id, at, pid, values = item
+    if type(at) is float and type(pid) is int and type(task_id) is str:
+        whole = _floor(at)
+        micros = round((at - whole) * 1e6)
+        if micros > 999_999:
+            whole, micros = whole + 1, micros - 1_000_000
+        text = _seconds.get(whole) or _second_text(whole)
+        if kind == "scheduled":
+            return _SCHEDULED_LINE % (task_id, text, micros, pid)
+        if kind == "work_started":
+            attempt, due = values
+            if type(attempt) is int and type(due) is float:
+                due_whole = _floor(due)
+                due_micros = round((due - due_whole) * 1e6)
+                if due_micros > 999_999:
+                    due_whole, due_micros = due_whole + 1, due_micros - 1_000_000
+                due_text = text if due_whole == whole else _seconds.get(due_whole)
+                return _STARTED_LINE % (
+                    task_id,
+                    text,
+                    micros,
+                    pid,
+                    attempt,
+                    due_text or _second_text(due_whole),
+                    due_micros,
+                )
+        elif kind == "work_completed":
+            runtime, result = values[0], values[1]
+            if type(runtime) is float and type(result) is str and result == "success":
+                return _COMPLETED_LINE % (
+                    task_id,
+                    text,
+                    micros,
+                    pid,
+                    _reprs.get(runtime) or _float_text(runtime),
+                )
+    return fields_line(event_class(kind), task_id, at, pid, values)
+
+
+def _carried(whole: float, micros: int) -> tuple[float, int]:
     return (whole + 1, micros - 1_000_000) if micros >= 1_000_000 else (whole, micros)
 
 
-def _second_text(whole: int) -> str:
+def _second_text(whole: float) -> str:
     """The ISO 8601 text of the whole second ``whole`` (POSIX), kept in ``_seconds``."""
     if len(_seconds) >= 16:
         _seconds.clear()  # races only cost a text made again
@@ -255,26 +366,39 @@ _CHUNK = 256  # at most this many queued events made into lines and written at o
 # events), writes them, and sleeps before the next slice: an event loop waiting for the
 # interpreter lock gets it within a slice rather than a switch interval, however many events
 # are queued. What it does next depends on what happened while it slept:
-# - events were queued meanwhile: the application is busy producing them, and every slice
-#   is interpreter time its event loop waits for. Slices of _SLICE, pauses of _BUSY_PAUSE:
-#   the thread takes a small share of the interpreter and lets the rest wait (a burst's
-#   lines come later). (A thread asking for the interpreter lock while the loop runs gets
-#   it at the latest after the switch interval, so it takes little more than a slice per
-#   switch interval whatever its pause.)
 # - nothing was queued: production stopped, and the thread catches up, with slices of
 #   _CATCH_UP_SLICE and pauses of _PAUSE.
+# - events were queued, the process's other threads used less than _BUSY_SHARE of the
+#   pause's time, and the thread got the processor and the interpreter back within
+#   _LATE_WAKE of its pause's end: the application produces them with time to spare.
+#   Slices of _SLICE (a loop waiting for the interpreter waits no longer), pauses of _PAUSE.
+# - events were queued while the other threads kept the processor busy, or kept the thread
+#   waiting for it (a busy loop holds the interpreter until the switch interval makes it let
+#   go; a loaded machine runs the thread late): the application is busy producing them,
+#   and every slice is processor time its runs wait for. No slice
+#   (the lines wait), pauses of _BUSY_PAUSE, unless the oldest queued event is _MAX_WAIT
+#   old: then slices of _SLICE, so that a busy application's lines keep coming, late.
+#   (A thread asking for the interpreter lock while the loop runs gets it at the latest
+#   after the switch interval, so it takes little more than a slice per switch interval
+#   whatever its pause; the long pause only spares the loop the thread's wake-ups.)
 # Past _BACKLOG queued events, whoever queues one writes _HELP of the oldest first (unless a
 # flush is writing just then): the queue, and the memory it holds, stays bounded however
 # long the application keeps producing events faster than the thread writes them.
 _SLICE = 0.0002
-_BUSY_PAUSE = 0.004
+_BUSY_PAUSE = 0.01
 _CATCH_UP_SLICE = 0.001
 _PAUSE = 0.0002
+_BUSY_SHARE = 0.75
+_LATE_WAKE = 0.001
+_MAX_WAIT = 2.0
 _BACKLOG = 1 << 18
 _HELP = 32
 _STRIDE = 8
 _clock = time.perf_counter
 _sleep = time.sleep
+_cpu = time.process_time  # every thread's
+_thread_cpu = time.thread_time
+_now = time.time  # the clock of queued events' times
 _LOCK_NAME = "events.lock"
 _CAN_FCHMOD = hasattr(os, "fchmod") and sys.platform != "win32"
 _HEAD_BYTES = 4096
@@ -440,14 +564,14 @@ class EventJournal:
             self._catch_up()
 
     def _add(self, item: tuple[Any, ...]) -> None:
-        """Queue ``item`` (plain values, see :meth:`_fields_line`), or write its lines now
+        """Queue ``item`` (plain values, see :func:`_make_lines`), or write its lines now
         without a ``flush_interval``."""
         if self.flush_interval is not None:
             self._queue(item)
             return
-        line = self._fields_line(item)
-        if line is not None:
-            self._write_lines([line])
+        lines, _ = _make_lines(iter((item,)).__next__, 1, None)
+        if lines:
+            self._write_lines(lines)
 
     def flush(self) -> None:
         """Write every event queued by now, at once, without pauses (after the slice a
@@ -462,40 +586,53 @@ class EventJournal:
         """Make the lines of at most ``most`` (and ``_CHUNK``) queued items, oldest first,
         until ``deadline`` (of ``_clock``), and write them in one append (rotation keeps its
         bound). Returns how many items were taken. Called with ``_flushing`` held."""
-        queued = self._pending
-        make = self._fields_line
-        lines = []
-        made = 0
-        for made in range(1, min(most, _CHUNK) + 1):
-            item = queued.popleft()
-            line = item if isinstance(item, str) else make(item)
-            if line is not None:
-                lines.append(line)
-            if deadline is not None and not made % _STRIDE and _clock() >= deadline:
-                break
+        lines, made = _make_lines(self._pending.popleft, min(most, _CHUNK), deadline)
         if lines:
             self._write_lines(lines)
         return made
 
     def _timed_flush(self) -> None:
         """The flush timer's thread: writes what is queued a slice at a time, pausing
-        between slices, until nothing is left (see ``_BUSY_PAUSE``)."""
+        between slices, until nothing is left; leaves the lines queued while the
+        application is busy (see ``_BUSY_SHARE``)."""
         queued = self._pending
         slice_, pause = _SLICE, _PAUSE
         while True:
-            with self._flushing:  # per slice: flush() waits for a slice, never a pause
-                if queued:
-                    self._write_some(len(queued), _clock() + slice_)
+            if slice_:
+                with self._flushing:  # per slice: flush() waits for a slice, never a pause
+                    if queued:
+                        self._write_some(len(queued), _clock() + slice_)
             left = len(queued)
             if not left:
                 if self._done():
                     return
+                slice_ = _SLICE
                 continue
+            cpu, mine, start = _cpu(), _thread_cpu(), _clock()
             _sleep(pause)
-            if len(queued) > left:  # events queued during the pause: the loop is busy
-                slice_, pause = _SLICE, _BUSY_PAUSE
-            else:
+            if len(queued) <= left:  # nothing queued meanwhile: production stopped
                 slice_, pause = _CATCH_UP_SLICE, _PAUSE
+                continue
+            # What the other threads used of the pause (the thread's own wake-up aside),
+            # and how long the thread waited for the processor and the interpreter after it.
+            took = _clock() - start
+            used = _cpu() - cpu - (_thread_cpu() - mine)
+            if used < _BUSY_SHARE * took and took < pause + _LATE_WAKE:
+                slice_, pause = _SLICE, _PAUSE
+            else:
+                slice_, pause = (_SLICE if self._overdue() else 0.0), _BUSY_PAUSE
+
+    def _overdue(self) -> bool:
+        """Whether the oldest queued event has waited ``_MAX_WAIT`` (a line, which says
+        nothing of its time, is taken as waiting)."""
+        try:
+            oldest = self._pending[0]
+        except IndexError:
+            return False
+        if type(oldest) is str:
+            return True
+        at = oldest[2]
+        return type(at) is not float or _now() - at >= _MAX_WAIT
 
     def _done(self) -> bool:
         """Whether the flush thread may stop, its queue found empty: the timer is cleared
@@ -510,16 +647,6 @@ class EventJournal:
                 return True  # an event queued meanwhile started a timer: it writes the rest
             self._timer = threading.current_thread()
         return False
-
-    def _fields_line(self, item: tuple[Any, ...]) -> str | None:
-        try:
-            if item[0] is _RUN:
-                return _run_lines(item)
-            kind, task_id, at, pid, values = item
-            return fields_line(event_class(kind), task_id, at, pid, values)
-        except Exception as exc:
-            logger.warning("lamplighter: cannot write %r to the event journal: %s", item, exc)
-            return None
 
     def _line(self, event: MonitorEvent) -> str | None:
         try:

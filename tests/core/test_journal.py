@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -367,6 +368,59 @@ def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: 
         assert [event_from_dict(json.loads(line)) for line in lines] == events
 
 
+def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Path) -> None:
+    # The flush thread makes lines from templates, with the text of whole seconds and of
+    # runtimes reused: the bytes are fields_line's, for times on the clock's steps and off
+    # them, fractions that round into the next second, and runtimes seen before.
+    from lamplighter import journal as journal_module
+
+    rnd = random.Random(15)
+    step = 2.0**-22  # time.time()'s step around now: runtimes are whole numbers of it
+    edges = [0.0, 0.5e-6, 0.4999999e-6, 0.9999994, 0.9999995, 0.9999996, 0.999_999_999]
+
+    def a_time() -> float:
+        whole = rnd.choice([1796220000, 1767323045, rnd.randrange(0, 4_000_000_000)])
+        if rnd.random() < 0.3:
+            return whole + rnd.choice(edges)
+        return (
+            whole + rnd.randrange(0, 1 << 22) * step if rnd.random() < 0.5 else whole + rnd.random()
+        )
+
+    def a_runtime() -> float:
+        choice = rnd.random()
+        if choice < 0.5:
+            return rnd.randrange(0, 64) * step
+        if choice < 0.6:
+            return rnd.choice([0.0, 1.0, 0.125, 1e-7, 86400.0, 5e-324])
+        return rnd.uniform(0, 5) if choice < 0.8 else rnd.random() * 1e-3
+
+    pid = os.getpid()
+    items: list[tuple[object, ...]] = []
+    expected: list[str] = []
+    for i in range(4000):
+        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(5)
+        due = rnd.choice([at, a_time(), at - rnd.random()])
+        runtime = a_runtime()
+        attempt = rnd.choice([1, 2, 17])
+        if kind == 0:
+            items.append((journal_module._RUN, task_id, at, pid, attempt, due, runtime))
+            expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
+            values = (runtime, "success")
+            expected.append(fields_line(WorkCompleted, task_id, at + runtime, pid, values))
+            continue
+        cls, plain = [
+            (Scheduled, ()),
+            (WorkStarted, (attempt, due)),
+            (WorkStarted, (attempt, None)),
+            (WorkCompleted, (runtime, "success")),
+        ][kind - 1]
+        items.append((cls.kind, task_id, at, pid, plain))
+        expected.append(fields_line(cls, task_id, at, pid, plain))
+    lines, taken = journal_module._make_lines(iter(items).__next__, len(items), None)
+    assert taken == len(items)
+    assert "".join(lines) == "".join(expected)
+
+
 def test_a_timed_flush_writes_a_long_queue_in_order_a_chunk_at_a_time(tmp_path: Path) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05)
     count = _CHUNK * 3 + 5
@@ -431,10 +485,15 @@ def _written_ids(journal: EventJournal) -> list[str]:
 
 
 class _Producer:
-    """Stands in for the flush thread's clock and sleep: a clock read every 8 events advances
-    a tick, and while it is ``producing`` each pause queues runs in
-    proportion to its length (as runs are queued while the thread sleeps), so a short pause
-    queues few and a long one many. Records the pauses and the writes (runs per write)."""
+    """Stands in for the flush thread's clocks and sleep. A clock read every 8 events
+    advances a tick, a pause as many ticks as it lasts; while the producer is
+    ``producing`` each pause queues runs in proportion to its length (as runs are queued
+    while the thread sleeps), so a short pause queues few and a long one many, and the
+    other threads use ``share`` of the pause's time (1: the application is busy), and the
+    thread waits ``late`` for the processor after each pause. Records
+    the pauses and the writes (runs per write)."""
+
+    BASE = 1767323045.0  # the time of the clock's zero
 
     def __init__(
         self,
@@ -443,6 +502,8 @@ class _Producer:
         *,
         per_busy_pause: int,
         pauses_producing: int,
+        share: float = 1.0,
+        late: float = 0.0,
     ) -> None:
         from lamplighter import journal as journal_module
 
@@ -450,27 +511,47 @@ class _Producer:
         self.journal = journal
         self.per_second = per_busy_pause / journal_module._BUSY_PAUSE
         self.pauses_producing = pauses_producing
+        self.share = share
+        self.late = late  # how long the thread waits for the processor after a pause
         self.queued = 0
         self.longest = 0  # the longest the queue was after a run was queued
         self.pauses: list[float] = []
         self.writes: list[int] = []
-        ticks = iter(range(10_000_000))
-        tick = 2**-13  # whole ticks add up exactly
-        monkeypatch.setattr(journal_module, "_clock", lambda: next(ticks) * tick)
-        monkeypatch.setattr(journal_module, "_SLICE", 2 * tick)  # 16 events
-        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * tick)  # 80 events
+        self.written_after: list[int] = []  # how many pauses came before each write
+        self.tick = 2**-13  # whole ticks add up exactly
+        self.now = 0.0
+        self.cpu = 0.0  # the other threads'
+        monkeypatch.setattr(journal_module, "_clock", self.read)
+        monkeypatch.setattr(journal_module, "_now", lambda: self.BASE + self.now)
+        monkeypatch.setattr(journal_module, "_cpu", lambda: self.cpu)
+        monkeypatch.setattr(journal_module, "_thread_cpu", lambda: 0.0)
+        monkeypatch.setattr(journal_module, "_SLICE", 2 * self.tick)  # 16 events
+        monkeypatch.setattr(journal_module, "_CATCH_UP_SLICE", 10 * self.tick)  # 80 events
         monkeypatch.setattr(journal_module, "_sleep", self.sleep)
         write_lines = journal._write_lines
 
         def recording(lines: list[str]) -> None:
             self.writes.append(len(lines))
+            self.written_after.append(len(self.pauses))
             write_lines(lines)
 
         monkeypatch.setattr(journal, "_write_lines", recording)
 
+    def producing(self) -> bool:
+        return len(self.pauses) <= self.pauses_producing
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        if self.producing():
+            self.cpu += self.share * seconds
+
+    def read(self) -> float:
+        self.advance(self.tick)
+        return self.now
+
     def queue(self, count: int) -> None:
         for _ in range(count):
-            self.journal.append_run(f"t{self.queued}", 1767323045.0 + self.queued, 1, 0.5, 0.25)
+            self.journal.append_run(f"t{self.queued}", self.BASE + self.now, 1, 0.5, 0.25)
             self.queued += 1
             self.longest = max(self.longest, len(self.journal._pending))
         timer = self.journal._timer
@@ -479,7 +560,8 @@ class _Producer:
 
     def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
-        if len(self.pauses) <= self.pauses_producing:
+        self.advance(-(-(seconds + self.late) // self.tick) * self.tick)
+        if self.producing():
             self.queue(max(1, round(seconds * self.per_second)))
 
     def all_written(self) -> bool:
@@ -487,7 +569,7 @@ class _Producer:
         return _written_ids(self.journal) == [i for i in ids for _ in range(2)]
 
 
-def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
+def test_the_flush_thread_leaves_the_lines_queued_while_the_application_is_busy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
@@ -495,26 +577,81 @@ def test_the_flush_thread_keeps_out_of_the_way_while_events_keep_coming(
     module = producer.module
     producer.queue(1000)
     journal._timed_flush()
-    # The first pause is short; every pause during which events were queued is followed
-    # by a short slice and a long pause; once they stop coming the thread catches up with
-    # long slices and short pauses.
+    # One slice, then a short pause; every pause during which events were queued while
+    # the other threads kept busy is followed by a long pause, without a slice; once they
+    # stop coming the thread catches up with long slices and short pauses.
     assert producer.pauses[0] == module._PAUSE
     assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
     assert producer.pauses[31:] and set(producer.pauses[31:]) == {module._PAUSE}
-    assert set(producer.writes[:31]) == {16}  # lines of 16 runs
-    assert set(producer.writes[32:-1]) == {80}
+    assert producer.writes[0] == 16  # the first slice, before anything was known
+    assert set(producer.writes[1:-1]) == {80}  # the catch-up, after production stopped
+    assert sum(producer.writes) == producer.queued
     assert producer.all_written()  # every event has its lines, in order, once
     assert not journal._pending and journal._timer is None
+
+
+def test_the_flush_thread_writes_while_the_application_has_time_to_spare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=200, pauses_producing=30)
+    producer.share = 0.5  # events keep coming, and the other threads wait half the time
+    module = producer.module
+    producer.queue(1000)
+    journal._timed_flush()
+    # Short slices and short pauses while events keep coming; then the catch-up.
+    assert set(producer.pauses) == {module._PAUSE}
+    assert set(producer.writes[:31]) == {16}
+    assert set(producer.writes[32:-1]) == {80}
+    assert producer.all_written()
+
+
+def test_a_flush_thread_kept_waiting_after_its_pauses_takes_the_application_as_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A loop that keeps the interpreter until the switch interval, or a loaded machine,
+    # keeps the thread waiting: even if the process's threads used little processor time,
+    # the lines wait while events keep coming.
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=4, pauses_producing=30)
+    producer.share, producer.late = 0.3, 0.005
+    module = producer.module
+    producer.queue(1000)
+    journal._timed_flush()
+    assert producer.pauses[1:31] == [module._BUSY_PAUSE] * 30
+    assert producer.writes[0] == 16 and set(producer.writes[1:-1]) == {80}
+    assert producer.all_written()
+
+
+def test_a_busy_application_s_lines_are_written_once_the_oldest_has_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
+    producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=100)
+    module = producer.module
+    monkeypatch.setattr(module, "_MAX_WAIT", 10 * module._BUSY_PAUSE)
+    producer.queue(20)
+    journal._timed_flush()
+    # Busy all along: the pauses are long; after the first slice, none until the oldest
+    # event has waited ten pauses, then a short slice after every pause.
+    assert set(producer.pauses[1:101]) == {module._BUSY_PAUSE}
+    writes = zip(producer.written_after, producer.writes, strict=True)
+    busy = [(after, n) for after, n in writes if after <= 100]
+    assert busy[0] == (0, 16)
+    assert [after for after, _ in busy[1:]] == list(range(11, 101))
+    assert {n for _, n in busy[1:]} == {16}
+    assert producer.all_written()
 
 
 def test_a_backlog_past_its_bound_is_written_by_whoever_queues_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = EventJournal(tmp_path, flush_interval=0.05, max_bytes=1 << 30)
-    # Events come faster than the thread writes them: 40 a pause, 16 a slice.
+    # Events come faster than the thread writes them: 40 a pause, 16 a slice at most.
     producer = _Producer(journal, monkeypatch, per_busy_pause=40, pauses_producing=200)
     module = producer.module
     monkeypatch.setattr(module, "_BACKLOG", 500)
+    monkeypatch.setattr(module, "_MAX_WAIT", 10 * module._BUSY_PAUSE)
     producer.queue(100)
     journal._timed_flush()
     assert producer.queued > 500 + 200 * 16  # it went on long enough to matter
