@@ -538,8 +538,10 @@ class InProcessBackend(Backend):
             for handle in (self._timed_timer, self._timed_watch):
                 if handle is not None:
                     handle.cancel()
-            tasks = [t for t in self._running.values() if isinstance(t, asyncio.Future)]
-            for run in list(self._running.values()):
+            # A snapshot first: the timing thread files its runs here from its own thread.
+            runs = list(self._running.values())
+            tasks = [t for t in runs if isinstance(t, asyncio.Future)]
+            for run in runs:
                 run.cancel()
             if self._handing:  # to the workers, which give back their locks
                 self._hand_over()
