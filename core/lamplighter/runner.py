@@ -470,21 +470,10 @@ class Runner:
         if entry is None:
             del locks[key]
             return False
-        request = entry[_REQUEST]
-        if request is None:  # a record a recorded run made: its request is kept apart
-            request = store.moved_requests[key]
-        by_key = self._factories_by_key
-        if by_key is None:  # the registry is sealed once the application started
-            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
-        factory = by_key.get(key)
-        if (
-            factory is None
-            or (type(request) is not TaskRequest and not isinstance(request, TaskRequest))
-            or request.timeout is not None
-            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
-        ):
-            store.release(key)
+        found = self._eager_factory(store, key, entry)
+        if found is None:
             return False
+        request, factory = found
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
@@ -606,21 +595,10 @@ class Runner:
         entry = store.claim(key, started)
         if entry is None:
             return False
-        request = entry[_REQUEST]
-        if request is None:  # a record a recorded run made: its request is kept apart
-            request = store.moved_requests[key]
-        by_key = self._factories_by_key
-        if by_key is None:
-            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
-        factory = by_key.get(key)
-        if (
-            factory is None
-            or not isinstance(request, TaskRequest)
-            or request.timeout is not None
-            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
-        ):
-            store.release(key)
+        found = self._eager_factory(store, key, entry)
+        if found is None:
             return False
+        request, factory = found
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
@@ -746,6 +724,30 @@ class Runner:
     def _release(self, entry: Record) -> None:
         assert self._memory is not None
         self._memory.release(entry[_KEY])
+
+    def _eager_factory(
+        self, store: MemoryTaskStore, key: str, entry: Record
+    ) -> tuple[TaskRequest, Callable[[], Task]] | None:
+        """The request and the factory of the task ``key``, whose run lock is held and whose
+        record is ``entry``, for a run on the eager path (:meth:`fire_eagerly`,
+        :meth:`fire_sync`); None, with the run lock given back, when the firing needs
+        :meth:`fire` (an unknown task, a timeout, constraints)."""
+        request = entry[_REQUEST]
+        if request is None:  # a record a recorded run made: its request is kept apart
+            request = store.moved_requests[key]
+        by_key = self._factories_by_key
+        if by_key is None:  # the registry is sealed once the application started
+            by_key = self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        factory = by_key.get(key)
+        if (
+            factory is None
+            or (type(request) is not TaskRequest and not isinstance(request, TaskRequest))
+            or request.timeout is not None
+            or (request.constraints is not NO_CONSTRAINTS and request.constraints.required())
+        ):
+            store.release(key)
+            return None
+        return request, factory
 
     def _eager_done(
         self,
