@@ -202,11 +202,13 @@ def test_a_timer_fires_its_service(
     manager.start_unit(f"{PREFIX}fired.timer", wait=True)
     systemd_user.wait_for(marker.exists, READY_WAIT, what="the timer's service run")
 
+    # The marker is written while the service is still running, and the timer stays
+    # "running" until its service is over: wait for it to have elapsed.
     def triggered() -> TimerInfo | None:
         info = manager.timer_info(f"{PREFIX}fired.timer")
-        return info if info.last_trigger is not None else None
+        return info if info.last_trigger is not None and info.sub_state == "elapsed" else None
 
-    info = systemd_user.wait_for(triggered, READY_WAIT, what="LastTriggerUSec")
+    info = systemd_user.wait_for(triggered, READY_WAIT, what="LastTriggerUSec, the timer elapsed")
     assert info is not None and info.last_trigger is not None
     assert started <= info.last_trigger <= datetime.now(UTC)
     assert info.next_elapse is None  # a one-shot trigger that has elapsed
