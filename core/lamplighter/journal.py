@@ -134,12 +134,6 @@ def _utc_text(at: float | datetime) -> str:
 
 
 # One template per kind of queued item, each the line(s) fields_line makes of its values.
-_RUN_LINES = (  # a run (append_run): its WorkStarted and successful WorkCompleted
-    '{"kind":"work_started","task_id":"%s","at":"%s.%06d+00:00","pid":%d,"attempt":%d,'
-    '"expected_at":"%s.%06d+00:00"}\n'
-    '{"kind":"work_completed","task_id":"%s","at":"%s.%06d+00:00","pid":%d,'
-    '"runtime":%s,"result":{"type":"success"}}\n'
-)
 _SCHEDULED_LINE = '{"kind":"scheduled","task_id":"%s","at":"%s.%06d+00:00","pid":%d}\n'
 _STARTED_LINE = (
     '{"kind":"work_started","task_id":"%s","at":"%s.%06d+00:00","pid":%d,"attempt":%d,'
@@ -149,6 +143,8 @@ _COMPLETED_LINE = (
     '{"kind":"work_completed","task_id":"%s","at":"%s.%06d+00:00","pid":%d,'
     '"runtime":%s,"result":{"type":"success"}}\n'
 )
+# A run (append_run): its WorkStarted and successful WorkCompleted.
+_RUN_LINES = _STARTED_LINE + _COMPLETED_LINE
 _reprs: dict[float, str] = {}  # the text of recently written runtimes
 _run_templates: dict[int, str] = {}  # _RUN_LINES with the pid in place, by pid
 
