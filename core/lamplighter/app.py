@@ -875,9 +875,10 @@ class Lamplighter:
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` now on the caller's loop and return its value.
 
-        ``fn`` is an ``async`` function (awaited on the loop) or a plain callable: that one
-        runs in a worker thread, so it never blocks the loop, and cancelling the caller
-        cannot stop it midway (its result is then dropped).
+        ``fn`` is an ``async`` function (run in the caller's own task, in a copy of its
+        context, as ``await fn(...)`` would) or a plain callable: that one runs in a worker
+        thread, so it never blocks the loop, and cancelling the caller cannot stop it
+        midway (its result is then dropped).
 
         No constraints, no retries, no registration. The last call wins per task id: it
         cancels an earlier ``run_now`` of the same id still in flight (that caller gets

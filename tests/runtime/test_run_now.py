@@ -156,3 +156,208 @@ def test_blocking_and_future_forms_for_sync_callers(app: VirtualScheduler) -> No
     with pytest.raises(concurrent.futures.CancelledError):
         first.result(10)
     app.shutdown()
+
+
+# A coroutine function's work runs in the caller's own task: its first step at once, the rest
+# as the caller is woken. What a task of its own gave it stays: its own context, the
+# cancellations, the exception.
+
+
+def test_work_that_suspends_returns_its_value_and_raises_its_exception(
+    app: VirtualScheduler,
+) -> None:
+    error = KeyError("gone")
+
+    async def later(value: int) -> int:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return value + 1
+
+    async def fails_later() -> None:
+        await asyncio.sleep(0)
+        raise error
+
+    async def main() -> None:
+        assert await app.run_now("a", later, 1) == 2
+        with pytest.raises(KeyError) as info:
+            await app.run_now("a", fails_later)
+        assert info.value is error
+        assert [entry.name for entry in info.traceback][-2:] == ["run", "fails_later"]
+        assert await app.run_now("a", later, 2) == 3
+
+    asyncio.run(main())
+
+
+def test_an_exception_before_the_first_suspension_reads_as_raised_by_the_work(
+    app: VirtualScheduler,
+) -> None:
+    async def fails() -> None:
+        raise ValueError("at once")
+
+    async def main() -> None:
+        for _ in range(2):  # and the next run starts as well
+            with pytest.raises(ValueError) as info:
+                await app.run_now("w", fails)
+            names = [entry.name for entry in info.traceback]
+            assert names[-2:] == ["run", "fails"]
+        assert await app.run_now("w", _value, 7) == 7
+
+    asyncio.run(main())
+
+
+async def _value(value: int) -> int:
+    return value
+
+
+def test_the_work_runs_in_a_copy_of_the_callers_context(app: VirtualScheduler) -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def sets(suspend: bool) -> str:
+        seen = var.get()
+        var.set("work")
+        if suspend:
+            await asyncio.sleep(0)
+            var.set("work, later")
+            assert var.get() == "work, later"
+        return seen
+
+    async def main() -> None:
+        var.set("caller")
+        for suspend in (False, True):
+            assert await app.run_now("c", sets, suspend) == "caller"
+            assert var.get() == "caller"
+
+    asyncio.run(main())
+
+
+def test_a_timeout_entered_by_the_work_before_it_suspends_applies_to_the_work(
+    app: VirtualScheduler,
+) -> None:
+    async def slow() -> None:
+        async with asyncio.timeout(0.01):
+            await asyncio.Event().wait()
+
+    async def main() -> bool:
+        with pytest.raises(TimeoutError):
+            await app.run_now("t", slow)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling() == 0
+
+    assert asyncio.run(main())
+
+
+def test_a_superseded_caller_is_left_without_a_pending_cancellation(
+    app: VirtualScheduler,
+) -> None:
+    async def main() -> None:
+        started = asyncio.Event()
+        release = asyncio.Event()
+        outcome: list[object] = []
+
+        async def waits() -> str:
+            started.set()
+            await release.wait()
+            return "first"
+
+        async def first_caller() -> None:
+            try:
+                await app.run_now("s", waits)
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+            task = asyncio.current_task()
+            assert task is not None
+            outcome.append(task.cancelling())
+            await asyncio.sleep(0)  # no cancellation left to hit this
+            outcome.append("went on")
+
+        caller = asyncio.create_task(first_caller())
+        await asyncio.wait_for(started.wait(), 5)
+        assert await app.run_now("s", _value, 2) == 2
+        await asyncio.wait_for(caller, 5)
+        assert outcome == ["cancelled", 0, "went on"]
+
+    asyncio.run(main())
+
+
+def test_superseded_work_that_returns_anyway_gives_its_caller_the_value(
+    app: VirtualScheduler,
+) -> None:
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def stubborn() -> str:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                return "kept"
+            return "never"
+
+        first = asyncio.create_task(app.run_now("s", stubborn))
+        await asyncio.wait_for(started.wait(), 5)
+        assert await app.run_now("s", _value, 1) == 1
+        assert await asyncio.wait_for(first, 5) == "kept"
+        assert first.cancelling() == 0
+
+    asyncio.run(main())
+
+
+def test_run_now_of_the_same_id_from_within_its_work_cancels_both(
+    app: VirtualScheduler,
+) -> None:
+    ran: list[str] = []
+
+    async def inner() -> str:
+        ran.append("inner")
+        return "inner"
+
+    async def outer() -> str:
+        ran.append("outer")
+        await app.run_now("n", inner)
+        ran.append("outer went on")
+        return "outer"
+
+    async def main() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await app.run_now("n", outer)
+        task = asyncio.current_task()
+        assert task is not None
+        assert task.cancelling() == 0
+
+    asyncio.run(main())
+    assert ran == ["outer"]
+
+
+def test_run_now_of_another_id_from_within_work_runs_it(app: VirtualScheduler) -> None:
+    async def inner(value: int) -> int:
+        await asyncio.sleep(0)
+        return value * 10
+
+    async def outer(value: int) -> int:
+        return await app.run_now("inner", inner, value) + await app.run_now("inner", _value, 1)
+
+    async def main() -> list[int]:
+        return [await app.run_now("outer", outer, n) for n in range(3)]
+
+    assert asyncio.run(main()) == [1, 11, 21]
+
+
+def test_a_caller_that_cancelled_itself_does_not_start_the_work(app: VirtualScheduler) -> None:
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("work")
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await app.run_now("x", work)
+        task.uncancel()
+
+    asyncio.run(main())
+    assert ran == []

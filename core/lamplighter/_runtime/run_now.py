@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio  # this module is imported only for instant runs, which all need it
 import inspect
-from collections.abc import Awaitable, Callable
-from inspect import CO_COROUTINE
+from asyncio import current_task
+from collections.abc import Awaitable, Callable, Generator
+from contextvars import Context, copy_context
+from inspect import CO_COROUTINE, CO_ITERABLE_COROUTINE
 from types import CoroutineType, FunctionType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, Unpack, cast
 
 from lamplighter._scalars import wait_seconds
 from lamplighter.ids import TaskId
@@ -41,6 +43,99 @@ def _is_async(fn: object) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - the method itself is inspected
     )
+
+
+# What a driver (see _drive) yields when the run it was sent is over.
+_OVER = object()
+
+
+def _drive(box: list[Any]) -> Generator[Any, Any, None]:
+    """Start the coroutines it is sent, one at a time: ``send(coro)`` runs ``coro`` up to
+    its first suspension and returns what it suspended on, or :data:`_OVER` with its
+    return value in ``box[0]`` when it was over without suspending. What a run raises
+    comes out of ``send`` and ends the driver; a driver whose run suspended stays in it
+    until the run is over. The driver's ``yield from`` gets a return value as a value,
+    where ``coro.send`` would raise it in a ``StopIteration`` to be caught, which costs a
+    short run more than its own step."""
+    coro = yield None
+    while True:
+        box[0] = yield from coro
+        coro = yield _OVER
+
+
+# A generator may delegate to a coroutine with ``yield from`` when its code is marked as
+# an iterable coroutine (what ``types.coroutine`` does to a generator function).
+_drive.__code__ = _drive.__code__.replace(co_flags=_drive.__code__.co_flags | CO_ITERABLE_COROUTINE)
+
+
+def _driver() -> tuple[Generator[Any, Any, None], list[Any]]:
+    """A new driver (see :func:`_drive`), ready to be sent a run, and its box."""
+    box: list[Any] = [None]
+    driver = _drive(box)
+    next(driver)
+    return driver, box
+
+
+def _unwound(exc: BaseException) -> None:
+    """Take the frames of the driver (see :func:`_drive`) and of :func:`_rest_steps` out of
+    the traceback of ``exc``, raised by a run they stepped: it reads as if the run had been
+    awaited directly."""
+    tb = exc.__traceback__
+    while tb is not None:
+        inner = tb.tb_next
+        while inner is not None and inner.tb_frame.f_code in _STEPPING:
+            inner = tb.tb_next = inner.tb_next
+        tb = inner
+
+
+def _rest_steps(
+    context: Context, driver: Generator[Any, Any, None], box: list[Any], yielded: Any
+) -> Generator[Any, Any, Any]:
+    """The rest of a run that suspended on ``yielded`` in its first step: each further
+    step is taken in the run's own ``context``, in the task that awaits this, as that
+    task would have taken it had it awaited the run itself (a cancellation thrown in
+    reaches the run where it is suspended). Returns what the run returns; raises what it
+    raises."""
+    send = driver.send
+    throw = driver.throw
+    while True:
+        try:
+            value = yield yielded
+        except BaseException as exc:  # a cancellation (or close) thrown in while suspended
+            yielded = context.run(throw, exc)
+        else:
+            yielded = context.run(send, value)
+        if yielded is _OVER:
+            result = box[0]
+            box[0] = None
+            return result
+
+
+_rest_steps.__code__ = _rest_steps.__code__.replace(
+    co_flags=_rest_steps.__code__.co_flags | CO_ITERABLE_COROUTINE
+)
+_rest = cast(Callable[..., Awaitable[Any]], _rest_steps)  # awaitable, by its flag
+_STEPPING = (_drive.__code__, _rest_steps.__code__)
+
+
+class _InCaller:
+    """An instant run in progress in its caller's own task (see :meth:`InstantRuns.run`):
+    a later call of the same id cancels it by cancelling that task, and the run takes the
+    cancellation back off the task (``uncancel``) as it ends, so the caller is left as if
+    the work had been a task of its own that was cancelled."""
+
+    __slots__ = ("superseded", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.superseded = False
+
+    def done(self) -> bool:
+        return False  # a run is in the map only while in progress
+
+    def cancel(self) -> None:
+        self.superseded = True
+        self.task.cancel()
 
 
 async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -72,8 +167,13 @@ class InstantRuns:
         self._ready = ready
         self._supersede = supersede
         self._loops = loops
-        self._in_flight: dict[str, asyncio.Future[Any]] = {}  # by the id's string
+        # The runs in progress by the id's string: a run in its caller's task, or the task
+        # or future of a run that has one of its own.
+        self._in_flight: dict[str, _InCaller | asyncio.Future[Any]] = {}
         self._task_ids: dict[str, TaskId] = {}
+        # The driver of the next run started in its caller's task (see _drive), and its box.
+        self._driver: Generator[Any, Any, None] | None = None
+        self._box: list[Any] = [None]
 
     def task_id(self, value: TaskId | str) -> TaskId:
         """``value`` as a validated TaskId; strings seen before skip re-validation."""
@@ -107,7 +207,49 @@ class InstantRuns:
         if previous is not None and not previous.done():
             previous.cancel()
         self._supersede(tid)
-        awaitable = fn(*args, **kwargs) if _is_async(fn) else _in_thread(fn, args, kwargs)
+        if _is_async(fn):
+            awaitable = fn(*args, **kwargs)
+            caller = current_task()
+            # A coroutine runs in its caller's own task (see _InCaller), in a copy of the
+            # caller's context (what a task of its own would run it in): its first step at
+            # once, and only if it suspends, the rest as the caller's task is woken. A
+            # caller with a cancellation pending (a run of this id that this call
+            # superseded in the same task, or a task that cancelled itself) gives the work
+            # a task of its own instead, which the pending cancellation cancels before it
+            # starts, as it would any task the caller awaits.
+            if (
+                type(awaitable) is CoroutineType
+                and caller is not None
+                and not getattr(caller, "_must_cancel", True)
+            ):
+                record = _InCaller(caller)
+                in_flight[key] = record
+                context = copy_context()
+                driver = self._driver
+                if driver is None:
+                    driver, box = _driver()
+                else:
+                    box = self._box
+                self._driver = None  # taken: a run started within this one gets its own
+                try:
+                    yielded = context.run(driver.send, awaitable)
+                    if yielded is _OVER:
+                        self._driver = driver
+                        self._box = box
+                        result: R = box[0]
+                        box[0] = None
+                        return result
+                    return await _rest(context, driver, box, yielded)  # type: ignore[no-any-return]
+                except BaseException as exc:
+                    _unwound(exc)
+                    raise
+                finally:
+                    if record.superseded:
+                        caller.uncancel()
+                    if in_flight.get(key) is record:
+                        del in_flight[key]
+        else:
+            awaitable = _in_thread(fn, args, kwargs)
         work: asyncio.Future[R]
         if type(awaitable) is CoroutineType or inspect.iscoroutine(awaitable):
             work = asyncio.get_running_loop().create_task(awaitable)
