@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,126 @@ def test_agrees_with_importlib_metadata_on_this_interpreter() -> None:
         pytest.skip("this interpreter has a zip on sys.path")
     slow = {(ep.name, ep.value) for ep in importlib.metadata.entry_points(group="lamplighter")}
     assert fast == slow
+
+
+# A scan is kept between processes, with the times of what it read or looked for.
+
+
+def _age(root: Path) -> None:
+    """Date everything under ``root`` a minute back: a scan keeps nothing it read within
+    the file system's last clock ticks."""
+    import os
+    import time
+
+    past = time.time() - 60
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (past, past))
+
+
+def _found(site: list[Path], kept: Path) -> list[tuple[str, str, str]]:
+    return [
+        (ep.name, ep.value, ep.distribution)
+        for ep in scan("lamplighter", [str(p) for p in site], kept=str(kept))
+    ]
+
+
+@pytest.fixture
+def writes_bytecode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_kept_scan_is_used_while_nothing_it_read_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lamplighter._entry_points as module
+
+    site, kept = tmp_path / "site", tmp_path / "kept.bin"
+    _dist(site, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    _dist(site, "beta-1.dist-info", None)
+    _age(tmp_path)
+    assert _found([site, tmp_path / "missing"], kept) == [("alpha", "alpha.plugin", "alpha")]
+    assert kept.exists()
+
+    def no_reading(*args: object) -> object:
+        raise AssertionError("read again")
+
+    monkeypatch.setattr(module, "_scan", no_reading)
+    assert _found([site, tmp_path / "missing"], kept) == [("alpha", "alpha.plugin", "alpha")]
+    # A directory of the path that changed but lists the same distributions.
+    (site / "notes.txt").write_text("written beside the application")
+    assert _found([site, tmp_path / "missing"], kept) == [("alpha", "alpha.plugin", "alpha")]
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_kept_scan_sees_every_change_of_what_is_installed(tmp_path: Path) -> None:
+    site, later, kept = tmp_path / "site", tmp_path / "later", tmp_path / "kept.bin"
+    _dist(site, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    _dist(site, "beta-1.dist-info", None)
+    path = [site, later]
+
+    def changed(change: Callable[[], None]) -> list[tuple[str, str, str]]:
+        _age(tmp_path)
+        _found(path, kept)  # kept as it is now
+        change()
+        return _found(path, kept)
+
+    assert changed(
+        lambda: (site / "alpha-1.dist-info" / "entry_points.txt").write_text(
+            "[lamplighter]\nalpha = alpha.hooks\n"
+        )
+    ) == [("alpha", "alpha.hooks", "alpha")]
+    assert changed(
+        lambda: (site / "beta-1.dist-info" / "entry_points.txt").write_text(
+            "[lamplighter]\nbeta = beta.plugin\n"
+        )
+    ) == [("alpha", "alpha.hooks", "alpha"), ("beta", "beta.plugin", "beta")]
+    assert changed(
+        lambda: _dist(site, "gamma-1.dist-info", "[lamplighter]\ngamma = gamma.plugin\n")
+    ) == [
+        ("alpha", "alpha.hooks", "alpha"),
+        ("beta", "beta.plugin", "beta"),
+        ("gamma", "gamma.plugin", "gamma"),
+    ]
+    assert changed(lambda: _dist(later, "delta-1.dist-info", "[lamplighter]\nd = delta\n"))[-1] == (
+        "d",
+        "delta",
+        "delta",
+    )
+    assert changed(lambda: (site / "alpha-1.dist-info" / "entry_points.txt").unlink()) == [
+        ("beta", "beta.plugin", "beta"),
+        ("gamma", "gamma.plugin", "gamma"),
+        ("d", "delta", "delta"),
+    ]
+
+
+def test_nothing_is_kept_where_bytecode_is_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    site, kept = tmp_path / "site", tmp_path / "kept.bin"
+    _dist(site, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    _age(tmp_path)
+    assert _found([site], kept) == [("alpha", "alpha.plugin", "alpha")]
+    assert not kept.exists()
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_nothing_is_kept_of_a_file_changed_within_the_last_clock_ticks(tmp_path: Path) -> None:
+    site, kept = tmp_path / "site", tmp_path / "kept.bin"
+    _age(tmp_path)
+    _dist(site, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    assert _found([site], kept) == [("alpha", "alpha.plugin", "alpha")]
+    assert not kept.exists()
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_a_kept_file_of_another_path_or_unreadable_is_not_used(tmp_path: Path) -> None:
+    first, second, kept = tmp_path / "a", tmp_path / "b", tmp_path / "kept.bin"
+    _dist(first, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    _dist(second, "beta-1.dist-info", "[lamplighter]\nbeta = beta.plugin\n")
+    _age(tmp_path)
+    assert _found([first], kept) == [("alpha", "alpha.plugin", "alpha")]
+    assert _found([second], kept) == [("beta", "beta.plugin", "beta")]
+    kept.write_bytes(b"not marshal")
+    assert _found([first], kept) == [("alpha", "alpha.plugin", "alpha")]
