@@ -14,7 +14,8 @@ module's bytecode, with the modification time of everything it read or looked fo
 directory on the path (whose listing names the distributions), each distribution's metadata
 directory (in which an ``entry_points.txt`` may appear or go) and each ``entry_points.txt``
 (with its size). A later scan of the same path (and working directory, if an entry is
-relative) that finds every one of them unchanged takes the kept result, with one ``stat``
+relative; the scans of a few paths are kept side by side) that finds every one of them
+unchanged takes the kept result, with one ``stat``
 each instead of listing the directories and opening every distribution's file; anything
 changed, and it reads everything again, as a scan without a kept result does. Installing
 or removing a distribution changes its directory on the path, and rewriting a file changes
@@ -39,7 +40,10 @@ _SUFFIXES = (".dist-info", ".egg-info")
 _KEPT = os.path.join(
     os.path.dirname(__file__), "__pycache__", f"entry-points.{sys.implementation.cache_tag}.bin"
 )
-_FORM = 1
+_FORM = 2
+# How many paths' scans are kept (applications started from different directories, or with
+# different environments, share one installation).
+_KEPT_PATHS = 8
 # A modification time this recent (ns) may yet be followed by a change the file system gives
 # the same time: a scan that read something this fresh is not kept.
 _TOO_RECENT = 2_000_000_000
@@ -220,11 +224,11 @@ def _kept_scan(kept: str, key: Key) -> list[FoundEntryPoint] | None:
     changes that directory, not what is installed)."""
     try:
         with open(kept, "rb") as file:
-            data = marshal.load(file)
-        if type(data) is not tuple or len(data) != 4 or data[0] != key:
+            data = marshal.load(file).get(key)
+        if type(data) is not tuple or len(data) != 3:
             return None
         stat = os.stat
-        for directory, mtime, distributions in data[1]:
+        for directory, mtime, distributions in data[0]:
             if mtime != _LIST:
                 try:
                     if stat(directory).st_mtime_ns == mtime:
@@ -234,22 +238,33 @@ def _kept_scan(kept: str, key: Key) -> list[FoundEntryPoint] | None:
                         continue
             if _distributions(directory) != distributions:
                 return None
-        for where, mtime, size in data[2]:
+        for where, mtime, size in data[1]:
             status = stat(where)
             if status.st_mtime_ns != mtime or (size >= 0 and status.st_size != size):
                 return None
-        return [FoundEntryPoint(name, value, dist) for name, value, dist in data[3]]
-    except (OSError, EOFError, ValueError, TypeError):
+        return [FoundEntryPoint(name, value, dist) for name, value, dist in data[2]]
+    except (OSError, EOFError, ValueError, TypeError, AttributeError):
         return None
 
 
 def _keep(kept: str, key: Key, stamps: _Stamps, found: list[FoundEntryPoint]) -> None:
-    """Keep ``found`` in ``kept``, unless bytecode is not written or a file it was read
-    from changed too recently to be told apart from a change still to come."""
+    """Keep ``found`` in ``kept`` beside the scans of the last few other paths, unless
+    bytecode is not written or a file it was read from changed too recently to be told
+    apart from a change still to come."""
     if sys.dont_write_bytecode or any(mtime > stamps.recent for _, mtime, _ in stamps.files):
         return
-    data = (
-        key,
+    scans: dict[Key, object] = {}
+    try:
+        with open(kept, "rb") as file:
+            data = marshal.load(file)
+        if type(data) is dict:
+            scans = data
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    scans.pop(key, None)
+    while len(scans) >= _KEPT_PATHS:  # the oldest go
+        del scans[next(iter(scans))]
+    scans[key] = (
         tuple(stamps.directories),
         tuple(stamps.files),
         tuple((ep.name, ep.value, ep.distribution) for ep in found),
@@ -258,7 +273,7 @@ def _keep(kept: str, key: Key, stamps: _Stamps, found: list[FoundEntryPoint]) ->
     try:
         os.makedirs(os.path.dirname(kept), exist_ok=True)
         with open(temporary, "wb") as file:
-            marshal.dump(data, file)
+            marshal.dump(scans, file)
         os.replace(temporary, kept)
     except (OSError, ValueError):
         try:

@@ -186,12 +186,40 @@ def test_nothing_is_kept_of_a_file_changed_within_the_last_clock_ticks(tmp_path:
 
 
 @pytest.mark.usefixtures("writes_bytecode")
-def test_a_kept_file_of_another_path_or_unreadable_is_not_used(tmp_path: Path) -> None:
-    first, second, kept = tmp_path / "a", tmp_path / "b", tmp_path / "kept.bin"
-    _dist(first, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
-    _dist(second, "beta-1.dist-info", "[lamplighter]\nbeta = beta.plugin\n")
+def test_the_scans_of_a_few_paths_are_kept_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lamplighter._entry_points as module
+
+    monkeypatch.setattr(module, "_KEPT_PATHS", 2)
+    kept = tmp_path / "kept.bin"
+    sites = [tmp_path / name for name in ("a", "b", "c")]
+    for site in sites:
+        _dist(site, f"{site.name}-1.dist-info", f"[lamplighter]\n{site.name} = {site.name}.p\n")
     _age(tmp_path)
-    assert _found([first], kept) == [("alpha", "alpha.plugin", "alpha")]
-    assert _found([second], kept) == [("beta", "beta.plugin", "beta")]
-    kept.write_bytes(b"not marshal")
-    assert _found([first], kept) == [("alpha", "alpha.plugin", "alpha")]
+    expected = [[(s.name, f"{s.name}.p", s.name)] for s in sites]
+    assert [_found([site], kept) for site in sites[:2]] == expected[:2]
+    scans: list[list[str]] = []
+    scan_again = module._scan
+    monkeypatch.setattr(
+        module,
+        "_scan",
+        lambda group, entries, stamps: scans.append(entries) or scan_again(group, entries, stamps),
+    )
+    assert [_found([site], kept) for site in sites[:2]] == expected[:2]
+    assert scans == []
+    assert _found([sites[2]], kept) == expected[2]  # the oldest goes
+    assert [_found([site], kept) for site in sites[1:]] == expected[1:]
+    assert _found([sites[0]], kept) == expected[0]
+    assert scans == [[str(sites[2])], [str(sites[0])]]
+
+
+@pytest.mark.usefixtures("writes_bytecode")
+def test_an_unreadable_kept_file_is_read_past(tmp_path: Path) -> None:
+    site, kept = tmp_path / "site", tmp_path / "kept.bin"
+    _dist(site, "alpha-1.dist-info", "[lamplighter]\nalpha = alpha.plugin\n")
+    _age(tmp_path)
+    for content in (b"not marshal", b"\xe9\x00\x00\x00\x00"):  # garbage; an int
+        kept.write_bytes(content)
+        assert _found([site], kept) == [("alpha", "alpha.plugin", "alpha")]
+        assert _found([site], kept) == [("alpha", "alpha.plugin", "alpha")]
