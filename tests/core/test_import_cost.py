@@ -117,6 +117,9 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.backend",  # only to arrange a retry or retire a one-shot schedule
     "lamplighter.serialization",
     "lamplighter._events_other",  # event kinds a run makes only when it does not go well
+    "lamplighter.store._scan_records",  # a run scans no task files
+    "lamplighter.store:BrokenTask",
+    "lamplighter.store:StoreScan",
     "lamplighter_systemd.backend",
     "lamplighter_inprocess.backend",
     "lamplighter_launchd.backend",
@@ -127,9 +130,9 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter_reachability.checker",
 )
 
-# The task reports the modules imported so far, and the names lamplighter.model, hookspecs
-# and plugins hold (as "lamplighter.model:Name"), so a record made at import instead of on
-# first use shows.
+# The task reports the modules imported so far, and the names lamplighter.model, hookspecs,
+# plugins and store hold (as "lamplighter.model:Name"), so a record made at import instead of
+# on first use shows.
 _RUN_APP = """
 import json, sys
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
@@ -137,7 +140,9 @@ from lamplighter import Lamplighter, Success, is_scheduler_invocation
 def loaded():
     names = [
         module + ":" + name
-        for module in ("lamplighter.model", "lamplighter.hookspecs", "lamplighter.plugins")
+        for module in (
+            "lamplighter.model", "lamplighter.hookspecs", "lamplighter.plugins", "lamplighter.store"
+        )
         for name in vars(sys.modules[module])
     ]
     return json.dumps(sorted(sys.modules) + names)

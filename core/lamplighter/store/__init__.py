@@ -35,9 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
-
-import attrs
+from typing import TYPE_CHECKING, Any, Self
 
 from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
@@ -50,6 +48,11 @@ from lamplighter.store.records import (
     history_line_problem,
     state_problem,
 )
+
+if TYPE_CHECKING:
+    # Created on first use (see __getattr__); their public home is this module.
+    from lamplighter.store._scan_records import BrokenTask as BrokenTask
+    from lamplighter.store._scan_records import StoreScan as StoreScan
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -93,24 +96,6 @@ class CorruptTaskFile(StoredDataError):
         super().__init__(message)
         self.path = path
         self.moved_to = moved_to
-
-
-@attrs.frozen(kw_only=True)
-class BrokenTask:
-    """A task whose file cannot be used."""
-
-    task_id: str
-    path: Path
-    reason: str
-    moved_to: Path | None = None
-
-
-@attrs.frozen(kw_only=True)
-class StoreScan:
-    """Every readable task document, and the tasks whose files are broken."""
-
-    documents: dict[TaskId, dict[str, Any]]
-    broken: list[BrokenTask]
 
 
 def default_data_dir() -> Path:
@@ -707,6 +692,8 @@ class TaskStore:
         if not moved:
             return None
         path = self.tasks_dir / name
+        from lamplighter.store._scan_records import BrokenTask
+
         return BrokenTask(
             task_id=TaskId.of(task_id).value,
             path=path,
@@ -720,6 +707,8 @@ class TaskStore:
 
     def load_all(self) -> StoreScan:
         """Every task document; unreadable files are moved aside and reported."""
+        from lamplighter.store._scan_records import BrokenTask, StoreScan
+
         documents: dict[TaskId, dict[str, Any]] = {}
         broken: list[BrokenTask] = []
         ids, _ = self._scan_names()
@@ -1295,6 +1284,8 @@ class MemoryTaskStore(TaskStore):
         return sorted((_task_id(record) for record in list(self.records.values())), key=str)
 
     def load_all(self) -> StoreScan:
+        from lamplighter.store._scan_records import StoreScan
+
         return StoreScan(
             documents={
                 _task_id(record): self._document(record) for record in list(self.records.values())
@@ -1326,3 +1317,21 @@ class MemoryTaskStore(TaskStore):
 
     def sweep(self) -> dict[str, int]:
         return {"temporary_files": 0, "stale_run_markers": 0}
+
+
+# The records of a scan, created on first use (a run scans no task files).
+_SCAN_RECORDS = frozenset({"BrokenTask", "StoreScan"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SCAN_RECORDS:
+        raise AttributeError(f"module 'lamplighter.store' has no attribute {name!r}")
+    from lamplighter.store import _scan_records
+
+    value = getattr(_scan_records, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SCAN_RECORDS)
