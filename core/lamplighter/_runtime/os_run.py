@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from lamplighter import _startup
 from lamplighter import events as _events  # rarer kinds (LibraryError …) load on first use
 from lamplighter._log import lazy_logger
 from lamplighter.invocation import InvocationError, parse_invocation
@@ -51,6 +52,9 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     with app._lock:
         app._started = True  # seal the registry for this process as well
     app._journal_open()
+    # The plugins' step imports pluggy, the plugin modules and the monitors' (what lives as
+    # long as the process): collections held, as for Lamplighter's own import.
+    held = _startup.hold_collections()
     try:
         from lamplighter._runtime.pump import InlineMonitors
 
@@ -58,6 +62,8 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     except Exception as exc:
         logger.error("lamplighter: cannot load plugins: %s", exc)
         return int(ExitStatus.INTERNAL_ERROR)
+    finally:
+        _startup.resume_collections(held)
     # What registering found now, a registration hook's failure when the run needs the
     # hook (a backend, a checker): a run calls no registration hook it does not need.
     app.plugins.report_failures(
