@@ -11,14 +11,15 @@ application for every scheduled run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# First, before anything else is imported: no garbage collection walks what this import
+# makes (held from the first line of lamplighter._startup), and attrs reuses the bytecode
+# of the methods it writes (see lamplighter._startup).
+from lamplighter import _startup  # isort: split
 
-# First, before attrs is imported: no garbage collection walks what this import makes, and
-# attrs reuses the bytecode of the methods it writes (see lamplighter._startup).
-from lamplighter import _startup
-
-_held = _startup.hold_collections()
+_held = _startup.held_at_import() or _startup.hold_collections()
 try:
+    from typing import TYPE_CHECKING, Any
+
     _startup.install()
     from lamplighter.ids import TaskId
     from lamplighter.invocation import InvocationError, is_scheduler_invocation

@@ -43,7 +43,7 @@ _KEPT = os.path.join(
 _FORM = 2
 # How many paths' scans are kept (applications started from different directories, or with
 # different environments, share one installation).
-_KEPT_PATHS = 8
+_KEPT_PATHS = 4
 # A modification time this recent (ns) may yet be followed by a change the file system gives
 # the same time: a scan that read something this fresh is not kept.
 _TOO_RECENT = 2_000_000_000
@@ -224,7 +224,8 @@ def _kept_scan(kept: str, key: Key) -> list[FoundEntryPoint] | None:
     changes that directory, not what is installed)."""
     try:
         with open(kept, "rb") as file:
-            data = marshal.load(file).get(key)
+            # Read whole: marshal.load reads a file object one small piece per object.
+            data = marshal.loads(file.read()).get(key)
         if type(data) is not tuple or len(data) != 3:
             return None
         stat = os.stat
@@ -256,7 +257,7 @@ def _keep(kept: str, key: Key, stamps: _Stamps, found: list[FoundEntryPoint]) ->
     scans: dict[Key, object] = {}
     try:
         with open(kept, "rb") as file:
-            data = marshal.load(file)
+            data = marshal.loads(file.read())
         if type(data) is dict:
             scans = data
     except (OSError, EOFError, ValueError, TypeError):

@@ -18,27 +18,37 @@ written when ``sys.dont_write_bytecode`` is set or the directory is not writable
 (:func:`hold_collections`, :func:`resume_collections`). Importing makes thousands of objects
 that live as long as the process (classes, functions, module dictionaries), and their
 number alone brings on collections that walk them, and walk them again as they age. While
-Lamplighter imports itself (attrs, the model, the facade; asyncio for a process's first async
-run) no collection runs, and afterwards
+Lamplighter imports itself (from this module on, which is the first: typing, attrs, the
+model, the facade; the plugins and monitors of a run the OS launched; asyncio for a
+process's first async run) no collection runs, and afterwards
 everything made meanwhile counts as old, to be looked at by the collector's full
 collections only; the cycles left behind (attrs replaces each class it builds) are freed by
 the next one, in a process the OS launched for one run at its exit. So the run starts
 sooner; the process as a whole does about the same work. Nothing changes when the
 application turned the collector off or froze objects itself.
 
-``lamplighter/__init__`` uses both first, before attrs is imported.
+``lamplighter/__init__`` imports this module first, and uses both before anything else is
+imported.
 """
 
 from __future__ import annotations
-import __future__
 
-import builtins
 import gc
-import marshal
-import os
-import sys
-from types import CodeType
-from typing import Any
+
+# Collections are held from here, the first module Lamplighter's import runs, so that what
+# this module imports (typing …) is held too; lamplighter/__init__ takes the hold over
+# (held_at_import) and resumes it.
+_held_at_import = gc.isenabled()
+gc.disable()
+
+import __future__  # noqa: E402
+
+import builtins  # noqa: E402
+import marshal  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from types import CodeType  # noqa: E402
+from typing import Any  # noqa: E402
 
 # The file names attrs gives the methods of a class: "<attrs generated methods mod.Qual>".
 _PREFIX = "<attrs generated "
@@ -134,7 +144,8 @@ def _with_type_hash(code: CodeType, old: int, new: int) -> CodeType:
 def _load() -> None:
     try:
         with open(_path, "rb") as file:
-            kept = marshal.load(file)
+            # Read whole: marshal.load reads a file object one small piece per object.
+            kept = marshal.loads(file.read())
     except (OSError, EOFError, ValueError, TypeError):
         return
     if isinstance(kept, dict):
@@ -174,6 +185,14 @@ def save() -> None:
             os.unlink(temporary)
         except OSError:
             pass
+
+
+def held_at_import() -> bool:
+    """Whether this module's import turned the collector off, as :func:`hold_collections`
+    would have (for :func:`resume_collections`); True once at most."""
+    global _held_at_import
+    held, _held_at_import = _held_at_import, False
+    return held
 
 
 def hold_collections() -> bool:

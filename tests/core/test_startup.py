@@ -348,3 +348,23 @@ def test_an_async_run_imports_asyncio_without_collections(tmp_path: Path) -> Non
     # collector run meanwhile; counted as old instead.
     report = "(any(o is asyncio.__all__ for o in gc.get_objects(generation=2)), gc.isenabled())"
     assert _os_runs(tmp_path, "async", report) == ["(True, True)"]
+
+
+def test_import_runs_no_collection_from_its_first_module_on() -> None:
+    seen = _in_fresh_process(
+        "import gc\nseen = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(info))\n"
+        "import lamplighter\nfrom lamplighter import Lamplighter\n"
+        "result = [seen, gc.isenabled()]"
+    )
+    assert seen == [[], True]
+
+
+def test_an_os_launched_run_loads_its_plugins_without_collections(tmp_path: Path) -> None:
+    # pluggy.__all__ is among the first objects loading the plugins makes: young, had the
+    # collector run meanwhile; counted as old instead.
+    report = (
+        "(any(o is sys.modules['pluggy'].__all__ for o in gc.get_objects(generation=2)), "
+        "gc.isenabled())"
+    )
+    assert _os_runs(tmp_path, "sync", report) == ["(True, True)"]
