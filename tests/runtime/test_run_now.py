@@ -361,3 +361,38 @@ def test_a_caller_that_cancelled_itself_does_not_start_the_work(app: VirtualSche
 
     asyncio.run(main())
     assert ran == []
+
+
+def test_runs_on_two_threads_loops_at_once_each_get_their_own_value(
+    app: VirtualScheduler,
+) -> None:
+    import sys
+    import threading
+
+    async def echo(value: int) -> int:
+        if value % 3 == 0:
+            await asyncio.sleep(0)
+        return value
+
+    def loop_of(offset: int, out: list[int]) -> None:
+        async def main() -> None:
+            for n in range(offset, offset + 1000):
+                out.append(await app.run_now(f"t{offset}-{n % 4}", echo, n))
+
+        asyncio.run(main())
+
+    results: list[list[int]] = [[], []]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads take turns between any two steps
+    try:
+        threads = [
+            threading.Thread(target=loop_of, args=(offset, out))
+            for offset, out in zip((0, 100_000), results, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == [list(range(1000)), list(range(100_000, 101_000))]

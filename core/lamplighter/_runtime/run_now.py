@@ -47,6 +47,8 @@ def _is_async(fn: object) -> bool:
 
 # What a driver (see _drive) yields when the run it was sent is over.
 _OVER = object()
+# Drivers kept free per application (more are made while more runs are started at once).
+_SPARE_DRIVERS = 4
 
 
 def _drive(box: list[Any]) -> Generator[Any, Any, None]:
@@ -171,9 +173,11 @@ class InstantRuns:
         # or future of a run that has one of its own.
         self._in_flight: dict[str, _InCaller | asyncio.Future[Any]] = {}
         self._task_ids: dict[str, TaskId] = {}
-        # The driver of the next run started in its caller's task (see _drive), and its box.
-        self._driver: Generator[Any, Any, None] | None = None
-        self._box: list[Any] = [None]
+        # Drivers (see _drive) free for the next run started in its caller's task, each with
+        # its box. A run takes one (a run started within it, or on another thread's loop,
+        # takes another) and gives it back when it is over without having suspended; taking
+        # and giving back are single list operations, atomic under the interpreter lock.
+        self._drivers: list[tuple[Generator[Any, Any, None], list[Any]]] = []
 
     def task_id(self, value: TaskId | str) -> TaskId:
         """``value`` as a validated TaskId; strings seen before skip re-validation."""
@@ -225,19 +229,18 @@ class InstantRuns:
                 record = _InCaller(caller)
                 in_flight[key] = record
                 context = copy_context()
-                driver = self._driver
-                if driver is None:
+                drivers = self._drivers
+                try:
+                    driver, box = drivers.pop()
+                except IndexError:
                     driver, box = _driver()
-                else:
-                    box = self._box
-                self._driver = None  # taken: a run started within this one gets its own
                 try:
                     yielded = context.run(driver.send, awaitable)
                     if yielded is _OVER:
-                        self._driver = driver
-                        self._box = box
                         result: R = box[0]
                         box[0] = None
+                        if len(drivers) < _SPARE_DRIVERS:
+                            drivers.append((driver, box))
                         return result
                     return await _rest(context, driver, box, yielded)  # type: ignore[no-any-return]
                 except BaseException as exc:
