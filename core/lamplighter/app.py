@@ -176,6 +176,7 @@ class Lamplighter:
         self._admitted: set[type] = set()
         self._registered: frozenset[str] = frozenset()
         self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
+        self._bound_schedule: Callable[[TaskRequest], bool] | None = None
         self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
@@ -258,6 +259,39 @@ class Lamplighter:
                 if isinstance(self.store, MemoryTaskStore) and self._real_clock
                 else None
             )
+            self._bind_schedule(backend)
+
+    def _bind_schedule(self, backend: Backend) -> None:
+        """Give this application a ``schedule`` of its own, made by a backend that can
+        take the whole of a common request in one call (the in-process backend's
+        ``scheduler``), where :meth:`schedule` is Lamplighter's and nothing replaced it:
+        that function does what :meth:`schedule` would, and hands every other request to
+        :meth:`_schedule_one`. Called holding the lock, at the end of :meth:`start`."""
+        make = getattr(backend, "scheduler", None)
+        journal = self._journal
+        if (
+            make is None
+            or self._install_new is None
+            or journal is None
+            or self._inline_monitors
+            or type(self).schedule is not Lamplighter.schedule
+            or "schedule" in self.__dict__
+        ):
+            return
+        schedule = make(
+            self._schedule_one,
+            self._admitted,
+            self._registered,
+            self._bus,
+            self._announce_scheduled,
+            journal,
+        )
+        if schedule is not None:
+            schedule.__doc__ = Lamplighter.schedule.__doc__
+            self.__dict__["schedule"] = self._bound_schedule = schedule
+
+    def _announce_scheduled(self, request: TaskRequest, now: float) -> None:
+        self._emit_at(Scheduled, request.task_id, now, ())
 
     def _open_for_operator(self) -> Backend:
         """Start the way the ``lamplighter`` command needs: plugins loaded, the journal
@@ -292,6 +326,8 @@ class Lamplighter:
                 return
             self._closed = True
             self._install_new = None  # schedule() takes the way that refuses
+            if self.__dict__.get("schedule") is self._bound_schedule is not None:
+                del self.__dict__["schedule"]  # the backend's (see _bind_schedule)
             backend = self._backend
         if backend is not None:
             try:
