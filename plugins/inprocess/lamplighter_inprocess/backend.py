@@ -846,55 +846,63 @@ class InProcessBackend(Backend):
             key = request.task_id.value
             if kind not in admitted or key not in registered:
                 return general(request)
+            record = arm = None
             take_records()
             try:
-                if key in records and records[key][_SCHEDULED]:
-                    return general(request)  # the existing policy decides
-                take()
-                try:
-                    if jobs and key in jobs:
-                        return general(request)
-                    requests[key] = request
-                    # lamplighter.store.new_record(key, None, now, seq, due), written out
-                    record = records[key] = (
-                        due,
-                        next(generation),
-                        key,
-                        False,
-                        None,
-                        True,
-                        1,
-                        None,
-                        now,
-                    )
-                    if sync and key in sync and request.timeout is None:
-                        # a sync run: the timing thread's
-                        arm = backend._timed_arm if backend._timed_push(record) else None
-                    else:
-                        if not ordered or ordered[-1] < record:  # self._enqueue(record)
-                            ordered.append(record)
-                        else:
-                            _heappush(heap, record)
-                        timer_due = backend._timer_due
-                        arm = backend._rearm if timer_due is None or due < timer_due else None
-                    if fired:
-                        fired.discard(key)
-                finally:
-                    give()
+                # A task with an active record is left to the existing policy, and one the
+                # backend keeps a schedule object for to the general way (unchanged).
+                if key not in records or not records[key][_SCHEDULED]:
+                    take()
+                    try:
+                        if not jobs or key not in jobs:
+                            requests[key] = request
+                            # lamplighter.store.new_record(key, None, now, seq, due), written
+                            # out: the one tuple made
+                            record = records[key] = (
+                                due,
+                                next(generation),
+                                key,
+                                False,
+                                None,
+                                True,
+                                1,
+                                None,
+                                now,
+                            )
+                            if sync and key in sync and request.timeout is None:
+                                # a sync run: the timing thread's (see _timed_push)
+                                if backend._timed_push(record):
+                                    arm = backend._timed_arm
+                            else:
+                                if not ordered or ordered[-1] < record:  # _enqueue(record)
+                                    ordered.append(record)
+                                else:
+                                    _heappush(heap, record)
+                                timer_due = backend._timer_due
+                                if timer_due is None or due < timer_due:
+                                    arm = backend._rearm
+                            if fired:
+                                fired.discard(key)
+                    finally:
+                        give()
             finally:
                 give_records()
+            if record is None:
+                return general(request)
             if arm is not None:
                 backend._call(arm)
             if bus.subscriptions:
                 announce(request, now)
                 return True
             bus.unheard_count += 1
-            if journal.flush_interval is None:
-                journal.append_record(record)
-                return True
-            pending.append(record)  # journal.append_record(record), written out
+            # journal.append_record(record), written out: the record is queued as the
+            # event's entry, and a journal armed to write its queue writes it.
+            pending.append(record)
             if journal._timer is None:
-                journal._arm()
+                if journal.flush_interval is None:  # it writes each entry at once
+                    journal.flush()
+                else:
+                    journal._arm()
             if len(pending) > backlog:
                 journal._catch_up()
             return True
