@@ -176,6 +176,7 @@ class Lamplighter:
         self._admitted: set[type] = set()
         self._registered: frozenset[str] = frozenset()
         self._install_new: Callable[[str, TaskRequest, float], bool] | None = None
+        self._bound_schedule: Callable[[TaskRequest], bool] | None = None
         self._real_clock = True
         # One bound method, held by every request kept as an object (StoredRequest).
         self._encode: Callable[[TaskRequest], dict[str, Any]] = self.encode_request
@@ -258,6 +259,38 @@ class Lamplighter:
                 if isinstance(self.store, MemoryTaskStore) and self._real_clock
                 else None
             )
+            self._bind_schedule(backend)
+
+    def _bind_schedule(self, backend: Backend) -> None:
+        """Take from the backend, where it makes one (the in-process backend's
+        ``scheduler``), a function that does all of :meth:`schedule` for the common
+        request in one call, with every table and lock it needs bound to it, and hands
+        every other request to :meth:`_schedule_one`. It becomes this application's own
+        ``schedule`` (an attribute of the instance, found before the method, so that a
+        call is one frame), unless a subclass overrides :meth:`schedule` or the instance
+        has a ``schedule`` of its own already; :meth:`schedule` calls it otherwise. Called
+        holding the lock, at the end of :meth:`start`; :meth:`shutdown` takes it away."""
+        make = getattr(backend, "scheduler", None)
+        journal = self._journal
+        if make is None or self._install_new is None or journal is None or self._inline_monitors:
+            return
+        bound = make(
+            self._schedule_one,
+            self._admitted,
+            self._registered,
+            self._bus,
+            self._announce_scheduled,
+            journal,
+        )
+        if bound is None:
+            return
+        bound.__doc__ = Lamplighter.schedule.__doc__
+        self._bound_schedule = bound
+        if type(self).schedule is Lamplighter.schedule and "schedule" not in self.__dict__:
+            self.__dict__["schedule"] = bound
+
+    def _announce_scheduled(self, request: TaskRequest, now: float) -> None:
+        self._emit_at(Scheduled, request.task_id, now, ())
 
     def _open_for_operator(self) -> Backend:
         """Start the way the ``lamplighter`` command needs: plugins loaded, the journal
@@ -292,6 +325,9 @@ class Lamplighter:
                 return
             self._closed = True
             self._install_new = None  # schedule() takes the way that refuses
+            bound, self._bound_schedule = self._bound_schedule, None
+            if bound is not None and self.__dict__.get("schedule") is bound:
+                del self.__dict__["schedule"]  # the backend's (see _bind_schedule)
             backend = self._backend
         if backend is not None:
             try:
@@ -578,32 +614,12 @@ class Lamplighter:
         Raises :class:`~lamplighter.backend.UnsupportedRequest` (a ``ValueError``) when the
         backend or the installed checkers cannot honour the request, naming what would.
         """
-        # The common case in one step: a request of a trigger type already admitted (see
-        # _admit), without constraints, of a registered task with no active record, which
-        # the backend makes the task's record of and schedules at once (install_new, set
-        # from start() to shutdown() where the backend has it). Everything else, and what
-        # install_new declines having changed nothing, takes _schedule_one.
-        install_new = self._install_new
-        if (
-            install_new is not None
-            and type(request) is TaskRequest
-            and request.constraints is NO_CONSTRAINTS
-            and request.existing is not _APPEND
-            and type(request.trigger) in self._admitted
-        ):
-            key = request.task_id.value
-            now = _time()  # the one clock read: scheduled_at, the due time, the event
-            if key in self._registered and install_new(key, request, now):
-                bus = self._bus
-                if bus.subscriptions or self._inline_monitors:
-                    self._emit_at(Scheduled, request.task_id, now, ())
-                    return True
-                # As _emit_at does for nobody listening, its calls written out.
-                bus.unheard_count += 1
-                journal = self._journal
-                if journal is not None:
-                    journal.append_fields(Scheduled, key, now, ())
-                return True
+        # From start() to shutdown(), the backend's function that takes the common case
+        # in one call (see _bind_schedule) is usually this application's own ``schedule``
+        # already, and this method is called only where a subclass overrides it.
+        bound = self._bound_schedule
+        if bound is not None:
+            return bound(request)
         return self._schedule_one(request)
 
     def _schedule_one(self, request: TaskRequest) -> bool:

@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring_ascii as _json_string
@@ -243,6 +244,8 @@ def _make_lines(
 def _item_line(item: tuple[Any, ...]) -> str:
     """The line of an item :meth:`EventJournal.append_fields` queued: ``fields_line``'s,
     made from a template for the values the runner and ``schedule()`` queue."""
+    if len(item) == _RECORD_LENGTH:  # a record queued as its Scheduled (append_record)
+        item = ("scheduled", item[_RECORD_KEY], item[_RECORD_AT], _PID[0], ())
     kind, task_id, at, pid, values = item
     if type(at) is float and type(pid) is int and type(task_id) is str:
         whole = _floor(at)
@@ -353,8 +356,35 @@ def _json_value(value: Any) -> str:
 
 
 _PID = [os.getpid()]  # this process's, kept right in a child after a fork
+# A task's record as the in-memory store keeps it (lamplighter.store.Record, in its short
+# form: nine values, the task id's string third, the time it was scheduled last), queued
+# by schedule() as the entry of its Scheduled event (see EventJournal.append_record).
+_RECORD_LENGTH = 9
+_RECORD_KEY = 2
+_RECORD_AT = 8
+# Every journal, so that a child process, after a fork, names its parent in the lines of
+# the records its parent queued (a record says nothing of its process; see _forked).
+_JOURNALS: weakref.WeakSet[EventJournal] = weakref.WeakSet()
+
+
+def _forked() -> None:
+    parent = _PID[0]
+    _PID[0] = os.getpid()
+    for journal in list(_JOURNALS):
+        queued = journal._pending
+        if any(type(item) is tuple and len(item) == _RECORD_LENGTH for item in queued):
+            items = list(queued)
+            queued.clear()
+            queued.extend(
+                ("scheduled", item[_RECORD_KEY], item[_RECORD_AT], parent, ())
+                if type(item) is tuple and len(item) == _RECORD_LENGTH
+                else item
+                for item in items
+            )
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+    os.register_at_fork(after_in_child=_forked)
 _ROTATED_SUFFIX = ".1"
 _RUN = "run"  # the first value of a queued item holding a whole run (append_run)
 _CHUNK = 256  # at most this many queued events made into lines and written at once
@@ -466,6 +496,7 @@ class EventJournal:
         self._timer: threading.Thread | None = None
         self._flushing = threading.Lock()
         self._registered_exit = False
+        _JOURNALS.add(self)
 
     def append(self, event: MonitorEvent) -> None:
         """Append ``event`` as one line. Thread-safe; never raises (a failure is logged).
@@ -542,6 +573,17 @@ class EventJournal:
             self._arm()
         if len(pending) > _BACKLOG:
             self._catch_up()
+
+    def append_record(self, record: tuple[Any, ...]) -> None:
+        """Append the ``Scheduled`` event of this process of a task just scheduled, as
+        :meth:`append_fields` would, given the task's record in the in-memory store (see
+        :data:`lamplighter.store.Record`; in its short form, as scheduling makes it):
+        with a ``flush_interval`` the record itself is queued, the entry of its event,
+        and the line made from its task id and time when the queue is written."""
+        if self.flush_interval is None:
+            self._add(("scheduled", record[_RECORD_KEY], record[_RECORD_AT], _PID[0], ()))
+            return
+        self._queue(record)
 
     def append_run(
         self, task_id: str, started: float, attempt: int, due: float, runtime: float
@@ -627,7 +669,7 @@ class EventJournal:
             return False
         if type(oldest) is str:
             return True
-        at = oldest[2]
+        at = oldest[_RECORD_AT if len(oldest) == _RECORD_LENGTH else 2]
         return type(at) is not float or _now() - at >= _MAX_WAIT
 
     def _done(self) -> bool:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 from datetime import timedelta
 from pathlib import Path
 
@@ -729,3 +730,74 @@ def test_events_queued_from_many_threads_are_all_written_once_in_each_ones_order
     for n in range(4):
         mine = [i for i in ids if i.startswith(f"p{n}-")]
         assert mine == [f"p{n}-{i}" for i in range(per_thread) for _ in range(2)]
+
+
+# ------------------------------------------------------------------------ records as entries
+
+
+def test_a_record_queued_as_its_scheduled_entry_makes_the_line_of_the_event(
+    tmp_path: Path,
+) -> None:
+    # schedule() queues the task's record itself (lamplighter.store's short form) as the
+    # entry of its Scheduled event: the line is fields_line's, byte for byte, and the
+    # queue holds the record, not a tuple made for it.
+    from lamplighter import journal as journal_module
+    from lamplighter.store import KEY, SCHEDULED_AT, new_record
+
+    assert (journal_module._RECORD_KEY, journal_module._RECORD_AT) == (KEY, SCHEDULED_AT)
+    pid = os.getpid()
+    times = [1767323045.250001, 1767323045.9999995, 1767323046.0, 1796220000.4999999]
+    records = [new_record(f"t{i}", None, at, i + 1, at + 3600.0) for i, at in enumerate(times)]
+    assert all(len(r) == journal_module._RECORD_LENGTH for r in records)
+    expected = [fields_line(Scheduled, f"t{i}", at, pid, ()) for i, at in enumerate(times)]
+    lines, taken = journal_module._make_lines(iter(records).__next__, len(records), None)
+    assert (lines, taken) == (expected, len(records))
+    queued = EventJournal(tmp_path / "queued", flush_interval=0.05)
+    for record in records:
+        queued.append_record(record)
+    assert all(a is b for a, b in zip(queued._pending, records, strict=True))
+    queued.flush()
+    assert queued.path.read_text().splitlines(keepends=True) == expected
+    at_once = EventJournal(tmp_path / "at_once")
+    at_once.append_record(records[0])
+    assert at_once.path.read_text().splitlines(keepends=True) == expected[:1]
+
+
+def test_a_queued_record_is_overdue_by_the_time_it_was_scheduled(tmp_path: Path) -> None:
+    from lamplighter import journal as journal_module
+    from lamplighter.store import new_record
+
+    journal = EventJournal(tmp_path, flush_interval=0.05)
+    now = journal_module._now()
+    journal._pending.append(new_record("t", None, now, 1, now + 60.0))
+    assert not journal._overdue()
+    journal._pending.appendleft(new_record("u", None, now - 2 * journal_module._MAX_WAIT, 2))
+    assert journal._overdue()
+    journal._pending.clear()
+
+
+def test_after_a_fork_the_records_a_parent_queued_name_the_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A record says nothing of its process: the line takes the pid when it is made. A
+    # child after a fork makes the lines of what its parent queued with the parent's pid,
+    # as it would for the values append_fields queues; its own records name itself.
+    from lamplighter import journal as journal_module
+    from lamplighter.store import new_record
+
+    parent = os.getpid() + 1  # the process that queued them, as seen from the child
+    monkeypatch.setattr(journal_module, "_PID", [parent])
+    monkeypatch.setattr(journal_module, "_JOURNALS", weakref.WeakSet())  # this one only
+    journal = EventJournal(tmp_path, flush_interval=0.05)
+    journal.append_fields(Scheduled, "a", 1767323045.5, ())
+    journal.append_record(new_record("b", None, 1767323046.5, 1, 1767323050.0))
+    journal_module._forked()  # what os.fork() runs in the child
+    child = os.getpid()
+    assert journal_module._PID[0] == child
+    journal.append_record(new_record("c", None, 1767323047.5, 2, 1767323050.0))
+    journal.flush()
+    assert journal.path.read_text().splitlines(keepends=True) == [
+        fields_line(Scheduled, "a", 1767323045.5, parent, ()),
+        fields_line(Scheduled, "b", 1767323046.5, parent, ()),
+        fields_line(Scheduled, "c", 1767323047.5, child, ()),
+    ]

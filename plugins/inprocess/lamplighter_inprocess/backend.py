@@ -23,9 +23,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from lamplighter.backend import Backend, BackendHost, UnsupportedRequest
 from lamplighter.ids import TaskId
@@ -33,6 +33,7 @@ from lamplighter.model import (
     NO_CONSTRAINTS,
     Calendar,
     Exact,
+    ExistingTaskPolicy,
     NetworkType,
     OneTime,
     OnLogin,
@@ -43,6 +44,10 @@ from lamplighter.model import (
 )
 from lamplighter.store import MemoryTaskStore
 from lamplighter_inprocess.plugin import capabilities
+
+if TYPE_CHECKING:
+    from lamplighter.events import EventBus
+    from lamplighter.journal import EventJournal
 
 #: What the backend can do (its plugin module makes the record).
 CAPABILITIES = capabilities()
@@ -100,6 +105,7 @@ _JOB = object()
 _SCHEDULED = 5  # the store record's "scheduled" field (lamplighter.store.SCHEDULED)
 _NO_NETWORK = NetworkType.NOT_REQUIRED
 _heappush = heapq.heappush
+_APPEND = ExistingTaskPolicy.APPEND
 
 
 class _ThreadRun:
@@ -754,6 +760,154 @@ class InProcessBackend(Backend):
         if timer_due is None or due < timer_due:
             self._call(self._rearm)
         return True
+
+    def scheduler(
+        self,
+        general: Callable[[Any], bool],
+        admitted: set[type],
+        registered: frozenset[str],
+        bus: EventBus,
+        announce: Callable[[TaskRequest, float], None],
+        journal: EventJournal,
+    ) -> Callable[[Any], bool] | None:
+        """A function that takes the place of the host's ``schedule()`` (made once the
+        backend has started, sharing the in-memory store's records; None otherwise): the
+        whole of a common request's scheduling in one call, what the host's checks,
+        :meth:`install_new` and the ``Scheduled`` event's publication do, with everything
+        it needs bound to it, and anything else handed to ``general``, the host's own way.
+
+        The common request: a :class:`TaskRequest` of a registered task (its id's string in
+        ``registered``) with an ``OneTime`` or ``Exact`` trigger of a type the host has
+        admitted (in ``admitted``, the set the host keeps adding to), without
+        constraints, not ``APPEND``, whose task has no active record. Its record is made
+        and queued as :meth:`install_new` does; then ``Scheduled`` is published: through
+        ``announce(request, now)`` when ``bus`` has subscriptions, else counted as unheard
+        and the record itself queued as its journal entry (``journal`` batches; see
+        :meth:`EventJournal.append_record`). ``general`` gets every other request, and a
+        task with an active record, with nothing changed."""
+        if not self._shared:
+            return None
+        from lamplighter.journal import _BACKLOG as backlog
+
+        records = self._records
+        requests = self._requests
+        take_records = self._record_lock.acquire
+        give_records = self._record_lock.release
+        take = self._lock.acquire
+        give = self._lock.release
+        jobs = self._jobs
+        fired = self._fired
+        ordered = self._ordered
+        heap = self._heap
+        sync = self._sync_keys
+        generation = self._generation
+        backend = self
+        pending = journal._pending
+        clock = time.time
+        # The seconds of the last delay (and the due time of the last fixed-offset time)
+        # converted, reused for an equal delay (the same time): the same value, exactly,
+        # for none of the conversion's work. One tuple, replaced as a whole.
+        last_delay: tuple[Any, float] = (None, 0.0)
+        last_at: tuple[Any, float] = (None, 0.0)
+
+        def schedule(request: Any) -> bool:
+            nonlocal last_delay, last_at
+            if (
+                type(request) is not TaskRequest
+                or request.constraints is not NO_CONSTRAINTS
+                or request.existing is _APPEND
+            ):
+                return general(request)
+            trigger: Any = request.trigger
+            kind = type(trigger)
+            now = clock()  # the one clock read: scheduled_at, the due time, the event
+            if kind is OneTime:
+                delay = trigger.delay
+                memo = last_delay
+                if delay == memo[0]:
+                    due = now + memo[1]
+                else:
+                    seconds = delay.total_seconds()
+                    last_delay = (delay, seconds)
+                    due = now + seconds
+            elif kind is Exact:
+                at = trigger.at
+                memo = last_at
+                if at is memo[0]:
+                    due = memo[1]
+                else:
+                    due = at.timestamp()
+                    if type(at.tzinfo) is timezone:  # a fixed offset: the same time always
+                        last_at = (at, due)
+                if due < now:
+                    due = now
+            else:
+                return general(request)
+            key = request.task_id.value
+            if kind not in admitted or key not in registered:
+                return general(request)
+            record = arm = None
+            take_records()
+            try:
+                # A task with an active record is left to the existing policy, and one the
+                # backend keeps a schedule object for to the general way (unchanged).
+                if key not in records or not records[key][_SCHEDULED]:
+                    take()
+                    try:
+                        if not jobs or key not in jobs:
+                            requests[key] = request
+                            # lamplighter.store.new_record(key, None, now, seq, due), written
+                            # out: the one tuple made
+                            record = records[key] = (
+                                due,
+                                next(generation),
+                                key,
+                                False,
+                                None,
+                                True,
+                                1,
+                                None,
+                                now,
+                            )
+                            if sync and key in sync and request.timeout is None:
+                                # a sync run: the timing thread's (see _timed_push)
+                                if backend._timed_push(record):
+                                    arm = backend._timed_arm
+                            else:
+                                if not ordered or ordered[-1] < record:  # _enqueue(record)
+                                    ordered.append(record)
+                                else:
+                                    _heappush(heap, record)
+                                timer_due = backend._timer_due
+                                if timer_due is None or due < timer_due:
+                                    arm = backend._rearm
+                            if fired:
+                                fired.discard(key)
+                    finally:
+                        give()
+            finally:
+                give_records()
+            if record is None:
+                return general(request)
+            if arm is not None:
+                backend._call(arm)
+            if bus.subscriptions:
+                announce(request, now)
+                return True
+            bus.unheard_count += 1
+            # journal.append_record(record), written out: the record is queued as the
+            # event's entry, and a journal armed to write its queue writes it.
+            pending.append(record)
+            if journal._timer is None:
+                if journal.flush_interval is None:  # it writes each entry at once
+                    journal.flush()
+                else:
+                    journal._arm()
+            if len(pending) > backlog:
+                journal._catch_up()
+            return True
+
+        return schedule
 
     def _timed_push(self, record: _Record) -> bool:
         """Put a sync one-shot's record on the timing thread's heap (called holding the

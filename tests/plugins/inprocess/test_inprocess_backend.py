@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import threading
 import time
 import traceback
 import types
 import weakref
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from lamplighter import (
     TaskState,
 )
 from lamplighter.app import JOURNAL_FLUSH_INTERVAL
-from lamplighter.events import Skipped, WorkCompleted, WorkStarted
+from lamplighter.events import Scheduled, Skipped, WorkCompleted, WorkStarted
 from lamplighter.ids import TaskId
 from lamplighter.store import SCHEDULED_AT, SEQ, new_record
 from lamplighter.testing import FakeConditions, FakeConditionsPlugin
@@ -632,6 +633,209 @@ def test_schedule_after_shutdown_is_refused(make_app: Callable[..., Lamplighter]
     app.shutdown()
     with pytest.raises(RuntimeError, match="shut down"):
         app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+
+
+def _journal_lines(app: Lamplighter) -> list[dict[str, Any]]:
+    journal: Any = app._journal
+    journal.flush()
+    return [json.loads(line) for line in journal.path.read_text().splitlines()]
+
+
+def test_schedule_is_the_backends_one_call_with_the_general_ways_outcomes(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.journal import fields_line
+    from lamplighter.store import DUE, SCHEDULED
+
+    app = make_app()
+    for tid in ("a", "b", "c", "p", "x"):
+        app.register(tid, Recorder)
+    app.start()
+    # After start(), a call is one call of the backend's function (see _bind_schedule).
+    assert "schedule" in vars(app)
+    store: Any = app.store
+    backend: Any = app.backend
+    hour = timedelta(hours=1)
+    assert app.schedule(TaskRequest.one_time("a", hour))  # admits OneTime
+    assert app.schedule(TaskRequest.one_time("b", timedelta(hours=1)))  # an equal delay
+    assert app.schedule(TaskRequest.one_time("c", timedelta(minutes=90)))  # another
+    # The one clock read: scheduled_at, and the due time from it (the first request took
+    # the general way, which admitted its trigger type).
+    for key, delay in (("b", hour), ("c", timedelta(minutes=90))):
+        record = store.records[key]
+        at = record[SCHEDULED_AT]
+        assert record == new_record(key, None, at, record[SEQ], at + delay.total_seconds())
+    for key in ("a", "b", "c"):
+        record = store.records[key]
+        assert sum(entry is record for entry in _entries(backend)) == 1
+        assert app.backend.next_run(TaskId(key)) == datetime.fromtimestamp(record[DUE], UTC)
+    # The journal's Scheduled lines, byte for byte those of the events' plain values.
+    journal: Any = app._journal
+    journal.flush()
+    lines = journal.path.read_text().splitlines(keepends=True)
+    pid = os.getpid()
+    assert lines == [
+        fields_line(Scheduled, key, store.records[key][SCHEDULED_AT], pid, ())
+        for key in ("a", "b", "c")
+    ]
+    # A task already scheduled takes its existing policy; the record is left alone by KEEP.
+    kept = store.records["a"]
+    assert not app.schedule(TaskRequest.one_time("a", timedelta(0), existing="keep"))
+    assert store.records["a"] is kept
+    assert app.schedule(TaskRequest.one_time("a", timedelta(hours=2), existing="replace"))
+    assert store.records["a"] is not kept and store.records["a"][SCHEDULED]
+    assert sum(entry is store.records["a"] for entry in _entries(backend)) == 1
+    # Other requests take the general way, as before.
+    assert app.schedule(TaskRequest.periodic("p", timedelta(hours=1)))
+    assert "p" in backend._jobs
+    with pytest.raises(TypeError, match="TaskRequest"):
+        app.schedule("x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not registered"):
+        app.schedule(TaskRequest.one_time("unknown", hour))
+    assert app.schedule(
+        TaskRequest.one_time("x", hour, constraints=Constraints(network=NetworkType.CONNECTED))
+    )
+    assert "x" in backend._jobs
+    assert store.records["p"][SCHEDULED] and store.records["x"][SCHEDULED]
+
+
+def test_schedule_with_a_subscriber_publishes_scheduled_with_the_records_time(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.events import Scheduled
+
+    app = make_app()
+    app.register("a", Recorder)
+    app.register("b", Recorder)
+    app.start()
+    assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+    subscription = app.events()
+    assert app.schedule(TaskRequest.one_time("b", timedelta(hours=1)))
+    event = subscription.get_nowait()
+    assert isinstance(event, Scheduled) and event.task_id == TaskId("b")
+    at = app.store.records["b"][SCHEDULED_AT]  # type: ignore[attr-defined]
+    assert event.at == datetime.fromtimestamp(at, UTC)
+    assert [line["task_id"] for line in _journal_lines(app)] == ["a", "b"]
+
+
+def test_schedule_of_exact_times_gives_each_its_own_due_time(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from lamplighter.store import DUE
+
+    app = make_app()
+    ids = [f"t{i}" for i in range(8)]
+    for tid in ids:
+        app.register(tid, Recorder)
+    app.start()
+    store: Any = app.store
+    later = datetime.now(UTC) + timedelta(hours=1)
+    zone = ZoneInfo("America/New_York")
+    # The same time again (the same object), an equal time in another zone, the two
+    # instants an ambiguous wall time names in a zone (DST ends: equal as datetimes of one
+    # zone, an hour apart), and a time past (due at once, as the general way has it).
+    first = datetime(2037, 11, 1, 1, 30, tzinfo=zone)
+    second = first.replace(fold=1)
+    assert first == second and first.timestamp() != second.timestamp()
+    times = [
+        later,
+        later,
+        later.astimezone(timezone(timedelta(hours=5))),
+        first,
+        second,
+        first,
+        datetime.now(UTC) - timedelta(hours=1),
+    ]
+    for tid, at in zip(ids, times, strict=False):
+        assert app.schedule(TaskRequest.exact(tid, at))
+    for tid, at in zip(ids[:6], times[:6], strict=True):
+        assert store.records[tid][DUE] == at.timestamp()
+    past = store.records[ids[6]]
+    assert past[DUE] == past[SCHEDULED_AT]
+
+
+def test_schedule_of_a_subclass_override_or_a_patched_instance_is_theirs(
+    make_app: Callable[..., Lamplighter], tmp_path: Path
+) -> None:
+    calls: list[str] = []
+
+    class Counting(Lamplighter):
+        def schedule(self, request: TaskRequest) -> bool:
+            calls.append(request.task_id.value)
+            return super().schedule(request)
+
+    app = Counting(
+        app_id="com.example.sub",
+        backend="inprocess",
+        plugins=[plugin],
+        disable_plugins=["device"],
+        data_dir=tmp_path / "sub",
+    )
+    app.register("a", Recorder)
+    app.start()
+    try:
+        assert "schedule" not in vars(app)
+        assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+        assert calls == ["a"]
+        assert app.store.records["a"][SCHEDULED_AT] is not None  # type: ignore[attr-defined]
+    finally:
+        app.shutdown()
+    patched = make_app()
+    patched.register("a", Recorder)
+    seen: list[TaskRequest] = []
+    patched.schedule = seen.append  # type: ignore[assignment,method-assign]
+    patched.start()
+    request = TaskRequest.one_time("a", timedelta(hours=1))
+    patched.schedule(request)
+    assert seen == [request]
+
+
+def test_schedule_from_threads_while_tasks_are_replaced_keeps_one_schedule_each(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    from lamplighter.store import SCHEDULED
+
+    app = make_app()
+    ids = [f"t{i}" for i in range(40)]
+    for tid in ids:
+        app.register(tid, Recorder)
+    app.start()
+    later = datetime.now(UTC) + timedelta(hours=1)
+    app.schedule(TaskRequest.exact("t0", later))
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def schedule_all(kind: int) -> None:
+        try:
+            start.wait(timeout=BOUND)
+            for tid in ids:
+                if kind == 0:
+                    app.schedule(TaskRequest.exact(tid, later))
+                elif kind == 1:
+                    app.schedule(TaskRequest.one_time(tid, timedelta(hours=2)))
+                elif kind == 2:
+                    app.schedule(TaskRequest.exact(tid, later, existing="keep"))
+                else:
+                    app.schedule(TaskRequest.periodic(tid, timedelta(hours=1)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=schedule_all, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=BOUND)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    store: Any = app.store
+    backend: Any = app.backend
+    for tid in ids:
+        record = store.records[tid]
+        assert record[SCHEDULED]
+        # One live schedule per task: its record among the due entries, or its job.
+        live = [e for e in _entries(backend) if e[2] == tid and store.records[tid] is e]
+        assert len(live) + (tid in backend._jobs) == 1
 
 
 # ------------------------------------------------------------------------ eager runs
