@@ -402,6 +402,8 @@ class Lamplighter:
                 clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
                 emit_at=self._emit_at,
                 journal_run=self._journal_run,
+                publish_started=self._publish_started,
+                publish_completed=self._publish_completed,
             )
         return self._runner
 
@@ -496,6 +498,30 @@ class Lamplighter:
         journal = self._journal
         if journal is not None:
             journal.append_run(task_id.value, started, attempt, due, runtime)
+
+    def _publish_started(self, task_id: TaskId, at: float, attempt: int, due: float) -> None:
+        """``_emit_at(WorkStarted, task_id, at, (attempt, due))``, its calls written out for
+        nobody listening: on the path of every sync run."""
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors:
+            self._emit_at(WorkStarted, task_id, at, (attempt, due))
+            return
+        bus.unheard_count += 1  # bus.unheard(), written out
+        journal = self._journal
+        if journal is not None:
+            journal.append_started(task_id.value, at, attempt, due)
+
+    def _publish_completed(self, task_id: TaskId, at: float, runtime: float) -> None:
+        """``_emit_at(WorkCompleted, task_id, at, (runtime, "success"))``, its calls written
+        out for nobody listening: on the path of every sync run."""
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors:
+            self._emit_at(WorkCompleted, task_id, at, (runtime, "success"))
+            return
+        bus.unheard_count += 1  # bus.unheard(), written out
+        journal = self._journal
+        if journal is not None:
+            journal.append_completed(task_id.value, at, runtime)
 
     def _publish_run(
         self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float

@@ -93,7 +93,7 @@ def make_app(tmp_path: Path, conditions: FakeConditions) -> Iterator[Callable[..
 def _entries(backend: Any) -> list[tuple[Any, ...]]:
     """Every due entry the in-process backend keeps (its queue's and its heap's, and the
     timing thread's heap's)."""
-    return [*backend._ordered, *backend._heap, *backend._timed]
+    return [*backend._ordered, *backend._heap, *backend._timed_ordered, *backend._timed]
 
 
 def fast_periodic(task_id: str, **kwargs: object) -> TaskRequest:
