@@ -1549,23 +1549,21 @@ class InProcessBackend(Backend):
         running, loop, clock, lock = self._running, self.loop, time.time, self._lock
         sleep, heappop, popleft = time.sleep, heapq.heappop, ordered.popleft
         fire_sync, retire = self._fire_sync, self._retire_key
+        # The run last done, still filed in _running under its key (the thread's slot)
+        # until the next one takes the slot over, or the thread waits, gives the slot back
+        # or ends: from run to run, one filing and one removal.
         run: _TimedRun | None = None
         key = ""
         general: tuple[str, int, float, bool] | None = None  # a firing for the loop
         while True:
             wake = rearm = False
+            entry: _Record | None = None
             # acquire()/release() rather than ``with cond``: the condition's lock is this
             # lock, and a run's one taking of it is among the dearest steps of its thread.
             lock.acquire()
             try:
-                if run is not None:  # the run just done gives its slot back
-                    if self._timing is me and self._granted:
-                        running[_TIMING] = me
-                    if running.get(key) is run:
-                        del running[key]
-                    run = None
-                    wake = self._full or bool(self._waiting)
-                entry: _Record | None = None
+                if run is not None and (self._full or self._waiting):
+                    wake = True  # a firing waiting for the task, or for a slot, may start
                 while self._timing is me and not self._closing:
                     if not self._granted:
                         cond.wait()
@@ -1583,6 +1581,11 @@ class InProcessBackend(Backend):
                         first = None
                     wait = first[0] - clock() if first is not None else _TIMED_KEEP + 1.0
                     if wait > 0:
+                        if run is not None:  # the slot is the thread's while it waits
+                            running[_TIMING] = me
+                            if running.get(key) is run:
+                                del running[key]
+                            run = None
                         if wait > _TIMED_KEEP:
                             self._granted = False
                             running.pop(_TIMING, None)
@@ -1601,25 +1604,45 @@ class InProcessBackend(Backend):
                             lock.acquire()
                         continue
                     entry = heappop(heap) if on_heap else popleft()
-                    key = entry[2]
-                    if jobs and key in jobs:
+                    taken = entry[2]
+                    if jobs and taken in jobs:
                         # Made a _Job of meanwhile (fire_now, a retry): the loop's.
                         heapq.heappush(self._heap, entry)
                         rearm = True
                         entry = None
                         continue
-                    record = records.get(key)
+                    record = records.get(taken)
                     if (
                         record is None
                         or record[1] != entry[1]
                         or record[0] != entry[0]
-                        or key in fired
+                        or taken in fired
                         or not record[_SCHEDULED]
                     ):
                         entry = None  # cancelled, replaced or fired since it was queued
                         continue
-                    fired.add(key)
+                    fired.add(taken)
+                    if taken in running and (run is None or taken != key):
+                        # A run of the task is in progress: the firing waits, on the loop.
+                        general = (taken, entry[1], entry[0], False)
+                        entry = None
+                        break
+                    # The run takes the slot over from the run before it (or the thread).
+                    new = _TimedRun()
+                    new.cancelled = False
+                    running[taken] = new
+                    if run is None:
+                        running.pop(_TIMING, None)
+                    elif taken != key and running.get(key) is run:
+                        del running[key]
+                    run, key = new, taken
                     break
+                if entry is None and run is not None:  # the slot goes back to the thread
+                    if self._timing is me and self._granted:
+                        running[_TIMING] = me
+                    if running.get(key) is run:
+                        del running[key]
+                    run = None
                 ended = self._timing is not me or self._closing
             finally:
                 lock.release()
@@ -1637,13 +1660,6 @@ class InProcessBackend(Backend):
                 if ended:
                     return
                 continue
-            if key in running:  # a run of the task is in progress: it waits, on the loop
-                general = (key, entry[1], entry[0], False)
-                continue
-            run = _TimedRun()
-            run.cancelled = False
-            running[key] = run  # in the timing slot's place (filed first: never one too few)
-            running.pop(_TIMING, None)
             me.taken += 1
             me.busy = True
             try:
