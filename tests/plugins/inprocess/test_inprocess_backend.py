@@ -1653,6 +1653,49 @@ def test_sync_one_shots_are_timed_and_run_by_a_thread_of_their_own(
     assert not backend.diagnostics()["scheduled"]
 
 
+def test_timed_sync_one_shots_scheduled_out_of_due_order_run_in_due_order(
+    make_app: Callable[..., Lamplighter], timed: type[Timed]
+) -> None:
+    app = make_app()
+    ids = ["s0", "s1", "s2", "s3", "s4"]
+    for tid in ids:
+        app.register(tid, timed)
+    app.start()
+    base = datetime.now(UTC) + timedelta(milliseconds=40)
+    # s2 first, s3 and s4 after it (in due order), s0 and s1 earlier than all of them.
+    for tid, offset in [("s2", 20), ("s3", 30), ("s4", 40), ("s1", 10), ("s0", 0)]:
+        app.schedule(TaskRequest.exact(tid, base + timedelta(milliseconds=offset)))
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+    assert [key for key, *_ in timed.seen] == ids
+    assert {thread for _, thread, *_ in timed.seen} == {"lamplighter-timer"}
+    backend: Any = app.backend
+    assert not backend._timed and not backend._timed_ordered
+
+
+def test_a_timed_sync_run_s_start_is_journalled_before_it_is_entered_and_in_order(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    seen: list[list[tuple[object, object]]] = []
+
+    class Journalled:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            # Written out by now: the run's WorkStarted is the journal's last line.
+            seen.append([(line["kind"], line["task_id"]) for line in journal_lines(app)])
+            # An event published while the run is in progress comes before its end.
+            app.schedule(TaskRequest.one_time("other", timedelta(hours=1)))
+            return Success()
+
+    app = make_app()
+    app.register("j", Journalled)
+    app.register("other", Journalled)
+    app.start()
+    app.schedule(soon("j"))
+    wait_until(lambda: len(app.history("j")) == 1, "the run")
+    assert seen[0][-1] == ("work_started", "j")
+    kinds = [(line["kind"], line["task_id"]) for line in journal_lines(app)]
+    assert kinds[-3:] == [("work_started", "j"), ("scheduled", "other"), ("work_completed", "j")]
+
+
 def test_a_timed_sync_run_that_blocks_leaves_the_timing_to_a_new_thread(
     make_app: Callable[..., Lamplighter],
 ) -> None:
