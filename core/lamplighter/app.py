@@ -404,6 +404,7 @@ class Lamplighter:
                 journal_run=self._journal_run,
                 publish_started=self._publish_started,
                 publish_completed=self._publish_completed,
+                quiet_events=self._quiet_events,
             )
         return self._runner
 
@@ -498,6 +499,14 @@ class Lamplighter:
         journal = self._journal
         if journal is not None:
             journal.append_run(task_id.value, started, attempt, due, runtime)
+
+    def _quiet_events(self) -> tuple[EventBus, EventJournal] | None:
+        """The bus and the journal, where an event nobody subscribed to goes to the
+        journal alone (see :class:`Runner`); None where monitors are called inline (a
+        process the OS launched for one run)."""
+        if self._inline_monitors is not None or self._journal is None:
+            return None
+        return self._bus, self._journal
 
     def _publish_started(self, task_id: TaskId, at: float, attempt: int, due: float) -> None:
         """``_emit_at(WorkStarted, task_id, at, (attempt, due))``, its calls written out for

@@ -50,6 +50,8 @@ from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocume
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
+    from lamplighter.events import EventBus
+    from lamplighter.journal import EventJournal
     from lamplighter.store import MemoryTaskStore, Record, RunLock, TaskStore
 
 __all__ = [
@@ -308,6 +310,11 @@ class Runner:
             attempt, due)``, as ``emit_at`` would (default: through ``emit_at``).
         publish_completed: publishes a successful ``WorkCompleted`` from ``(task id, at,
             runtime)``, as ``emit_at`` would (default: through ``emit_at``).
+        quiet_events: asked by :meth:`prepare`: the application's event bus and journal,
+            where an event goes to the journal alone while the bus has no subscription
+            (counted on the bus as unheard), or None where it is always published through
+            ``publish_started`` and ``publish_completed``. :meth:`fire_sync` then queues
+            its runs' events in the journal itself while nobody listens.
     """
 
     def __init__(
@@ -326,12 +333,15 @@ class Runner:
         journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
         publish_started: Callable[[TaskId, float, int, float], None] | None = None,
         publish_completed: Callable[[TaskId, float, float], None] | None = None,
+        quiet_events: Callable[[], tuple[EventBus, EventJournal] | None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
         self._journal_run = journal_run
         self._publish_started = publish_started or self._started_at
         self._publish_completed = publish_completed or self._completed_at
+        self._quiet_events = quiet_events
+        self._quiet: tuple[EventBus, EventJournal] | None = None
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
         self._last_due: tuple[float | None, datetime | None] = (None, None)
@@ -363,6 +373,8 @@ class Runner:
         hundred thousand tasks is milliseconds the runs due meanwhile would wait)."""
         if self._factories_by_key is None:
             self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        if self._quiet_events is not None:
+            self._quiet = self._quiet_events()
 
     # ------------------------------------------------------------------------ entry points
 
@@ -636,7 +648,12 @@ class Runner:
             if run.cancelled:  # before it started: nothing published
                 store.release(key)
                 return True
-            self._publish_started(task_id, started, attempt, due)
+            quiet = self._quiet  # the journal alone while nobody listens, written out
+            if quiet is not None and not quiet[0].subscriptions:
+                quiet[0].unheard_count += 1
+                quiet[1].append_started(key, started, attempt, due)
+            else:
+                self._publish_started(task_id, started, attempt, due)
             ctx = _new_context(TaskContext)
             _set_task_id(ctx, task_id)
             _set_attempt(ctx, attempt)
@@ -664,7 +681,12 @@ class Runner:
         one_shot = request.trigger.kind in ONE_SHOT_KINDS
         history = (key, "success", None, attempt, started, due, runtime)
         over = store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot
-        self._publish_completed(task_id, started + runtime, runtime)
+        quiet = self._quiet
+        if quiet is not None and not quiet[0].subscriptions:
+            quiet[0].unheard_count += 1
+            quiet[1].append_completed(key, started + runtime, runtime)
+        else:
+            self._publish_completed(task_id, started + runtime, runtime)
         if not over:
             return True
         if retire is not None:

@@ -1625,7 +1625,10 @@ def test_sync_one_shots_are_timed_and_run_by_a_thread_of_their_own(
         app.register(tid, timed)
     app.start()
     timed.events = app.events()
-    due = datetime.now(UTC) + timedelta(milliseconds=30)
+    # Due once scheduling is surely over (on a loaded machine too): an Exact time already
+    # past when it is scheduled is due at once, and its run may start before the later
+    # tasks are scheduled.
+    due = datetime.now(UTC) + timedelta(milliseconds=300)
     requests = [
         TaskRequest.exact(tid, due + i * timedelta(milliseconds=5), input={"n": i})
         for i, tid in enumerate(ids)
@@ -1661,7 +1664,7 @@ def test_timed_sync_one_shots_scheduled_out_of_due_order_run_in_due_order(
     for tid in ids:
         app.register(tid, timed)
     app.start()
-    base = datetime.now(UTC) + timedelta(milliseconds=40)
+    base = datetime.now(UTC) + timedelta(milliseconds=300)  # once all are scheduled
     # s2 first, s3 and s4 after it (in due order), s0 and s1 earlier than all of them.
     for tid, offset in [("s2", 20), ("s3", 30), ("s4", 40), ("s1", 10), ("s0", 0)]:
         app.schedule(TaskRequest.exact(tid, base + timedelta(milliseconds=offset)))
@@ -1689,9 +1692,11 @@ def test_a_timed_sync_run_s_start_is_journalled_before_it_is_entered_and_in_orde
     app.register("j", Journalled)
     app.register("other", Journalled)
     app.start()
-    app.schedule(soon("j"))
+    app.schedule(TaskRequest.exact("j", datetime.now(UTC) + timedelta(milliseconds=300)))
     wait_until(lambda: len(app.history("j")) == 1, "the run")
     assert seen[0][-1] == ("work_started", "j")
+    # Each event was counted as published, heard by nobody.
+    assert app.diagnostics()["events"]["published"] == 4  # two Scheduled, the run's two
     kinds = [(line["kind"], line["task_id"]) for line in journal_lines(app)]
     assert kinds[-3:] == [("work_started", "j"), ("scheduled", "other"), ("work_completed", "j")]
 
