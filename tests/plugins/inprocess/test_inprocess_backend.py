@@ -1701,6 +1701,29 @@ def test_a_timed_sync_run_s_start_is_journalled_before_it_is_entered_and_in_orde
     assert kinds[-3:] == [("work_started", "j"), ("scheduled", "other"), ("work_completed", "j")]
 
 
+def test_a_subscription_made_during_a_timed_sync_run_hears_its_end(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    subscriptions: list[Any] = []
+
+    class Subscribes:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            subscriptions.append(app.events())  # nobody listened when the run started
+            return Success()
+
+    app = make_app()
+    app.register("s", Subscribes)
+    app.start()
+    app.schedule(TaskRequest.exact("s", datetime.now(UTC) + timedelta(milliseconds=300)))
+    wait_until(lambda: len(app.history("s")) == 1, "the run")
+    (subscription,) = subscriptions
+    heard = subscription.drain()
+    assert [type(e) for e in heard] == [WorkCompleted]
+    assert heard[0].task_id == TaskId("s") and heard[0].result == Success()
+    kinds = [line["kind"] for line in journal_lines(app) if line["task_id"] == "s"]
+    assert kinds == ["scheduled", "work_started", "work_completed"]
+
+
 def test_a_timed_sync_run_that_blocks_leaves_the_timing_to_a_new_thread(
     make_app: Callable[..., Lamplighter],
 ) -> None:
