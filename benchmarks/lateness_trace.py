@@ -229,6 +229,9 @@ def report(window: float) -> None:
         f"longest {max((e - s for s, e, _ in flushes), default=0) * 1e3:.1f} ms, "
         f"items max {max((i for *_, i in flushes), default=0)}"
     )
+    if not turns:  # sync runs timed by the backend's timing thread: no loop timer turns
+        print("timer turns: none (the runs were timed by the timing thread)")
+        return
     print(
         f"timer turns: {len(turns)}, entries per turn max {max(x[2] for x in turns)}, "
         f"mean {sum(x[2] for x in turns) / len(turns):.1f}; "

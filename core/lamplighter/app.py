@@ -438,6 +438,9 @@ class Lamplighter:
                 clock=self.now if type(self).now is not Lamplighter.now else _utcnow,
                 emit_at=self._emit_at,
                 journal_run=self._journal_run,
+                publish_started=self._publish_started,
+                publish_completed=self._publish_completed,
+                quiet_events=self._quiet_events,
             )
         return self._runner
 
@@ -532,6 +535,38 @@ class Lamplighter:
         journal = self._journal
         if journal is not None:
             journal.append_run(task_id.value, started, attempt, due, runtime)
+
+    def _quiet_events(self) -> tuple[EventBus, EventJournal] | None:
+        """The bus and the journal, where an event nobody subscribed to goes to the
+        journal alone (see :class:`Runner`); None where monitors are called inline (a
+        process the OS launched for one run)."""
+        if self._inline_monitors is not None or self._journal is None:
+            return None
+        return self._bus, self._journal
+
+    def _publish_started(self, task_id: TaskId, at: float, attempt: int, due: float) -> None:
+        """``_emit_at(WorkStarted, task_id, at, (attempt, due))``, its calls written out for
+        nobody listening: on the path of every sync run."""
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors:
+            self._emit_at(WorkStarted, task_id, at, (attempt, due))
+            return
+        bus.unheard_count += 1  # bus.unheard(), written out
+        journal = self._journal
+        if journal is not None:
+            journal.append_started(task_id.value, at, attempt, due)
+
+    def _publish_completed(self, task_id: TaskId, at: float, runtime: float) -> None:
+        """``_emit_at(WorkCompleted, task_id, at, (runtime, "success"))``, its calls written
+        out for nobody listening: on the path of every sync run."""
+        bus = self._bus
+        if bus.subscriptions or self._inline_monitors:
+            self._emit_at(WorkCompleted, task_id, at, (runtime, "success"))
+            return
+        bus.unheard_count += 1  # bus.unheard(), written out
+        journal = self._journal
+        if journal is not None:
+            journal.append_completed(task_id.value, at, runtime)
 
     def _publish_run(
         self, task_id: TaskId, started: float, attempt: int, due: float, runtime: float

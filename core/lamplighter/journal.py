@@ -230,6 +230,50 @@ def _make_lines(
                         or _float_text(runtime),
                     )
                 )
+            elif item[0] is _STARTED:
+                _, task_id, at, pid, attempt, due = item
+                at_micros = at % 1.0
+                at_whole = at - at_micros
+                at_micros = round(at_micros * 1e6)
+                due_micros = due % 1.0
+                due_whole = due - due_micros
+                due_micros = round(due_micros * 1e6)
+                if at_micros > 999_999 or due_micros > 999_999:
+                    at_whole, at_micros = _carried(at_whole, at_micros)
+                    due_whole, due_micros = _carried(due_whole, due_micros)
+                at_text = texts.get(at_whole) or _second_text(at_whole)
+                append(
+                    _STARTED_LINE
+                    % (
+                        task_id,
+                        at_text,
+                        at_micros,
+                        pid,
+                        attempt,
+                        at_text
+                        if due_whole == at_whole
+                        else texts.get(due_whole) or _second_text(due_whole),
+                        due_micros,
+                    )
+                )
+            elif item[0] is _COMPLETED:
+                _, task_id, at, pid, runtime = item
+                at_micros = at % 1.0
+                at_whole = at - at_micros
+                at_micros = round(at_micros * 1e6)
+                if at_micros > 999_999:
+                    at_whole, at_micros = at_whole + 1, at_micros - 1_000_000
+                append(
+                    _COMPLETED_LINE
+                    % (
+                        task_id,
+                        texts.get(at_whole) or _second_text(at_whole),
+                        at_micros,
+                        pid,
+                        (reprs.get(runtime) if type(runtime) is float else None)
+                        or _float_text(runtime),
+                    )
+                )
             elif type(item) is str:
                 append(item)
             else:
@@ -387,6 +431,8 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forked)
 _ROTATED_SUFFIX = ".1"
 _RUN = "run"  # the first value of a queued item holding a whole run (append_run)
+_STARTED = "started"  # ... holding a run's WorkStarted (append_started)
+_COMPLETED = "completed"  # ... holding a run's successful WorkCompleted (append_completed)
 _CHUNK = 256  # at most this many queued events made into lines and written at once
 # The flush timer's thread makes lines a slice at a time (its clock read every _STRIDE
 # events), writes them, and sleeps before the next slice: an event loop waiting for the
@@ -596,6 +642,35 @@ class EventJournal:
             return
         pending = self._pending
         pending.append(item)  # what _queue does, on the path of every run
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
+
+    def append_started(self, task_id: str, at: float, attempt: int, due: float) -> None:
+        """Append ``WorkStarted`` of a run of this process, started at ``at`` and due at
+        ``due`` (as :meth:`append_fields` would), as one item of plain values."""
+        item = (_STARTED, task_id, at, _PID[0], attempt, due)
+        if self.flush_interval is None:
+            self._add(item)
+            return
+        pending = self._pending
+        pending.append(item)  # what _queue does, on the path of every sync run
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
+
+    def append_completed(self, task_id: str, at: float, runtime: float) -> None:
+        """Append the successful ``WorkCompleted`` of a run of this process, over at ``at``
+        after ``runtime`` seconds (as :meth:`append_fields` would), as one item of plain
+        values."""
+        item = (_COMPLETED, task_id, at, _PID[0], runtime)
+        if self.flush_interval is None:
+            self._add(item)
+            return
+        pending = self._pending
+        pending.append(item)  # what _queue does, on the path of every sync run
         if self._timer is None:
             self._arm()
         if len(pending) > _BACKLOG:

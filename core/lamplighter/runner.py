@@ -50,6 +50,8 @@ from lamplighter.store.records import ExecutionRecord, StoredRequest, TaskDocume
 
 if TYPE_CHECKING:
     from lamplighter.constraints import ConstraintEvaluator
+    from lamplighter.events import EventBus
+    from lamplighter.journal import EventJournal
     from lamplighter.store import MemoryTaskStore, Record, RunLock, TaskStore
 
 __all__ = [
@@ -304,6 +306,15 @@ class Runner:
             run at once, from ``(task id, started, attempt, due, runtime)``; the eager path
             uses it for an async run that was over before anyone could hear it had
             started (it never suspended).
+        publish_started: publishes ``WorkStarted`` of a run from ``(task id, started,
+            attempt, due)``, as ``emit_at`` would (default: through ``emit_at``).
+        publish_completed: publishes a successful ``WorkCompleted`` from ``(task id, at,
+            runtime)``, as ``emit_at`` would (default: through ``emit_at``).
+        quiet_events: asked by :meth:`prepare`: the application's event bus and journal,
+            where an event goes to the journal alone while the bus has no subscription
+            (counted on the bus as unheard), or None where it is always published through
+            ``publish_started`` and ``publish_completed``. :meth:`fire_sync` then queues
+            its runs' events in the journal itself while nobody listens.
     """
 
     def __init__(
@@ -320,10 +331,17 @@ class Runner:
         retire: Callable[[TaskId], None] | None = None,
         emit_at: Callable[[type[MonitorEvent], TaskId, float, tuple[Any, ...]], None] | None = None,
         journal_run: Callable[[TaskId, float, int, float, float], None] | None = None,
+        publish_started: Callable[[TaskId, float, int, float], None] | None = None,
+        publish_completed: Callable[[TaskId, float, float], None] | None = None,
+        quiet_events: Callable[[], tuple[EventBus, EventJournal] | None] | None = None,
     ) -> None:
         self._install_next = install_next
         self._emit_at = emit_at or self._emit_made_at
         self._journal_run = journal_run
+        self._publish_started = publish_started or self._started_at
+        self._publish_completed = publish_completed or self._completed_at
+        self._quiet_events = quiet_events
+        self._quiet: tuple[EventBus, EventJournal] | None = None
         self._factories_by_key: dict[str, Callable[[], Task]] | None = None
         self._in_thread = self._eager_thread  # one bound method for every sync run
         self._last_due: tuple[float | None, datetime | None] = (None, None)
@@ -355,6 +373,8 @@ class Runner:
         hundred thousand tasks is milliseconds the runs due meanwhile would wait)."""
         if self._factories_by_key is None:
             self._factories_by_key = {t.value: f for t, f in self._factories.items()}
+        if self._quiet_events is not None:
+            self._quiet = self._quiet_events()
 
     # ------------------------------------------------------------------------ entry points
 
@@ -580,20 +600,27 @@ class Runner:
 
     def fire_sync(
         self, key: str, due: float, run: Any, retire: Callable[[TaskId], None] | None = None
-    ) -> bool:
+    ) -> Any:
         """Fire the task whose id is ``key``, due at ``due`` (POSIX seconds), in the calling
         thread, as :meth:`fire_eagerly` hands a sync ``run`` to a worker thread and the
         worker does it: ``WorkStarted``, the context, ``run``, its outcome recorded, all
         here. ``run.cancelled`` says whether the firing was cancelled meanwhile (before
         ``run`` is entered: nothing is published). Returns False, having done nothing,
         when the firing needs :meth:`fire` (see :meth:`fire_eagerly`) or its ``run`` turns
-        out to be a coroutine function."""
+        out to be a coroutine function; else True, or ``retire`` itself when the run is
+        over and its one-shot schedule is to be taken down, which the caller then does in
+        place of calling ``retire`` (as :meth:`fire_eagerly` returns it)."""
         store = self._memory
         if store is None:
             return False
         started = _time()
-        entry = store.claim(key, started)
+        # store.claim(key, started), written out as fire_eagerly does.
+        locks = store.run_locks
+        if locks.setdefault(key, started) is not started:
+            return False
+        entry = store.records.get(key)
         if entry is None:
+            del locks[key]
             return False
         found = self._eager_factory(store, key, entry)
         if found is None:
@@ -621,7 +648,12 @@ class Runner:
             if run.cancelled:  # before it started: nothing published
                 store.release(key)
                 return True
-            self._emit_at(WorkStarted, task_id, started, (attempt, due))
+            quiet = self._quiet  # the journal alone while nobody listens, written out
+            if quiet is not None and not quiet[0].subscriptions:
+                quiet[0].unheard_count += 1
+                quiet[1].append_started(key, started, attempt, due)
+            else:
+                self._publish_started(task_id, started, attempt, due)
             ctx = _new_context(TaskContext)
             _set_task_id(ctx, task_id)
             _set_attempt(ctx, attempt)
@@ -648,9 +680,18 @@ class Runner:
             return True
         one_shot = request.trigger.kind in ONE_SHOT_KINDS
         history = (key, "success", None, attempt, started, due, runtime)
-        if store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot:
-            self._retire_run(task_id, retire)
-        self._emit_at(WorkCompleted, task_id, started + runtime, (runtime, "success"))
+        over = store.succeeded(key, entry[_SEQ], started, one_shot, history) and one_shot
+        quiet = self._quiet
+        if quiet is not None and not quiet[0].subscriptions:
+            quiet[0].unheard_count += 1
+            quiet[1].append_completed(key, started + runtime, runtime)
+        else:
+            self._publish_completed(task_id, started + runtime, runtime)
+        if not over:
+            return True
+        if retire is not None:
+            return retire  # the caller takes the schedule down
+        self._retire_run(task_id, None)
         return True
 
     def _context_of(self, request: TaskRequest, attempt: int, due: float) -> TaskContext:
@@ -837,6 +878,12 @@ class Runner:
             self._finish(firing, outcome, timedelta(seconds=runtime))
         finally:
             lock.release()
+
+    def _started_at(self, task_id: TaskId, at: float, attempt: int, due: float) -> None:
+        self._emit_at(WorkStarted, task_id, at, (attempt, due))
+
+    def _completed_at(self, task_id: TaskId, at: float, runtime: float) -> None:
+        self._emit_at(WorkCompleted, task_id, at, (runtime, "success"))
 
     def _emit_made_at(
         self, cls: type[MonitorEvent], task_id: TaskId, at: float, values: tuple[Any, ...]

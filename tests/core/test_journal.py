@@ -369,6 +369,26 @@ def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: 
         assert [event_from_dict(json.loads(line)) for line in lines] == events
 
 
+def test_a_sync_run_s_events_appended_one_by_one_have_the_lines_of_its_two_events(
+    tmp_path: Path,
+) -> None:
+    journal = EventJournal(tmp_path)
+    pid = os.getpid()
+    for started, due, runtime in [
+        (1767323045.250001, 1767322985.5, 0.125),
+        (1767323045.9999995, 1767323045.0, 2e-06),
+        (1767323046.9999996, 1767323046.9999996, 0.0),
+    ]:
+        journal.append_started("t", started, 3, due)
+        journal.append_completed("t", started + runtime, runtime)
+        expected = [
+            fields_line(WorkStarted, "t", started, pid, (3, due)),
+            fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
+        ]
+        lines = journal.path.read_text().splitlines(keepends=True)[-2:]
+        assert lines == expected
+
+
 def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Path) -> None:
     # The flush thread makes lines from templates, with the text of whole seconds and of
     # runtimes reused: the bytes are fields_line's, for times on the clock's steps and off
@@ -399,7 +419,7 @@ def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Pa
     items: list[tuple[object, ...]] = []
     expected: list[str] = []
     for i in range(4000):
-        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(5)
+        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(7)
         due = rnd.choice([at, a_time(), at - rnd.random()])
         runtime = a_runtime()
         attempt = rnd.choice([1, 2, 17])
@@ -408,6 +428,14 @@ def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Pa
             expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
             values = (runtime, "success")
             expected.append(fields_line(WorkCompleted, task_id, at + runtime, pid, values))
+            continue
+        if kind == 5:  # a sync run's WorkStarted (append_started)
+            items.append((journal_module._STARTED, task_id, at, pid, attempt, due))
+            expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
+            continue
+        if kind == 6:  # a sync run's WorkCompleted (append_completed)
+            items.append((journal_module._COMPLETED, task_id, at, pid, runtime))
+            expected.append(fields_line(WorkCompleted, task_id, at, pid, (runtime, "success")))
             continue
         cls, plain = [
             (Scheduled, ()),

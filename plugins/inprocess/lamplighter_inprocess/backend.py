@@ -125,6 +125,19 @@ class _ThreadRun:
         return True
 
 
+class _TimedRun:
+    """A run the timing thread is in (see :meth:`InProcessBackend._time`), filed in
+    ``_running`` under its key: whether it was cancelled. Made without an ``__init__``."""
+
+    __slots__ = ("cancelled",)
+
+    cancelled: bool
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
 class _Worker:
     """What the loop sees of one worker thread: how many runs it has taken, and whether it
     is in one now (each written by the worker alone)."""
@@ -452,7 +465,9 @@ class InProcessBackend(Backend):
         self._record_lock: Any = contextlib.nullcontext()
         self._generation = itertools.count(1)
         # In progress: an asyncio task, or a sync run a worker thread does.
-        self._running: dict[str, asyncio.Task[Any] | _ThreadRun | _Starting | _Timing] = {}
+        self._running: dict[
+            str, asyncio.Task[Any] | _ThreadRun | _TimedRun | _Starting | _Timing
+        ] = {}
         # Due runs waiting for a free slot: (task id string, generation, due, retry).
         self._waiting: deque[tuple[str, int, float, bool]] = deque()
         self._timer: asyncio.Handle | None = None
@@ -473,7 +488,10 @@ class InProcessBackend(Backend):
         # Sync one-shots, timed by a thread of their own rather than the loop timer: their
         # records, in a heap of their own (under the lock), for tasks whose run is known to
         # be plain (_sync_keys) and whose request needs nothing of the general path.
+        # Kept as the loop timer's entries are: those that come in due order (a batch of
+        # one-shots in time order) in a queue taken from its front, the others on a heap.
         self._timed: list[_Record] = []
+        self._timed_ordered: deque[_Record] = deque()
         self._timed_cond = threading.Condition(self._lock)
         self._sync_keys: frozenset[str] = frozenset()
         self._fire_sync: Any = None
@@ -912,14 +930,27 @@ class InProcessBackend(Backend):
     def _timed_push(self, record: _Record) -> bool:
         """Put a sync one-shot's record on the timing thread's heap (called holding the
         lock). Returns whether the loop is to arrange for it (see :meth:`_timed_arm`)."""
-        timed = self._timed
-        heapq.heappush(timed, record)
-        if timed[0] is not record:
-            return False  # an earlier one is timed already
+        ordered = self._timed_ordered
+        if not ordered or ordered[-1] < record:
+            ordered.append(record)
+            if len(ordered) > 1 or (self._timed and self._timed[0] < record):
+                return False  # an earlier one is timed already
+        else:
+            timed = self._timed
+            heapq.heappush(timed, record)
+            if timed[0] is not record or ordered[0] < record:
+                return False  # an earlier one is timed already
         if self._granted:
             self._timed_cond.notify()  # the thread waits for a later one
             return False
         return True
+
+    def _timed_first(self) -> _Record | None:
+        """The first timed entry, in due order (called holding the lock)."""
+        ordered, timed = self._timed_ordered, self._timed
+        if ordered:
+            return timed[0] if timed and timed[0] < ordered[0] else ordered[0]
+        return timed[0] if timed else None
 
     def _timed_ok(self, key: str, request: TaskRequest, entry: tuple[Any, ...]) -> bool:
         """Whether ``entry``, the heap entry :meth:`_install_one` made, is a sync
@@ -1565,7 +1596,8 @@ class InProcessBackend(Backend):
         if self._closing or self._granted:
             return
         with self._lock:
-            due = self._timed[0][0] if self._timed else None
+            first = self._timed_first()
+        due = None if first is None else first[0]
         if self._timed_timer is not None:
             self._timed_timer.cancel()
             self._timed_timer = None
@@ -1582,10 +1614,10 @@ class InProcessBackend(Backend):
         if self._closing or self._granted:
             return
         with self._lock:
-            due = self._timed[0][0] if self._timed else None
-        if due is None:
+            first = self._timed_first()
+        if first is None:
             return
-        if due - time.time() > 2 * _TIMED_EARLY:  # woken by max_sleep, or the clock was set back
+        if first[0] - time.time() > 2 * _TIMED_EARLY:  # woken by max_sleep, or the clock set back
             self._timed_arm()
             return
         running = self._running
@@ -1622,8 +1654,8 @@ class InProcessBackend(Backend):
                     self._timing is me
                     and me.busy
                     and me.taken == taken
-                    and bool(self._timed)
-                    and self._timed[0][0] <= time.time()
+                    and (first := self._timed_first()) is not None
+                    and first[0] <= time.time()
                 )
                 if blocked:
                     self._timing = None
@@ -1660,38 +1692,54 @@ class InProcessBackend(Backend):
         interpreter lock need not pass between threads for it. It gives the slot back when
         no timed entry is due within ``_TIMED_KEEP``, and ends when the backend shuts down
         or a new timing thread took over from it (it was blocked in a run)."""
-        cond, heap, records, fired, jobs = (
+        cond, heap, ordered, records, fired, jobs = (
             self._timed_cond,
             self._timed,
+            self._timed_ordered,
             self._records,
             self._fired,
             self._jobs,
         )
         running, loop, clock, lock = self._running, self.loop, time.time, self._lock
-        sleep = time.sleep
+        sleep, heappop, popleft = time.sleep, heapq.heappop, ordered.popleft
         fire_sync, retire = self._fire_sync, self._retire_key
-        run: _ThreadRun | None = None
+        # The run last done, still filed in _running under its key (the thread's slot)
+        # until the next one takes the slot over, or the thread waits, gives the slot back
+        # or ends: from run to run, one filing and one removal.
+        run: _TimedRun | None = None
+        key = ""
         general: tuple[str, int, float, bool] | None = None  # a firing for the loop
         while True:
             wake = rearm = False
+            entry: _Record | None = None
             # acquire()/release() rather than ``with cond``: the condition's lock is this
             # lock, and a run's one taking of it is among the dearest steps of its thread.
             lock.acquire()
             try:
-                if run is not None:  # the run just done gives its slot back
-                    if self._timing is me and self._granted:
-                        running[_TIMING] = me
-                    if running.get(run.key) is run:
-                        del running[run.key]
-                    run = None
-                    wake = self._full or bool(self._waiting)
-                entry: _Record | None = None
+                if run is not None and (self._full or self._waiting):
+                    wake = True  # a firing waiting for the task, or for a slot, may start
                 while self._timing is me and not self._closing:
                     if not self._granted:
                         cond.wait()
                         continue
-                    wait = heap[0][0] - clock() if heap else _TIMED_KEEP + 1.0
+                    # The first entry, from the queue unless the heap's comes before it
+                    # (the heap holds only entries that came out of due order).
+                    if ordered:
+                        first = ordered[0]
+                        on_heap = bool(heap) and heap[0] < first
+                        if on_heap:
+                            first = heap[0]
+                    elif heap:
+                        first, on_heap = heap[0], True
+                    else:
+                        first = None
+                    wait = first[0] - clock() if first is not None else _TIMED_KEEP + 1.0
                     if wait > 0:
+                        if run is not None:  # the slot is the thread's while it waits
+                            running[_TIMING] = me
+                            if running.get(key) is run:
+                                del running[key]
+                            run = None
                         if wait > _TIMED_KEEP:
                             self._granted = False
                             running.pop(_TIMING, None)
@@ -1709,26 +1757,46 @@ class InProcessBackend(Backend):
                         finally:
                             lock.acquire()
                         continue
-                    entry = heapq.heappop(heap)
-                    due, generation, key = entry[0], entry[1], entry[2]
-                    if jobs and key in jobs:
+                    entry = heappop(heap) if on_heap else popleft()
+                    taken = entry[2]
+                    if jobs and taken in jobs:
                         # Made a _Job of meanwhile (fire_now, a retry): the loop's.
                         heapq.heappush(self._heap, entry)
                         rearm = True
                         entry = None
                         continue
-                    record = records.get(key)
+                    record = records.get(taken)
                     if (
                         record is None
-                        or record[1] != generation
-                        or record[0] != due
-                        or key in fired
+                        or record[1] != entry[1]
+                        or record[0] != entry[0]
+                        or taken in fired
                         or not record[_SCHEDULED]
                     ):
                         entry = None  # cancelled, replaced or fired since it was queued
                         continue
-                    fired.add(key)
+                    fired.add(taken)
+                    if taken in running and (run is None or taken != key):
+                        # A run of the task is in progress: the firing waits, on the loop.
+                        general = (taken, entry[1], entry[0], False)
+                        entry = None
+                        break
+                    # The run takes the slot over from the run before it (or the thread).
+                    new = _TimedRun()
+                    new.cancelled = False
+                    running[taken] = new
+                    if run is None:
+                        running.pop(_TIMING, None)
+                    elif taken != key and running.get(key) is run:
+                        del running[key]
+                    run, key = new, taken
                     break
+                if entry is None and run is not None:  # the slot goes back to the thread
+                    if self._timing is me and self._granted:
+                        running[_TIMING] = me
+                    if running.get(key) is run:
+                        del running[key]
+                    run = None
                 ended = self._timing is not me or self._closing
             finally:
                 lock.release()
@@ -1746,23 +1814,22 @@ class InProcessBackend(Backend):
                 if ended:
                     return
                 continue
-            due, generation, key = entry[0], entry[1], entry[2]
-            if key in running:  # a run of the task is in progress: it waits, on the loop
-                general = (key, generation, due, False)
-                continue
-            run = _ThreadRun(key, None, ())
-            running[key] = run  # in the timing slot's place (filed first: never one too few)
-            running.pop(_TIMING, None)
             me.taken += 1
             me.busy = True
             try:
-                done = fire_sync(key, due, run, retire)
+                done = fire_sync(key, entry[0], run, retire)
             except BaseException:  # the runner records a task's errors; this is ours
                 logger.exception("lamplighter: a sync run of %s failed", key)
                 done = True
             me.busy = False
-            if not done:  # nothing done: the general path's, started on the loop
-                general = (key, generation, due, False)
+            if done is retire:
+                # The one-shot's schedule is over: what _retire_fired does, written out.
+                if jobs and key in jobs:
+                    self._retire_fired(TaskId(key))
+                else:
+                    fired.discard(key)
+            elif not done:  # nothing done: the general path's, started on the loop
+                general = (key, entry[1], entry[0], False)
 
     async def _run(self, tid: TaskId, due: float, retry: bool) -> None:
         job = self._jobs.get(tid.value)

@@ -94,7 +94,7 @@ def make_app(tmp_path: Path, conditions: FakeConditions) -> Iterator[Callable[..
 def _entries(backend: Any) -> list[tuple[Any, ...]]:
     """Every due entry the in-process backend keeps (its queue's and its heap's, and the
     timing thread's heap's)."""
-    return [*backend._ordered, *backend._heap, *backend._timed]
+    return [*backend._ordered, *backend._heap, *backend._timed_ordered, *backend._timed]
 
 
 def fast_periodic(task_id: str, **kwargs: object) -> TaskRequest:
@@ -1829,7 +1829,10 @@ def test_sync_one_shots_are_timed_and_run_by_a_thread_of_their_own(
         app.register(tid, timed)
     app.start()
     timed.events = app.events()
-    due = datetime.now(UTC) + timedelta(milliseconds=30)
+    # Due once scheduling is surely over (on a loaded machine too): an Exact time already
+    # past when it is scheduled is due at once, and its run may start before the later
+    # tasks are scheduled.
+    due = datetime.now(UTC) + timedelta(milliseconds=300)
     requests = [
         TaskRequest.exact(tid, due + i * timedelta(milliseconds=5), input={"n": i})
         for i, tid in enumerate(ids)
@@ -1855,6 +1858,74 @@ def test_sync_one_shots_are_timed_and_run_by_a_thread_of_their_own(
         assert [k for k, t in kinds if t == key] == ["scheduled", "work_started", "work_completed"]
     wait_until(lambda: backend.diagnostics()["running"] == 0, "the slot to be given back")
     assert not backend.diagnostics()["scheduled"]
+
+
+def test_timed_sync_one_shots_scheduled_out_of_due_order_run_in_due_order(
+    make_app: Callable[..., Lamplighter], timed: type[Timed]
+) -> None:
+    app = make_app()
+    ids = ["s0", "s1", "s2", "s3", "s4"]
+    for tid in ids:
+        app.register(tid, timed)
+    app.start()
+    base = datetime.now(UTC) + timedelta(milliseconds=300)  # once all are scheduled
+    # s2 first, s3 and s4 after it (in due order), s0 and s1 earlier than all of them.
+    for tid, offset in [("s2", 20), ("s3", 30), ("s4", 40), ("s1", 10), ("s0", 0)]:
+        app.schedule(TaskRequest.exact(tid, base + timedelta(milliseconds=offset)))
+    wait_until(lambda: all(len(app.history(tid)) == 1 for tid in ids), "every run")
+    assert [key for key, *_ in timed.seen] == ids
+    assert {thread for _, thread, *_ in timed.seen} == {"lamplighter-timer"}
+    backend: Any = app.backend
+    assert not backend._timed and not backend._timed_ordered
+
+
+def test_a_timed_sync_run_s_start_is_journalled_before_it_is_entered_and_in_order(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    seen: list[list[tuple[object, object]]] = []
+
+    class Journalled:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            # Written out by now: the run's WorkStarted is the journal's last line.
+            seen.append([(line["kind"], line["task_id"]) for line in journal_lines(app)])
+            # An event published while the run is in progress comes before its end.
+            app.schedule(TaskRequest.one_time("other", timedelta(hours=1)))
+            return Success()
+
+    app = make_app()
+    app.register("j", Journalled)
+    app.register("other", Journalled)
+    app.start()
+    app.schedule(TaskRequest.exact("j", datetime.now(UTC) + timedelta(milliseconds=300)))
+    wait_until(lambda: len(app.history("j")) == 1, "the run")
+    assert seen[0][-1] == ("work_started", "j")
+    # Each event was counted as published, heard by nobody.
+    assert app.diagnostics()["events"]["published"] == 4  # two Scheduled, the run's two
+    kinds = [(line["kind"], line["task_id"]) for line in journal_lines(app)]
+    assert kinds[-3:] == [("work_started", "j"), ("scheduled", "other"), ("work_completed", "j")]
+
+
+def test_a_subscription_made_during_a_timed_sync_run_hears_its_end(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    subscriptions: list[Any] = []
+
+    class Subscribes:
+        def run(self, ctx: TaskContext) -> TaskResult:
+            subscriptions.append(app.events())  # nobody listened when the run started
+            return Success()
+
+    app = make_app()
+    app.register("s", Subscribes)
+    app.start()
+    app.schedule(TaskRequest.exact("s", datetime.now(UTC) + timedelta(milliseconds=300)))
+    wait_until(lambda: len(app.history("s")) == 1, "the run")
+    (subscription,) = subscriptions
+    heard = subscription.drain()
+    assert [type(e) for e in heard] == [WorkCompleted]
+    assert heard[0].task_id == TaskId("s") and heard[0].result == Success()
+    kinds = [line["kind"] for line in journal_lines(app) if line["task_id"] == "s"]
+    assert kinds == ["scheduled", "work_started", "work_completed"]
 
 
 def test_a_timed_sync_run_that_blocks_leaves_the_timing_to_a_new_thread(
