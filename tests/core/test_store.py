@@ -370,7 +370,7 @@ def test_a_memory_store_keeps_history_records_of_any_kind_in_order(tmp_path: Pat
     assert store.succeeded("t", record[SEQ], 15.0, False, first)
     assert store.history(tid) == [first]
     gc.collect()
-    assert not gc.is_tracked(store._history_of("t")["t"])  # one record: nothing made for it
+    assert not gc.is_tracked(store._histories["t"])  # one record: nothing made for it
     store.append_history(tid, {"a": 1})
     store.append_history(tid, "text")
     store.append_history(tid, None)
@@ -383,31 +383,6 @@ def test_a_memory_store_keeps_history_records_of_any_kind_in_order(tmp_path: Pat
         store.append_history(other, ("o", i))
     assert store.history(other) == [("o", i) for i in range(HISTORY_LIMIT)]
     assert store.delete(tid) and store.history(tid) == []
-
-
-def test_a_memory_store_keeps_each_of_many_tasks_history_apart(tmp_path: Path) -> None:
-    # Histories are split among several dictionaries (by the id's last character): each
-    # task's reads back its own, whichever way it was recorded, and deleting one task
-    # leaves the others'.
-    from lamplighter.store import SEQ, MemoryTaskStore, new_record
-
-    store = MemoryTaskStore(tmp_path)
-    keys = [f"t{i}" for i in range(2000)] + [f"job-{c}" for c in "abcXYZ_.-"]
-    for i, key in enumerate(keys):
-        with store.lock:
-            store.put(new_record(key, {"task_id": key}, 1.0, next(store.sequence), due=2.0))
-        record = store.entry(key)
-        assert record is not None
-        if i % 2:
-            assert store.succeeded(key, record[SEQ], 3.0, True, (key, "success", i))
-        else:
-            store.append_history(TaskId(key), (key, "other", i))
-    for i, key in enumerate(keys):
-        assert store.history(TaskId(key)) == [(key, "success" if i % 2 else "other", i)]
-    assert sum(1 for kept in store._histories if kept) > 1  # split indeed
-    assert store.delete(TaskId("t7"))
-    assert store.history(TaskId("t7")) == []
-    assert store.history(TaskId("t8")) == [("t8", "other", 8)]
 
 
 def test_a_memory_store_keeps_state_as_plain_values_and_reads_back_the_document(

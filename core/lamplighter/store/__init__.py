@@ -999,18 +999,6 @@ def _task_id(record: Record) -> TaskId:
     return request.task_id  # type: ignore[no-any-return]
 
 
-# MemoryTaskStore's histories are split into this many dictionaries (a power of two) by
-# the last character of the task id: a dictionary grows by copying all it holds into a
-# new table, and among many tasks running for the first time (each adds its history) one
-# dictionary of them all would hold a run up for as long as copying tens of thousands of
-# entries takes. Split, each copy is a sixteenth of that. Ids that differ in their last
-# character (generated ids: numbers, hashes) spread evenly; others share one dictionary,
-# as all did before. The last character, not a hash: it costs a run a fraction of what
-# hashing does.
-_HISTORY_SHARDS = 16
-_HISTORY_MASK = _HISTORY_SHARDS - 1
-
-
 def _records(kept: tuple[Any, ...]) -> list[Any]:
     """The history records of a task's entry in ``MemoryTaskStore._histories``."""
     return list(kept[1:]) if kept[0] is None else [kept]
@@ -1066,9 +1054,8 @@ class MemoryTaskStore(TaskStore):
         # Each task's history records, by the id's string: a task with one record of the
         # runner's (a tuple that begins with the id's string) has that record itself (most
         # tasks run once: nothing but the record is made), any other a tuple of None and
-        # its records, the oldest first (see _kept). Split by the id's last character
-        # (see _HISTORY_SHARDS): the task ``key``'s are in ``_history_of(key)``.
-        self._histories: list[dict[str, tuple[Any, ...]]] = [{} for _ in range(_HISTORY_SHARDS)]
+        # its records, the oldest first (see _kept).
+        self._histories: dict[str, tuple[Any, ...]] = {}
         #: The run locks held: the task id's string → the holder's token. Taken and given
         #: back in one dictionary step each (atomic under the interpreter lock): no lock.
         #: A run's path may take one as :meth:`claim` does, without the call.
@@ -1153,7 +1140,7 @@ class MemoryTaskStore(TaskStore):
                     _SUCCESS,
                     None,
                 )
-            histories = self._histories[ord(key[-1]) & _HISTORY_MASK]  # _history_of(key)
+            histories = self._histories
             kept = histories.get(key)
             # The runner's record begins with the id's string: alone, it is kept as it is.
             histories[key] = history if kept is None else _kept(kept, history)
@@ -1173,18 +1160,13 @@ class MemoryTaskStore(TaskStore):
 
     def keep_history(self, key: str, record: tuple[Any, ...]) -> None:
         """:meth:`append_history` for the task ``key``, by a caller holding :attr:`lock`."""
-        histories = self._history_of(key)
-        kept = histories.get(key)
+        kept = self._histories.get(key)
         if kept is not None:
-            histories[key] = _kept(kept, record)
+            self._histories[key] = _kept(kept, record)
         elif type(record) is tuple and record and type(record[0]) is str:
-            histories[key] = record
+            self._histories[key] = record
         else:
-            histories[key] = (None, record)
-
-    def _history_of(self, key: str) -> dict[str, tuple[Any, ...]]:
-        """The dictionary of histories that holds the task ``key``'s (see _HISTORY_SHARDS)."""
-        return self._histories[ord(key[-1]) & _HISTORY_MASK]
+            self._histories[key] = (None, record)
 
     def held_lock(self, task_id: TaskId) -> RunLock:
         """The run lock of ``task_id`` as held by the caller, who took it with
@@ -1305,7 +1287,7 @@ class MemoryTaskStore(TaskStore):
     def delete(self, task_id: TaskId) -> bool:
         key = TaskId.of(task_id).value
         with self._thread_lock:
-            self._history_of(key).pop(key, None)
+            self._histories.pop(key, None)
             self.moved_requests.pop(key, None)
             return self.records.pop(key, None) is not None
 
@@ -1336,8 +1318,7 @@ class MemoryTaskStore(TaskStore):
             self.keep_history(TaskId.of(task_id).value, record)
 
     def history(self, task_id: TaskId) -> list[Any]:
-        key = TaskId.of(task_id).value
-        kept = self._history_of(key).get(key)
+        kept = self._histories.get(TaskId.of(task_id).value)
         return [] if kept is None else _records(kept)
 
     def history_problems(self, task_id: TaskId) -> list[str]:
