@@ -55,10 +55,10 @@ class Async:
 
 
 _new = object.__new__
-_set_task_id = vars(TaskContext)["task_id"].__set__
-_set_attempt = vars(TaskContext)["attempt"].__set__
-_set_scheduled_for = vars(TaskContext)["scheduled_for"].__set__
-_set_input = vars(TaskContext)["stored_input"].__set__
+_set_task_id = TaskContext.task_id.__set__
+_set_attempt = TaskContext.attempt.__set__
+_set_scheduled_for = TaskContext.scheduled_for.__set__
+_set_input = TaskContext.stored_input.__set__
 _SUCCESS = ("success", None)
 _PID = os.getpid()
 

@@ -533,8 +533,19 @@ def result_from_dict(data: Mapping[str, Any]) -> TaskResult:
 # --------------------------------------------------------------------------------------------
 
 
+class _ContextSlots:
+    """The slots of :class:`TaskContext`'s fields, in a plain class of their own: a runner
+    makes a run's context as one of these, sets its fields as plain attributes (a frozen
+    class refuses them), and then makes it a :class:`TaskContext` by assigning its class,
+    which the two classes' identical layout allows. That costs half of making it a
+    ``TaskContext`` from the start and setting each slot through its descriptor. Users
+    never see one: the object is a ``TaskContext`` before anyone else holds it."""
+
+    __slots__ = ("__weakref__", "attempt", "scheduled_for", "stored_input", "task_id")
+
+
 @attrs.frozen(kw_only=True)
-class TaskContext:
+class TaskContext(_ContextSlots):
     """What a task's ``run`` receives.
 
     Attributes:

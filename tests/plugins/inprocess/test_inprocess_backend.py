@@ -900,6 +900,68 @@ def test_a_run_that_never_suspends_is_recorded_and_journalled(
     assert app.diagnostics()["events"]["published"] == 3
 
 
+def test_the_context_of_an_eager_run_is_a_task_context_like_any_other(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    # The runner makes a run's context without its constructor (for an async run, a sync
+    # run on a worker thread and one on the timing thread): what the run gets is a frozen
+    # TaskContext, the same as the constructor's.
+    import copy
+    import pickle
+
+    import attrs
+
+    quick, plain = Quick(), Timed()
+    Timed.seen = []
+    app = make_app()
+    app.register("quick", lambda: quick)
+    app.register("plain", lambda: plain)  # not a class: a worker thread runs it
+    app.register("timed", Timed)  # a class with a plain run: the timing thread runs it
+    app.start()
+    at = datetime.now(UTC) + timedelta(milliseconds=20)
+    later = at + timedelta(milliseconds=1)
+    app.schedule_many(
+        [
+            TaskRequest.exact("quick", at, input={"n": 3}),
+            TaskRequest.exact("plain", later),
+            TaskRequest.exact("timed", later, input=[1]),
+        ]
+    )
+    wait_until(lambda: len(quick.contexts) == 1 and len(Timed.seen) == 2, "the three runs")
+    seen = {key: ctx for key, _, ctx, _ in Timed.seen}
+    threads = {key: thread for key, thread, _, _ in Timed.seen}
+    assert threads["timed"] == "lamplighter-timer" != threads["plain"]
+    runs: list[tuple[TaskContext, datetime, Any]] = [
+        (quick.contexts[0], at, {"n": 3}),
+        (seen["plain"], later, None),
+        (seen["timed"], later, [1]),
+    ]
+    made = []
+    for ctx, due, stored in runs:
+        # Due when asked, or when scheduled if that was later (a loaded machine).
+        assert ctx.scheduled_for is not None and ctx.scheduled_for >= due
+        made.append(
+            (
+                ctx,
+                TaskContext(
+                    task_id=ctx.task_id.value, scheduled_for=ctx.scheduled_for, stored_input=stored
+                ),
+            )
+        )
+    for ctx, expected in made:
+        assert type(ctx) is TaskContext and isinstance(ctx, TaskContext)
+        assert ctx == expected and repr(ctx) == repr(expected)
+        assert attrs.asdict(ctx, recurse=False) == attrs.asdict(expected, recurse=False)
+        assert ctx.scheduled_for is not None and ctx.scheduled_for.tzinfo is UTC
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            ctx.attempt = 2  # type: ignore[misc]
+        assert attrs.evolve(ctx, attempt=2) == attrs.evolve(expected, attempt=2)
+        assert pickle.loads(pickle.dumps(ctx)) == ctx and copy.copy(ctx) == ctx
+        assert weakref.ref(ctx)() is ctx
+    assert hash(seen["plain"]) == hash(made[1][1])  # hashable when its input is
+    assert [ctx.input() for ctx, _ in made] == [{"n": 3}, None, [1]]
+
+
 def test_a_late_take_down_of_a_finished_one_shot_spares_its_new_schedule(
     make_app: Callable[..., Lamplighter],
 ) -> None:
