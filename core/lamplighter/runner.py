@@ -171,14 +171,6 @@ def _is_async_run(task: Task) -> bool:
     return known
 
 
-# The context's slots, set directly (the class is frozen).
-_new_context = object.__new__
-_set_task_id = vars(_ContextSlots)["task_id"].__set__
-_set_attempt = vars(_ContextSlots)["attempt"].__set__
-_set_scheduled_for = vars(_ContextSlots)["scheduled_for"].__set__
-_set_input = vars(_ContextSlots)["stored_input"].__set__
-
-
 def _context(
     task_id: TaskId, attempt: int, scheduled_for: datetime | None, stored_input: Any
 ) -> TaskContext:
@@ -672,18 +664,20 @@ class Runner:
                 quiet[1].append_started(key, started, attempt, due)
             else:
                 self._publish_started(task_id, started, attempt, due)
-            ctx = _new_context(TaskContext)
-            _set_task_id(ctx, task_id)
-            _set_attempt(ctx, attempt)
             last = self._last_due  # runs of a burst share their due time
             if last[0] == due:
-                _set_scheduled_for(ctx, last[1])
+                scheduled_for = last[1]
             else:
                 scheduled_for = datetime.fromtimestamp(due, UTC)
                 self._last_due = (due, scheduled_for)
-                _set_scheduled_for(ctx, scheduled_for)
-            _set_input(ctx, None if request.input is None else request.stored_input())
-            outcome = task.run(ctx)
+            outcome = task.run(
+                _context(
+                    task_id,
+                    attempt,
+                    scheduled_for,
+                    None if request.input is None else request.stored_input(),
+                )
+            )
         except Exception as exc:
             outcome = exc
         except BaseException:

@@ -865,6 +865,10 @@ class InProcessBackend(Backend):
             if kind not in admitted or key not in registered:
                 return general(request)
             record = arm = None
+            # Nobody listening: the record is queued as its Scheduled entry as soon as it
+            # is made, before the loop timer or the timing thread (each takes the lock
+            # held here) can see it and start its run, whose entries come after it.
+            quiet = not bus.subscriptions
             take_records()
             try:
                 # A task with an active record is left to the existing policy, and one the
@@ -887,6 +891,8 @@ class InProcessBackend(Backend):
                                 None,
                                 now,
                             )
+                            if quiet:
+                                pending.append(record)  # see append_record
                             if sync and key in sync and request.timeout is None:
                                 # a sync run: the timing thread's (see _timed_push)
                                 if backend._timed_push(record):
@@ -909,13 +915,12 @@ class InProcessBackend(Backend):
                 return general(request)
             if arm is not None:
                 backend._call(arm)
-            if bus.subscriptions:
+            if not quiet:
                 announce(request, now)
                 return True
             bus.unheard_count += 1
-            # journal.append_record(record), written out: the record is queued as the
-            # event's entry, and a journal armed to write its queue writes it.
-            pending.append(record)
+            # journal.append_record(record), written out: the record, queued above as the
+            # event's entry, is written by a journal armed to write its queue.
             if journal._timer is None:
                 if journal.flush_interval is None:  # it writes each entry at once
                     journal.flush()

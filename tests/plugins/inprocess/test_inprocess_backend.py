@@ -718,6 +718,31 @@ def test_schedule_with_a_subscriber_publishes_scheduled_with_the_records_time(
     assert [line["task_id"] for line in _journal_lines(app)] == ["a", "b"]
 
 
+def test_schedule_queues_scheduled_before_the_run_can_be_taken(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    # A task due at once may be taken by the timing thread (or the loop timer) as soon as
+    # its record is in their reach: its Scheduled entry is queued by then, so its journal
+    # lines read scheduled, work_started, work_completed whichever thread is first.
+    app = make_app()
+    app.register("a", Recorder)
+    app.register("b", Recorder)
+    app.start()
+    assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))  # admits OneTime
+    backend: Any = app.backend
+    journal: Any = app._journal
+    pushed = backend._timed_push
+    queued_first: list[bool] = []
+
+    def push(record: Any) -> bool:
+        queued_first.append(any(item is record for item in journal._pending))
+        return bool(pushed(record))
+
+    backend._timed_push = push
+    assert app.schedule(TaskRequest.one_time("b", timedelta(0)))
+    assert queued_first == [True]
+
+
 def test_schedule_of_exact_times_gives_each_its_own_due_time(
     make_app: Callable[..., Lamplighter],
 ) -> None:
