@@ -566,6 +566,15 @@ class _Producer:
 
         monkeypatch.setattr(journal, "_write_lines", recording)
 
+        def arm() -> None:
+            # The test runs the flush thread's loop itself: no timer thread is started
+            # (one started by the first event queued would write beside the test's own
+            # loop once queueing took longer than the flush interval, as on a loaded
+            # machine); the journal is armed as a flush thread of its own would have it.
+            journal._timer = threading.current_thread()
+
+        monkeypatch.setattr(journal, "_arm", arm)
+
     def producing(self) -> bool:
         return len(self.pauses) <= self.pauses_producing
 
@@ -583,9 +592,6 @@ class _Producer:
             self.journal.append_run(f"t{self.queued}", self.BASE + self.now, 1, 0.5, 0.25)
             self.queued += 1
             self.longest = max(self.longest, len(self.journal._pending))
-        timer = self.journal._timer
-        if isinstance(timer, threading.Timer):
-            timer.cancel()  # the test runs the flush thread's loop itself
 
     def sleep(self, seconds: float) -> None:
         self.pauses.append(seconds)
