@@ -487,22 +487,10 @@ class Runner:
         if store is None or retry:
             return False
         started = _time()
-        # The run lock and the record, as store.claim(key, started) takes them, written
-        # out (a call fewer on the way of every run): the lock is taken in one dictionary
-        # step the interpreter makes atomic, so of two claims, on any threads, only one
-        # gets its own token back (the start time, a new float); the record is read once
-        # the lock is held. Given back when the run's outcome is recorded.
-        locks = store.run_locks
-        if locks.setdefault(key, started) is not started:
-            return False
-        entry = store.records.get(key)
-        if entry is None:
-            del locks[key]
-            return False
-        found = self._eager_factory(store, key, entry)
+        found = self._eager_claim(store, key, started)
         if found is None:
             return False
-        request, factory = found
+        entry, request, factory = found
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
@@ -624,18 +612,10 @@ class Runner:
         if store is None:
             return False
         started = _time()
-        # store.claim(key, started), written out as fire_eagerly does.
-        locks = store.run_locks
-        if locks.setdefault(key, started) is not started:
-            return False
-        entry = store.records.get(key)
-        if entry is None:
-            del locks[key]
-            return False
-        found = self._eager_factory(store, key, entry)
+        found = self._eager_claim(store, key, started)
         if found is None:
             return False
-        request, factory = found
+        entry, request, factory = found
         attempt = entry[_ATTEMPT]
         try:
             task = factory()
@@ -774,13 +754,25 @@ class Runner:
         assert self._memory is not None
         self._memory.release(entry[_KEY])
 
-    def _eager_factory(
-        self, store: MemoryTaskStore, key: str, entry: Record
-    ) -> tuple[TaskRequest, Callable[[], Task]] | None:
-        """The request and the factory of the task ``key``, whose run lock is held and whose
-        record is ``entry``, for a run on the eager path (:meth:`fire_eagerly`,
-        :meth:`fire_sync`); None, with the run lock given back, when the firing needs
-        :meth:`fire` (an unknown task, a timeout, constraints)."""
+    def _eager_claim(
+        self, store: MemoryTaskStore, key: str, started: float
+    ) -> tuple[Record, TaskRequest, Callable[[], Task]] | None:
+        """Take the run lock of the task ``key`` for a run on the eager path
+        (:meth:`fire_eagerly`, :meth:`fire_sync`) started at ``started``, and return its
+        record, request and factory; None, holding no lock, when the task has no record,
+        another run holds its lock, or the firing needs :meth:`fire` (an unknown task, a
+        timeout, constraints). The lock is given back when the run's outcome is recorded."""
+        # store.claim(key, started), written out (a call fewer on the way of every run):
+        # the lock is taken in one dictionary step the interpreter makes atomic, so of two
+        # claims, on any threads, only one gets its own token back (the start time, a new
+        # float); the record is read once the lock is held.
+        locks = store.run_locks
+        if locks.setdefault(key, started) is not started:
+            return None
+        entry = store.records.get(key)
+        if entry is None:
+            del locks[key]
+            return None
         request = entry[_REQUEST]
         if request is None:  # a record a recorded run made: its request is kept apart
             request = store.moved_requests[key]
@@ -796,7 +788,7 @@ class Runner:
         ):
             store.release(key)
             return None
-        return request, factory
+        return entry, request, factory
 
     def _eager_done(
         self,
