@@ -191,8 +191,12 @@ def _make_lines(
     for made in range(1, most + 1):
         item: Any = take()
         try:
-            if item[0] is _RUN:
-                _, task_id, at, pid, attempt, due, runtime = item
+            if item[0] is _RUN or item[2] is None:
+                if item[2] is None:  # a run's history record, queued by append_history
+                    task_id, _, _, attempt, at, due, runtime = item
+                    pid = _PID[0]
+                else:
+                    _, task_id, at, pid, attempt, due, runtime = item
                 end = at + runtime
                 # at % 1.0 is at - floor(at), to the bit; the whole second as a float is
                 # the same key of _seconds as the int
@@ -406,8 +410,14 @@ _PID = [os.getpid()]  # this process's, kept right in a child after a fork
 _RECORD_LENGTH = 9
 _RECORD_KEY = 2
 _RECORD_AT = 8
+# A successful run's history record as the runner keeps it, ``(task id, "success", None,
+# attempt, started, due, runtime)``, queued as the entry of the run's WorkStarted and
+# WorkCompleted (see EventJournal.append_history): the one kind of queued item whose third
+# value is None.
+_HISTORY_AT = 4
 # Every journal, so that a child process, after a fork, names its parent in the lines of
-# the records its parent queued (a record says nothing of its process; see _forked).
+# the records and runs its parent queued (neither says anything of its process; see
+# _forked).
 _JOURNALS: weakref.WeakSet[EventJournal] = weakref.WeakSet()
 
 
@@ -416,12 +426,19 @@ def _forked() -> None:
     _PID[0] = os.getpid()
     for journal in list(_JOURNALS):
         queued = journal._pending
-        if any(type(item) is tuple and len(item) == _RECORD_LENGTH for item in queued):
+        if any(
+            type(item) is tuple and (len(item) == _RECORD_LENGTH or item[2] is None)
+            for item in queued
+        ):
             items = list(queued)
             queued.clear()
             queued.extend(
-                ("scheduled", item[_RECORD_KEY], item[_RECORD_AT], parent, ())
-                if type(item) is tuple and len(item) == _RECORD_LENGTH
+                (
+                    ("scheduled", item[_RECORD_KEY], item[_RECORD_AT], parent, ())
+                    if len(item) == _RECORD_LENGTH
+                    else (_RUN, item[0], item[4], parent, item[3], item[5], item[6])
+                )
+                if type(item) is tuple and (len(item) == _RECORD_LENGTH or item[2] is None)
                 else item
                 for item in items
             )
@@ -647,6 +664,23 @@ class EventJournal:
         if len(pending) > _BACKLOG:
             self._catch_up()
 
+    def append_history(self, history: tuple[Any, ...]) -> None:
+        """Append the ``WorkStarted`` and successful ``WorkCompleted`` of one run of this
+        process, as :meth:`append_run` would, given the run's history record as the
+        in-memory store keeps it, ``(task id, "success", None, attempt, started, due,
+        runtime)``: with a ``flush_interval`` the record itself is queued, the entry of
+        both events, and the lines made from it when the queue is written (a run leaves
+        one tuple for its history and its lines)."""
+        if self.flush_interval is None:
+            self._add(history)
+            return
+        pending = self._pending
+        pending.append(history)  # what _queue does, on the path of every run
+        if self._timer is None:
+            self._arm()
+        if len(pending) > _BACKLOG:
+            self._catch_up()
+
     def append_started(self, task_id: str, at: float, attempt: int, due: float) -> None:
         """Append ``WorkStarted`` of a run of this process, started at ``at`` and due at
         ``due`` (as :meth:`append_fields` would), as one item of plain values."""
@@ -744,7 +778,10 @@ class EventJournal:
             return False
         if type(oldest) is str:
             return True
-        at = oldest[_RECORD_AT if len(oldest) == _RECORD_LENGTH else 2]
+        if len(oldest) == _RECORD_LENGTH:
+            at = oldest[_RECORD_AT]
+        else:
+            at = oldest[_HISTORY_AT if oldest[2] is None else 2]
         return type(at) is not float or _now() - at >= _MAX_WAIT
 
     def _done(self) -> bool:

@@ -369,6 +369,29 @@ def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: 
         assert [event_from_dict(json.loads(line)) for line in lines] == events
 
 
+def test_a_run_appended_as_its_history_record_has_the_lines_of_its_two_events(
+    tmp_path: Path,
+) -> None:
+    # The in-process backend's runs queue their history record as the run's entry: the
+    # lines are those of append_run, written at once or queued alike.
+    pid = os.getpid()
+    for flush_interval in (None, 0.05):
+        journal = EventJournal(tmp_path / str(flush_interval), flush_interval=flush_interval)
+        expected = []
+        for started, due, runtime in [
+            (1767323045.250001, 1767322985.5, 0.125),
+            (1767323045.9999995, 1767323045.0, 2e-06),
+            (1767323046.9999996, 1767323046.9999996, 0.0),
+        ]:
+            journal.append_history(("t", "success", None, 3, started, due, runtime))
+            expected += [
+                fields_line(WorkStarted, "t", started, pid, (3, due)),
+                fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
+            ]
+        journal.flush()
+        assert journal.path.read_text().splitlines(keepends=True) == expected
+
+
 def test_a_sync_run_s_events_appended_one_by_one_have_the_lines_of_its_two_events(
     tmp_path: Path,
 ) -> None:
@@ -419,12 +442,18 @@ def test_queued_values_make_the_lines_of_their_events_byte_for_byte(tmp_path: Pa
     items: list[tuple[object, ...]] = []
     expected: list[str] = []
     for i in range(4000):
-        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(7)
+        task_id, at, kind = f"t{i}.a-b_c", a_time(), rnd.randrange(8)
         due = rnd.choice([at, a_time(), at - rnd.random()])
         runtime = a_runtime()
         attempt = rnd.choice([1, 2, 17])
         if kind == 0:
             items.append((journal_module._RUN, task_id, at, pid, attempt, due, runtime))
+            expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
+            values = (runtime, "success")
+            expected.append(fields_line(WorkCompleted, task_id, at + runtime, pid, values))
+            continue
+        if kind == 7:  # a run's history record (append_history)
+            items.append((task_id, "success", None, attempt, at, due, runtime))
             expected.append(fields_line(WorkStarted, task_id, at, pid, (attempt, due)))
             values = (runtime, "success")
             expected.append(fields_line(WorkCompleted, task_id, at + runtime, pid, values))
@@ -810,6 +839,19 @@ def test_a_queued_record_is_overdue_by_the_time_it_was_scheduled(tmp_path: Path)
     journal._pending.clear()
 
 
+def test_a_queued_history_record_is_overdue_by_the_time_its_run_started(tmp_path: Path) -> None:
+    from lamplighter import journal as journal_module
+
+    journal = EventJournal(tmp_path, flush_interval=0.05)
+    now = journal_module._now()
+    journal._pending.append(("t", "success", None, 1, now, now - 1.0, 0.001))
+    assert not journal._overdue()
+    old = now - 2 * journal_module._MAX_WAIT
+    journal._pending.appendleft(("u", "success", None, 1, old, old, 0.001))
+    assert journal._overdue()
+    journal._pending.clear()
+
+
 def test_after_a_fork_the_records_a_parent_queued_name_the_parent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -825,13 +867,19 @@ def test_after_a_fork_the_records_a_parent_queued_name_the_parent(
     journal = EventJournal(tmp_path, flush_interval=0.05)
     journal.append_fields(Scheduled, "a", 1767323045.5, ())
     journal.append_record(new_record("b", None, 1767323046.5, 1, 1767323050.0))
+    journal.append_history(("r", "success", None, 2, 1767323046.75, 1767323046.5, 0.25))
     journal_module._forked()  # what os.fork() runs in the child
     child = os.getpid()
     assert journal_module._PID[0] == child
     journal.append_record(new_record("c", None, 1767323047.5, 2, 1767323050.0))
+    journal.append_history(("s", "success", None, 1, 1767323047.75, 1767323047.5, 0.25))
     journal.flush()
     assert journal.path.read_text().splitlines(keepends=True) == [
         fields_line(Scheduled, "a", 1767323045.5, parent, ()),
         fields_line(Scheduled, "b", 1767323046.5, parent, ()),
+        fields_line(WorkStarted, "r", 1767323046.75, parent, (2, 1767323046.5)),
+        fields_line(WorkCompleted, "r", 1767323047.0, parent, (0.25, "success")),
         fields_line(Scheduled, "c", 1767323047.5, child, ()),
+        fields_line(WorkStarted, "s", 1767323047.75, child, (1, 1767323047.5)),
+        fields_line(WorkCompleted, "s", 1767323048.0, child, (0.25, "success")),
     ]
