@@ -1267,14 +1267,17 @@ class InProcessBackend(Backend):
                 self._floor = now + _SLACK
                 break
             looked = True
-            due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
+            key = entry[2]
             job = jobs.get(key) if jobs else None
             if job is None:  # a one-shot's record (a pending retry makes it a _Job)
                 record = records.get(key)
                 if (
-                    record is None
-                    or record[1] != generation
-                    or record[0] != due
+                    # The record queued is still the task's (the common case), or one
+                    # of the same schedule (its state changed, not its schedule).
+                    (
+                        record is not entry
+                        and (record is None or record[1] != entry[1] or record[0] != entry[0])
+                    )
                     or key in fired
                     or (shared and not record[_SCHEDULED])
                 ):
@@ -1284,6 +1287,7 @@ class InProcessBackend(Backend):
                 fired.add(key)
                 append(record)  # the heap entry itself: nothing made per run
                 continue
+            due, generation, retry = entry[0], entry[1], entry[3]
             if abs(generation) != job.generation:
                 continue  # replaced since it was queued
             if retry:
@@ -1313,27 +1317,27 @@ class InProcessBackend(Backend):
         try:
             for entry in taken:
                 index += 1
-                due, generation, key, retry = entry[0], entry[1], entry[2], entry[3]
+                key = entry[2]  # (due, generation, key, retry, ...), taken apart as needed
                 if (
                     records.get(key) is not entry
                     and entry[-1] is not _JOB
-                    and not self._still_due(key, generation, due)
+                    and not self._still_due(key, entry[1], entry[0])
                 ):
                     continue
                 if self._closing:
                     return
                 if key in running or len(running) >= limit:
-                    waiting.append((key, generation, due, retry))
+                    waiting.append((key, entry[1], entry[0], entry[3]))
                     continue
                 if fire_eagerly is None:
-                    self._start_task(key, due, retry)
+                    self._start_task(key, entry[0], entry[3])
                     continue
                 # Started right here: a run that does not suspend is over when this
                 # returns, with no asyncio task made for it. It counts as running from its
                 # first step.
                 running[key] = _STARTING  # replaced by what it becomes, never absent meanwhile
                 try:
-                    work = fire_eagerly(key, due, retry, submit, retire)
+                    work = fire_eagerly(key, entry[0], entry[3], submit, retire)
                 except BaseException:
                     del running[key]
                     raise
@@ -1351,9 +1355,9 @@ class InProcessBackend(Backend):
                     assert self._submitted is not None
                     running[key] = self._submitted
                 elif work is False:  # the general path
-                    self._start_task(key, due, retry)
+                    self._start_task(key, entry[0], entry[3])
                 else:  # a coroutine: the rest of a run that suspended
-                    self._start_task(key, due, retry, work)
+                    self._start_task(key, entry[0], entry[3], work)
         except BaseException:
             # What was taken and not started yet waits for a free slot, as if it had found
             # none (the fired marks stay: each was taken).
