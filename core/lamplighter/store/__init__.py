@@ -1105,9 +1105,8 @@ class MemoryTaskStore(TaskStore):
         self._take_lock()
         try:
             current = records.get(key)
-            live = current is not None and current[1] == seq
-            if live:
-                assert current is not None
+            if current is not None and current[1] == seq:
+                live = True
                 request = current[4]
                 if request is not None:
                     # Kept apart: a record that held it would stay tracked by the garbage
@@ -1129,6 +1128,8 @@ class MemoryTaskStore(TaskStore):
                     _SUCCESS,
                     None,
                 )
+            else:
+                live = False
             histories = self._histories
             kept = histories.get(key)
             # The runner's record begins with the id's string: alone, it is kept as it is.
