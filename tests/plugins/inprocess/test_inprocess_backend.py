@@ -2193,3 +2193,42 @@ def test_the_timing_thread_ends_at_shutdown(
     app.shutdown()
     assert not thread.is_alive()
     assert app.history("later") == []
+
+
+class _Quick:
+    async def run(self, ctx: TaskContext) -> TaskResult:
+        return Success()
+
+
+def test_a_turn_takes_a_queued_one_shot_unless_its_schedule_changed(
+    make_app: Callable[..., Lamplighter],
+) -> None:
+    # The loop timer's turn takes a one-shot whose queued entry is still the task's record
+    # (that very tuple), or whose record changed without its schedule changing (it runs
+    # with the change); not one cancelled or scheduled anew since its entry was queued.
+    from lamplighter import ExistingTaskPolicy
+
+    app = make_app()
+    for tid in "abcd":
+        app.register(tid, _Quick)
+    app.start()
+    at = datetime.now(UTC) + timedelta(hours=1)
+    app.schedule_many([TaskRequest.exact(tid, at, input={"n": 1}) for tid in "abcd"])
+    backend: Any = app.backend
+    queued = {entry[2]: entry for entry in _entries(backend)}
+    assert all(queued[tid] is backend._records[tid] for tid in "abcd")
+    app.schedule(
+        TaskRequest.exact("b", at, input={"n": 2}, existing=ExistingTaskPolicy.UPDATE_DATA)
+    )
+    assert backend._records["b"] is not queued["b"]
+    app.cancel("c")
+    app.schedule(
+        TaskRequest.exact("d", at + timedelta(hours=1), existing=ExistingTaskPolicy.REPLACE)
+    )
+    with backend._lock:
+        taken = backend._take(at.timestamp() + 1.0, 100)
+    assert [entry[2] for entry in taken] == ["a", "b"]
+    assert taken[0] is queued["a"]
+    assert taken[1] is backend._records["b"]
+    request = app.store.request_of(taken[1])
+    assert request.input == {"n": 2}
