@@ -76,6 +76,8 @@ NOT_ON_THE_RUN_PATH = (
     "queue",  # the monitors' workers take queue.SimpleQueue from _queue
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
+    "pluggy",  # the plugin modules' hooks are plain functions, registered without it
+    "lamplighter._pluggy",
     "email",
     "zipfile",
     "psutil",  # only when a device constraint is checked
