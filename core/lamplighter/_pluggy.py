@@ -7,9 +7,10 @@ import types
 
 import pluggy
 
-from lamplighter.plugins import _HOOKABLE
-
 __all__ = ["Registry"]
+
+# What pluggy accepts as a hook implementation found on a module (as in lamplighter.plugins).
+_HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
 
 
 class Registry(pluggy.PluginManager):
