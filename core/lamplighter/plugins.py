@@ -21,15 +21,16 @@ kind is a :class:`PluginConflictError` naming both distributions, because pickin
 silently would schedule work through a backend nobody chose.
 
 Loading happens once, lazily, on first use, in steps: the plugins are imported and
-registered with pluggy when anything is first asked of the manager (the monitors, say), and
-each registration hook is called, its records validated and collected, when its records are
-first asked for: ``lamplighter_backends`` for a backend, ``lamplighter_constraint_checkers``
-for a checker, ``lamplighter_trigger_types`` for a trigger type or the converter, all three
-for the plugins, the failures, the report or :meth:`PluginManager.load`. Each hook's records
-claim names of their own kind, so each is checked for conflicts on its own. A process the
-OS starts for one run asks for the monitors alone unless the run needs more (the backend to
-renew a schedule, a checker for a constraint), so it calls no registration hook it does not
-need. ``import lamplighter.plugins`` reads no entry points.
+registered (by pluggy's rules; see ``_Hooks``) when anything is first asked of the manager
+(the monitors, say), and each registration hook is called, its records validated and
+collected, when its records are first asked for: ``lamplighter_backends`` for a backend,
+``lamplighter_constraint_checkers`` for a checker, ``lamplighter_trigger_types`` for a
+trigger type or the converter, all three for the plugins, the failures, the report or
+:meth:`PluginManager.load`. Each hook's records claim names of their own kind, so each is
+checked for conflicts on its own. A process the OS starts for one run asks for the monitors
+alone unless the run needs more (the backend to renew a schedule, a checker for a
+constraint), so it calls no registration hook it does not need. ``import
+lamplighter.plugins`` reads no entry points.
 """
 
 from __future__ import annotations

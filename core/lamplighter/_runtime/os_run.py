@@ -52,7 +52,7 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     with app._lock:
         app._started = True  # seal the registry for this process as well
     app._journal_open()
-    # The plugins' step imports pluggy, the plugin modules and the monitors' (what lives as
+    # The plugins' step imports the plugin modules and the monitors' (what lives as
     # long as the process): collections held, as for Lamplighter's own import.
     held = _startup.hold_collections()
     try:
