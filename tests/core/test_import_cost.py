@@ -76,6 +76,7 @@ NOT_ON_THE_RUN_PATH = (
     "queue",  # the monitors' workers take queue.SimpleQueue from _queue
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
+    "json",  # the task file, the lock's marker and the lines: lamplighter._jsonlite
     "pluggy",  # the plugin modules' hooks are plain functions, registered without it
     "lamplighter._pluggy",
     "email",
@@ -136,7 +137,7 @@ NOT_ON_THE_RUN_PATH = (
 # plugins and store hold (as "lamplighter.model:Name"), so a record made at import instead of
 # on first use shows.
 _RUN_APP = """
-import json, sys
+import sys
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
 
 def loaded():
@@ -147,7 +148,10 @@ def loaded():
         )
         for name in vars(sys.modules[module])
     ]
-    return json.dumps(sorted(sys.modules) + names)
+    modules = sorted(sys.modules)
+    import json
+
+    return json.dumps(modules + names)
 
 class SyncTask:
     def run(self, ctx):
