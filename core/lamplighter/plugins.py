@@ -69,8 +69,9 @@ logger = lazy_logger(__name__)
 
 ENTRY_POINT_GROUP = "lamplighter"
 DISABLE_ENV = "LAMPLIGHTER_DISABLE_PLUGINS"
-_NAME = re.compile(r"[a-z][a-z0-9_\-]*")
-_KIND = re.compile(r"[a-z][a-z0-9_]*")
+# Patterns (compiled by re when first used: a run that calls no registration hook uses none).
+_NAME = r"[a-z][a-z0-9_\-]*"
+_KIND = r"[a-z][a-z0-9_]*"
 
 
 class PluginConflictError(ValueError):
@@ -442,7 +443,7 @@ class PluginManager:
             return
         claim = self._claims()
         for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
-            if not _NAME.fullmatch(backend.name):
+            if not re.fullmatch(_NAME, backend.name):
                 self._fail(
                     owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
                 )
@@ -457,7 +458,7 @@ class PluginManager:
         checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
         for owner, checker in checkers:
             unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
-            if unknown or not _NAME.fullmatch(checker.name):
+            if unknown or not re.fullmatch(_NAME, checker.name):
                 self._fail(
                     owner.plugin,
                     owner.distribution,
@@ -484,7 +485,7 @@ class PluginManager:
                 and issubclass(cls, Trigger)
                 and attrs.has(cls)
                 and isinstance(trigger_kind, str)
-                and _KIND.fullmatch(trigger_kind)
+                and re.fullmatch(_KIND, trigger_kind)
             ):
                 self._fail(
                     owner.plugin,
