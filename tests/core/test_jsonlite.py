@@ -97,7 +97,7 @@ def test_loads_errors_are_jsons_own() -> None:
     [
         {"pid": 12, "started": 1234.5},
         {"pid": 12, "started": None},
-        {"pid": 12, "started": "x\u00e9\n\"", "flag": True, "off": False},
+        {"pid": 12, "started": 'x\u00e9\n"', "flag": True, "off": False},
         {"big": 10**30, "tiny": 5e-324, "neg": -0.0},
         {"nan": math.nan},
         {"inf": math.inf},
