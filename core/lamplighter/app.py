@@ -430,7 +430,7 @@ class Lamplighter:
                 store=self.store,
                 decode_request=self.decode_request,
                 factories=self._factories,
-                evaluator=self._evaluator_instance(),
+                evaluator=self._evaluator_instance,  # made when a constraint is checked
                 emit=self._emit,
                 arrange_retry=self._arrange_retry,
                 install_next=self._install_next,

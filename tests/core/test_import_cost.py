@@ -105,6 +105,7 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.model:LinearBackoff",
     "lamplighter.model:FixedDelay",
     "lamplighter.conditions",  # the device checker is built only to check a constraint
+    "lamplighter.constraints",  # the evaluator is made when a run has a constraint
     # The registration hooks' records: a run that needs no backend or checker calls no
     # registration hook, so it makes none of them (nor the plugin manager's records).
     "lamplighter._hook_records",
