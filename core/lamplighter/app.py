@@ -22,11 +22,11 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
+from lamplighter._dates import UTC, datetime
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter.events import (

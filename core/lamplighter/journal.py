@@ -23,10 +23,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._files import open_regular
 from lamplighter._jsonlite import loads as _json_loads
 from lamplighter._jsonlite import string as _json_string

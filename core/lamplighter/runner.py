@@ -17,13 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from types import CoroutineType  # loaded with the interpreter (enum imports it)
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from lamplighter import events  # its rarer kinds (events.AttemptFailed …) load on first use
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._log import lazy_logger
 from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted, from_plain, made_here
 from lamplighter.ids import TaskId

@@ -77,6 +77,7 @@ NOT_ON_THE_RUN_PATH = (
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
     "json",  # the task file, the lock's marker and the lines: lamplighter._jsonlite
+    "datetime",  # its classes come from the _datetime accelerator: lamplighter._dates
     "pluggy",  # the plugin modules' hooks are plain functions, registered without it
     "lamplighter._pluggy",
     "email",

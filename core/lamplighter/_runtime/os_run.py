@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lamplighter import _startup
 from lamplighter import events as _events  # rarer kinds (LibraryError …) load on first use
+from lamplighter._dates import datetime
 from lamplighter._log import lazy_logger
 from lamplighter.invocation import InvocationError, parse_invocation
 from lamplighter.model import TaskRequest, Trigger

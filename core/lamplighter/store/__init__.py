@@ -32,11 +32,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from lamplighter import _jsonlite
+from lamplighter._dates import UTC, datetime
 from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
