@@ -314,3 +314,22 @@ def test_an_application_with_its_own_clock_announces_before_the_runs(
     result = seen()
     for tid in ("a", "b", "c"):
         _runs_after_announcement(result, tid)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("listen", LISTENERS)
+def test_the_next_appended_request_is_announced_before_its_run(
+    make_app: Callable[..., Lamplighter], kind: str, listen: str
+) -> None:
+    # What the runner does when a run ends with requests appended (existing=APPEND): it
+    # installs the next one and announces it. Here from a thread other than the loop's.
+    from lamplighter.ids import TaskId
+
+    app, heard = _start(make_app, kind, listen)
+    seen = _seen(listen, app, heard)
+    assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
+    _hold_announcements(app, seen)
+    app._install_next(TaskId("a"), TaskRequest.one_time("a", timedelta(0)))
+    _finished(app, "a")
+    wait_until(lambda: ("work_completed", "a") in seen(), "a's run heard")
+    _runs_after_announcement(seen(), "a")
