@@ -37,6 +37,9 @@ Rows:
   values (what the journal and the logging monitor write, made without event objects,
   pluggy or plugin modules): the floor of any run path that keeps today's model.
 
+The prototypes import ``json`` and pluggy, which today's run path no longer imports
+(``lamplighter._jsonlite``; plain plugin modules are registered without pluggy).
+
 Targets (``benchmarks/invocation.py``): sync ≤ 1.5x ``import attrs``, async ≤ 1.15x
 ``import attrs, asyncio; asyncio.run(noop())``. Every figure is a median of ``--rounds``
 interleaved rounds; wall time is the target's measure, CPU time until the same point is

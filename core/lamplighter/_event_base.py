@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import attrs
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter.ids import TaskId
 
 __all__ = ["MonitorEvent"]

@@ -7,8 +7,9 @@ built; typed input (attrs classes, dataclasses) goes through the input converter
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import cast
+
+from lamplighter._dates import datetime, timedelta
 
 __all__ = [
     "MAX_INPUT_DEPTH",

@@ -4,8 +4,9 @@ creates on first use (``lamplighter._model_timed``, ``_model_more`` …) both bu
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar
+
+from lamplighter._dates import timedelta
 
 __all__ = ["RetryPolicy", "TaskResult", "Trigger"]
 

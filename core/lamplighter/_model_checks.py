@@ -5,11 +5,11 @@ that the records it creates on first use (``lamplighter._model_timed``,
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._model_base import RetryPolicy
 from lamplighter._scalars import require_aware
 

@@ -12,11 +12,11 @@ test suite checks that both decoders agree on every request shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from lamplighter._dates import datetime, timedelta
 from lamplighter._scalars import seconds_in, seconds_out
 from lamplighter.model import (
     Constraints,

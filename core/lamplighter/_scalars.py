@@ -7,7 +7,7 @@ here, below the model, so the codecs the model uses need not import the model.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from lamplighter._dates import datetime, timedelta
 
 __all__ = ["require_aware", "seconds_in", "seconds_out", "wait_seconds"]
 

@@ -17,16 +17,17 @@ from coroutines too (they do file I/O measured in microseconds to a few millisec
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, TypeVarTuple, Unpack, overload
 
 from lamplighter import events as _events  # rarer kinds (Cancelled …) load on first use
+from lamplighter._dates import UTC, datetime
 from lamplighter._log import lazy_logger
 from lamplighter._runtime.loop import LoopOwner
 from lamplighter.events import (
@@ -430,7 +431,7 @@ class Lamplighter:
                 store=self.store,
                 decode_request=self.decode_request,
                 factories=self._factories,
-                evaluator=self._evaluator_instance(),
+                evaluator=self._evaluator_instance,  # made when a constraint is checked
                 emit=self._emit,
                 arrange_retry=self._arrange_retry,
                 install_next=self._install_next,
@@ -471,8 +472,25 @@ class Lamplighter:
             self._scheduled_ids.discard(task_id)
 
     def _install_next(self, task_id: TaskId, request: TaskRequest) -> None:
-        self._ensure_backend().install([request])
-        self._emit(made_here(Scheduled, task_id))
+        self._install_then(
+            self._ensure_backend(), [request], lambda: self._emit(made_here(Scheduled, task_id))
+        )
+
+    @staticmethod
+    def _install_then(
+        backend: Backend, requests: Sequence[TaskRequest], announce: Callable[[], None]
+    ) -> None:
+        """Install ``requests`` through ``backend`` and then ``announce()`` their events,
+        none of it if the install fails. A backend that offers ``install_announced`` (the
+        in-process backend) calls ``announce`` itself, before any of the new schedules
+        can fire, so no run of theirs is heard of before they are; an OS backend's runs
+        happen in other processes, and their events come through the journal."""
+        install = getattr(backend, "install_announced", None)
+        if install is None:
+            backend.install(requests)
+            announce()
+        else:
+            install(requests, announce)
 
     @property
     def launch_command(self) -> LaunchCommand:
@@ -686,7 +704,14 @@ class Lamplighter:
                     kept = moved.get(key)
                     store.schedule_new(key, request, now)
                     try:
-                        backend.install((request,))
+                        # Scheduled is published before the schedule can fire (see
+                        # _install_then), under the store's lock: no listener's code runs
+                        # in publishing.
+                        self._install_then(
+                            backend,
+                            (request,),
+                            functools.partial(self._emit_at, Scheduled, tid, now, ()),
+                        )
                     except BaseException:
                         if existing is None:
                             del records[key]
@@ -699,7 +724,6 @@ class Lamplighter:
                         raise
                     made = True
             if made:
-                self._emit_at(Scheduled, tid, now, ())
                 return True
         return self._schedule([request])[0]
 
@@ -783,19 +807,21 @@ class Lamplighter:
                 remember=lambda tid, encoded, request: self.runner.remember(tid, encoded, request),
                 scheduled_ids=self._scheduled_ids,
                 emit=self._emit,
+                install=functools.partial(self._install_then, backend),
             )
 
     def _apply_in_memory(self, requests: list[TaskRequest], backend: Backend) -> list[bool] | None:
         """Apply ``requests`` to an in-memory store when none of their tasks is scheduled:
         each becomes a new record of plain values, made once (by the backend's
-        ``install_new`` where it takes the request, else by the store and installed with
-        the others), and its ``Scheduled`` event is made only for listeners. None, having
+        ``install_new_many`` where it offers one, else by its ``install_new`` or the
+        store), and its ``Scheduled`` event is made only for listeners. None, having
         changed nothing, when a task is scheduled: its ``existing`` policy takes the
         general way (``apply_requests``)."""
         store = self.store
         assert isinstance(store, MemoryTaskStore)
         records = store.records
         install_new = self._install_new
+        install_many = getattr(backend, "install_new_many", None) if install_new else None
         now = self._timestamp()
         moved = store.moved_requests
         previous: list[tuple[str, Record | None, Any]] = []
@@ -808,30 +834,72 @@ class Lamplighter:
             for request in requests:
                 key = request.task_id.value
                 previous.append((key, records.get(key), moved.get(key)))
+            if install_many is not None:
+                # Every record made, and every Scheduled published, before any of the
+                # schedules can fire (under the backend's lock); nothing published if
+                # the install fails. Still holding the store's lock, so that nothing
+                # changes a record before a failed install's are put back.
+                try:
+                    install_many(
+                        requests, now, functools.partial(self._announce_many, requests, now)
+                    )
+                except BaseException:
+                    self._put_back(store, previous)
+                    raise
+                return [True] * len(requests)
+            for request in requests:
+                key = request.task_id.value
                 if install_new is None or not install_new(key, request, now):
                     store.schedule_new(key, request, now)
                     rest.append(request)
+        announce = functools.partial(self._announce_each, requests, now)
         try:
             if rest:
-                backend.install(rest)
+                self._install_then(backend, rest, announce)
         except BaseException:
-            # Every record as it was, and the request a record without one names (a
-            # backend's entry left is stale).
-            with store.lock:
-                for key, record, request in previous:
-                    if record is None:
-                        records.pop(key, None)
-                    else:
-                        store.put(record)
-                    if request is None:
-                        moved.pop(key, None)
-                    else:
-                        moved[key] = request
+            self._put_back(store, previous)
             raise
+        if not rest:
+            announce()
+        return [True] * len(requests)
+
+    def _announce_each(self, requests: list[TaskRequest], now: float) -> None:
         emit_at = self._emit_at
         for request in requests:
             emit_at(Scheduled, request.task_id, now, ())
-        return [True] * len(requests)
+
+    @staticmethod
+    def _put_back(store: MemoryTaskStore, previous: list[tuple[str, Record | None, Any]]) -> None:
+        """Every record as it was, and the request a record without one names (a
+        backend's entry left is stale)."""
+        records, moved = store.records, store.moved_requests
+        with store.lock:
+            for key, record, request in previous:
+                if record is None:
+                    records.pop(key, None)
+                else:
+                    store.put(record)
+                if request is None:
+                    moved.pop(key, None)
+                else:
+                    moved[key] = request
+
+    def _announce_many(
+        self, requests: list[TaskRequest], now: float, records: list[Record]
+    ) -> None:
+        """Publish the ``Scheduled`` of each of ``requests``, scheduled at ``now`` with
+        ``records`` made (in the same order): with nobody to hear them, each record is
+        queued as its event's journal entry, as ``schedule()`` queues its record (see
+        :meth:`EventJournal.append_record`), with nothing made per event."""
+        bus = self._bus
+        journal = self._journal
+        if bus.subscriptions or self._inline_monitors or journal is None:
+            self._announce_each(requests, now)
+            return
+        bus.unheard(len(records))
+        append = journal.append_record
+        for record in records:
+            append(record)
 
     def cancel(self, task_id: TaskId | str) -> bool:
         """Remove the task's schedule and task file, and interrupt a run in progress in

@@ -235,7 +235,15 @@ class Backend(abc.ABC):
         The core has already written each task's file; the first periodic run comes one
         interval after this call (plus one at once with ``run_immediately``). Returns only
         once the scheduler confirmed every schedule will fire; raises
-        :class:`SchedulingError` otherwise.
+        :class:`SchedulingError` otherwise. The application publishes the requests' events
+        (``Scheduled`` …) once it returns.
+
+        A backend whose runs happen in this process may offer, beside it, an
+        ``install_announced(requests, announce)`` method (the application looks for it by
+        name): ``install``, calling ``announce()`` (the publication of the requests'
+        events) once nothing can fail any more and before any of the new schedules can
+        fire, so that no run of theirs is heard of before them; if it raises, it has not
+        called ``announce`` and none of the new schedules fires.
         """
 
     @abc.abstractmethod

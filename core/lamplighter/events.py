@@ -27,11 +27,11 @@ import inspect
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import attrs
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._event_base import (
     _INT,
     _TIMEDELTA,

@@ -15,10 +15,8 @@ import heavy modules inside the ``load`` callables, not at the top of the plugin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-import pluggy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     # The records and protocols are created on first use (each class costs its creation,
@@ -46,9 +44,89 @@ __all__ = [
 
 PROJECT_NAME = "lamplighter"
 
-_hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+class _HookimplMarker:
+    """pluggy's ``HookimplMarker`` for this project, written out: it marks a function with
+    the same options, in the same attribute, so pluggy and the plugin manager read them as
+    pluggy's own marker's. Marking a plugin's functions this way imports no pluggy, which a
+    process the OS starts for one run does not need (see :mod:`lamplighter.plugins`)."""
+
+    __slots__ = ("project_name",)
+
+    def __init__(self, project_name: str) -> None:
+        self.project_name = project_name
+
+    @overload
+    def __call__(
+        self,
+        function: _F,
+        hookwrapper: bool = ...,
+        optionalhook: bool = ...,
+        tryfirst: bool = ...,
+        trylast: bool = ...,
+        specname: str | None = ...,
+        wrapper: bool = ...,
+    ) -> _F: ...
+
+    @overload
+    def __call__(
+        self,
+        function: None = ...,
+        hookwrapper: bool = ...,
+        optionalhook: bool = ...,
+        tryfirst: bool = ...,
+        trylast: bool = ...,
+        specname: str | None = ...,
+        wrapper: bool = ...,
+    ) -> Callable[[_F], _F]: ...
+
+    def __call__(
+        self,
+        function: _F | None = None,
+        hookwrapper: bool = False,
+        optionalhook: bool = False,
+        tryfirst: bool = False,
+        trylast: bool = False,
+        specname: str | None = None,
+        wrapper: bool = False,
+    ) -> _F | Callable[[_F], _F]:
+        """Mark ``function`` (or, without one, return a decorator that marks it) as a hook
+        implementation, with pluggy's options: ``tryfirst``, ``trylast``, ``wrapper``,
+        ``hookwrapper``, ``optionalhook``, ``specname``."""
+
+        def mark(func: _F) -> _F:
+            setattr(
+                func,
+                self.project_name + "_impl",
+                {
+                    "wrapper": wrapper,
+                    "hookwrapper": hookwrapper,
+                    "optionalhook": optionalhook,
+                    "tryfirst": tryfirst,
+                    "trylast": trylast,
+                    "specname": specname,
+                },
+            )
+            return func
+
+        return mark if function is None else mark(function)
+
+
+def _hookspec(func: _F) -> _F:
+    """Mark ``func`` as a hook specification, as ``pluggy.HookspecMarker`` does with its
+    default options (no hook of this project is historic or first-result)."""
+    setattr(
+        func,
+        PROJECT_NAME + "_spec",
+        {"firstresult": False, "historic": False, "warn_on_impl": None, "warn_on_impl_args": None},
+    )
+    return func
+
+
 #: Marks a plugin function as the implementation of a ``lamplighter_*`` hook.
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+hookimpl = _HookimplMarker(PROJECT_NAME)
 
 
 # --------------------------------------------------------------------------------------------

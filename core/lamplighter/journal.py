@@ -16,7 +16,6 @@ separate process shows up in ``app.events()`` and in monitors within a second.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -24,12 +23,13 @@ import threading
 import time
 import weakref
 from collections import deque
-from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._files import open_regular
+from lamplighter._jsonlite import loads as _json_loads
+from lamplighter._jsonlite import string as _json_string
 from lamplighter._log import lazy_logger
 from lamplighter.events import (
     EventBus,
@@ -400,6 +400,8 @@ def _json_value(value: Any) -> str:
         )
     if kind is list or kind is tuple:
         return "[" + ",".join(_json_value(v) for v in value) + "]"
+    import json
+
     return json.dumps(_encode_value(value), separators=(",", ":"))
 
 
@@ -1028,7 +1030,7 @@ class JournalReader:
                 continue
             event: MonitorEvent | None
             try:
-                event = event_from_dict(json.loads(raw))
+                event = event_from_dict(_json_loads(raw))
             except Exception as exc:  # bad JSON, bad UTF-8, or not an event
                 event = _after_torn_line(raw)
                 if event is None:
@@ -1042,6 +1044,8 @@ class JournalReader:
 def _after_torn_line(raw: bytes) -> MonitorEvent | None:
     """The event a line ends with when a writer killed mid-line left a torn start in front
     of it (the next writer's line then follows on the same line); None if there is none."""
+    import json
+
     text = raw.decode("utf-8", errors="replace")
     decoder = json.JSONDecoder()
     start = text.find('{"', 1)

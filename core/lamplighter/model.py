@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Mapping
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from lamplighter._dates import datetime, timedelta
 from lamplighter._input_rule import MAX_INPUT_DEPTH, check_plain_input, is_typed_input
 from lamplighter._model_base import RetryPolicy, TaskResult, Trigger
 

@@ -21,15 +21,16 @@ kind is a :class:`PluginConflictError` naming both distributions, because pickin
 silently would schedule work through a backend nobody chose.
 
 Loading happens once, lazily, on first use, in steps: the plugins are imported and
-registered with pluggy when anything is first asked of the manager (the monitors, say), and
-each registration hook is called, its records validated and collected, when its records are
-first asked for: ``lamplighter_backends`` for a backend, ``lamplighter_constraint_checkers``
-for a checker, ``lamplighter_trigger_types`` for a trigger type or the converter, all three
-for the plugins, the failures, the report or :meth:`PluginManager.load`. Each hook's records
-claim names of their own kind, so each is checked for conflicts on its own. A process the
-OS starts for one run asks for the monitors alone unless the run needs more (the backend to
-renew a schedule, a checker for a constraint), so it calls no registration hook it does not
-need. ``import lamplighter.plugins`` reads no entry points.
+registered (by pluggy's rules; see ``_Hooks``) when anything is first asked of the manager
+(the monitors, say), and each registration hook is called, its records validated and
+collected, when its records are first asked for: ``lamplighter_backends`` for a backend,
+``lamplighter_constraint_checkers`` for a checker, ``lamplighter_trigger_types`` for a
+trigger type or the converter, all three for the plugins, the failures, the report or
+:meth:`PluginManager.load`. Each hook's records claim names of their own kind, so each is
+checked for conflicts on its own. A process the OS starts for one run asks for the monitors
+alone unless the run needs more (the backend to renew a schedule, a checker for a
+constraint), so it calls no registration hook it does not need. ``import
+lamplighter.plugins`` reads no entry points.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
-import pluggy
 
 from lamplighter import hookspecs
 from lamplighter._log import lazy_logger
@@ -69,8 +69,9 @@ logger = lazy_logger(__name__)
 
 ENTRY_POINT_GROUP = "lamplighter"
 DISABLE_ENV = "LAMPLIGHTER_DISABLE_PLUGINS"
-_NAME = re.compile(r"[a-z][a-z0-9_\-]*")
-_KIND = re.compile(r"[a-z][a-z0-9_]*")
+# Patterns (compiled by re when first used: a run that calls no registration hook uses none).
+_NAME = r"[a-z][a-z0-9_\-]*"
+_KIND = r"[a-z][a-z0-9_]*"
 
 
 class PluginConflictError(ValueError):
@@ -99,27 +100,145 @@ class _Claim:
         return f"{self.distribution or 'no distribution'} (plugin {self.plugin!r})"
 
 
-class _Registry(pluggy.PluginManager):
-    """pluggy's plugin manager, looking at a plugin module's names faster.
-
-    pluggy looks at every name of a plugin with ``inspect.getattr_static``, which for a
-    module is a dictionary lookup behind several checks of the module's type; a plugin
-    module holds a score of names (its imports, its helpers) and is registered in every
-    process the OS starts. A name of a module whose value is no function or method cannot
-    be a hook for pluggy either: that is decided here from the module's ``__dict__``, and
-    everything else is left to pluggy.
-    """
-
-    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
-        if isinstance(plugin, types.ModuleType) and not isinstance(
-            plugin.__dict__.get(name), _HOOKABLE
-        ):
-            return None
-        return super().parse_hookimpl_opts(plugin, name)
-
-
 # What pluggy accepts as a hook implementation found on a module.
 _HOOKABLE = (types.FunctionType, types.MethodType, staticmethod, classmethod)
+
+
+class _Impl:
+    """A hook implementation registered without pluggy: what the manager reads of pluggy's
+    ``HookImpl`` (the plugin's name and the function), and what orders it."""
+
+    __slots__ = ("function", "plugin", "plugin_name", "tryfirst", "trylast")
+
+    def __init__(self, plugin: object, plugin_name: str, function: Any, opts: dict[str, Any]):
+        self.plugin = plugin
+        self.plugin_name = plugin_name
+        self.function = function
+        self.tryfirst = opts["tryfirst"]
+        self.trylast = opts["trylast"]
+
+
+class _Hooks:
+    """The plugins registered with one manager and their hook implementations, by hook.
+
+    pluggy's rules decide what a plugin's hooks are, whether it is valid and in which order
+    its hooks come; for the plugins that make up nearly every installation (modules whose
+    hooks are plain functions, each implementing a hook of this project with arguments the
+    specification has, no wrappers) they are applied here, without importing pluggy, which
+    a process the OS starts for one run would otherwise import for this alone. The first
+    plugin that is anything else (an object, a wrapper, a ``staticmethod``, a hook pluggy
+    would reject, a name already registered …) hands everything to pluggy: the plugins
+    registered so far are registered with pluggy again, in their order, which gives them
+    the same hooks in the same order, and pluggy registers that plugin and every later one.
+    Nothing here calls a hook through pluggy: the manager calls each implementation itself.
+    """
+
+    __slots__ = ("_impls", "_plugins", "_pm")
+
+    def __init__(self) -> None:
+        self._plugins: list[tuple[object, str]] = []
+        self._impls: dict[str, list[_Impl]] = {name: [] for name in _SPEC_ARGS}
+        self._pm: Any = None  # pluggy's manager, once a plugin needed it
+
+    def register(self, plugin: object, name: str) -> list[str]:
+        """Register ``plugin`` as ``name``; the hooks it implements that no specification
+        has (misspelled?), after which it is not registered. Raises what pluggy raises
+        for a plugin it rejects."""
+        if self._pm is None:
+            found = _plain_hooks(plugin, name)
+            if found is not None and all(p is not plugin and n != name for p, n in self._plugins):
+                for hook_name, impl in found:
+                    _add(self._impls[hook_name], impl)
+                self._plugins.append((plugin, name))
+                return []
+            self._pm = _pluggy_manager(self._plugins)
+        pm = self._pm
+        pm.register(plugin, name=name)
+        unknown = [impl.name for impl in (pm.get_hookcallers(plugin) or []) if impl.spec is None]
+        if unknown:
+            pm.unregister(plugin)
+        return unknown
+
+    def check_pending(self) -> None:
+        """pluggy's check that every hook without a specification is optional."""
+        if self._pm is not None:
+            self._pm.check_pending()
+
+    def impls(self, hook_name: str) -> list[Any]:
+        """The implementations of ``hook_name``, in pluggy's order (``get_hookimpls``)."""
+        if self._pm is not None:
+            return list(getattr(self._pm.hook, hook_name).get_hookimpls())
+        return list(self._impls[hook_name])
+
+
+def _add(impls: list[_Impl], impl: _Impl) -> None:
+    """Insert ``impl`` where pluggy's ``HookCaller._add_hookimpl`` puts an implementation
+    that is no wrapper (and there are none here): ``trylast`` first, ``tryfirst`` last, the
+    others after the last that is not ``tryfirst``."""
+    if impl.trylast:
+        impls.insert(0, impl)
+    elif impl.tryfirst:
+        impls.append(impl)
+    else:
+        i = len(impls) - 1
+        while i >= 0 and impls[i].tryfirst:
+            i -= 1
+        impls.insert(i + 1, impl)
+
+
+def _plain_hooks(plugin: object, plugin_name: str) -> list[tuple[str, _Impl]] | None:
+    """The hooks of ``plugin`` as pluggy's registration finds them (the hook's name and the
+    implementation, in pluggy's order), if ``plugin`` is a module whose hooks pluggy would
+    accept as plain functions; else None (pluggy must look). Marks' options are completed
+    in place, as pluggy does."""
+    if type(plugin) is not types.ModuleType:
+        return None
+    namespace = plugin.__dict__
+    found: list[tuple[str, _Impl]] = []
+    for attr_name in dir(plugin):
+        value = namespace.get(attr_name)
+        if not isinstance(value, _HOOKABLE):
+            continue  # no hook for pluggy either (see lamplighter._pluggy)
+        if type(value) is not types.FunctionType or attr_name in _MODULE_DESCRIPTORS:
+            return None
+        opts = getattr(value, _IMPL_MARK, None)
+        if opts is None:
+            if hasattr(value, "__func__"):
+                return None  # pluggy would look for the mark there as well
+            continue
+        if not isinstance(opts, dict):
+            continue
+        for option in ("tryfirst", "trylast", "wrapper", "hookwrapper", "optionalhook"):
+            opts.setdefault(option, False)
+        opts.setdefault("specname", None)
+        hook_name = opts["specname"] or attr_name
+        spec_args = _SPEC_ARGS.get(hook_name)
+        if spec_args is None or opts["wrapper"] or opts["hookwrapper"]:
+            return None
+        # pluggy's varnames(): positional parameters without defaults; a method's first
+        # is left out. Only a function that is plainly none is taken here.
+        qualname = value.__qualname__
+        if hasattr(value, "__wrapped__") or "." in qualname.rsplit("<locals>.", 1)[-1]:
+            return None
+        code = value.__code__
+        args = code.co_varnames[: code.co_argcount]
+        if value.__defaults__:
+            args = args[: -len(value.__defaults__)]
+        if not set(args) <= spec_args:
+            return None  # pluggy rejects it, with its message
+        found.append((hook_name, _Impl(plugin, plugin_name, value, opts)))
+    return found
+
+
+def _pluggy_manager(registered: list[tuple[object, str]]) -> Any:
+    """pluggy's manager with the hook specifications and ``registered`` registered again."""
+    from lamplighter._pluggy import Registry
+
+    pm = Registry(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(_Specs)
+    for plugin, name in registered:
+        pm.register(plugin, name=name)
+    return pm
 
 
 def _disabled_from_env() -> set[str]:
@@ -155,8 +274,7 @@ class PluginManager:
         self._registered = False  # every plugin imported and registered
         self._collected: set[str] = set()  # the registration hooks whose records are in
         self._errors: dict[str, PluginConflictError] = {}  # by registration hook
-        self._pm = _Registry(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(_Specs)
+        self._hooks = _Hooks()
         # name -> (distribution, module): LoadedPlugin records are made when asked for.
         self._plugins: dict[str, tuple[str | None, str]] = {}
         self._failures: list[PluginFailure] = []
@@ -223,7 +341,7 @@ class PluginManager:
                 self._register(plugin, _plugin_name(plugin), None)
         else:
             self._load_entry_points()
-        self._pm.check_pending()
+        self._hooks.check_pending()
         self._registered = True
 
     def _load_entry_points(self) -> None:
@@ -251,15 +369,11 @@ class PluginManager:
             logger.debug("plugin %r disabled", name)
             return
         try:
-            self._pm.register(plugin, name=name)
+            unknown = self._hooks.register(plugin, name)
         except Exception as exc:  # PluginValidationError, or a name registered twice
             self._fail(name, distribution, _describe(exc))
             return
-        unknown = [
-            impl.name for impl in (self._pm.get_hookcallers(plugin) or []) if impl.spec is None
-        ]
         if unknown:
-            self._pm.unregister(plugin)
             self._fail(
                 name,
                 distribution,
@@ -286,9 +400,8 @@ class PluginManager:
     def _results(self, hook_name: str, record_type: type) -> list[tuple[_Claim, Any]]:
         """Call ``hook_name`` plugin by plugin, so each record is attributed to its plugin
         and one plugin's error leaves the others' records intact."""
-        caller = getattr(self._pm.hook, hook_name)
         out: list[tuple[_Claim, Any]] = []
-        for impl in caller.get_hookimpls():
+        for impl in self._hooks.impls(hook_name):
             claim = _Claim(impl.plugin_name, self._distribution(impl.plugin_name))
             try:
                 records = impl.function()
@@ -326,11 +439,11 @@ class PluginManager:
     # The record classes are made on first use: a hook nobody implements needs none.
 
     def _collect_backends(self) -> None:
-        if not self._pm.hook.lamplighter_backends.get_hookimpls():
+        if not self._hooks.impls("lamplighter_backends"):
             return
         claim = self._claims()
         for owner, backend in self._results("lamplighter_backends", hookspecs.BackendInfo):
-            if not _NAME.fullmatch(backend.name):
+            if not re.fullmatch(_NAME, backend.name):
                 self._fail(
                     owner.plugin, owner.distribution, f"invalid backend name {backend.name!r}"
                 )
@@ -339,13 +452,13 @@ class PluginManager:
             self._backends[backend.name] = backend
 
     def _collect_checkers(self) -> None:
-        if not self._pm.hook.lamplighter_constraint_checkers.get_hookimpls():
+        if not self._hooks.impls("lamplighter_constraint_checkers"):
             return
         claim = self._claims()
         checkers = self._results("lamplighter_constraint_checkers", hookspecs.CheckerInfo)
         for owner, checker in checkers:
             unknown = sorted(checker.constraints - set(CONSTRAINT_NAMES))
-            if unknown or not _NAME.fullmatch(checker.name):
+            if unknown or not re.fullmatch(_NAME, checker.name):
                 self._fail(
                     owner.plugin,
                     owner.distribution,
@@ -360,7 +473,7 @@ class PluginManager:
             self._checkers[checker.name] = checker
 
     def _collect_trigger_types(self) -> None:
-        if not self._pm.hook.lamplighter_trigger_types.get_hookimpls():
+        if not self._hooks.impls("lamplighter_trigger_types"):
             return
         claim = self._claims()
         types = self._results("lamplighter_trigger_types", hookspecs.TriggerTypeInfo)
@@ -372,7 +485,7 @@ class PluginManager:
                 and issubclass(cls, Trigger)
                 and attrs.has(cls)
                 and isinstance(trigger_kind, str)
-                and _KIND.fullmatch(trigger_kind)
+                and re.fullmatch(_KIND, trigger_kind)
             ):
                 self._fail(
                     owner.plugin,
@@ -469,7 +582,7 @@ class PluginManager:
         :meth:`register`); calls no registration hook."""
         self.register()
         monitors: list[Any] = []
-        for impl in self._pm.hook.lamplighter_monitors.get_hookimpls():
+        for impl in self._hooks.impls("lamplighter_monitors"):
             try:
                 contributed: Iterable[Any] = cast("Iterable[Any]", impl.function(app=app) or ())
                 monitors.extend(contributed)
@@ -539,6 +652,22 @@ def _hook_names() -> list[str]:
 # The hook specifications alone, for pluggy, which looks at every name of what it is given
 # (the module's records would be created by that look).
 _Specs = type("_Specs", (), {name: getattr(hookspecs, name) for name in _hook_names()})
+# Each hook's positional parameters (none has defaults), as pluggy reads a specification.
+_SPEC_ARGS = {
+    name: frozenset(spec.__code__.co_varnames[: spec.__code__.co_argcount])
+    for name, spec in vars(_Specs).items()
+    if name.startswith("lamplighter_")
+}
+_IMPL_MARK = hookspecs.PROJECT_NAME + "_impl"
+# Names a module's type holds as data descriptors: pluggy's static look-up finds those, not
+# the module's own value of the name.
+_MODULE_DESCRIPTORS = frozenset(
+    name
+    for cls in types.ModuleType.__mro__
+    for name, value in vars(cls).items()
+    if hasattr(type(value), "__get__")
+    and (hasattr(type(value), "__set__") or hasattr(type(value), "__delete__"))
+)
 
 
 _RECORDS = frozenset({"LoadedPlugin", "PluginFailure"})

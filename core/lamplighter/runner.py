@@ -17,13 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from types import CoroutineType  # loaded with the interpreter (enum imports it)
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
 from lamplighter import events  # its rarer kinds (events.AttemptFailed …) load on first use
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._log import lazy_logger
 from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted, from_plain, made_here
 from lamplighter.ids import TaskId
@@ -302,7 +302,7 @@ class Runner:
         store: the application's task store.
         decode_request: turns a stored request mapping into a :class:`TaskRequest`.
         factories: the registered task factories.
-        evaluator: evaluates constraints now.
+        evaluator: evaluates constraints now (or makes, when first called, what does).
         emit: publishes a monitor event.
         arrange_retry: asks the backend to fire ``task_id`` again at the given time.
         install_next: asks the backend to schedule a request that was queued with
@@ -332,7 +332,7 @@ class Runner:
         store: TaskStore,
         decode_request: Callable[[Mapping[str, Any]], TaskRequest],
         factories: Mapping[TaskId, Callable[[], Task]],
-        evaluator: ConstraintEvaluator,
+        evaluator: ConstraintEvaluator | Callable[[], ConstraintEvaluator],
         emit: Callable[[MonitorEvent], None],
         arrange_retry: Callable[[TaskId, datetime], None],
         install_next: Callable[[TaskId, TaskRequest], None],
@@ -370,6 +370,8 @@ class Runner:
         # in-memory store hands out the same mapping until the request changes.
         self._decode_cache: dict[TaskId, tuple[object, TaskRequest]] = {}
         self._factories = factories
+        # The evaluator, or what makes it when a run first has a constraint to check: a
+        # process the OS starts for a run without constraints imports none of it.
         self._evaluator = evaluator
         self._emit = emit
         self._arrange_retry = arrange_retry
@@ -1040,7 +1042,10 @@ class Runner:
     def _unmet_constraints(self, request: TaskRequest) -> list[str]:
         if not request.constraints.required():
             return []
-        verdicts = self._evaluator.evaluate(request.constraints)
+        evaluator = self._evaluator
+        if callable(evaluator):
+            evaluator = self._evaluator = evaluator()
+        verdicts = evaluator.evaluate(request.constraints)
         return [f"{v.constraint}: {v.reason}" for v in verdicts if not v.satisfied]
 
     def _defer(

@@ -76,6 +76,10 @@ NOT_ON_THE_RUN_PATH = (
     "queue",  # the monitors' workers take queue.SimpleQueue from _queue
     "cattrs",  # built-in triggers decode without a converter
     "importlib.metadata",  # entry points are read from the dist-info directories
+    "json",  # the task file, the lock's marker and the lines: lamplighter._jsonlite
+    "datetime",  # its classes come from the _datetime accelerator: lamplighter._dates
+    "pluggy",  # the plugin modules' hooks are plain functions, registered without it
+    "lamplighter._pluggy",
     "email",
     "zipfile",
     "psutil",  # only when a device constraint is checked
@@ -102,6 +106,7 @@ NOT_ON_THE_RUN_PATH = (
     "lamplighter.model:LinearBackoff",
     "lamplighter.model:FixedDelay",
     "lamplighter.conditions",  # the device checker is built only to check a constraint
+    "lamplighter.constraints",  # the evaluator is made when a run has a constraint
     # The registration hooks' records: a run that needs no backend or checker calls no
     # registration hook, so it makes none of them (nor the plugin manager's records).
     "lamplighter._hook_records",
@@ -134,7 +139,7 @@ NOT_ON_THE_RUN_PATH = (
 # plugins and store hold (as "lamplighter.model:Name"), so a record made at import instead of
 # on first use shows.
 _RUN_APP = """
-import json, sys
+import sys
 from lamplighter import Lamplighter, Success, is_scheduler_invocation
 
 def loaded():
@@ -145,7 +150,10 @@ def loaded():
         )
         for name in vars(sys.modules[module])
     ]
-    return json.dumps(sorted(sys.modules) + names)
+    modules = sorted(sys.modules)
+    import json
+
+    return json.dumps(modules + names)
 
 class SyncTask:
     def run(self, ctx):

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -426,7 +427,8 @@ def test_plugin_modules_register_as_pluggy_itself_would_register_them() -> None:
     import pluggy
 
     from lamplighter import _device_plugin
-    from lamplighter.plugins import _Registry, _Specs
+    from lamplighter._pluggy import Registry as _Registry
+    from lamplighter.plugins import _Specs
 
     odd = types.ModuleType("odd_plugin")
     exec(  # a plugin module written out here
@@ -478,3 +480,259 @@ def test_plugin_modules_register_as_pluggy_itself_would_register_them() -> None:
         ("lamplighter_monitors", "lamplighter_monitors"),
         ("lamplighter_trigger_types", "lamplighter_trigger_types"),
     ]
+
+
+# Plugin modules of every shape pluggy's registration tells apart, for the registry that
+# registers plain ones without pluggy (lamplighter.plugins._Hooks).
+_SHAPES = {
+    "plain": """
+        @hookimpl
+        def lamplighter_monitors(app):
+            return ["plain"]
+
+        @hookimpl
+        def lamplighter_backends():
+            return []
+        """,
+    "first": """
+        @hookimpl(tryfirst=True)
+        def lamplighter_monitors(app):
+            return ["first"]
+        """,
+    "last": """
+        @hookimpl(trylast=True)
+        def lamplighter_monitors():
+            return ["last"]
+        """,
+    "renamed": """
+        @hookimpl(specname="lamplighter_monitors")
+        def monitors(app):
+            return []
+
+        @hookimpl(specname="lamplighter_monitors", tryfirst=True)
+        def more_monitors(app):
+            return []
+        """,
+    "defaults": """
+        @hookimpl
+        def lamplighter_monitors(app, extra=1):
+            return []
+        """,
+    "extra_argument": """
+        @hookimpl
+        def lamplighter_monitors(app, other):
+            return []
+        """,
+    "unknown": """
+        @hookimpl
+        def lamplighter_nothing():
+            return []
+        """,
+    "optional": """
+        @hookimpl(optionalhook=True)
+        def lamplighter_nothing():
+            return []
+        """,
+    "wrapper": """
+        @hookimpl(wrapper=True)
+        def lamplighter_monitors(app):
+            return (yield)
+        """,
+    "hookwrapper": """
+        @hookimpl(hookwrapper=True)
+        def lamplighter_monitors(app):
+            yield
+        """,
+    "not_a_generator": """
+        @hookimpl(wrapper=True)
+        def lamplighter_monitors(app):
+            return []
+        """,
+    "static": """
+        class Holder:
+            @staticmethod
+            @hookimpl
+            def lamplighter_monitors(app):
+                return []
+
+        lamplighter_monitors = Holder.__dict__["lamplighter_monitors"]
+        """,
+    "wrapped": """
+        import functools
+
+        def inner(app):
+            return []
+
+        @hookimpl
+        @functools.wraps(inner)
+        def lamplighter_monitors(*args):
+            return []
+        """,
+    "odd_mark": """
+        def lamplighter_monitors(app):
+            return []
+
+        lamplighter_monitors.lamplighter_impl = "not options"
+        """,
+    "bare_mark": """
+        def lamplighter_monitors(app):
+            return []
+
+        lamplighter_monitors.lamplighter_impl = {}
+        """,
+    "method_like": """
+        class Holder:
+            @hookimpl
+            def lamplighter_monitors(self, app):
+                return []
+
+        lamplighter_monitors = Holder.lamplighter_monitors
+        """,
+    "lazy": """
+        def __getattr__(name):
+            raise AttributeError(name)
+
+        def __dir__():
+            return ["lamplighter_monitors", "lamplighter_backends"]
+
+        @hookimpl
+        def lamplighter_monitors(app):
+            return []
+        """,
+}
+
+
+def _shape(name: str) -> object:
+    import types
+
+    module = types.ModuleType(f"shape_{name}")
+    exec("from lamplighter import hookimpl\n" + textwrap.dedent(_SHAPES[name]), module.__dict__)
+    return module
+
+
+class _InstancePlugin:
+    @staticmethod
+    def helper() -> None:
+        pass
+
+    def lamplighter_monitors(self, app: object) -> list[object]:
+        return []
+
+
+hookimpl(_InstancePlugin.lamplighter_monitors)
+
+
+def _registered(registry: Any, plugins: list[tuple[object, str]], pluggy_alone: bool) -> Any:
+    """What registering ``plugins`` in order leaves: each hook's implementations (plugin name,
+    function) in order, and each plugin's outcome."""
+    from lamplighter.plugins import _SPEC_ARGS
+
+    outcomes = []
+    for plugin, name in plugins:
+        try:
+            if pluggy_alone:
+                registry.register(plugin, name=name)
+                callers = registry.get_hookcallers(plugin) or []
+                unknown = [caller.name for caller in callers if caller.spec is None]
+                if unknown:
+                    registry.unregister(plugin)
+            else:
+                unknown = registry.register(plugin, name)
+        except Exception as exc:
+            outcomes.append((name, f"{type(exc).__name__}: {exc}"))
+            continue
+        outcomes.append((name, sorted(unknown)))
+    if pluggy_alone:
+        impls = {h: getattr(registry.hook, h).get_hookimpls() for h in _SPEC_ARGS}
+    else:
+        impls = {h: registry.impls(h) for h in _SPEC_ARGS}
+    return outcomes, {h: [(i.plugin_name, i.function) for i in found] for h, found in impls.items()}
+
+
+def test_plugins_register_as_with_pluggy_alone_in_every_order() -> None:
+    import itertools
+
+    import pluggy
+
+    from lamplighter import _device_plugin
+    from lamplighter.plugins import _Hooks, _Specs
+
+    plain = ["plain", "first", "last", "renamed", "defaults", "lazy", "bare_mark", "odd_mark"]
+    odd = [name for name in _SHAPES if name not in plain]
+    shapes = {name: _shape(name) for name in _SHAPES}
+    real = [(_device_plugin, "device")]
+    for name in ("inprocess", "launchd", "logging", "reachability", "systemd", "windows"):
+        real.append((pytest.importorskip(f"lamplighter_{name}.plugin"), name))
+    instance = _InstancePlugin()
+    sequences = [real + [(shapes[n], n) for n in plain]]
+    sequences += [[(shapes[n], n) for n in order] for order in itertools.permutations(plain[:4])]
+    for name in odd:  # each odd one first, in the middle and last: pluggy takes over there
+        for at in (0, 3, len(plain)):
+            sequence = [(shapes[n], n) for n in plain]
+            sequence.insert(at, (shapes[name], name))
+            sequences.append(real + sequence)
+    sequences.append([(shapes["plain"], "plain"), (instance, "instance"), *real])
+    sequences.append([(shapes["plain"], "plain"), (shapes["plain"], "again"), *real])
+    sequences.append([(shapes["plain"], "plain"), (shapes["first"], "plain"), *real])
+    for sequence in sequences:
+        ours = _Hooks()
+        mine = _registered(ours, sequence, pluggy_alone=False)
+        reference = pluggy.PluginManager("lamplighter")
+        reference.add_hookspecs(_Specs)
+        assert mine == _registered(reference, sequence, pluggy_alone=True), sequence
+        # pluggy was needed exactly when a plugin was not a plain one, or came again
+        plain_only = all(
+            name in plain or module in [m for m, _ in real] for module, name in sequence
+        )
+        again = len({id(m) for m, _ in sequence} | {n for _, n in sequence}) < 2 * len(sequence)
+        assert (ours._pm is None) == (plain_only and not again), sequence
+
+
+def test_only_plain_plugin_modules_register_without_pluggy() -> None:
+    from lamplighter.plugins import _Hooks
+
+    hooks = _Hooks()
+    assert hooks.register(_shape("plain"), "plain") == []
+    assert hooks._pm is None
+    [impl] = hooks.impls("lamplighter_monitors")
+    assert impl.plugin_name == "plain" and impl.function(app=None) == ["plain"]
+    assert hooks.register(_shape("unknown"), "unknown") == ["lamplighter_nothing"]
+    assert hooks._pm is not None
+    assert [i.plugin_name for i in hooks.impls("lamplighter_monitors")] == ["plain"]
+    assert [i.plugin_name for i in hooks.impls("lamplighter_backends")] == ["plain"]
+
+
+def test_the_hook_marks_are_pluggys() -> None:
+    import pluggy
+
+    from lamplighter import hookspecs
+
+    theirs = pluggy.HookimplMarker("lamplighter")
+    for options in (
+        {},
+        {"tryfirst": True},
+        {"trylast": True, "optionalhook": True},
+        {"wrapper": True},
+        {"hookwrapper": True, "specname": "lamplighter_monitors"},
+    ):
+
+        def ours() -> None:
+            pass
+
+        def reference() -> None:
+            pass
+
+        if options:
+            hookspecs.hookimpl(**options)(ours)
+            theirs(**options)(reference)
+        else:
+            assert hookspecs.hookimpl(ours) is ours
+            theirs(reference)
+        assert ours.lamplighter_impl == reference.lamplighter_impl  # type: ignore[attr-defined]
+
+    def spec() -> None:
+        pass
+
+    pluggy.HookspecMarker("lamplighter")(spec)
+    for name in ("lamplighter_backends", "lamplighter_monitors"):
+        assert getattr(hookspecs, name).lamplighter_spec == spec.lamplighter_spec  # type: ignore[attr-defined]

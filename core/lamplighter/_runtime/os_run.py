@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lamplighter import _startup
 from lamplighter import events as _events  # rarer kinds (LibraryError …) load on first use
+from lamplighter._dates import datetime
 from lamplighter._log import lazy_logger
 from lamplighter.invocation import InvocationError, parse_invocation
 from lamplighter.model import TaskRequest, Trigger
@@ -52,7 +52,7 @@ def handle_invocation(app: Host, argv: Sequence[str] | None) -> int:
     with app._lock:
         app._started = True  # seal the registry for this process as well
     app._journal_open()
-    # The plugins' step imports pluggy, the plugin modules and the monitors' (what lives as
+    # The plugins' step imports the plugin modules and the monitors' (what lives as
     # long as the process): collections held, as for Lamplighter's own import.
     held = _startup.hold_collections()
     try:

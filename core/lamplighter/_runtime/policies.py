@@ -36,11 +36,15 @@ def apply_requests(
     remember: Callable[[TaskId, Mapping[str, Any], TaskRequest], None],
     scheduled_ids: set[TaskId],
     emit: Callable[[MonitorEvent], None],
+    install: Callable[[list[TaskRequest], Callable[[], None]], None] | None = None,
 ) -> list[bool]:
     """Apply checked ``requests`` through ``backend``; one bool per request: False when
     ``KEEP`` left an active task untouched. ``remember`` gives the runner each request it
     will fire (a store that keeps objects needs none); ``scheduled_ids`` gains the ids
-    scheduled; each event goes to ``emit`` once the backend has succeeded."""
+    scheduled; each event goes to ``emit`` once the backend has succeeded. ``install``,
+    given, installs the requests and then calls the function it is given, which emits
+    the events (see ``Lamplighter._install_then``: a backend may call it before any of
+    the new schedules can fire); none are emitted if it raises."""
     keeps_objects = store.keeps_objects
     stored_form: Callable[[TaskRequest], Mapping[str, Any]]
     if keeps_objects:
@@ -109,13 +113,18 @@ def apply_requests(
             results.append(True)
         # One flush to disk for the whole batch (each file is still replaced atomically).
         store.save_many(writes)
+    emitted = False
     try:
         if to_remove:
             for tid in to_remove:
                 backend.cancel_running(tid)
                 events.insert(0, Cancelled(task_id=tid, source="replace"))
         if to_install:
-            backend.install(to_install)
+            if install is None:
+                backend.install(to_install)
+            else:
+                install(to_install, lambda: _emit_all(events, emit))
+                emitted = True
     except BaseException:
         for tid, raw in previous.items():
             if raw is None:
@@ -125,6 +134,11 @@ def apply_requests(
         raise
     if not keeps_objects:  # an in-memory store answers that itself, at no cost
         scheduled_ids.update(r.task_id for r in requests)
+    if not emitted:
+        _emit_all(events, emit)
+    return results
+
+
+def _emit_all(events: list[MonitorEvent], emit: Callable[[MonitorEvent], None]) -> None:
     for event in events:
         emit(event)
-    return results

@@ -25,7 +25,6 @@ What these files hold (:class:`TaskDocument`, :class:`ExecutionRecord`) is defin
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import sys
@@ -33,10 +32,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from lamplighter import _jsonlite
+from lamplighter._dates import UTC, datetime
 from lamplighter._files import open_regular, read_regular
 from lamplighter._log import lazy_logger
 from lamplighter._schema import SCHEMA_VERSION, StoredDataError, UnsupportedSchemaVersion
@@ -292,7 +292,7 @@ class RunLock:
                 return False
             started = _process_start_time(os.getpid())
             # Byte 0 is the lock region on Windows; the marker starts after it.
-            marker = json.dumps({"pid": os.getpid(), "started": started}).encode()
+            marker = _jsonlite.dumps_flat({"pid": os.getpid(), "started": started}).encode()
             os.ftruncate(fd, 1)
             os.lseek(fd, 1, os.SEEK_SET)
             os.write(fd, marker)
@@ -350,7 +350,7 @@ def _marker_fields(content: bytes) -> tuple[int | None, float | None]:
     if not content.startswith(b"{"):
         return None, None
     try:
-        marker = json.loads(content)
+        marker = _jsonlite.loads(content)
     except (ValueError, RecursionError):
         return None, None
     if not isinstance(marker, dict):
@@ -523,7 +523,7 @@ class TaskStore:
 
     def _parse(self, path: Path, data: bytes) -> dict[str, Any]:
         try:
-            document = json.loads(data)
+            document = _jsonlite.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._move_aside(path, f"not valid JSON ({exc})") from None
         except RecursionError:
@@ -591,6 +591,8 @@ class TaskStore:
         if not items:
             return
         self._ensure_dirs()
+        import json  # (not on the way to a run's run(): see lamplighter._jsonlite)
+
         with self._thread_lock, self._store_lock(exclusive=True):
             staged: list[tuple[Path, Path]] = []
             try:
@@ -611,6 +613,8 @@ class TaskStore:
     def _write(self, task_id: TaskId, document: dict[str, Any]) -> None:
         body = {"schema_version": SCHEMA_VERSION, **document}
         body["schema_version"] = SCHEMA_VERSION
+        import json  # (not on the way to a run's run(): see lamplighter._jsonlite)
+
         data = json.dumps(body, indent=1, sort_keys=True).encode()
         _write_atomic(self.task_path(task_id), data)
 
@@ -767,6 +771,8 @@ class TaskStore:
         task_id = TaskId.of(task_id)
         self._ensure_dirs()
         path = self.history_path(task_id)
+        import json  # (not on the way to a run's run(): see lamplighter._jsonlite)
+
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
         fd = open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
@@ -795,7 +801,7 @@ class TaskStore:
         records = []
         for line in self._history_lines(self.history_path(task_id))[-HISTORY_LIMIT:]:
             try:
-                record = json.loads(line)
+                record = _jsonlite.loads(line)
             except (ValueError, RecursionError):
                 continue  # a line cut short by a killed writer, or garbage
             if isinstance(record, dict):

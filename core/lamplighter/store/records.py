@@ -9,11 +9,11 @@ records and the application reads them; both import them from here, below both.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
+from lamplighter._dates import UTC, datetime, timedelta
 from lamplighter._scalars import require_aware, seconds_in
 from lamplighter.ids import TaskId
 from lamplighter.model import (

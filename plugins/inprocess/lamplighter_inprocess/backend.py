@@ -459,6 +459,7 @@ class InProcessBackend(Backend):
         self._requests: dict[str, Any] = {}
         self._fired: set[str] = set()
         self._shared = False
+        self._store: MemoryTaskStore | None = None  # the store shared since start()
         # Held to replace a shared record (the store's lock); taken before self._lock,
         # never inside it. The loop timer only reads records, so it never waits for a run
         # being recorded. The backend's own records need only self._lock.
@@ -511,6 +512,7 @@ class InProcessBackend(Backend):
             # changed under one lock, and its schedule numbers are the store's.
             self._records = store.records
             self._requests = store.moved_requests
+            self._store = store
             self._shared = True
             self._record_lock = store.lock
             self._generation = store.sequence
@@ -617,8 +619,53 @@ class InProcessBackend(Backend):
             raise UnsupportedRequest(f"path {trigger.path!r} must be absolute")
 
     def install(self, requests: Sequence[TaskRequest]) -> None:
+        self._install(requests, None, None)
+
+    def install_announced(
+        self, requests: Sequence[TaskRequest], announce: Callable[[], None]
+    ) -> None:
+        """:meth:`install`, calling ``announce()`` (the host's publication of the requests'
+        events) once each schedule is in place and before any of them can fire: under
+        the lock the loop timer and the timing thread take, so that nothing of a run of
+        theirs (its journal entries, its events) can come before what ``announce``
+        publishes. ``announce`` is called only once nothing can fail any more: an
+        install that raises has announced nothing, and has left none of its schedules
+        to fire. ``announce`` must not wait for anything a run does (it publishes)."""
+        self._install(requests, announce, None)
+
+    def install_new_many(
+        self,
+        requests: Sequence[TaskRequest],
+        now: float,
+        announce: Callable[[list[_Record]], None],
+    ) -> None:
+        """:meth:`install_announced` of requests whose tasks have no active record in the
+        in-memory store shared since :meth:`start`, making each task's new record there
+        (scheduled at ``now``, POSIX seconds, read by the caller), as :meth:`install_new`
+        does for a one-shot, and as the store's ``schedule_new`` does for any other.
+        ``announce`` gets the records made, in the order of ``requests`` (each is the
+        journal's entry of its task's ``Scheduled``, see
+        :meth:`~lamplighter.journal.EventJournal.append_record`). The caller holds the
+        store's lock, and puts the records back as they were if this raises."""
+        if not self._shared:
+            raise RuntimeError("install_new_many() needs the in-memory store shared at start()")
+        self._install(requests, announce, now)
+
+    def _install(
+        self,
+        requests: Sequence[TaskRequest],
+        announce: Callable[..., None] | None,
+        made_at: float | None,
+    ) -> None:
+        """:meth:`install`, :meth:`install_announced` (``announce``) and
+        :meth:`install_new_many` (``made_at``: the records are made here)."""
         now = time.time()  # the loop timer's clock
-        if len(requests) == 1:
+        if announce is not None and self.loop.is_closed():
+            # Nothing could wake the timers: refused before anything is announced.
+            raise RuntimeError(
+                f"cannot schedule {len(requests)} request(s): the event loop is closed"
+            )
+        if len(requests) == 1 and made_at is None:
             request = requests[0]
             trigger: Any = request.trigger
             kind = type(trigger)
@@ -636,6 +683,12 @@ class InProcessBackend(Backend):
                         arm = self._timed_push(entry)
                     else:
                         self._enqueue(entry)
+                    if announce is not None:
+                        try:
+                            announce()
+                        except BaseException:
+                            self._remove_locked((request.task_id,))
+                            raise
                 if timed:
                     if arm:
                         self._call(self._timed_arm)
@@ -647,40 +700,69 @@ class InProcessBackend(Backend):
         login: list[TaskId] = []
         earliest: float | None = None
         immediate = watched = timed_arm = False
+        made: list[_Record] = []
+        done: list[TaskId] = []
         with self._record_lock, self._lock:
-            for request in requests:
-                tid = request.task_id
-                trigger = request.trigger
-                kind = type(trigger)
-                if kind is OneTime or kind is Exact:
-                    first = self._first_due(request, now)
-                    assert first is not None
-                    entry = self._install_one(tid.value, request, first)
-                    if self._timed_ok(tid.value, request, entry):
-                        timed_arm = self._timed_push(entry) or timed_arm
-                        continue
-                    self._enqueue(entry)
-                    if earliest is None or first < earliest:
-                        earliest = first
-                    continue
-                job = _Job(tid.value, request, next(self._generation))
-                self._jobs[tid.value] = job
-                self._fired.discard(tid.value)
-                if not self._shared:
-                    self._records.pop(tid.value, None)
-                if isinstance(trigger, Periodic) and trigger.run_immediately:
-                    immediate = True
-                    self._push(now, job, retry=False, regular=False)
-                first = self._first_due(request, now)
-                if first is not None:
-                    job.next_due = first
-                    self._push(first, job, retry=False)
-                    if earliest is None or first < earliest:
-                        earliest = first
-                elif isinstance(trigger, OnLogin):
-                    login.append(tid)
-                elif trigger.kind in _WATCHED:
-                    watched = True
+            try:
+                for request in requests:
+                    tid = request.task_id
+                    done.append(tid)
+                    trigger = request.trigger
+                    kind = type(trigger)
+                    if made_at is not None:
+                        new = self._new_one(tid.value, request, made_at)
+                        if new is not None:
+                            record, arm, first = new
+                            made.append(record)
+                            if arm:
+                                timed_arm = True
+                            elif first is not None and (earliest is None or first < earliest):
+                                earliest = first
+                            continue
+                        assert self._store is not None  # shared
+                        self._store.schedule_new(tid.value, request, made_at)
+                    if kind is OneTime or kind is Exact:
+                        first = self._first_due(request, now)
+                        assert first is not None
+                        entry = self._install_one(tid.value, request, first)
+                        if self._timed_ok(tid.value, request, entry):
+                            timed_arm = self._timed_push(entry) or timed_arm
+                        else:
+                            self._enqueue(entry)
+                            if earliest is None or first < earliest:
+                                earliest = first
+                    else:
+                        job = _Job(tid.value, request, next(self._generation))
+                        self._jobs[tid.value] = job
+                        self._fired.discard(tid.value)
+                        if not self._shared:
+                            self._records.pop(tid.value, None)
+                        if isinstance(trigger, Periodic) and trigger.run_immediately:
+                            immediate = True
+                            self._push(now, job, retry=False, regular=False)
+                        first = self._first_due(request, now)
+                        if first is not None:
+                            job.next_due = first
+                            self._push(first, job, retry=False)
+                            if earliest is None or first < earliest:
+                                earliest = first
+                        elif isinstance(trigger, OnLogin):
+                            login.append(tid)
+                        elif trigger.kind in _WATCHED:
+                            watched = True
+                    if made_at is not None:
+                        made.append(self._records[tid.value])
+                if announce is not None:
+                    if made_at is None:
+                        announce()
+                    else:
+                        announce(made)
+            except BaseException:
+                if announce is not None:
+                    # Announced nothing: none of the schedules made here may fire once the
+                    # lock is let go (the caller puts the records back).
+                    self._remove_locked(done)
+                raise
             if watched:
                 self._call(self._ensure_watcher)
         if timed_arm:
@@ -704,6 +786,38 @@ class InProcessBackend(Backend):
         for anything else (another trigger, a task with an active record), which then takes
         the general way. Takes the store's lock, then the backend's, once each (the
         caller may hold the store's)."""
+        record_lock = self._record_lock
+        # acquire()/release() rather than ``with``: half the cost, and nothing between
+        # them can raise but what ``with`` would also let through.
+        record_lock.acquire()
+        try:
+            lock = self._lock
+            lock.acquire()
+            try:
+                new = self._new_one(key, request, now)
+            finally:
+                lock.release()
+        finally:
+            record_lock.release()
+        if new is None:
+            return False
+        _record, timed_arm, due = new
+        if timed_arm:
+            self._call(self._timed_arm)
+        elif due is not None:
+            timer_due = self._timer_due
+            if timer_due is None or due < timer_due:
+                self._call(self._rearm)
+        return True
+
+    def _new_one(
+        self, key: str, request: TaskRequest, now: float
+    ) -> tuple[_Record, bool, float | None] | None:
+        """:meth:`install_new`'s step, called holding the store's lock and the backend's:
+        the new record of a one-shot it takes, put among the due times, with whether the
+        loop is to arrange for the timing thread (see :meth:`_timed_push`) and, for the
+        loop timer's entries, the due time; None, having done nothing, for anything else.
+        (``schedule()``'s own function makes its records as this does, written out.)"""
         trigger: Any = request.trigger
         kind = type(trigger)
         if kind is OneTime:
@@ -713,71 +827,39 @@ class InProcessBackend(Backend):
             if due < now:
                 due = now
         else:
-            return False
+            return None
         if not self._shared or request.constraints.network is not _NO_NETWORK:
-            return False
+            return None
         records = self._records
-        record_lock = self._record_lock
-        # acquire()/release() rather than ``with``: half the cost, and nothing between
-        # them can raise but what ``with`` would also let through.
-        record_lock.acquire()
-        try:
-            current = records.get(key)
-            if current is not None and current[_SCHEDULED]:
-                return False  # the existing policy decides
-            lock = self._lock
-            lock.acquire()
-            try:
-                if self._jobs and key in self._jobs:
-                    return False
-                # The request is kept apart, as a recorded run keeps it (the store's
-                # moved_requests): a record of plain values only is soon untracked by the
-                # garbage collector, so a hundred thousand of them add nothing to its
-                # collections (see lamplighter.store.REQUEST).
-                self._requests[key] = request
-                # lamplighter.store.new_record(key, None, now, seq, due), written out:
-                # this is the one tuple schedule() makes.
-                record = records[key] = (
-                    due,
-                    next(self._generation),
-                    key,
-                    False,
-                    None,
-                    True,
-                    1,
-                    None,
-                    now,
-                )
-                sync = self._sync_keys
-                if (
-                    sync
-                    and key in sync
-                    and request.timeout is None
-                    and request.constraints is NO_CONSTRAINTS
-                ):
-                    arm = self._timed_push(record)  # a sync run: the timing thread's
-                    timed = True
-                else:
-                    ordered = self._ordered  # self._enqueue(record), written out
-                    if not ordered or ordered[-1] < record:
-                        ordered.append(record)
-                    else:
-                        _heappush(self._heap, record)
-                    arm = timed = False
-                if self._fired:
-                    self._fired.discard(key)
-            finally:
-                lock.release()
-        finally:
-            record_lock.release()
-        if timed:
-            if arm:
-                self._call(self._timed_arm)
-            return True
-        timer_due = self._timer_due
-        if timer_due is None or due < timer_due:
-            self._call(self._rearm)
-        return True
+        current = records.get(key)
+        if current is not None and current[_SCHEDULED]:
+            return None  # the existing policy decides
+        if self._jobs and key in self._jobs:
+            return None
+        # The request is kept apart, as a recorded run keeps it (the store's
+        # moved_requests): a record of plain values only is soon untracked by the
+        # garbage collector, so a hundred thousand of them add nothing to its
+        # collections (see lamplighter.store.REQUEST).
+        self._requests[key] = request
+        # lamplighter.store.new_record(key, None, now, seq, due), written out: this is the
+        # one tuple scheduling makes.
+        record = records[key] = (due, next(self._generation), key, False, None, True, 1, None, now)
+        if self._fired:
+            self._fired.discard(key)
+        sync = self._sync_keys
+        if (
+            sync
+            and key in sync
+            and request.timeout is None
+            and request.constraints is NO_CONSTRAINTS
+        ):
+            return record, self._timed_push(record), None  # a sync run: the timing thread's
+        ordered = self._ordered  # self._enqueue(record), written out
+        if not ordered or ordered[-1] < record:
+            ordered.append(record)
+        else:
+            _heappush(self._heap, record)
+        return record, False, due
 
     def scheduler(
         self,
@@ -798,7 +880,8 @@ class InProcessBackend(Backend):
         ``registered``) with an ``OneTime`` or ``Exact`` trigger of a type the host has
         admitted (in ``admitted``, the set the host keeps adding to), without
         constraints, not ``APPEND``, whose task has no active record. Its record is made
-        and queued as :meth:`install_new` does; then ``Scheduled`` is published: through
+        and queued as :meth:`install_new` does, and ``Scheduled`` is published while
+        the lock the timers take is held, before any run of the task can start: through
         ``announce(request, now)`` when ``bus`` has subscriptions, else counted as unheard
         and the record itself queued as its journal entry (``journal`` batches; see
         :meth:`EventJournal.append_record`). ``general`` gets every other request, and a
@@ -865,9 +948,12 @@ class InProcessBackend(Backend):
             if kind not in admitted or key not in registered:
                 return general(request)
             record = arm = None
-            # Nobody listening: the record is queued as its Scheduled entry as soon as it
-            # is made, before the loop timer or the timing thread (each takes the lock
-            # held here) can see it and start its run, whose entries come after it.
+            # The Scheduled event goes out as soon as the record is made, before the loop
+            # timer or the timing thread (each takes the lock held here) can see it and
+            # start its run, whose entries and events come after it: with nobody
+            # listening, the record is queued as its journal entry; otherwise ``announce``
+            # publishes it (to subscriptions' buffers and the journal's queue: no
+            # subscriber's code runs under the lock).
             quiet = not bus.subscriptions
             take_records()
             try:
@@ -891,7 +977,9 @@ class InProcessBackend(Backend):
                                 None,
                                 now,
                             )
-                            if quiet:
+                            if not quiet:  # published before a thread can take it
+                                announce(request, now)
+                            else:  # (the quiet path takes one jump, as an ``if`` would)
                                 pending.append(record)  # see append_record
                             if sync and key in sync and request.timeout is None:
                                 # a sync run: the timing thread's (see _timed_push)
@@ -916,8 +1004,7 @@ class InProcessBackend(Backend):
             if arm is not None:
                 backend._call(arm)
             if not quiet:
-                announce(request, now)
-                return True
+                return True  # announced above
             bus.unheard_count += 1
             # journal.append_record(record), written out: the record, queued above as the
             # event's entry, is written by a journal armed to write its queue.
@@ -1069,20 +1156,24 @@ class InProcessBackend(Backend):
         return None
 
     def remove(self, task_ids: Sequence[TaskId]) -> None:
-        records = self._records
         with self._record_lock, self._lock:
-            for tid in task_ids:
-                key = tid.value
-                self._jobs.pop(key, None)
-                self._fired.discard(key)
-                if not self._shared:
-                    records.pop(key, None)
-                    continue
-                # A store's record stays (it is the task's state), without its due time;
-                # one whose schedule is over (not scheduled) has nothing left to take down.
-                record = records.get(key)
-                if record is not None and record[_SCHEDULED] and record[0] is not None:
-                    records[key] = (None, *record[1:])
+            self._remove_locked(task_ids)
+
+    def _remove_locked(self, task_ids: Sequence[TaskId]) -> None:
+        """:meth:`remove`, called holding the store's lock and the backend's."""
+        records = self._records
+        for tid in task_ids:
+            key = tid.value
+            self._jobs.pop(key, None)
+            self._fired.discard(key)
+            if not self._shared:
+                records.pop(key, None)
+                continue
+            # A store's record stays (it is the task's state), without its due time;
+            # one whose schedule is over (not scheduled) has nothing left to take down.
+            record = records.get(key)
+            if record is not None and record[_SCHEDULED] and record[0] is not None:
+                records[key] = (None, *record[1:])
 
     def _retire_fired(self, task_id: TaskId) -> None:
         """:meth:`remove` of a one-shot whose run the runner's eager path finished (any

@@ -10,18 +10,17 @@ structlog when the monitor is built.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import threading
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from lamplighter import (
     Failure,
     events,  # its rarer kinds (events.AttemptFailed …) load on first use
 )
+from lamplighter._jsonlite import string as _json_string
 from lamplighter.events import MonitorEvent, WorkCompleted, WorkStarted
 from lamplighter_logging.options import ERROR, INFO, LEVELS, WARNING, resolve_values
 
@@ -315,6 +314,8 @@ def _json(value: Any) -> str:
         return int.__repr__(value)
     if kind is float and math.isfinite(value):
         return float.__repr__(value)
+    import json
+
     return json.dumps(value, default=_json_fallback)
 
 

@@ -532,19 +532,41 @@ def test_schedule_many_reads_the_clock_once_and_makes_each_one_shot_record_once(
     assert {e.at for e in events} == {datetime.fromtimestamp(t, UTC) for t in scheduled_at}
 
 
+def _refuse_in_install(backend: Any, monkeypatch: pytest.MonkeyPatch, way: str) -> None:
+    """Make the in-process backend refuse part of a batch: ``announced``, inside the
+    install that announces the batch (its due time of the periodic task raises), or
+    ``install_new``, as a backend without it does (one-shots by ``install_new``, the rest
+    through its install, which raises)."""
+
+    def refuse(*args: Any) -> None:
+        raise RuntimeError("refused")
+
+    if way == "announced":
+        first_due = backend._first_due
+
+        def refuse_periodic(request: TaskRequest, now: float) -> Any:
+            if isinstance(request.trigger, Periodic):
+                refuse()
+            return first_due(request, now)
+
+        monkeypatch.setattr(backend, "_first_due", refuse_periodic)
+    else:
+        monkeypatch.setattr(backend, "install_new_many", None)
+        monkeypatch.setattr(backend, "install_announced", refuse)
+        monkeypatch.setattr(backend, "install", refuse)
+
+
+@pytest.mark.parametrize("way", ["announced", "install_new"])
 def test_schedule_many_changes_nothing_when_the_backend_refuses_part_of_it(
-    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     app = make_app()
     for tid in ("a", "p"):
         app.register(tid, Recorder)
     app.start()
     backend: Any = app.backend
-
-    def refuse(requests: Any) -> None:
-        raise RuntimeError("refused")
-
-    monkeypatch.setattr(backend, "install", refuse)
+    subscription = app.events()
+    _refuse_in_install(backend, monkeypatch, way)
     with pytest.raises(RuntimeError, match="refused"):
         app.schedule_many(
             [
@@ -552,6 +574,11 @@ def test_schedule_many_changes_nothing_when_the_backend_refuses_part_of_it(
                 TaskRequest.periodic("p", timedelta(hours=1)),
             ]
         )
+    # Nothing was announced, to subscribers or in the journal.
+    assert subscription.drain() == []
+    journal: Any = app._journal
+    journal.flush()
+    assert not journal.path.exists() or journal.path.read_text() == ""
     assert app.tasks() == []
     assert not app.is_scheduled("a") and not app.is_scheduled("p")
     monkeypatch.undo()
@@ -561,8 +588,9 @@ def test_schedule_many_changes_nothing_when_the_backend_refuses_part_of_it(
     wait_until(lambda: len(app.history("a")) == 1, "the run")
 
 
+@pytest.mark.parametrize("way", ["announced", "install_new"])
 def test_schedule_many_refused_leaves_a_task_that_ran_with_its_own_request(
-    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch
+    make_app: Callable[..., Lamplighter], monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     app = make_app()
     for tid in ("a", "p"):
@@ -572,12 +600,7 @@ def test_schedule_many_refused_leaves_a_task_that_ran_with_its_own_request(
     first = TaskRequest.one_time("a", timedelta(0), input={"n": 1})
     assert app.schedule(first)
     wait_until(lambda: len(app.history("a")) == 1, "the run")
-    backend: Any = app.backend
-
-    def refuse(requests: Any) -> None:
-        raise RuntimeError("refused")
-
-    monkeypatch.setattr(backend, "install", refuse)
+    _refuse_in_install(app.backend, monkeypatch, way)
     with pytest.raises(RuntimeError, match="refused"):
         app.schedule_many(
             [
