@@ -160,6 +160,19 @@ def _finished(app: Lamplighter, *task_ids: str) -> None:
         wait_until(lambda tid=tid: len(app.history(tid)) >= 1, f"a recorded run of {tid}")  # type: ignore[misc]
 
 
+def _each_run_after_its_announcement(
+    app: Lamplighter, seen: Callable[[], list[tuple[str, str]]], *task_ids: str
+) -> None:
+    """Wait until each task's run is recorded and its end heard where ``seen`` looks, then
+    check that each task's announcements came before its run."""
+    _finished(app, *task_ids)
+    for tid in task_ids:
+        wait_until(lambda tid=tid: ("work_completed", tid) in seen(), f"{tid}'s run heard")  # type: ignore[misc]
+    result = seen()
+    for tid in task_ids:
+        _runs_after_announcement(result, tid)
+
+
 LISTENERS = ["journal", "subscriber"]
 KINDS = ["async", "sync"]
 
@@ -176,11 +189,7 @@ def test_schedule_many_announces_before_the_runs(
     assert app.schedule_many(
         [TaskRequest.one_time("a", timedelta(0)), TaskRequest.exact("b", now)]
     ) == [True, True]
-    _finished(app, "a", "b")
-    wait_until(lambda: ("work_completed", "b") in seen(), "b's run heard")
-    result = seen()
-    _runs_after_announcement(result, "a")
-    _runs_after_announcement(result, "b")
+    _each_run_after_its_announcement(app, seen, "a", "b")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -196,12 +205,7 @@ def test_schedule_many_of_other_triggers_announces_before_the_runs(
         trigger=Periodic(timedelta(hours=1), run_immediately=True),
     )
     assert app.schedule_many([at_once, TaskRequest.one_time("b", timedelta(0))]) == [True, True]
-    _finished(app, "a", "b")
-    wait_until(lambda: ("work_completed", "a") in seen(), "a's run heard")
-    wait_until(lambda: ("work_completed", "b") in seen(), "b's run heard")
-    result = seen()
-    _runs_after_announcement(result, "a")
-    _runs_after_announcement(result, "b")
+    _each_run_after_its_announcement(app, seen, "a", "b")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -221,12 +225,7 @@ def test_a_first_request_of_its_kind_announces_before_its_run(
             trigger=Periodic(timedelta(hours=1), run_immediately=True),
         )
     )
-    _finished(app, "a", "b")
-    for tid in ("a", "b"):
-        wait_until(lambda tid=tid: ("work_completed", tid) in seen(), f"{tid}'s run heard")  # type: ignore[misc]
-    result = seen()
-    _runs_after_announcement(result, "a")
-    _runs_after_announcement(result, "b")
+    _each_run_after_its_announcement(app, seen, "a", "b")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -239,9 +238,7 @@ def test_replacing_an_active_task_announces_before_its_run(
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
     _hold_announcements(app, seen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(0), existing="replace"))
-    _finished(app, "a")
-    wait_until(lambda: ("work_completed", "a") in seen(), "a's run heard")
-    _runs_after_announcement(seen(), "a")
+    _each_run_after_its_announcement(app, seen, "a")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -254,9 +251,7 @@ def test_the_one_call_announces_before_the_run(
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))  # admits OneTime
     _hold_announcements(app, seen)
     assert app.schedule(TaskRequest.one_time("b", timedelta(0)))
-    _finished(app, "b")
-    wait_until(lambda: ("work_completed", "b") in seen(), "b's run heard")
-    _runs_after_announcement(seen(), "b")
+    _each_run_after_its_announcement(app, seen, "b")
 
 
 @pytest.mark.parametrize("listen", LISTENERS)
@@ -286,12 +281,7 @@ def test_announcements_from_many_threads_come_before_their_runs(
         thread.start()
     for thread in threads:
         thread.join(BOUND)
-    _finished(app, *ids)
-    for tid in ids:
-        wait_until(lambda tid=tid: ("work_completed", tid) in seen(), f"{tid}'s run heard")  # type: ignore[misc]
-    result = seen()
-    for tid in ids:
-        _runs_after_announcement(result, tid)
+    _each_run_after_its_announcement(app, seen, *ids)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -308,12 +298,7 @@ def test_an_application_with_its_own_clock_announces_before_the_runs(
     assert app.schedule_many(
         [TaskRequest.one_time("b", timedelta(0)), TaskRequest.exact("c", datetime.now(UTC))]
     ) == [True, True]
-    _finished(app, "a", "b", "c")
-    for tid in ("a", "b", "c"):
-        wait_until(lambda tid=tid: ("work_completed", tid) in seen(), f"{tid}'s run heard")  # type: ignore[misc]
-    result = seen()
-    for tid in ("a", "b", "c"):
-        _runs_after_announcement(result, tid)
+    _each_run_after_its_announcement(app, seen, "a", "b", "c")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -330,6 +315,4 @@ def test_the_next_appended_request_is_announced_before_its_run(
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
     _hold_announcements(app, seen)
     app._install_next(TaskId("a"), TaskRequest.one_time("a", timedelta(0)))
-    _finished(app, "a")
-    wait_until(lambda: ("work_completed", "a") in seen(), "a's run heard")
-    _runs_after_announcement(seen(), "a")
+    _each_run_after_its_announcement(app, seen, "a")
