@@ -140,11 +140,13 @@ def _hold_announcements(app: Lamplighter, seen: Callable[[], list[tuple[str, str
 
 def _start(
     make_app: Callable[[str], Lamplighter], kind: str, listen: str
-) -> tuple[Lamplighter, Heard | None]:
+) -> tuple[Lamplighter, Callable[[], list[tuple[str, str]]]]:
+    """A started application of ``kind`` tasks, and what it has shown where ``listen``
+    says (``_seen``)."""
     app = make_app(kind)
     app.start()
     heard = Heard(app.events()) if listen == "subscriber" else None
-    return app, heard
+    return app, _seen(listen, app, heard)
 
 
 def _runs_after_announcement(seen: list[tuple[str, str]], task_id: str) -> None:
@@ -182,8 +184,7 @@ KINDS = ["async", "sync"]
 def test_schedule_many_announces_before_the_runs(
     make_app: Callable[[str], Lamplighter], kind: str, listen: str
 ) -> None:
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     _hold_announcements(app, seen)
     now = datetime.now(UTC)
     assert app.schedule_many(
@@ -197,8 +198,7 @@ def test_schedule_many_announces_before_the_runs(
 def test_schedule_many_of_other_triggers_announces_before_the_runs(
     make_app: Callable[[str], Lamplighter], kind: str, listen: str
 ) -> None:
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     _hold_announcements(app, seen)
     at_once = TaskRequest(
         task_id="a",  # type: ignore[arg-type]
@@ -215,8 +215,7 @@ def test_a_first_request_of_its_kind_announces_before_its_run(
 ) -> None:
     # The first request of a trigger type, and any request the one call does not take
     # (here a periodic one that runs at once), takes the general way.
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     _hold_announcements(app, seen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(0)))
     assert app.schedule(
@@ -233,8 +232,7 @@ def test_a_first_request_of_its_kind_announces_before_its_run(
 def test_replacing_an_active_task_announces_before_its_run(
     make_app: Callable[[str], Lamplighter], kind: str, listen: str
 ) -> None:
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
     _hold_announcements(app, seen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(0), existing="replace"))
@@ -246,8 +244,7 @@ def test_replacing_an_active_task_announces_before_its_run(
 def test_the_one_call_announces_before_the_run(
     make_app: Callable[[str], Lamplighter], kind: str, listen: str
 ) -> None:
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))  # admits OneTime
     _hold_announcements(app, seen)
     assert app.schedule(TaskRequest.one_time("b", timedelta(0)))
@@ -310,8 +307,7 @@ def test_the_next_appended_request_is_announced_before_its_run(
     # installs the next one and announces it. Here from a thread other than the loop's.
     from lamplighter.ids import TaskId
 
-    app, heard = _start(make_app, kind, listen)
-    seen = _seen(listen, app, heard)
+    app, seen = _start(make_app, kind, listen)
     assert app.schedule(TaskRequest.one_time("a", timedelta(hours=1)))
     _hold_announcements(app, seen)
     app._install_next(TaskId("a"), TaskRequest.one_time("a", timedelta(0)))
