@@ -423,15 +423,18 @@ _HISTORY_AT = 4
 _JOURNALS: weakref.WeakSet[EventJournal] = weakref.WeakSet()
 
 
+def _names_no_process(item: object) -> bool:
+    """Whether a queued ``item`` is a record or a history record (see above), whose line
+    takes the process from ``_PID`` when it is made."""
+    return type(item) is tuple and (len(item) == _RECORD_LENGTH or item[2] is None)
+
+
 def _forked() -> None:
     parent = _PID[0]
     _PID[0] = os.getpid()
     for journal in list(_JOURNALS):
         queued = journal._pending
-        if any(
-            type(item) is tuple and (len(item) == _RECORD_LENGTH or item[2] is None)
-            for item in queued
-        ):
+        if any(_names_no_process(item) for item in queued):
             items = list(queued)
             queued.clear()
             queued.extend(
@@ -440,7 +443,7 @@ def _forked() -> None:
                     if len(item) == _RECORD_LENGTH
                     else (_RUN, item[0], item[4], parent, item[3], item[5], item[6])
                 )
-                if type(item) is tuple and (len(item) == _RECORD_LENGTH or item[2] is None)
+                if _names_no_process(item)
                 else item
                 for item in items
             )
