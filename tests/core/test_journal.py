@@ -345,21 +345,30 @@ def test_a_line_from_plain_values_is_the_line_of_the_event(tmp_path: Path) -> No
         assert event_from_dict(json.loads(line)) == event
 
 
+# (started, due, runtime) of runs: due a minute before; a start a hair before a whole
+# second, which the runtime carries into the next one; a start whose microseconds round up
+# into the next second.
+RUN_TIMES = [
+    (1767323045.250001, 1767322985.5, 0.125),
+    (1767323045.9999995, 1767323045.0, 2e-06),
+    (1767323046.9999996, 1767323046.9999996, 0.0),
+]
+
+
+def _run_lines(started: float, due: float, runtime: float, pid: int) -> list[str]:
+    """The lines of a successful run's WorkStarted (attempt 3) and WorkCompleted of task t."""
+    return [
+        fields_line(WorkStarted, "t", started, pid, (3, due)),
+        fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
+    ]
+
+
 def test_a_whole_run_appended_at_once_has_the_lines_of_its_two_events(tmp_path: Path) -> None:
     journal = EventJournal(tmp_path)
     pid = os.getpid()
-    # Due a minute before; a start a hair before a whole second, which the runtime carries
-    # into the next one; a start whose microseconds round up into the next second.
-    for started, due, runtime in [
-        (1767323045.250001, 1767322985.5, 0.125),
-        (1767323045.9999995, 1767323045.0, 2e-06),
-        (1767323046.9999996, 1767323046.9999996, 0.0),
-    ]:
+    for started, due, runtime in RUN_TIMES:
         journal.append_run("t", started, 3, due, runtime)
-        expected = [
-            fields_line(WorkStarted, "t", started, pid, (3, due)),
-            fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
-        ]
+        expected = _run_lines(started, due, runtime, pid)
         events = [
             from_plain(WorkStarted, TaskId("t"), started, (3, due)),
             from_plain(WorkCompleted, TaskId("t"), started + runtime, (runtime, "success")),
@@ -378,16 +387,9 @@ def test_a_run_appended_as_its_history_record_has_the_lines_of_its_two_events(
     for flush_interval in (None, 0.05):
         journal = EventJournal(tmp_path / str(flush_interval), flush_interval=flush_interval)
         expected = []
-        for started, due, runtime in [
-            (1767323045.250001, 1767322985.5, 0.125),
-            (1767323045.9999995, 1767323045.0, 2e-06),
-            (1767323046.9999996, 1767323046.9999996, 0.0),
-        ]:
+        for started, due, runtime in RUN_TIMES:
             journal.append_history(("t", "success", None, 3, started, due, runtime))
-            expected += [
-                fields_line(WorkStarted, "t", started, pid, (3, due)),
-                fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
-            ]
+            expected += _run_lines(started, due, runtime, pid)
         journal.flush()
         assert journal.path.read_text().splitlines(keepends=True) == expected
 
@@ -397,17 +399,10 @@ def test_a_sync_run_s_events_appended_one_by_one_have_the_lines_of_its_two_event
 ) -> None:
     journal = EventJournal(tmp_path)
     pid = os.getpid()
-    for started, due, runtime in [
-        (1767323045.250001, 1767322985.5, 0.125),
-        (1767323045.9999995, 1767323045.0, 2e-06),
-        (1767323046.9999996, 1767323046.9999996, 0.0),
-    ]:
+    for started, due, runtime in RUN_TIMES:
         journal.append_started("t", started, 3, due)
         journal.append_completed("t", started + runtime, runtime)
-        expected = [
-            fields_line(WorkStarted, "t", started, pid, (3, due)),
-            fields_line(WorkCompleted, "t", started + runtime, pid, (runtime, "success")),
-        ]
+        expected = _run_lines(started, due, runtime, pid)
         lines = journal.path.read_text().splitlines(keepends=True)[-2:]
         assert lines == expected
 

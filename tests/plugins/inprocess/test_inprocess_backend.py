@@ -613,16 +613,36 @@ def test_schedule_many_refused_leaves_a_task_that_ran_with_its_own_request(
     assert store.load(TaskId("a"))["request"].request is first
 
 
+def _started_with_tasks(
+    make_app: Callable[..., Lamplighter], count: int
+) -> tuple[Lamplighter, list[str]]:
+    """A started application with ``count`` Recorder tasks, t0, t1, …, and their ids."""
+    app = make_app()
+    ids = [f"t{i}" for i in range(count)]
+    for tid in ids:
+        app.register(tid, Recorder)
+    app.start()
+    return app, ids
+
+
+def _run_threads(
+    calls: list[tuple[Callable[..., None], tuple[Any, ...]]],
+) -> list[threading.Thread]:
+    """Start a thread for each ``(target, args)`` and wait for each (bounded)."""
+    threads = [threading.Thread(target=target, args=args) for target, args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=BOUND)
+    return threads
+
+
 def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
     make_app: Callable[..., Lamplighter],
 ) -> None:
     from lamplighter.store import SCHEDULED
 
-    app = make_app()
-    ids = [f"t{i}" for i in range(50)]
-    for tid in ids:
-        app.register(tid, Recorder)
-    app.start()
+    app, ids = _started_with_tasks(make_app, 50)
     later = datetime.now(UTC) + timedelta(hours=1)
     app.schedule(TaskRequest.exact("t0", later))  # the trigger type admitted
     results: list[bool] = []
@@ -632,11 +652,7 @@ def test_schedule_from_many_threads_at_once_keeps_one_schedule_per_task(
         start.wait(timeout=BOUND)
         results.extend(app.schedule(TaskRequest.exact(tid, later, existing="keep")) for tid in ids)
 
-    threads = [threading.Thread(target=schedule_all) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=BOUND)
+    _run_threads([(schedule_all, ()) for _ in range(4)])
     # Each task was made once; every other call found it scheduled and kept it.
     assert results.count(True) == len(ids) - 1
     store: Any = app.store
@@ -773,11 +789,7 @@ def test_schedule_of_exact_times_gives_each_its_own_due_time(
 
     from lamplighter.store import DUE
 
-    app = make_app()
-    ids = [f"t{i}" for i in range(8)]
-    for tid in ids:
-        app.register(tid, Recorder)
-    app.start()
+    app, ids = _started_with_tasks(make_app, 8)
     store: Any = app.store
     later = datetime.now(UTC) + timedelta(hours=1)
     zone = ZoneInfo("America/New_York")
@@ -845,11 +857,7 @@ def test_schedule_from_threads_while_tasks_are_replaced_keeps_one_schedule_each(
 ) -> None:
     from lamplighter.store import SCHEDULED
 
-    app = make_app()
-    ids = [f"t{i}" for i in range(40)]
-    for tid in ids:
-        app.register(tid, Recorder)
-    app.start()
+    app, ids = _started_with_tasks(make_app, 40)
     later = datetime.now(UTC) + timedelta(hours=1)
     app.schedule(TaskRequest.exact("t0", later))
     start = threading.Barrier(4)
@@ -870,11 +878,7 @@ def test_schedule_from_threads_while_tasks_are_replaced_keeps_one_schedule_each(
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=schedule_all, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=BOUND)
+    threads = _run_threads([(schedule_all, (k,)) for k in range(4)])
     assert not errors and not any(thread.is_alive() for thread in threads)
     store: Any = app.store
     backend: Any = app.backend
